@@ -1,0 +1,1 @@
+//! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).

@@ -1,0 +1,39 @@
+//! # hotwire
+//!
+//! A framework and an appliance for low-latency TCP *clients*: market data over WebSocket, REST over
+//! HTTP/1.1 and order entry over FIX, on colocated exchange servers.
+//!
+//! The crate is built in layers. Each layer is generic over the one below it, so a composed client is
+//! one concrete type and the hot path has no dynamic dispatch. Dependencies point down only:
+//!
+//! ```text
+//!  appliance   src/bin/hotwire, src/app     TOML config -> pinned IO threads -> IoService per thread
+//!  service     src/service                  endpoint lifecycle: DNS, connect, handshakes, backoff, timers
+//!  protocols   src/ws  (src/http, src/fix)  sans-IO codecs + thin clients over any Stream
+//!  selector    src/select                   readiness: mio (epoll), direct busy-poll, the XDP stack's poll
+//!  stream      src/stream                   Tcp, Tls (rustls | openssl | kTLS), Buffered, Recorded, Replay
+//! ```
+//!
+//! Streams compose by value:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls-rustls")]
+//! # fn main() -> std::io::Result<()> {
+//! use hotwire::stream::{tcp::{TcpStream, TcpOptions}, tls::TlsConfig, IntoRecorded, IntoTls};
+//! let addr = "127.0.0.1:9443".parse().unwrap();
+//! let tls = TlsConfig::default().build()?;
+//! let stream = TcpStream::connect(addr, &TcpOptions::default())?
+//!     .into_tls(&tls, "localhost")?
+//!     .into_recorded("session.hwr")?;
+//! # let _ = stream; Ok(()) }
+//! # #[cfg(not(feature = "tls-rustls"))] fn main() {}
+//! ```
+//!
+//! The non-blocking contract every stream follows is documented once, in [`stream`].
+
+pub mod stream;
+
+// #[cfg(feature = "ws")]
+// pub mod ws;
+
+pub mod app;
