@@ -33,7 +33,7 @@
 
 pub mod stream;
 
-// #[cfg(feature = "ws")]
-// pub mod ws;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub mod app;

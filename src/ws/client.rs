@@ -1,0 +1,865 @@
+//! [`Websocket<S>`]: the codec on top of any [`Stream`], with one receive buffer and one send buffer
+//! allocated up front (RFC 6455 §4.1 handshake, §5 framing, §5.5.2–§5.5.3 ping/pong, §7 closing).
+//!
+//! Receiving is batch-aware: [`Websocket::read_batch`] issues one read, then hands out every complete
+//! frame in the buffer; a partial frame stays for the next read. [`Websocket::receive`] returns one
+//! frame at a time and reads only when no complete frame is buffered; [`Websocket::receive_message`]
+//! reassembles fragmented messages in a reusable buffer. Frames and messages borrow the client, so
+//! the borrow checker ensures no payload is held across the next read.
+//!
+//! Sending builds header and masked payload contiguously in the send buffer and hands them to the
+//! stream in one write. When the stream would block, the bytes stay queued (in that one place) and
+//! go out on the next call that touches the stream ([`flush`](Websocket::flush), a send or a receive).
+//!
+//! Nothing blocks: the handshake, like the TCP and TLS connects below it, progresses on every call.
+
+use std::fmt;
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::codec::{Decoder, Frame, FrameInfo};
+use super::error::{HandshakeError, UsageError, WsError};
+use super::frame::{is_valid_close_code, CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use super::handshake::{self, AcceptValue, ClientRequest};
+use super::mask::{mask_copy, KeyGen, MaskMode};
+use super::url::WsUrl;
+use crate::stream::{wait_fd, would_block, Stream};
+
+/// Client settings. Every field has a [default](WsConfig::default); set the ones you need with
+/// struct-update syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsConfig {
+    /// Largest payload of one received frame (default 16 MiB); beyond it: 1009 and an error.
+    pub max_frame_size: usize,
+    /// Largest received message, fragments included (default 64 MiB).
+    pub max_message_size: usize,
+    /// Initial receive buffer (default 64 KiB). It grows, once, to hold the largest frame seen.
+    pub read_buffer_size: usize,
+    /// Initial send buffer (default 64 KiB). It grows to the largest frame sent.
+    pub write_buffer_size: usize,
+    /// Largest handshake response head accepted (default 16 KiB).
+    pub max_response_head: usize,
+    /// Answer pings with pongs automatically (default on).
+    pub auto_pong: bool,
+    /// Masking keys: random per frame (default) or the predictable zero key.
+    pub mask: MaskMode,
+    /// Split sent text and binary messages into frames of at most this many payload bytes.
+    pub fragment_size: Option<usize>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            read_buffer_size: 64 << 10,
+            write_buffer_size: 64 << 10,
+            max_response_head: 16 << 10,
+            auto_pong: true,
+            mask: MaskMode::Random,
+            fragment_size: None,
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Connecting or in the opening handshake.
+    Connecting,
+    /// Open: messages flow both ways.
+    Open,
+    /// A close frame was sent or received; waiting for the rest of the closing handshake.
+    Closing,
+    /// The closing handshake completed and the TCP connection ended.
+    Closed,
+    /// Failed with an error (returned by every call).
+    Failed,
+}
+
+/// A complete message from [`Websocket::receive_message`], borrowing the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message (validated UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+    /// A ping (already answered when `auto_pong` is on).
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's close frame (already echoed).
+    Close(CloseFrame<'a>),
+}
+
+/// `into_websocket` for every stream.
+pub trait IntoWebsocket: Stream + Sized {
+    /// Starts a WebSocket client over this (connected or connecting) stream with default settings.
+    /// Returns at once; the handshake progresses with every call on the client.
+    fn into_websocket(self, request: impl Into<ClientRequest>) -> Result<Websocket<Self>, WsError> {
+        Websocket::client(self, request.into(), WsConfig::default())
+    }
+
+    /// Like [`into_websocket`](Self::into_websocket) with explicit settings.
+    fn into_websocket_with(
+        self,
+        request: impl Into<ClientRequest>,
+        config: WsConfig,
+    ) -> Result<Websocket<Self>, WsError> {
+        Websocket::client(self, request.into(), config)
+    }
+}
+impl<S: Stream> IntoWebsocket for S {}
+
+impl From<WsUrl> for ClientRequest {
+    fn from(url: WsUrl) -> Self {
+        ClientRequest::new(url)
+    }
+}
+
+/// The receive buffer: bytes `start..end` of `buf` are unread.
+struct Rx {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// The send buffer: bytes `start..end` are queued. Until the handshake completes only the bytes
+/// before `request_end` (the request) may leave; frames queued meanwhile wait behind it.
+struct Tx {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    request_end: usize,
+    needs_flush: bool,
+}
+
+impl Tx {
+    /// Makes room for `need` more bytes at `end`.
+    fn reserve(&mut self, need: usize) {
+        if self.start == self.end {
+            self.request_end = self.request_end.saturating_sub(self.start);
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.buf.len() - self.end < need {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.request_end = self.request_end.saturating_sub(self.start);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < need {
+                self.buf.resize(self.end + need, 0);
+                let cap = self.buf.capacity();
+                self.buf.resize(cap, 0);
+            }
+        }
+    }
+
+    /// Queues one frame: header from a stack array, then the payload masked while it is copied.
+    #[inline]
+    fn queue(&mut self, opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) {
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask: Some(key),
+            payload_len: payload.len() as u64,
+        };
+        let mut h = [0u8; FrameHeader::MAX_LEN];
+        let hl = header.emit(&mut h);
+        let need = hl + payload.len();
+        self.reserve(need);
+        let end = self.end;
+        self.buf[end..end + hl].copy_from_slice(&h[..hl]);
+        let dst = &mut self.buf[end + hl..end + need];
+        if key == [0; 4] {
+            dst.copy_from_slice(payload);
+        } else {
+            mask_copy(dst, payload, key);
+        }
+        self.end += need;
+    }
+
+    /// Writes queued bytes (up to the request while `!open`) until done or the stream would block.
+    /// `Ok(true)` when nothing writable is left queued.
+    #[inline]
+    fn flush<S: Stream>(&mut self, stream: &mut S, open: bool) -> io::Result<bool> {
+        loop {
+            let limit = if open {
+                self.end
+            } else {
+                self.end.min(self.request_end)
+            };
+            if self.start >= limit {
+                break;
+            }
+            match stream.write(&self.buf[self.start..limit]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.start += n;
+                    self.needs_flush = true;
+                }
+                Err(e) if would_block(&e) => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.needs_flush {
+            match stream.flush() {
+                Ok(()) => self.needs_flush = false,
+                Err(e) if would_block(&e) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.start == self.end)
+    }
+}
+
+/// Everything but the receive buffer, so frames can borrow the buffer while control frames are
+/// answered through this.
+struct Core<S> {
+    stream: S,
+    dec: Decoder,
+    tx: Tx,
+    rng: KeyGen,
+    cfg: WsConfig,
+    open: bool,
+    close_sent: bool,
+    close_received: bool,
+    /// A fragmented message this side is sending.
+    tx_fragmented: bool,
+    failed: Option<WsError>,
+    accept: AcceptValue,
+    offered: Vec<String>,
+    subprotocol: Option<usize>,
+}
+
+impl<S: Stream> Core<S> {
+    #[inline]
+    fn check(&self) -> Result<(), WsError> {
+        match &self.failed {
+            None => Ok(()),
+            Some(e) => Err(e.clone()),
+        }
+    }
+
+    /// Fails the connection with `e`: sends the close code `e` maps to (when the connection is open
+    /// and no close was sent) and makes every later call return `e`.
+    #[cold]
+    fn fail(&mut self, e: WsError) -> WsError {
+        if !e.is_terminal() {
+            return e;
+        }
+        if let Some(first) = &self.failed {
+            return first.clone();
+        }
+        if let (Some(code), true, false) = (e.close_code(), self.open, self.close_sent) {
+            let key = self.key();
+            self.tx.queue(OpCode::Close, true, &code.to_be_bytes(), key);
+            self.close_sent = true;
+            let _ = self.tx.flush(&mut self.stream, true);
+        }
+        self.failed = Some(e.clone());
+        e
+    }
+
+    #[inline]
+    fn key(&mut self) -> [u8; 4] {
+        match self.cfg.mask {
+            MaskMode::Random => self.rng.key(),
+            MaskMode::Zero => [0; 4],
+        }
+    }
+
+    #[inline]
+    fn flush(&mut self) -> Result<bool, WsError> {
+        if self.tx.start == self.tx.end && !self.tx.needs_flush {
+            return Ok(true);
+        }
+        let open = self.open;
+        self.tx
+            .flush(&mut self.stream, open)
+            .map_err(|e| self.fail(e.into()))
+    }
+
+    /// Queues a frame and tries to write it.
+    #[inline]
+    fn send_raw(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
+        let key = self.key();
+        self.tx.queue(opcode, fin, payload, key);
+        if self.open {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the state and fragmentation order for a frame the user sends.
+    fn send_checked(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
+        self.check()?;
+        if self.close_sent {
+            return Err(UsageError::CloseSent.into());
+        }
+        if opcode.is_control() {
+            if payload.len() > MAX_CONTROL_PAYLOAD {
+                return Err(UsageError::ControlTooLong.into());
+            }
+            if !fin {
+                return Err(UsageError::Fragmentation.into());
+            }
+        } else {
+            if (opcode == OpCode::Continuation) != self.tx_fragmented {
+                return Err(UsageError::Fragmentation.into());
+            }
+            self.tx_fragmented = !fin;
+        }
+        self.send_raw(opcode, fin, payload)
+    }
+
+    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), WsError> {
+        match self.cfg.fragment_size {
+            Some(n) if n > 0 && payload.len() > n => {
+                let mut chunks = payload.chunks(n).peekable();
+                let mut op = opcode;
+                while let Some(chunk) = chunks.next() {
+                    self.send_checked(op, chunks.peek().is_none(), chunk)?;
+                    op = OpCode::Continuation;
+                }
+                Ok(())
+            }
+            _ => self.send_checked(opcode, true, payload),
+        }
+    }
+
+    /// What a received frame requires of us: a pong for a ping, an echo for a close.
+    #[inline]
+    fn on_frame(&mut self, frame: &Frame<'_>) -> Result<(), WsError> {
+        match frame.opcode() {
+            OpCode::Ping if self.cfg.auto_pong && !self.close_sent => {
+                self.send_raw(OpCode::Pong, true, frame.payload())
+            }
+            OpCode::Close => {
+                self.close_received = true;
+                if !self.close_sent {
+                    self.close_sent = true;
+                    // §5.5.1: echo the status code received (an empty body gets an empty echo).
+                    let code = frame.close().and_then(|c| c.code);
+                    match code {
+                        Some(c) => self.send_raw(OpCode::Close, true, &c.to_be_bytes())?,
+                        None => self.send_raw(OpCode::Close, true, &[])?,
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+enum Fill {
+    Data,
+    WouldBlock,
+    Eof,
+}
+
+/// A WebSocket client over the stream `S` (see the [module documentation](self)).
+pub struct Websocket<S> {
+    rx: Rx,
+    core: Core<S>,
+    /// Reassembly buffer for fragmented messages (message mode), reused.
+    msg: Vec<u8>,
+    msg_text: bool,
+}
+
+impl<S> fmt::Debug for Websocket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Websocket")
+            .field("open", &self.core.open)
+            .field("close_sent", &self.core.close_sent)
+            .field("close_received", &self.core.close_received)
+            .field("failed", &self.core.failed)
+            .field("buffered", &(self.rx.end - self.rx.start))
+            .field("queued", &(self.core.tx.end - self.core.tx.start))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The frames of one read: an iterator over borrowed frames (see [`Websocket::read_batch`]).
+///
+/// Yields each complete frame in the buffer. When the connection fails (a protocol error, the end
+/// of the stream) it yields that error once and then ends.
+pub struct Batch<'a, S: Stream> {
+    buf: &'a [u8],
+    pos: &'a mut usize,
+    core: &'a mut Core<S>,
+    pending: Option<WsError>,
+    done: bool,
+}
+
+impl<S: Stream> fmt::Debug for Batch<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("remaining", &(self.buf.len() - *self.pos))
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, S: Stream> Iterator for Batch<'a, S> {
+    type Item = Result<Frame<'a>, WsError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.core.close_received {
+            // §5.5.1: nothing after a close frame is data.
+            *self.pos = self.buf.len();
+        } else {
+            let data = &self.buf[*self.pos..];
+            let step = match self.core.dec.poll(data) {
+                Ok(Some(info)) => self
+                    .core
+                    .dec
+                    .accept(info, data)
+                    .map(|f| Some((f, info.total_len()))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match step {
+                Ok(Some((frame, n))) => {
+                    *self.pos += n;
+                    if let Err(e) = self.core.on_frame(&frame) {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                    return Some(Ok(frame));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(self.core.fail(e)));
+                }
+            }
+        }
+        self.done = true;
+        self.pending.take().map(|e| Err(self.core.fail(e)))
+    }
+}
+
+impl<S: Stream> Websocket<S> {
+    /// Starts a client over `stream` (connected or still connecting): queues the handshake request
+    /// and returns at once. Only this call and buffer growth allocate.
+    pub fn client(
+        stream: S,
+        request: ClientRequest,
+        config: WsConfig,
+    ) -> Result<Websocket<S>, WsError> {
+        request.validate()?;
+        let mut rng = KeyGen::from_os();
+        let key = handshake::generate_key(&mut rng);
+        let mut req = Vec::with_capacity(256);
+        handshake::write_request(&request, &key, &mut req);
+        let mut tx_buf = vec![0u8; config.write_buffer_size.max(req.len())];
+        tx_buf[..req.len()].copy_from_slice(&req);
+        let read_size = config.read_buffer_size.max(1024);
+        Ok(Websocket {
+            rx: Rx {
+                buf: vec![0u8; read_size],
+                start: 0,
+                end: 0,
+            },
+            core: Core {
+                stream,
+                dec: Decoder::new(config.max_frame_size, config.max_message_size),
+                tx: Tx {
+                    buf: tx_buf,
+                    start: 0,
+                    end: req.len(),
+                    request_end: req.len(),
+                    needs_flush: false,
+                },
+                rng,
+                accept: handshake::accept_value(&key),
+                offered: request.subprotocols().to_vec(),
+                cfg: config,
+                open: false,
+                close_sent: false,
+                close_received: false,
+                tx_fragmented: false,
+                failed: None,
+                subprotocol: None,
+            },
+            msg: Vec::new(),
+            msg_text: false,
+        })
+    }
+
+    /// Drives the connection: the stream's connect, then the opening handshake. `Ok(true)` once the
+    /// connection is open. Every receive and send calls this too.
+    pub fn poll_handshake(&mut self) -> Result<bool, WsError> {
+        if self.core.open {
+            return Ok(true);
+        }
+        self.handshake_step()
+    }
+
+    #[cold]
+    fn handshake_step(&mut self) -> Result<bool, WsError> {
+        self.core.check()?;
+        let core = &mut self.core;
+        if !core
+            .stream
+            .poll_connect()
+            .map_err(|e| core.fail(e.into()))?
+        {
+            return Ok(false);
+        }
+        core.flush()?;
+        loop {
+            let rx = &mut self.rx;
+            let core = &mut self.core;
+            match handshake::parse_response(&rx.buf[..rx.end], &core.accept, &core.offered) {
+                Ok(Some(acc)) => {
+                    rx.start = acc.head_len;
+                    core.subprotocol = acc.subprotocol;
+                    core.open = true;
+                    core.flush()?;
+                    return Ok(true);
+                }
+                Ok(None) if rx.end >= core.cfg.max_response_head => {
+                    let max = core.cfg.max_response_head;
+                    return Err(core.fail(HandshakeError::TooLarge(max).into()));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(core.fail(e.into())),
+            }
+            if rx.end == rx.buf.len() {
+                let len = rx.buf.len();
+                rx.buf.resize(len * 2, 0);
+            }
+            match self.fill()? {
+                Fill::Data => {}
+                Fill::WouldBlock => return Ok(false),
+                Fill::Eof => return Err(self.core.fail(HandshakeError::Eof.into())),
+            }
+        }
+    }
+
+    /// One read into the receive buffer, after making room for the frame at its front.
+    #[inline]
+    fn fill(&mut self) -> Result<Fill, WsError> {
+        let rx = &mut self.rx;
+        if rx.start == rx.end {
+            rx.start = 0;
+            rx.end = 0;
+        }
+        let len = rx.buf.len();
+        let want = self.core.dec.want();
+        if rx.start > 0 && (len - rx.end < len / 2 || want > len - rx.start) {
+            rx.buf.copy_within(rx.start..rx.end, 0);
+            rx.end -= rx.start;
+            rx.start = 0;
+        }
+        if want > rx.buf.len() {
+            // Bounded: the decoder refused any frame above max_frame_size already.
+            let target = want.next_power_of_two().max(want);
+            rx.buf.resize(target, 0);
+        }
+        loop {
+            match self.core.stream.read(&mut self.rx.buf[self.rx.end..]) {
+                Ok(0) => return Ok(Fill::Eof),
+                Ok(n) => {
+                    self.rx.end += n;
+                    return Ok(Fill::Data);
+                }
+                Err(e) if would_block(&e) => return Ok(Fill::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.core.fail(e.into())),
+            }
+        }
+    }
+
+    #[cold]
+    fn eof_error(&self) -> WsError {
+        if self.core.close_received && self.core.close_sent {
+            WsError::Closed
+        } else {
+            WsError::Eof
+        }
+    }
+
+    /// The next complete frame's info, reading as needed; `Ok(None)` when the stream would block.
+    #[inline]
+    fn next_info(&mut self) -> Result<Option<FrameInfo>, WsError> {
+        self.core.check()?;
+        if !self.poll_handshake()? {
+            return Ok(None);
+        }
+        self.core.flush()?;
+        loop {
+            if self.core.close_received {
+                self.rx.start = self.rx.end;
+            } else {
+                match self.core.dec.poll(&self.rx.buf[self.rx.start..self.rx.end]) {
+                    Ok(Some(info)) => return Ok(Some(info)),
+                    Ok(None) => {}
+                    Err(e) => return Err(self.core.fail(e)),
+                }
+            }
+            match self.fill()? {
+                Fill::Data => {}
+                Fill::WouldBlock => return Ok(None),
+                Fill::Eof => {
+                    let e = self.eof_error();
+                    return Err(self.core.fail(e));
+                }
+            }
+        }
+    }
+
+    /// One read from the stream, then an iterator over every complete frame in the buffer.
+    ///
+    /// The frames borrow the client: drop the batch before the next read. Pings are answered and
+    /// a close is echoed as the batch reaches them. While the handshake is in progress the batch is
+    /// empty. After a terminal error this returns that error.
+    pub fn read_batch(&mut self) -> Result<Batch<'_, S>, WsError> {
+        self.core.check()?;
+        let mut pending = None;
+        let open = self.poll_handshake()?;
+        if open {
+            self.core.flush()?;
+            if let Fill::Eof = self.fill()? {
+                pending = Some(self.eof_error());
+            }
+        }
+        let Websocket { rx, core, .. } = self;
+        Ok(Batch {
+            buf: &rx.buf[..rx.end],
+            pos: &mut rx.start,
+            core,
+            pending,
+            done: !open,
+        })
+    }
+
+    /// The next frame, or `Ok(None)` when none is complete and the stream would block. Reads only
+    /// when no complete frame is buffered. Pings are answered and closes echoed before they are
+    /// returned.
+    #[inline]
+    pub fn receive(&mut self) -> Result<Option<Frame<'_>>, WsError> {
+        let Some(info) = self.next_info()? else {
+            return Ok(None);
+        };
+        let Websocket { rx, core, .. } = self;
+        let data = &rx.buf[rx.start..rx.end];
+        let frame = match core.dec.accept(info, data) {
+            Ok(f) => f,
+            Err(e) => return Err(core.fail(e)),
+        };
+        rx.start += info.total_len();
+        core.on_frame(&frame)?;
+        Ok(Some(frame))
+    }
+
+    /// The next complete message (fragments reassembled in a buffer reused from message to message),
+    /// or a control frame; `Ok(None)` when the stream would block. An unfragmented message is not
+    /// copied.
+    pub fn receive_message(&mut self) -> Result<Option<Message<'_>>, WsError> {
+        let single = loop {
+            let Some(info) = self.next_info()? else {
+                return Ok(None);
+            };
+            if info.opcode().is_control() || (info.fin() && info.opcode() != OpCode::Continuation) {
+                break Some(info);
+            }
+            let Websocket {
+                rx,
+                core,
+                msg,
+                msg_text,
+            } = self;
+            let frame = match core.dec.accept(info, &rx.buf[rx.start..rx.end]) {
+                Ok(f) => f,
+                Err(e) => return Err(core.fail(e)),
+            };
+            if frame.opcode() != OpCode::Continuation {
+                msg.clear();
+                *msg_text = frame.opcode() == OpCode::Text;
+            }
+            msg.extend_from_slice(frame.payload());
+            rx.start += info.total_len();
+            if info.fin() {
+                break None;
+            }
+        };
+        let Some(info) = single else {
+            return if self.msg_text {
+                match simdutf8::basic::from_utf8(&self.msg) {
+                    Ok(s) => Ok(Some(Message::Text(s))),
+                    Err(_) => Err(self.core.fail(WsError::InvalidUtf8)),
+                }
+            } else {
+                Ok(Some(Message::Binary(&self.msg)))
+            };
+        };
+        let Websocket { rx, core, .. } = self;
+        let frame = match core.dec.accept(info, &rx.buf[rx.start..rx.end]) {
+            Ok(f) => f,
+            Err(e) => return Err(core.fail(e)),
+        };
+        rx.start += info.total_len();
+        core.on_frame(&frame)?;
+        let p = frame.payload();
+        Ok(Some(match frame.opcode() {
+            OpCode::Text => Message::Text(frame.text().unwrap_or_default()),
+            OpCode::Ping => Message::Ping(p),
+            OpCode::Pong => Message::Pong(p),
+            OpCode::Close => Message::Close(frame.close().unwrap_or(CloseFrame {
+                code: None,
+                reason: "",
+            })),
+            OpCode::Binary | OpCode::Continuation => Message::Binary(p),
+        }))
+    }
+
+    /// Sends a text message (fragmented when `fragment_size` is set).
+    #[inline]
+    pub fn send_text(&mut self, text: &str) -> Result<(), WsError> {
+        self.core.send_message(OpCode::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message (fragmented when `fragment_size` is set).
+    #[inline]
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), WsError> {
+        self.core.send_message(OpCode::Binary, data)
+    }
+
+    /// Sends a ping (at most 125 bytes).
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), WsError> {
+        self.core.send_checked(OpCode::Ping, true, data)
+    }
+
+    /// Sends a pong (at most 125 bytes), e.g. when `auto_pong` is off.
+    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), WsError> {
+        self.core.send_checked(OpCode::Pong, true, data)
+    }
+
+    /// Sends one frame of a message: `Text` or `Binary` with `fin = false` starts a fragmented
+    /// message, `Continuation` frames follow, the last with `fin = true` (§5.4). Out-of-order use is
+    /// refused with [`UsageError::Fragmentation`]. Control opcodes are sent as with the methods above.
+    pub fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
+        self.core.send_checked(opcode, fin, payload)
+    }
+
+    /// Starts the closing handshake (§7.1.2) with `code` and a reason of at most 123 bytes. Keep
+    /// receiving until the peer's close arrives and the stream ends ([`WsError::Closed`]). Calling
+    /// it again after a close was sent does nothing.
+    pub fn close(&mut self, code: u16, reason: &str) -> Result<(), WsError> {
+        self.core.check()?;
+        if !is_valid_close_code(code) {
+            return Err(UsageError::CloseCode(code).into());
+        }
+        if reason.len() > MAX_CONTROL_PAYLOAD - 2 {
+            return Err(UsageError::ControlTooLong.into());
+        }
+        if self.core.close_sent {
+            return Ok(());
+        }
+        if !self.core.open {
+            self.core.failed = Some(WsError::Closed);
+            return Ok(());
+        }
+        let mut body = [0u8; MAX_CONTROL_PAYLOAD];
+        body[..2].copy_from_slice(&code.to_be_bytes());
+        body[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
+        self.core.close_sent = true;
+        self.core
+            .send_raw(OpCode::Close, true, &body[..2 + reason.len()])
+    }
+
+    /// Writes queued bytes; `Ok(true)` when none are left.
+    pub fn flush(&mut self) -> Result<bool, WsError> {
+        self.core.check()?;
+        if !self.poll_handshake()? {
+            return Ok(false);
+        }
+        self.core.flush()
+    }
+
+    /// Bytes queued for sending and not yet accepted by the stream.
+    pub fn queued(&self) -> usize {
+        self.core.tx.end - self.core.tx.start
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        match &self.core.failed {
+            Some(WsError::Closed) => State::Closed,
+            Some(_) => State::Failed,
+            None if !self.core.open => State::Connecting,
+            None if self.core.close_sent || self.core.close_received => State::Closing,
+            None => State::Open,
+        }
+    }
+
+    /// The subprotocol the server selected, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.core
+            .subprotocol
+            .and_then(|i| self.core.offered.get(i))
+            .map(String::as_str)
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &WsConfig {
+        &self.core.cfg
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.core.stream
+    }
+
+    /// The stream, mutably (reading or writing it directly corrupts the connection).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.core.stream
+    }
+
+    /// Unwraps the stream, e.g. to shut down its TCP side after the closing handshake.
+    pub fn into_inner(self) -> S {
+        self.core.stream
+    }
+
+    /// Sleeps until the stream may have bytes or `max` passes, unless bytes are already waiting above
+    /// the socket. For probes, tools and tests; event loops use a selector instead.
+    pub fn wait(&self, max: Duration) {
+        if !self.core.stream.read_pending() {
+            wait_fd(self.core.stream.raw_fd(), max);
+        }
+    }
+
+    /// Drives the handshake until the connection is open, or fails with `TimedOut` after `timeout`.
+    /// For probes, tools and tests.
+    pub fn wait_open(&mut self, timeout: Duration) -> Result<(), WsError> {
+        let deadline = Instant::now() + timeout;
+        while !self.poll_handshake()? {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "handshake not complete in time",
+                )
+                .into());
+            }
+            self.wait((deadline - now).min(Duration::from_millis(5)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

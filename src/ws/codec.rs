@@ -1,0 +1,402 @@
+//! The sans-IO receive side: frames from bytes, with every rule a client must enforce
+//! (RFC 6455 §5.1–§5.5, §5.6 and §8.1 for UTF-8, §7.4 for close codes).
+//!
+//! [`Decoder::poll`] looks at the bytes at the front of a buffer. It checks the header as soon as the
+//! header is complete (so an oversized or illegal frame fails before its payload arrives) and returns
+//! `Ok(None)` until the whole frame is there; while a text payload is still arriving it validates
+//! what has arrived, so invalid UTF-8 fails fast. [`Decoder::accept`] then turns the complete frame
+//! into a [`Frame`] that borrows the buffer: no copy, no allocation.
+//!
+//! Contract: after `poll` returned `Ok(None)`, the next call presents the same bytes (plus any that
+//! arrived since) at the front of its buffer; after `Ok(Some(info))`, the caller calls `accept` with
+//! the same bytes and then drops `info.total_len()` bytes from the front.
+
+use super::error::{CapacityError, ProtocolError, WsError};
+use super::frame::{CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+
+/// A complete frame found by [`Decoder::poll`], not yet accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    opcode: OpCode,
+    fin: bool,
+    header_len: u8,
+    payload_len: usize,
+}
+
+impl FrameInfo {
+    /// Header plus payload: the bytes to drop from the buffer once the frame is accepted.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        self.header_len as usize + self.payload_len
+    }
+
+    /// The frame's opcode.
+    #[inline]
+    pub fn opcode(&self) -> OpCode {
+        self.opcode
+    }
+
+    /// The FIN bit.
+    #[inline]
+    pub fn fin(&self) -> bool {
+        self.fin
+    }
+
+    /// The payload length.
+    #[inline]
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Data<'a> {
+    Bytes(&'a [u8]),
+    Text(&'a str),
+}
+
+/// A received frame: a view into the receive buffer, valid until the next read.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    opcode: OpCode,
+    fin: bool,
+    data: Data<'a>,
+}
+
+impl<'a> Frame<'a> {
+    /// The opcode (text and binary fragments after the first carry [`OpCode::Continuation`]).
+    #[inline]
+    pub fn opcode(&self) -> OpCode {
+        self.opcode
+    }
+
+    /// `true` when this frame ends its message (always for control frames).
+    #[inline]
+    pub fn is_final(&self) -> bool {
+        self.fin
+    }
+
+    /// The payload bytes (unmasked: servers do not mask).
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        match self.data {
+            Data::Bytes(b) => b,
+            Data::Text(s) => s.as_bytes(),
+        }
+    }
+
+    /// The text of a complete, unfragmented text message, validated once by the decoder.
+    ///
+    /// `None` for other frames, including text fragments (which may split a character; use message
+    /// mode, [`Websocket::receive_message`](super::Websocket::receive_message), to reassemble them).
+    #[inline]
+    pub fn text(&self) -> Option<&'a str> {
+        match self.data {
+            Data::Text(s) => Some(s),
+            Data::Bytes(_) => None,
+        }
+    }
+
+    /// The status code and reason of a close frame (`None` for other frames).
+    pub fn close(&self) -> Option<CloseFrame<'a>> {
+        if self.opcode == OpCode::Close {
+            CloseFrame::parse(self.payload()).ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// Incremental UTF-8 validation across chunk and fragment boundaries (RFC 6455 §8.1).
+///
+/// Keeps at most three bytes of a character split between chunks and fails at the first byte that
+/// cannot start or continue a valid sequence, without waiting for the message to end.
+#[derive(Debug, Default, Clone)]
+struct Utf8Stream {
+    pending: [u8; 4],
+    len: u8,
+}
+
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 0,
+    }
+}
+
+impl Utf8Stream {
+    fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), WsError> {
+        if self.len > 0 {
+            let have = self.len as usize;
+            let need = utf8_width(self.pending[0]);
+            if need <= have {
+                return Err(WsError::InvalidUtf8);
+            }
+            let take = (need - have).min(data.len());
+            self.pending[have..have + take].copy_from_slice(&data[..take]);
+            let n = have + take;
+            match simdutf8::compat::from_utf8(&self.pending[..n]) {
+                Ok(_) => {
+                    self.len = 0;
+                    data = &data[take..];
+                }
+                Err(e) if e.error_len().is_none() && n < need => {
+                    self.len = n as u8;
+                    return Ok(());
+                }
+                Err(_) => return Err(WsError::InvalidUtf8),
+            }
+        }
+        if simdutf8::basic::from_utf8(data).is_ok() {
+            return Ok(());
+        }
+        // Rare path: find out whether the data is invalid or merely ends inside a character.
+        match simdutf8::compat::from_utf8(data) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_none() => {
+                let tail = &data[e.valid_up_to()..];
+                if tail.len() > 3 {
+                    return Err(WsError::InvalidUtf8);
+                }
+                self.pending[..tail.len()].copy_from_slice(tail);
+                self.len = tail.len() as u8;
+                Ok(())
+            }
+            Err(_) => Err(WsError::InvalidUtf8),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), WsError> {
+        if self.len == 0 {
+            Ok(())
+        } else {
+            self.len = 0;
+            Err(WsError::InvalidUtf8)
+        }
+    }
+}
+
+/// Receive-side protocol state: fragmentation, UTF-8 across fragments, size limits.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_frame: usize,
+    max_message: usize,
+    /// The opcode (text or binary) of the fragmented message in progress.
+    fragmented: Option<OpCode>,
+    message_len: u64,
+    utf8: Utf8Stream,
+    /// Payload bytes of the incomplete text frame at the front already validated.
+    streamed: usize,
+    /// Total length of the incomplete frame at the front once its header is known, else 0.
+    want: usize,
+}
+
+impl Decoder {
+    /// A decoder that refuses frames above `max_frame` payload bytes and messages above
+    /// `max_message` bytes (both reported as [`CapacityError`], close code 1009).
+    pub fn new(max_frame: usize, max_message: usize) -> Decoder {
+        Decoder {
+            max_frame,
+            max_message,
+            fragmented: None,
+            message_len: 0,
+            utf8: Utf8Stream::default(),
+            streamed: 0,
+            want: 0,
+        }
+    }
+
+    /// The total size (header + payload) of the incomplete frame at the front of the buffer, once
+    /// its header has been seen; 0 otherwise. Lets a caller make room for the whole frame.
+    #[inline]
+    pub fn want(&self) -> usize {
+        self.want
+    }
+
+    /// `true` while a fragmented message is unfinished.
+    #[inline]
+    pub fn in_message(&self) -> bool {
+        self.fragmented.is_some()
+    }
+
+    /// Checks the frame at the front of `data`: `Ok(Some(info))` when it is complete and acceptable,
+    /// `Ok(None)` when more bytes are needed, an error when it breaks a rule (see the module
+    /// documentation for the calling contract).
+    #[inline]
+    pub fn poll(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {
+        let Some((h, header_len)) = FrameHeader::parse(data)? else {
+            return Ok(None);
+        };
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits.into());
+        }
+        if h.mask.is_some() {
+            return Err(ProtocolError::MaskedFrame.into());
+        }
+        let text;
+        if h.opcode.is_control() {
+            if h.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlTooLong.into());
+            }
+            if !h.fin {
+                return Err(ProtocolError::FragmentedControl.into());
+            }
+            text = false;
+        } else {
+            text = match (h.opcode, self.fragmented) {
+                (OpCode::Continuation, None) => {
+                    return Err(ProtocolError::UnexpectedContinuation.into())
+                }
+                (OpCode::Continuation, Some(op)) => op == OpCode::Text,
+                (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation.into()),
+                (op, None) => op == OpCode::Text,
+            };
+            if h.payload_len > self.max_frame as u64 {
+                return Err(CapacityError::Frame {
+                    len: h.payload_len,
+                    max: self.max_frame,
+                }
+                .into());
+            }
+            let len = self.message_len + h.payload_len;
+            if len > self.max_message as u64 {
+                return Err(CapacityError::Message {
+                    len,
+                    max: self.max_message,
+                }
+                .into());
+            }
+        }
+        // Both limits are at most usize::MAX, so this cannot truncate.
+        let payload_len = h.payload_len as usize;
+        let total = header_len + payload_len;
+        if data.len() < total {
+            self.want = total;
+            if text {
+                let arrived = &data[header_len..];
+                if arrived.len() > self.streamed {
+                    if self.streamed == 0 && h.opcode == OpCode::Text {
+                        self.utf8.reset();
+                    }
+                    self.utf8.feed(&arrived[self.streamed..])?;
+                    self.streamed = arrived.len();
+                }
+            }
+            return Ok(None);
+        }
+        Ok(Some(FrameInfo {
+            opcode: h.opcode,
+            fin: h.fin,
+            header_len: header_len as u8,
+            payload_len,
+        }))
+    }
+
+    /// Accepts the complete frame `info` found by [`poll`](Self::poll) at the front of `data`:
+    /// validates its payload (UTF-8, close body), updates the fragmentation state and returns a view
+    /// of it.
+    ///
+    /// # Panics
+    /// If `data` is shorter than `info.total_len()` (a caller bug: it is not what `poll` saw).
+    #[inline]
+    pub fn accept<'a>(&mut self, info: FrameInfo, data: &'a [u8]) -> Result<Frame<'a>, WsError> {
+        let payload = &data[info.header_len as usize..info.total_len()];
+        let streamed = std::mem::take(&mut self.streamed).min(payload.len());
+        self.want = 0;
+        let fin = info.fin;
+        let data = match info.opcode {
+            OpCode::Text if fin => {
+                Data::Text(simdutf8::basic::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?)
+            }
+            OpCode::Text => {
+                if streamed == 0 {
+                    self.utf8.reset();
+                }
+                self.utf8.feed(&payload[streamed..])?;
+                self.fragmented = Some(OpCode::Text);
+                self.message_len = payload.len() as u64;
+                Data::Bytes(payload)
+            }
+            OpCode::Binary => {
+                if !fin {
+                    self.fragmented = Some(OpCode::Binary);
+                    self.message_len = payload.len() as u64;
+                }
+                Data::Bytes(payload)
+            }
+            OpCode::Continuation => {
+                let text = self.fragmented == Some(OpCode::Text);
+                if text {
+                    self.utf8.feed(&payload[streamed..])?;
+                }
+                if fin {
+                    if text {
+                        self.utf8.finish()?;
+                    }
+                    self.fragmented = None;
+                    self.message_len = 0;
+                } else {
+                    self.message_len += payload.len() as u64;
+                }
+                Data::Bytes(payload)
+            }
+            OpCode::Close => {
+                CloseFrame::parse(payload)?;
+                Data::Bytes(payload)
+            }
+            OpCode::Ping | OpCode::Pong => Data::Bytes(payload),
+        };
+        Ok(Frame {
+            opcode: info.opcode,
+            fin,
+            data,
+        })
+    }
+
+    /// [`poll`](Self::poll) then [`accept`](Self::accept): the next frame and the number of bytes it
+    /// used, or `Ok(None)` when more bytes are needed.
+    #[inline]
+    pub fn decode<'a>(&mut self, data: &'a [u8]) -> Result<Option<(Frame<'a>, usize)>, WsError> {
+        match self.poll(data)? {
+            Some(info) => Ok(Some((self.accept(info, data)?, info.total_len()))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Appends one frame to `out`: header (minimal length form), then the payload, masked when `mask` is
+/// given. Does not allocate when `out` has room. Used by the client, tests and benchmarks; it does
+/// not check the payload against control-frame limits.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    payload: &[u8],
+) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: payload.len() as u64,
+    };
+    let mut h = [0u8; FrameHeader::MAX_LEN];
+    let n = header.emit(&mut h);
+    out.extend_from_slice(&h[..n]);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        super::mask::mask_in_place(&mut out[start..], key);
+    }
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;

@@ -1,0 +1,52 @@
+//! WebSocket client (RFC 6455).
+//!
+//! | file | RFC 6455 |
+//! |------|----------|
+//! | [`frame`] | §5.2 base framing, §5.5.1 close bodies, §7.4 status codes |
+//! | [`mask`] | §5.3 client-to-server masking, §10.3 key unpredictability |
+//! | [`codec`] | §5.1, §5.4 fragmentation, §5.5 control frames, §5.6 / §8.1 UTF-8 |
+//! | [`handshake`] | §4.1 client requirements, §4.2.2 the server's answer, §1.3 accept key |
+//! | [`url`] | §3 `ws` / `wss` URIs |
+//! | [`client`] | §5.5.2–§5.5.3 ping / pong, §7 closing the connection |
+//!
+//! The codec is sans-IO: [`Decoder`] turns bytes into [`Frame`]s that borrow the caller's buffer.
+//! [`Websocket<S>`] puts it on any [`Stream`](crate::stream::Stream) — plain TCP, TLS, a recording —
+//! with one receive and one send buffer allocated up front: no allocation per message in steady
+//! state, fragmented messages included.
+//!
+//! ```no_run
+//! use hotwire::stream::{TcpStream, TcpOptions};
+//! use hotwire::ws::{IntoWebsocket, Message, WsUrl};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = WsUrl::parse("ws://127.0.0.1:9001/feed")?;
+//! let tcp = TcpStream::connect("127.0.0.1:9001".parse()?, &TcpOptions::default())?;
+//! let mut ws = tcp.into_websocket(url)?; // returns at once; the handshake runs as we poll
+//! ws.send_text("subscribe")?;            // queued until the handshake completes
+//! loop {
+//!     for frame in ws.read_batch()? {     // one read, then every complete frame in it
+//!         let frame = frame?;
+//!         println!("{:?} {} bytes", frame.opcode(), frame.payload().len());
+//!     }
+//!     ws.wait(std::time::Duration::from_millis(10));
+//! }
+//! # }
+//! ```
+//!
+//! Errors are one enum, [`WsError`]; protocol, UTF-8 and size violations close the connection with
+//! 1002, 1007 and 1009. After a terminal error every call returns it again.
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+pub mod mask;
+pub mod url;
+
+pub use client::{Batch, IntoWebsocket, Message, State, Websocket, WsConfig};
+pub use codec::{encode_frame, Decoder, Frame, FrameInfo};
+pub use error::{CapacityError, HandshakeError, ProtocolError, UrlError, UsageError, WsError};
+pub use frame::{CloseFrame, FrameHeader, OpCode};
+pub use handshake::ClientRequest;
+pub use mask::MaskMode;
+pub use url::WsUrl;
