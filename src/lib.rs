@@ -31,6 +31,8 @@
 //!
 //! The non-blocking contract every stream follows is documented once, in [`stream`].
 
+pub mod select;
+pub mod service;
 pub mod stream;
 
 // #[cfg(feature = "ws")]
