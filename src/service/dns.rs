@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use crate::select::Token;
@@ -93,9 +93,6 @@ impl Resolver {
     }
 
     pub(crate) fn try_answer(&self) -> Option<Answer> {
-        match self.answers.try_recv() {
-            Ok(a) => Some(a),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.answers.try_recv().ok()
     }
 }
