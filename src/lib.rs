@@ -39,3 +39,4 @@ pub mod stream;
 // pub mod ws;
 
 pub mod app;
+pub mod config;
