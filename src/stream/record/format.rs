@@ -206,7 +206,11 @@ impl From<RecordError> for io::Error {
 }
 
 /// Appends the file header to `out`.
-pub fn encode_header(start_unix_ns: u64, label: &str, out: &mut Vec<u8>) -> Result<(), RecordError> {
+pub fn encode_header(
+    start_unix_ns: u64,
+    label: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
     if label.len() > MAX_LABEL {
         return Err(RecordError::LabelTooLong(label.len()));
     }
@@ -285,8 +289,14 @@ pub fn encode_record_header(
     time_ns: u64,
     payload: &[u8],
 ) -> [u8; RECORD_HEADER_LEN] {
-    assert!(payload.len() <= MAX_PAYLOAD, "record payload over MAX_PAYLOAD");
-    assert!(kind.has_payload() || payload.is_empty(), "event record with a payload");
+    assert!(
+        payload.len() <= MAX_PAYLOAD,
+        "record payload over MAX_PAYLOAD"
+    );
+    assert!(
+        kind.has_payload() || payload.is_empty(),
+        "event record with a payload"
+    );
     let mut h = [0u8; RECORD_HEADER_LEN];
     h[0] = kind as u8;
     h[1] = if continued { FLAG_CONTINUED } else { 0 };
@@ -300,7 +310,13 @@ pub fn encode_record_header(
 }
 
 /// Appends one whole record to `out` (see [`encode_record_header`] for the panics).
-pub fn encode_record(kind: RecordKind, continued: bool, time_ns: u64, payload: &[u8], out: &mut Vec<u8>) {
+pub fn encode_record(
+    kind: RecordKind,
+    continued: bool,
+    time_ns: u64,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&encode_record_header(kind, continued, time_ns, payload));
     out.extend_from_slice(payload);
 }
@@ -336,7 +352,10 @@ pub(crate) fn locate_record(buf: &[u8], offset: u64) -> Result<Option<Located>, 
     if buf.len() < RECORD_HEADER_LEN {
         return Ok(None);
     }
-    let kind = RecordKind::from_u8(buf[0]).ok_or(RecordError::UnknownKind { offset, kind: buf[0] })?;
+    let kind = RecordKind::from_u8(buf[0]).ok_or(RecordError::UnknownKind {
+        offset,
+        kind: buf[0],
+    })?;
     let bits = u32::from_le_bytes([buf[1], buf[2], buf[3], 0]);
     if bits & !(FLAG_CONTINUED as u32) != 0 || (bits != 0 && !kind.has_payload()) {
         return Err(RecordError::RecordFlags { offset, bits });
@@ -371,7 +390,10 @@ pub(crate) fn locate_record(buf: &[u8], offset: u64) -> Result<Option<Located>, 
 
 /// Decodes the record at the start of `buf` (at file offset `offset`, for errors):
 /// `Ok(Some((record, len)))`, or `Ok(None)` when `buf` holds only part of it.
-pub fn decode_record(buf: &[u8], offset: u64) -> Result<Option<(RecordRef<'_>, usize)>, RecordError> {
+pub fn decode_record(
+    buf: &[u8],
+    offset: u64,
+) -> Result<Option<(RecordRef<'_>, usize)>, RecordError> {
     Ok(locate_record(buf, offset)?.map(|l| (l.view(buf), l.len())))
 }
 
@@ -488,7 +510,9 @@ impl<R: Read> RecordReader<R> {
         if self.end == self.buf.len() {
             // Only reached with a record larger than the buffer, whose length the decoder has
             // already bounded by MAX_PAYLOAD.
-            let want = (self.buf.len() * 2).min(RECORD_HEADER_LEN + MAX_PAYLOAD).max(self.end + 1);
+            let want = (self.buf.len() * 2)
+                .min(RECORD_HEADER_LEN + MAX_PAYLOAD)
+                .max(self.end + 1);
             self.buf.resize(want, 0);
         }
         loop {
@@ -521,7 +545,12 @@ pub struct RecordWriter<W: Write> {
 
 impl<W: Write> RecordWriter<W> {
     /// Writes the header (and flushes it, so even an empty recording is identifiable).
-    pub fn new(mut out: W, start_unix_ns: u64, label: &str, flush: FlushPolicy) -> io::Result<Self> {
+    pub fn new(
+        mut out: W,
+        start_unix_ns: u64,
+        label: &str,
+        flush: FlushPolicy,
+    ) -> io::Result<Self> {
         let cap = match flush {
             FlushPolicy::EveryRecord => None,
             FlushPolicy::Buffered(n) => Some(n.max(RECORD_HEADER_LEN)),
@@ -562,7 +591,13 @@ impl<W: Write> RecordWriter<W> {
         }
     }
 
-    fn push(&mut self, kind: RecordKind, continued: bool, time_ns: u64, payload: &[u8]) -> io::Result<()> {
+    fn push(
+        &mut self,
+        kind: RecordKind,
+        continued: bool,
+        time_ns: u64,
+        payload: &[u8],
+    ) -> io::Result<()> {
         let head = encode_record_header(kind, continued, time_ns, payload);
         let total = RECORD_HEADER_LEN + payload.len();
         match self.cap {

@@ -42,8 +42,12 @@ impl<S: Stream> Recorded<S> {
     /// Creates (or truncates) the file at `path`, writes the header and starts recording `inner`.
     pub fn create(inner: S, path: impl AsRef<Path>, options: RecordOptions) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::create(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot create recording {}: {e}", path.display())))?;
+        let file = File::create(&path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create recording {}: {e}", path.display()),
+            )
+        })?;
         let start = Instant::now();
         let start_unix_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -113,7 +117,10 @@ impl<S: Stream> Recorded<S> {
     #[cold]
     fn fail(&mut self, e: io::Error) {
         self.stopped = true;
-        let e = io::Error::new(e.kind(), format!("recording to {} failed: {e}", self.path.display()));
+        let e = io::Error::new(
+            e.kind(),
+            format!("recording to {} failed: {e}", self.path.display()),
+        );
         if self.fail_on_error {
             self.pending = Some(e);
         } else {

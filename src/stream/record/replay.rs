@@ -50,8 +50,12 @@ impl Replay {
     /// Opens and checks the recording at `path`.
     pub fn open(path: impl AsRef<Path>) -> io::Result<Replay> {
         let path = path.as_ref();
-        let data = std::fs::read(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot read recording {}: {e}", path.display())))?;
+        let data = std::fs::read(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read recording {}: {e}", path.display()),
+            )
+        })?;
         Replay::from_bytes(data)
     }
 
@@ -136,7 +140,9 @@ impl Replay {
         if at >= self.end {
             return None;
         }
-        locate_record(&self.data[at..self.end], at as u64).ok().flatten()
+        locate_record(&self.data[at..self.end], at as u64)
+            .ok()
+            .flatten()
     }
 
     /// Moves the write side to the next outbound record with bytes; `None` when there is none.

@@ -56,7 +56,12 @@ fn sample() -> Vec<(RecordKind, u64, &'static [u8])> {
 #[test]
 fn round_trip_all_kinds_and_policies() {
     let recs = sample();
-    for flush in [FlushPolicy::EveryRecord, FlushPolicy::Buffered(1), FlushPolicy::Buffered(40), FlushPolicy::default()] {
+    for flush in [
+        FlushPolicy::EveryRecord,
+        FlushPolicy::Buffered(1),
+        FlushPolicy::Buffered(40),
+        FlushPolicy::default(),
+    ] {
         let bytes = write_file("ws feed, plaintext", flush, &recs);
         let (header, got, tail) = read_all(&bytes).unwrap();
         assert_eq!(header.version, VERSION);
@@ -78,10 +83,17 @@ fn round_trip_all_kinds_and_policies() {
 
 #[test]
 fn header_layout_is_as_documented() {
-    let bytes = write_file("ab", FlushPolicy::EveryRecord, &[(RecordKind::Inbound, 7, b"hi")]);
+    let bytes = write_file(
+        "ab",
+        FlushPolicy::EveryRecord,
+        &[(RecordKind::Inbound, 7, b"hi")],
+    );
     assert_eq!(&bytes[..8], b"\x89HWR\r\n\x1a\n");
     assert_eq!(&bytes[8..12], &[1, 0, 0, 0]);
-    assert_eq!(u64::from_le_bytes(bytes[12..20].try_into().unwrap()), 1_700_000_000_123_456_789);
+    assert_eq!(
+        u64::from_le_bytes(bytes[12..20].try_into().unwrap()),
+        1_700_000_000_123_456_789
+    );
     assert_eq!(&bytes[20..24], &[2, 0, b'a', b'b']);
     assert_eq!(
         u32::from_le_bytes(bytes[24..28].try_into().unwrap()),
@@ -94,7 +106,10 @@ fn header_layout_is_as_documented() {
     let mut crc = super::crc::Crc32c::new();
     crc.update(&r[..16]);
     crc.update(b"hi");
-    assert_eq!(u32::from_le_bytes(r[16..20].try_into().unwrap()), crc.finish());
+    assert_eq!(
+        u32::from_le_bytes(r[16..20].try_into().unwrap()),
+        crc.finish()
+    );
     assert_eq!(&r[20..], b"hi");
 }
 
@@ -102,13 +117,23 @@ fn header_layout_is_as_documented() {
 fn large_payloads_split_into_continued_records() {
     let big: Vec<u8> = (0..MAX_PAYLOAD * 2 + 5).map(|i| (i % 251) as u8).collect();
     for flush in [FlushPolicy::EveryRecord, FlushPolicy::default()] {
-        let bytes = write_file("", flush, &[(RecordKind::Inbound, 1, &big), (RecordKind::Inbound, 2, b"after")]);
+        let bytes = write_file(
+            "",
+            flush,
+            &[
+                (RecordKind::Inbound, 1, &big),
+                (RecordKind::Inbound, 2, b"after"),
+            ],
+        );
         let (_, got, tail) = read_all(&bytes).unwrap();
         assert_eq!(tail, Tail::Complete);
         assert_eq!(got.len(), 4);
         assert!(got[0].continued && got[1].continued && !got[2].continued && !got[3].continued);
         assert_eq!(got[0].payload.len(), MAX_PAYLOAD);
-        let joined: Vec<u8> = got[..3].iter().flat_map(|r| r.payload.iter().copied()).collect();
+        let joined: Vec<u8> = got[..3]
+            .iter()
+            .flat_map(|r| r.payload.iter().copied())
+            .collect();
         assert_eq!(joined, big);
 
         // The replay joins them back into one read.
@@ -124,21 +149,39 @@ fn large_payloads_split_into_continued_records() {
 #[test]
 fn header_errors_are_typed() {
     let good = write_file("label", FlushPolicy::EveryRecord, &[]);
-    assert!(matches!(read_all(b"GET / HTTP/1.1\r\n"), Err(RecordError::BadMagic)));
-    assert!(matches!(read_all(b""), Err(RecordError::TruncatedHeader { len: 0 })));
-    assert!(matches!(read_all(&good[..10]), Err(RecordError::TruncatedHeader { len: 10 })));
+    assert!(matches!(
+        read_all(b"GET / HTTP/1.1\r\n"),
+        Err(RecordError::BadMagic)
+    ));
+    assert!(matches!(
+        read_all(b""),
+        Err(RecordError::TruncatedHeader { len: 0 })
+    ));
+    assert!(matches!(
+        read_all(&good[..10]),
+        Err(RecordError::TruncatedHeader { len: 10 })
+    ));
 
     let mut v2 = good.clone();
     v2[8] = 2;
-    assert!(matches!(read_all(&v2), Err(RecordError::UnsupportedVersion(2))));
+    assert!(matches!(
+        read_all(&v2),
+        Err(RecordError::UnsupportedVersion(2))
+    ));
 
     let mut bad_label = good.clone();
     bad_label[22] ^= 0x20;
-    assert!(matches!(read_all(&bad_label), Err(RecordError::HeaderChecksum { .. })));
+    assert!(matches!(
+        read_all(&bad_label),
+        Err(RecordError::HeaderChecksum { .. })
+    ));
 
     let mut long = good.clone();
     long[20..22].copy_from_slice(&5000u16.to_le_bytes());
-    assert!(matches!(read_all(&long), Err(RecordError::LabelTooLong(5000))));
+    assert!(matches!(
+        read_all(&long),
+        Err(RecordError::LabelTooLong(5000))
+    ));
 
     let mut out = Vec::new();
     assert!(matches!(
@@ -147,18 +190,39 @@ fn header_errors_are_typed() {
     ));
 }
 
+/// Checks that an error is the one a corruption case expects.
+type IsExpected = fn(&RecordError) -> bool;
+
 #[test]
 fn record_corruption_is_typed() {
     let bytes = write_file("", FlushPolicy::EveryRecord, &sample());
     let first = 26;
     let second = first + RECORD_HEADER_LEN; // the gap record has no payload
-    let cases: [(usize, u8, fn(&RecordError) -> bool); 6] = [
-        (second + RECORD_HEADER_LEN + 3, 0x01, |e| matches!(e, RecordError::RecordChecksum { offset: 46, .. })),
-        (second + 9, 0x80, |e| matches!(e, RecordError::RecordChecksum { .. })),
-        (second, 0x07, |e| matches!(e, RecordError::UnknownKind { offset: 46, kind: 5 })),
-        (second + 1, 0x02, |e| matches!(e, RecordError::RecordFlags { bits: 2, .. })),
-        (first + 1, 0x01, |e| matches!(e, RecordError::RecordFlags { offset: 26, .. })),
-        (second + 7, 0x10, |e| matches!(e, RecordError::RecordLength { .. })),
+    let cases: [(usize, u8, IsExpected); 6] = [
+        (second + RECORD_HEADER_LEN + 3, 0x01, |e| {
+            matches!(e, RecordError::RecordChecksum { offset: 46, .. })
+        }),
+        (second + 9, 0x80, |e| {
+            matches!(e, RecordError::RecordChecksum { .. })
+        }),
+        (second, 0x07, |e| {
+            matches!(
+                e,
+                RecordError::UnknownKind {
+                    offset: 46,
+                    kind: 5
+                }
+            )
+        }),
+        (second + 1, 0x02, |e| {
+            matches!(e, RecordError::RecordFlags { bits: 2, .. })
+        }),
+        (first + 1, 0x01, |e| {
+            matches!(e, RecordError::RecordFlags { offset: 26, .. })
+        }),
+        (second + 7, 0x10, |e| {
+            matches!(e, RecordError::RecordLength { .. })
+        }),
     ];
     for (at, flip, check) in cases {
         let mut b = bytes.clone();
@@ -167,7 +231,10 @@ fn record_corruption_is_typed() {
         assert!(check(&err), "flip at {at}: {err:?}");
         let err = Replay::from_bytes(b).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        let inner = err.get_ref().and_then(|e| e.downcast_ref::<RecordError>()).expect("typed");
+        let inner = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<RecordError>())
+            .expect("typed");
         assert!(check(inner), "replay, flip at {at}: {inner:?}");
     }
     // An event record that claims a payload is corrupt even if its checksum were right.
@@ -177,7 +244,10 @@ fn record_corruption_is_typed() {
     rec[0] = RecordKind::Gap as u8;
     ev.extend_from_slice(&rec);
     ev.extend_from_slice(b"abc");
-    assert!(matches!(read_all(&ev), Err(RecordError::RecordLength { len: 3, .. })));
+    assert!(matches!(
+        read_all(&ev),
+        Err(RecordError::RecordLength { len: 3, .. })
+    ));
 }
 
 #[test]
@@ -196,14 +266,20 @@ fn truncation_at_every_offset_recovers_whole_records() {
     for cut in 0..=bytes.len() {
         let part = &bytes[..cut];
         if cut < header_len {
-            assert!(matches!(read_all(part), Err(RecordError::TruncatedHeader { len }) if len == cut));
+            assert!(
+                matches!(read_all(part), Err(RecordError::TruncatedHeader { len }) if len == cut)
+            );
             assert!(Replay::from_bytes(part.to_vec()).is_err());
             continue;
         }
         let (_, got, tail) = read_all(part).unwrap();
         let whole = ends.iter().filter(|&&e| e <= cut).count();
         assert_eq!(got.len(), whole, "cut at {cut}");
-        let last_end = if whole == 0 { header_len } else { ends[whole - 1] };
+        let last_end = if whole == 0 {
+            header_len
+        } else {
+            ends[whole - 1]
+        };
         if last_end == cut {
             assert_eq!(tail, Tail::Complete, "cut at {cut}");
         } else {
@@ -216,7 +292,11 @@ fn truncation_at_every_offset_recovers_whole_records() {
                 "cut at {cut}"
             );
         }
-        assert_eq!(Replay::from_bytes(part.to_vec()).unwrap().tail(), tail, "cut at {cut}");
+        assert_eq!(
+            Replay::from_bytes(part.to_vec()).unwrap().tail(),
+            tail,
+            "cut at {cut}"
+        );
     }
 }
 
@@ -314,19 +394,34 @@ fn replay_keeps_boundaries_and_gaps() {
     assert!(r.poll_connect().unwrap());
     assert_eq!(r.raw_fd(), None);
     let s = |b: &[u8]| Some(b.to_vec());
-    assert_eq!(drain(&mut r, 64), vec![None, s(b"hello"), s(b"world!"), None, s(b"z")]);
+    assert_eq!(
+        drain(&mut r, 64),
+        vec![None, s(b"hello"), s(b"world!"), None, s(b"z")]
+    );
     assert_eq!(r.now_unix_ns(), 1_700_000_000_123_456_789 + 8);
 
     let mut r = Replay::from_bytes(replay_file()).unwrap();
     assert_eq!(
         drain(&mut r, 3),
-        vec![None, s(b"hel"), s(b"lo"), s(b"wor"), s(b"ld!"), None, s(b"z")]
+        vec![
+            None,
+            s(b"hel"),
+            s(b"lo"),
+            s(b"wor"),
+            s(b"ld!"),
+            None,
+            s(b"z")
+        ]
     );
 }
 
 #[test]
 fn replay_without_eof_record_ends_at_end_of_file() {
-    let bytes = write_file("", FlushPolicy::default(), &[(RecordKind::Inbound, 0, b"abc")]);
+    let bytes = write_file(
+        "",
+        FlushPolicy::default(),
+        &[(RecordKind::Inbound, 0, b"abc")],
+    );
     let mut r = Replay::from_bytes(bytes).unwrap();
     assert_eq!(drain(&mut r, 8), vec![Some(b"abc".to_vec())]);
 }
@@ -341,19 +436,33 @@ fn strict_replay_checks_outbound_bytes() {
     r.write_all(b"ngbye").unwrap();
     assert!(r.outbound_complete());
     let err = r.write(b"!").unwrap_err();
-    let inner = err.get_ref().and_then(|e| e.downcast_ref::<RecordError>()).unwrap();
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<RecordError>())
+        .unwrap();
     assert!(matches!(
         inner,
-        RecordError::OutboundMismatch { offset: 11, expected: None, found: b'!' }
+        RecordError::OutboundMismatch {
+            offset: 11,
+            expected: None,
+            found: b'!'
+        }
     ));
 
     let mut r = Replay::from_bytes(replay_file()).unwrap().strict(true);
     r.write_all(b"pingpo").unwrap();
     let err = r.write(b"nk").unwrap_err();
-    let inner = err.get_ref().and_then(|e| e.downcast_ref::<RecordError>()).unwrap();
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<RecordError>())
+        .unwrap();
     assert!(matches!(
         inner,
-        RecordError::OutboundMismatch { offset: 7, expected: Some(b'g'), found: b'k' }
+        RecordError::OutboundMismatch {
+            offset: 7,
+            expected: Some(b'g'),
+            found: b'k'
+        }
     ));
 
     // Not strict: anything goes.
@@ -415,9 +524,24 @@ impl Stream for Script {
 fn recorder_records_what_the_stream_did_and_replay_reproduces_it() {
     use Step::*;
     let dir = tempfile::tempdir().unwrap();
-    for flush in [FlushPolicy::EveryRecord, FlushPolicy::Buffered(16), FlushPolicy::default()] {
+    for flush in [
+        FlushPolicy::EveryRecord,
+        FlushPolicy::Buffered(16),
+        FlushPolicy::default(),
+    ] {
         let path = dir.path().join("s.hwr");
-        let steps = vec![Block, Block, Data(b"ab"), Data(b"cde"), Block, Block, Block, Data(b"f"), Eof, Eof];
+        let steps = vec![
+            Block,
+            Block,
+            Data(b"ab"),
+            Data(b"cde"),
+            Block,
+            Block,
+            Block,
+            Data(b"f"),
+            Eof,
+            Eof,
+        ];
         let script = Script {
             reads: steps.clone().into(),
             budget: 4,
@@ -430,7 +554,11 @@ fn recorder_records_what_the_stream_did_and_replay_reproduces_it() {
         };
         let mut rec = script.into_recorded_with(&path, options).unwrap();
         assert!(rec.read_pending());
-        assert_eq!(rec.write(b"0123456").unwrap(), 4, "the inner stream takes 4");
+        assert_eq!(
+            rec.write(b"0123456").unwrap(),
+            4,
+            "the inner stream takes 4"
+        );
         let mut live = Vec::new();
         let mut buf = [0u8; 16];
         for _ in 0..steps.len() {
@@ -483,7 +611,10 @@ fn recorder_records_what_the_stream_did_and_replay_reproduces_it() {
             }
         }
         let mut collapsed: Vec<Option<Vec<u8>>> = Vec::new();
-        for r in live.into_iter().take_while(|r| r.as_deref() != Some(&[][..])) {
+        for r in live
+            .into_iter()
+            .take_while(|r| r.as_deref() != Some(&[][..]))
+        {
             if !(r.is_none() && collapsed.last() == Some(&None)) {
                 collapsed.push(r);
             }
@@ -513,6 +644,9 @@ fn gaps_can_be_left_out() {
     }
     rec.flush_recording().unwrap();
     let (_, got, _) = read_all(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(got.iter().map(|r| r.kind).collect::<Vec<_>>(), vec![RecordKind::Inbound; 2]);
+    assert_eq!(
+        got.iter().map(|r| r.kind).collect::<Vec<_>>(),
+        vec![RecordKind::Inbound; 2]
+    );
     drop(rec);
 }
