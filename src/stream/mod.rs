@@ -44,14 +44,14 @@ pub mod buffered;
 #[cfg(feature = "ktls")]
 pub mod ktls;
 pub mod maybe_tls;
-// pub mod record;
+pub mod record;
 pub mod tcp;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod tls;
 
 pub use buffered::Buffered;
 pub use maybe_tls::MaybeTls;
-// pub use record::{IntoRecorded, Recorded, Replay};
+pub use record::{IntoRecorded, Recorded, Replay};
 pub use tcp::{TcpOptions, TcpStream};
 
 /// A non-blocking byte stream (see the [module documentation](self) for the contract).
