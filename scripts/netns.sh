@@ -7,6 +7,7 @@
 #       root namespace   hwhID 10.77.ID.2/24 <-- veth -->  hws0 10.77.ID.1/24  hws-ID (server)
 #   scripts/netns.sh down ID         removes that set (namespaces, veth, bookkeeping)
 #   scripts/netns.sh down-owner TAG  removes every set created with HOTWIRE_NETNS_OWNER=TAG
+#   scripts/netns.sh down-stale      removes sets whose owner was a scripts/test.sh run that is gone
 #   scripts/netns.sh list            the sets that exist, one "ID MODE OWNER" line each
 #
 # ID is the third octet of the subnet (1..254). Without one, `up` takes the lowest free ID: creating
@@ -32,7 +33,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -137,6 +138,19 @@ cmd_down_owner() { # TAG
     return 0
 }
 
+# scripts/test.sh tags its sets run-PID-TIME: a set whose PID is gone was left by a killed run.
+cmd_down_stale() {
+    local f owner pid
+    for f in "$STATE"/*; do
+        [[ -e $f ]] || continue
+        read -r _ owner <"$f" || true
+        [[ $owner =~ ^run-([0-9]+)- ]] || continue
+        pid=${BASH_REMATCH[1]}
+        [[ -d /proc/$pid ]] || cmd_down "${f##*/}"
+    done
+    return 0
+}
+
 cmd_list() {
     local f
     for f in "$STATE"/*; do
@@ -150,6 +164,7 @@ up) cmd_up pair "${2:-}" ;;
 up-host) cmd_up host "${2:-}" ;;
 down) [[ -n ${2:-} ]] || usage; cmd_down "$2" ;;
 down-owner) [[ -n ${2:-} ]] || usage; cmd_down_owner "$2" ;;
+down-stale) cmd_down_stale ;;
 list) cmd_list ;;
 *) usage ;;
 esac
