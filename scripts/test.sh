@@ -35,6 +35,8 @@ export HOTWIRE_REQUIRE_PEERS=1
 export HOTWIRE_CACHE=${HOTWIRE_CACHE:-$PWD/.cache}
 export HOTWIRE_VENV=${HOTWIRE_VENV:-$HOTWIRE_CACHE/venv}
 LOG_DIR=$(mktemp -d)
+# A CI build starts from nothing and is thrown away: incremental artifacts only cost time there.
+[[ ${CI:-} != true ]] || export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 # Processes (other than this shell) whose environment carries this run's id.
 run_pids() {

@@ -257,13 +257,20 @@ fn bind_addr_sets_the_source_address_on_the_veth() {
 fn bind_addr_sets_the_source_address_and_port_on_loopback() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().unwrap();
-    let port = util::free_port();
-    let local: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let options = TcpOptions {
-        bind_addr: Some(local),
-        ..TcpOptions::default()
-    };
-    let mut client = TcpStream::connect(addr, &options).expect("connect");
+    // A port free on 127.0.0.1 is almost surely free on 127.0.0.2; retry if a wildcard bind took it.
+    let (mut client, local) = (0..5)
+        .find_map(|_| {
+            let local: SocketAddr = format!("127.0.0.2:{}", util::free_port()).parse().unwrap();
+            let options = TcpOptions {
+                bind_addr: Some(local),
+                ..TcpOptions::default()
+            };
+            match TcpStream::connect(addr, &options) {
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+                other => Some((other.expect("connect"), local)),
+            }
+        })
+        .expect("five ports in use");
     wait_connected(&mut client, TIMEOUT).expect("connected");
     let (_conn, peer) = listener.accept().expect("accept");
     assert_eq!(peer, local, "the server saw another source");
