@@ -10,6 +10,9 @@ use super::{impl_mio_source, Stream};
 /// Built from a URL scheme (`ws`/`wss`, `http`/`https`) or a config flag. Each call is one `match`
 /// on a closed enum: no allocation, no virtual call.
 #[derive(Debug)]
+// A stream lives as long as its connection and is never moved on the hot path; boxing the TLS
+// variant would add a pointer chase to every call instead.
+#[allow(clippy::large_enum_variant)]
 pub enum MaybeTls<S> {
     /// Bytes go to the stream as they are.
     Plain(S),

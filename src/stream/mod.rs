@@ -211,7 +211,10 @@ pub fn wait_connected<S: Stream>(stream: &mut S, timeout: std::time::Duration) -
                 "connection not established in time",
             ));
         }
-        wait_fd(stream.raw_fd(), (deadline - now).min(std::time::Duration::from_millis(5)));
+        wait_fd(
+            stream.raw_fd(),
+            (deadline - now).min(std::time::Duration::from_millis(5)),
+        );
     }
 }
 
@@ -258,7 +261,10 @@ pub fn read_timeout<S: Stream>(
         if now >= deadline {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "no data in time"));
         }
-        wait_fd(stream.raw_fd(), (deadline - now).min(std::time::Duration::from_millis(5)));
+        wait_fd(
+            stream.raw_fd(),
+            (deadline - now).min(std::time::Duration::from_millis(5)),
+        );
     }
 }
 
@@ -288,7 +294,10 @@ pub fn write_all_timeout<S: Stream>(
         }
         let now = std::time::Instant::now();
         if now >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "write not completed in time"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write not completed in time",
+            ));
         }
         std::thread::sleep(std::time::Duration::from_micros(100));
     }
