@@ -60,7 +60,10 @@ mac_of() { # NS IF (NS empty: root namespace)
 configure_end() { # NS IF ADDR
     local ns=$1 dev=$2 addr=$3 run=()
     [[ -z $ns ]] || run=(ip netns exec "$ns")
-    "${run[@]}" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
+    # (A kernel without IPv6 has nothing to disable.)
+    if [[ -d /proc/sys/net/ipv6 ]]; then
+        "${run[@]}" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1"
+    fi
     "${run[@]}" ip addr add "$addr/24" dev "$dev"
     "${run[@]}" ip link set "$dev" up
     if [[ -n $ns ]]; then
