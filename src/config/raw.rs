@@ -127,17 +127,18 @@ impl RawConfig {
                     Some(v as usize)
                 }
             };
-            let selector =
-                match t.selector.as_ref().map(|s| (s, s.get_ref().as_str())) {
-                    None | Some((_, "mio")) => SelectorKind::Mio,
-                    Some((_, "direct")) => SelectorKind::Direct,
-                    Some((s, other)) => return Err(loc.at(
+            let selector = match t.selector.as_ref().map(|s| (s, s.get_ref().as_str())) {
+                None | Some((_, "mio")) => SelectorKind::Mio,
+                Some((_, "direct")) => SelectorKind::Direct,
+                Some((s, other)) => {
+                    return Err(loc.at(
                         s,
                         format!(
                             "thread {name:?}: unknown selector {other:?} (expected mio or direct)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             threads.push(ThreadConfig {
                 name,
                 core,
