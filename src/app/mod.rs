@@ -1,1 +1,5 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
+
+pub mod signals;
+#[cfg(feature = "venue")]
+pub mod venue;
