@@ -1,1 +1,3 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
+
+pub mod replay;

@@ -16,11 +16,14 @@ struct Cli {
 enum Command {
     /// Probe TLS support of this host: kernel TLS offload availability.
     Tls,
+    /// Decode a recording (made with `Recorded`): print its records, optionally export pcap.
+    Replay(hotwire::app::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Tls => ExitCode::SUCCESS,
+        Command::Replay(args) => hotwire::app::replay::run(&args),
     }
 }
