@@ -1,12 +1,9 @@
 //! Recording real sessions and replaying them: plain TCP against an echo thread, and TLS against
 //! `openssl s_server`, recorded above TLS (plaintext) and below it (ciphertext) in the same session.
 
-use std::cell::RefCell;
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::RawFd;
 use std::path::Path;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use hotwire::stream::record::{
@@ -264,51 +261,54 @@ fn truncated_recording_replays_up_to_the_last_whole_record() {
     ));
 }
 
-/// A pass-through stream that logs every read result, to compare with what was recorded.
-struct Tap<S> {
-    inner: S,
-    log: Rc<RefCell<ReadLog>>,
-}
-
-impl<S: Stream> Read for Tap<S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let r = self.inner.read(buf);
-        match &r {
-            Ok(n) => self.log.borrow_mut().push(Some(buf[..*n].to_vec())),
-            Err(e) if would_block(e) => self.log.borrow_mut().push(None),
-            Err(_) => {}
-        }
-        r
-    }
-}
-
-impl<S: Stream> Write for Tap<S> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<S: Stream> Stream for Tap<S> {
-    fn poll_connect(&mut self) -> io::Result<bool> {
-        self.inner.poll_connect()
-    }
-    fn read_pending(&self) -> bool {
-        self.inner.read_pending()
-    }
-    fn raw_fd(&self) -> Option<RawFd> {
-        self.inner.raw_fd()
-    }
-}
-
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 mod tls {
     use super::*;
     use hotwire::stream::tls::{TlsBackend, TlsConfig};
     use hotwire::stream::IntoTls;
+    use std::cell::RefCell;
+    use std::os::fd::RawFd;
     use std::process::{Child, Command, Stdio};
+    use std::rc::Rc;
+
+    /// A pass-through stream that logs every read result, to compare with what was recorded.
+    struct Tap<S> {
+        inner: S,
+        log: Rc<RefCell<ReadLog>>,
+    }
+
+    impl<S: Stream> Read for Tap<S> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let r = self.inner.read(buf);
+            match &r {
+                Ok(n) => self.log.borrow_mut().push(Some(buf[..*n].to_vec())),
+                Err(e) if would_block(e) => self.log.borrow_mut().push(None),
+                Err(_) => {}
+            }
+            r
+        }
+    }
+
+    impl<S: Stream> Write for Tap<S> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    impl<S: Stream> Stream for Tap<S> {
+        fn poll_connect(&mut self) -> io::Result<bool> {
+            self.inner.poll_connect()
+        }
+        fn read_pending(&self) -> bool {
+            self.inner.read_pending()
+        }
+        fn raw_fd(&self) -> Option<RawFd> {
+            self.inner.raw_fd()
+        }
+    }
 
     /// Kills and reaps the child on drop.
     struct ChildGuard(Child);

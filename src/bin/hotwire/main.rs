@@ -14,13 +14,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Probe TLS support of this host: kernel TLS offload availability.
-    Tls,
+    /// Decode a recording (made with `Recorded`): print its records, optionally export pcap.
+    Replay(hotwire::app::replay::ReplayArgs),
+    /// Run the embedded exchange simulator (WebSocket feed and echo, plain and TLS).
+    #[cfg(feature = "venue")]
+    Venue(hotwire::app::venue::VenueArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Tls => ExitCode::SUCCESS,
+        Command::Replay(args) => hotwire::app::replay::run(&args),
+        #[cfg(feature = "venue")]
+        Command::Venue(args) => hotwire::app::venue::run(&args),
     }
 }
