@@ -29,8 +29,8 @@
 //!
 //! Streams wrap streams by value, through the `into_*` conversions of [`IntoTls`], [`IntoBuffered`]
 //! and [`IntoRecorded`]: `TcpStream -> Tls<TcpStream> -> Recorded<Tls<TcpStream>>`. The composed type
-//! is concrete, so every call is statically dispatched. [`MaybeTls`] picks plain or TLS at run time (by
-//! URL scheme) with an enum, not a trait object.
+//! is concrete, so every call is statically dispatched. [`Either`] picks a layer at run time (plain
+//! or TLS by URL scheme: `MaybeTls`) with an enum, not a trait object.
 //!
 //! # Readiness
 //!
@@ -43,14 +43,16 @@ use std::os::fd::RawFd;
 pub mod buffered;
 #[cfg(feature = "ktls")]
 pub mod ktls;
-pub mod maybe_tls;
+pub mod either;
 pub mod record;
 pub mod tcp;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod tls;
 
 pub use buffered::Buffered;
-pub use maybe_tls::MaybeTls;
+pub use either::Either;
+#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+pub use either::MaybeTls;
 pub use record::{IntoRecorded, Recorded, Replay};
 pub use tcp::{TcpOptions, TcpStream};
 
