@@ -289,6 +289,8 @@ impl Socket for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
     }
 }
 
+// tungstenite's handshake callback has its (large) error type fixed by the library.
+#[allow(clippy::result_large_err)]
 fn session<S: Socket>(
     sock: S,
     defaults: FeedDefaults,
