@@ -31,9 +31,12 @@
 //!
 //! The non-blocking contract every stream follows is documented once, in [`stream`].
 
+pub mod select;
+pub mod service;
 pub mod stream;
 
 #[cfg(feature = "ws")]
 pub mod ws;
 
 pub mod app;
+pub mod config;

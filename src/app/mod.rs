@@ -1,1 +1,6 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
+
+pub mod replay;
+pub mod signals;
+#[cfg(feature = "venue")]
+pub mod venue;

@@ -162,7 +162,13 @@ mod tests {
 
     #[test]
     fn header_and_payload_leave_in_one_call() {
-        let mut b = Buffered::with_capacity(Sink { budget: 1 << 20, ..Default::default() }, 64);
+        let mut b = Buffered::with_capacity(
+            Sink {
+                budget: 1 << 20,
+                ..Default::default()
+            },
+            64,
+        );
         b.write_all(b"\x81\x05").unwrap();
         b.write_all(b"hello").unwrap();
         b.flush().unwrap();
@@ -172,7 +178,13 @@ mod tests {
 
     #[test]
     fn large_writes_pass_through_in_order() {
-        let mut b = Buffered::with_capacity(Sink { budget: 1 << 20, ..Default::default() }, 8);
+        let mut b = Buffered::with_capacity(
+            Sink {
+                budget: 1 << 20,
+                ..Default::default()
+            },
+            8,
+        );
         b.write_all(b"abc").unwrap();
         let big: Vec<u8> = (0..100u8).collect();
         b.write_all(&big).unwrap();
@@ -186,7 +198,14 @@ mod tests {
 
     #[test]
     fn would_block_keeps_everything_queued() {
-        let mut b = Buffered::with_capacity(Sink { budget: 3, blocked: true, ..Default::default() }, 16);
+        let mut b = Buffered::with_capacity(
+            Sink {
+                budget: 3,
+                blocked: true,
+                ..Default::default()
+            },
+            16,
+        );
         assert_eq!(b.write(b"0123456789").unwrap(), 10);
         assert!(would_block(&b.flush().unwrap_err()));
         // The buffer has 6 bytes left: a larger write is partially accepted, then refused.

@@ -29,8 +29,8 @@
 //!
 //! Streams wrap streams by value, through the `into_*` conversions of [`IntoTls`], [`IntoBuffered`]
 //! and [`IntoRecorded`]: `TcpStream -> Tls<TcpStream> -> Recorded<Tls<TcpStream>>`. The composed type
-//! is concrete, so every call is statically dispatched. [`MaybeTls`] picks plain or TLS at run time (by
-//! URL scheme) with an enum, not a trait object.
+//! is concrete, so every call is statically dispatched. [`Either`] picks a layer at run time (plain
+//! or TLS by URL scheme: `MaybeTls`) with an enum, not a trait object.
 //!
 //! # Readiness
 //!
@@ -43,15 +43,17 @@ use std::os::fd::RawFd;
 pub mod buffered;
 #[cfg(feature = "ktls")]
 pub mod ktls;
-pub mod maybe_tls;
-// pub mod record;
+pub mod either;
+pub mod record;
 pub mod tcp;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod tls;
 
 pub use buffered::Buffered;
-pub use maybe_tls::MaybeTls;
-// pub use record::{IntoRecorded, Recorded, Replay};
+pub use either::Either;
+#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+pub use either::MaybeTls;
+pub use record::{IntoRecorded, Recorded, Replay};
 pub use tcp::{TcpOptions, TcpStream};
 
 /// A non-blocking byte stream (see the [module documentation](self) for the contract).
@@ -211,7 +213,10 @@ pub fn wait_connected<S: Stream>(stream: &mut S, timeout: std::time::Duration) -
                 "connection not established in time",
             ));
         }
-        wait_fd(stream.raw_fd(), (deadline - now).min(std::time::Duration::from_millis(5)));
+        wait_fd(
+            stream.raw_fd(),
+            (deadline - now).min(std::time::Duration::from_millis(5)),
+        );
     }
 }
 
@@ -258,7 +263,10 @@ pub fn read_timeout<S: Stream>(
         if now >= deadline {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "no data in time"));
         }
-        wait_fd(stream.raw_fd(), (deadline - now).min(std::time::Duration::from_millis(5)));
+        wait_fd(
+            stream.raw_fd(),
+            (deadline - now).min(std::time::Duration::from_millis(5)),
+        );
     }
 }
 
@@ -288,7 +296,10 @@ pub fn write_all_timeout<S: Stream>(
         }
         let now = std::time::Instant::now();
         if now >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "write not completed in time"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write not completed in time",
+            ));
         }
         std::thread::sleep(std::time::Duration::from_micros(100));
     }

@@ -76,9 +76,9 @@ impl TcpStream {
             })?;
         }
         if let Some(local) = options.bind_addr {
-            socket.bind(&SockAddr::from(local)).map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot bind to {local}: {e}"))
-            })?;
+            socket
+                .bind(&SockAddr::from(local))
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot bind to {local}: {e}")))?;
         }
         if let Some(cpu) = options.incoming_cpu {
             socket.set_cpu_affinity(cpu as usize)?;
@@ -94,7 +94,10 @@ impl TcpStream {
         }
         let connecting = match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => None,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINPROGRESS)
+                    || e.kind() == io::ErrorKind::WouldBlock =>
+            {
                 Some(options.connect_timeout.map(|t| Instant::now() + t))
             }
             Err(e) => return Err(io::Error::new(e.kind(), format!("connect to {addr}: {e}"))),
@@ -132,7 +135,10 @@ impl TcpStream {
             return Ok(true);
         };
         if let Some(e) = self.socket.take_error()? {
-            return Err(io::Error::new(e.kind(), format!("connect to {}: {e}", self.peer)));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("connect to {}: {e}", self.peer),
+            ));
         }
         // getpeername succeeds exactly when the handshake has completed.
         match self.socket.peer_addr() {
@@ -275,8 +281,10 @@ mod tests {
         // A listener with a full backlog that is never accepted makes the kernel drop SYNs, so the
         // connect hangs until our deadline.
         let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        sock.bind(&SockAddr::from("127.0.0.1:0".parse::<SocketAddr>().unwrap()))
-            .unwrap();
+        sock.bind(&SockAddr::from(
+            "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        ))
+        .unwrap();
         sock.listen(0).unwrap();
         let addr = sock.local_addr().unwrap().as_socket().unwrap();
         let opts = TcpOptions {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# hotwire demo (the README's main job). Run as root on a fresh machine: installs what it needs,
+# starts its own peers on loopback, shows the stack working, and stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+./scripts/peers.sh >/dev/null
+
+WORK=$(mktemp -d /tmp/hotwire-demo.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+echo "== building hotwire (release)"
+cargo build --release --quiet --bin hotwire --examples
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "== a test CA and a server certificate for localhost"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=hotwire-demo-ca \
+    -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$WORK/san.ext"
+openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+    -days 2 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
+
+for backend in rustls openssl; do
+    PORT=$(free_port)
+    openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$WORK/server.pem" -key "$WORK/server.key" \
+        -rev -naccept 1 >/dev/null 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do ss -Hltn "sport = :$PORT" | grep -q . && break; sleep 0.05; done
+    echo
+    echo "== TLS session through hotwire ($backend) to openssl s_server -rev, recorded above TLS"
+    ./target/release/examples/tls_session "127.0.0.1:$PORT" localhost "$WORK/ca.pem" "$backend" \
+        "$WORK/session-$backend.hwr"
+    echo
+    echo "== hotwire replay session-$backend.hwr"
+    ./target/release/hotwire replay "$WORK/session-$backend.hwr"
+done
+echo
+echo "== demo finished; everything it started has been stopped"

@@ -1,0 +1,462 @@
+//! `hotwire venue`: an embedded exchange simulator, so the appliance and its tests run offline.
+//!
+//! WebSocket side (the server half is tungstenite, so the venue shares no protocol code with the
+//! client under test):
+//!
+//! - `GET /feed?rate=R&size=S&count=N` — market data: text messages at `R` per second (default
+//!   1000), each about `S` bytes (default 128), `N` of them then a normal close (default: forever).
+//!   Every message carries its sequence number and its send time in nanoseconds since the UNIX epoch:
+//!   `{"seq":1,"ts":1732480000123456789,"sym":"HWX","px":101.25,"qty":3,"pad":"…"}`.
+//! - `GET /echo` — every data message is sent back as it came.
+//!
+//! Plain on `--listen`, and with `--tls` also TLS on `--tls-listen`, with a certificate generated at
+//! start-up for `localhost`, `127.0.0.1` and `::1`, signed by a fresh CA written to
+//! `<cert-dir>/ca.pem` for clients to trust.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tungstenite::handshake::server::{Request, Response};
+use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+use tungstenite::{Message, WebSocket};
+
+/// Venue options (`hotwire venue --help`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct VenueArgs {
+    /// Plain (ws://) listening address.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+    /// Also serve TLS (wss://) with a generated certificate.
+    #[arg(long)]
+    pub tls: bool,
+    /// TLS listening address.
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    pub tls_listen: SocketAddr,
+    /// Where the generated CA certificate (`ca.pem`) is written; default: a new temporary folder.
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// Default feed rate, messages per second (a `rate` query parameter overrides it).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Default feed message size in bytes (a `size` query parameter overrides it).
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+}
+
+/// A running venue; stops its listeners when dropped.
+#[derive(Debug)]
+pub struct Venue {
+    /// The plain WebSocket address.
+    pub ws_addr: SocketAddr,
+    /// The TLS WebSocket address, when TLS is on.
+    pub wss_addr: Option<SocketAddr>,
+    /// The CA that signed the TLS certificate.
+    pub ca_pem: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<VenueStats>,
+    _tempdir: Option<TempDir>,
+}
+
+/// What the venue has done so far.
+#[derive(Debug, Default)]
+pub struct VenueStats {
+    /// Connections accepted (both listeners).
+    pub connections: AtomicU64,
+    /// Feed messages sent.
+    pub feed_messages: AtomicU64,
+    /// Echo messages returned.
+    pub echoed: AtomicU64,
+}
+
+impl Venue {
+    /// Starts the listeners and their accept threads.
+    pub fn start(args: &VenueArgs) -> io::Result<Venue> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(VenueStats::default());
+        let defaults = FeedDefaults {
+            rate: args.rate.max(1),
+            size: args.size,
+        };
+        let plain = TcpListener::bind(args.listen)
+            .map_err(|e| io::Error::new(e.kind(), format!("venue: bind {}: {e}", args.listen)))?;
+        let ws_addr = plain.local_addr()?;
+        spawn_acceptor(plain, None, defaults, stop.clone(), stats.clone())?;
+        let (mut wss_addr, mut ca_pem, mut tempdir) = (None, None, None);
+        if args.tls {
+            let dir = match &args.cert_dir {
+                Some(d) => {
+                    std::fs::create_dir_all(d)?;
+                    d.clone()
+                }
+                None => {
+                    let t = TempDir::new()?;
+                    let p = t.0.clone();
+                    tempdir = Some(t);
+                    p
+                }
+            };
+            let (config, ca) = tls_config(&dir)?;
+            let listener = TcpListener::bind(args.tls_listen).map_err(|e| {
+                io::Error::new(e.kind(), format!("venue: bind {}: {e}", args.tls_listen))
+            })?;
+            wss_addr = Some(listener.local_addr()?);
+            ca_pem = Some(ca);
+            spawn_acceptor(listener, Some(config), defaults, stop.clone(), stats.clone())?;
+        }
+        Ok(Venue {
+            ws_addr,
+            wss_addr,
+            ca_pem,
+            stop,
+            stats,
+            _tempdir: tempdir,
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &VenueStats {
+        &self.stats
+    }
+}
+
+impl Drop for Venue {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A folder removed on drop (the generated certificates when no `--cert-dir` is given).
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> io::Result<TempDir> {
+        let base = std::env::temp_dir();
+        for i in 0..100u32 {
+            let p = base.join(format!("hotwire-venue-{}-{i}", std::process::id()));
+            match std::fs::create_dir(&p) {
+                Ok(()) => return Ok(TempDir(p)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("cannot create a temporary folder"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the venue until SIGINT/SIGTERM (`hotwire venue`).
+pub fn run(args: &VenueArgs) -> std::process::ExitCode {
+    let venue = match Venue::start(args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("hotwire venue: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("venue: ws://{}/feed  ws://{}/echo", venue.ws_addr, venue.ws_addr);
+    if let (Some(addr), Some(ca)) = (venue.wss_addr, &venue.ca_pem) {
+        println!("venue: wss://{addr}/feed  wss://{addr}/echo  ca={}", ca.display());
+    }
+    let _ = io::stdout().flush();
+    crate::app::signals::wait_for_termination();
+    println!(
+        "venue: stopping after {} connections, {} feed messages, {} echoed",
+        venue.stats.connections.load(Ordering::Relaxed),
+        venue.stats.feed_messages.load(Ordering::Relaxed),
+        venue.stats.echoed.load(Ordering::Relaxed)
+    );
+    std::process::ExitCode::SUCCESS
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FeedDefaults {
+    rate: u64,
+    size: usize,
+}
+
+fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let err = |e: rcgen::Error| io::Error::other(format!("certificate generation: {e}"));
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "hotwire venue CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut leaf = CertificateParams::new(names).map_err(err)?;
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    let leaf_key = KeyPair::generate().map_err(err)?;
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca_cert.pem())?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone()], key)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((Arc::new(config), ca_path))
+}
+
+fn spawn_acceptor(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    defaults: FeedDefaults,
+    stop: Arc<AtomicBool>,
+    stats: Arc<VenueStats>,
+) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("venue-accept".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        stats.connections.fetch_add(1, Ordering::Relaxed);
+                        let (tls, stop, stats) = (tls.clone(), stop.clone(), stats.clone());
+                        let _ = std::thread::Builder::new()
+                            .name("venue-conn".into())
+                            .spawn(move || {
+                                if let Err(e) = serve(sock, tls, defaults, &stop, &stats) {
+                                    log::debug!("venue connection: {e}");
+                                }
+                            });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(e) => {
+                        log::warn!("venue accept: {e}");
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// The request's path and query, captured during the WebSocket handshake.
+#[derive(Default)]
+struct Target {
+    path: String,
+    query: String,
+}
+
+fn serve(
+    sock: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    defaults: FeedDefaults,
+    stop: &AtomicBool,
+    stats: &VenueStats,
+) -> io::Result<()> {
+    sock.set_nodelay(true)?;
+    sock.set_nonblocking(false)?;
+    match tls {
+        None => session(sock, defaults, stop, stats),
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+            session(rustls::StreamOwned::new(conn, sock), defaults, stop, stats)
+        }
+    }
+}
+
+trait Socket: io::Read + io::Write {
+    fn tcp(&self) -> &TcpStream;
+}
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+impl Socket for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+// tungstenite's handshake callback has its (large) error type fixed by the library.
+#[allow(clippy::result_large_err)]
+fn session<S: Socket>(
+    sock: S,
+    defaults: FeedDefaults,
+    stop: &AtomicBool,
+    stats: &VenueStats,
+) -> io::Result<()> {
+    let mut target = Target::default();
+    let mut ws = tungstenite::accept_hdr(sock, |req: &Request, resp: Response| {
+        target.path = req.uri().path().to_owned();
+        target.query = req.uri().query().unwrap_or("").to_owned();
+        Ok(resp)
+    })
+    .map_err(|e| io::Error::other(format!("handshake: {e}")))?;
+    match target.path.as_str() {
+        "/feed" => feed(&mut ws, &target.query, defaults, stop, stats),
+        "/echo" => echo(&mut ws, stop, stats),
+        other => {
+            let _ = ws.close(Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: format!("no such stream: {other}").into(),
+            }));
+            let _ = ws.flush();
+            Ok(())
+        }
+    }
+}
+
+fn query_param<T: std::str::FromStr>(query: &str, key: &str) -> Option<T> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Formats feed message `seq` into `out`, padded to about `size` bytes.
+fn feed_message(out: &mut String, seq: u64, size: usize) {
+    use std::fmt::Write as _;
+    out.clear();
+    let px = 100.0 + (seq % 1000) as f64 * 0.25;
+    let _ = write!(
+        out,
+        "{{\"seq\":{seq},\"ts\":{},\"sym\":\"HWX\",\"px\":{px:.2},\"qty\":{},\"pad\":\"",
+        now_ns(),
+        1 + seq % 9
+    );
+    while out.len() + 2 < size {
+        out.push('x');
+    }
+    out.push_str("\"}");
+}
+
+fn feed<S: Socket>(
+    ws: &mut WebSocket<S>,
+    query: &str,
+    defaults: FeedDefaults,
+    stop: &AtomicBool,
+    stats: &VenueStats,
+) -> io::Result<()> {
+    let rate: u64 = query_param(query, "rate").unwrap_or(defaults.rate).max(1);
+    let size: usize = query_param(query, "size").unwrap_or(defaults.size);
+    let count: Option<u64> = query_param(query, "count");
+    // Reads wait at most 1 ms: they double as the pacing sleep.
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(1)))?;
+    let start = Instant::now();
+    let mut seq = 0u64;
+    let mut text = String::with_capacity(size + 64);
+    while !stop.load(Ordering::Relaxed) {
+        if count.is_some_and(|c| seq >= c) {
+            let _ = ws.close(None);
+            // Wait for the client's close reply, then let the socket go.
+            loop {
+                match ws.read() {
+                    Ok(_) => {}
+                    Err(tungstenite::Error::Io(e))
+                        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                    {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                    }
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+        // Send everything that is due by now.
+        let due = (start.elapsed().as_nanos() * u128::from(rate) / 1_000_000_000) as u64 + 1;
+        let due = count.map_or(due, |c| due.min(c));
+        let mut sent = false;
+        while seq < due {
+            seq += 1;
+            feed_message(&mut text, seq, size);
+            ws.write(Message::text(text.as_str()))
+                .map_err(|e| io::Error::other(format!("feed write: {e}")))?;
+            stats.feed_messages.fetch_add(1, Ordering::Relaxed);
+            sent = true;
+        }
+        if sent {
+            ws.flush()
+                .map_err(|e| io::Error::other(format!("feed flush: {e}")))?;
+        }
+        match ws.read() {
+            Ok(Message::Close(_)) => return Ok(()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                return Ok(())
+            }
+            Err(e) => return Err(io::Error::other(format!("feed read: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+fn echo<S: Socket>(ws: &mut WebSocket<S>, stop: &AtomicBool, stats: &VenueStats) -> io::Result<()> {
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(50)))?;
+    while !stop.load(Ordering::Relaxed) {
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
+                ws.send(m)
+                    .map_err(|e| io::Error::other(format!("echo write: {e}")))?;
+                stats.echoed.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Message::Close(_)) => return Ok(()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                return Ok(())
+            }
+            Err(e) => return Err(io::Error::other(format!("echo read: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_messages_carry_seq_and_timestamp_and_size() {
+        let mut s = String::new();
+        feed_message(&mut s, 42, 128);
+        assert!(s.starts_with("{\"seq\":42,\"ts\":"), "{s}");
+        assert_eq!(s.len(), 128);
+        assert!(s.ends_with("\"}"));
+        feed_message(&mut s, 7, 10);
+        assert!(s.len() > 10 && s.contains("\"pad\":\"\""), "small sizes never truncate: {s}");
+    }
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(query_param::<u64>("rate=5&size=9", "size"), Some(9));
+        assert_eq!(query_param::<u64>("rate=x", "rate"), None);
+        assert_eq!(query_param::<u64>("", "rate"), None);
+    }
+}

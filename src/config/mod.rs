@@ -1,0 +1,235 @@
+//! The appliance's TOML configuration: parsed strictly, then validated into typed settings.
+//!
+//! Parsing uses serde with `deny_unknown_fields`, so a misspelt key is an error, not a silent
+//! default. Validation then checks what types cannot (URLs, cores, thread names, durations) and
+//! produces [`Config`]. Every error is a [`ConfigError`] that names the file, line and column and
+//! says what was expected:
+//!
+//! ```text
+//! config/demo.toml:12:7: endpoint "feed": unsupported URL scheme "wx" (expected ws, wss)
+//! ```
+//!
+//! The file format is documented by the commented examples in `config/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+mod raw;
+
+use raw::RawConfig;
+
+/// A configuration error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<string>` for in-memory text).
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Which way packets go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetworkPath {
+    /// Kernel TCP sockets.
+    Kernel,
+}
+
+/// How readiness is found on an IO thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorKind {
+    /// epoll through mio.
+    Mio,
+    /// Busy-poll every connection (for a dedicated core).
+    Direct,
+}
+
+/// One IO thread: its own IoService.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadConfig {
+    /// Name (endpoints refer to it).
+    pub name: String,
+    /// The CPU core to pin the thread to.
+    pub core: Option<usize>,
+    /// The readiness mechanism.
+    pub selector: SelectorKind,
+}
+
+/// TLS settings of an endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    /// `rustls` or `openssl`.
+    pub backend: String,
+    /// A CA file to trust.
+    pub ca: Option<PathBuf>,
+    /// Verify the certificate (default). `false` is the loud, explicit opt-out.
+    pub verify: bool,
+    /// The name to send as SNI and verify against, when it differs from the URL's host.
+    pub server_name: Option<String>,
+}
+
+/// How an endpoint measures latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyMode {
+    /// Receive time minus the send timestamp the venue embeds in each message (`"ts":<ns>`).
+    EmbeddedTimestamp,
+    /// Round trip of the endpoint's own pings.
+    RoundTrip,
+    /// Not measured.
+    None,
+}
+
+/// One endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointConfig {
+    /// Unique name.
+    pub name: String,
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    /// The IO thread that runs it.
+    pub thread: String,
+    /// Messages sent as soon as the connection is up (subscriptions).
+    pub send: Vec<String>,
+    /// WebSocket ping interval.
+    pub heartbeat: Option<Duration>,
+    /// Record the session's bytes into this file (above TLS).
+    pub record: Option<PathBuf>,
+    /// TLS settings (used for `wss`).
+    pub tls: TlsSettings,
+    /// The service policy (timeouts, backoff, lifetime).
+    pub policy: crate::service::Policy,
+    /// How latency is measured.
+    pub latency: LatencyMode,
+}
+
+/// Statistics output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsConfig {
+    /// The live stats line period (at most once a second).
+    pub interval: Duration,
+    /// Write the final report as JSON here.
+    pub json: Option<PathBuf>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The network path.
+    pub network: NetworkPath,
+    /// IO threads.
+    pub threads: Vec<ThreadConfig>,
+    /// Endpoints.
+    pub endpoints: Vec<EndpointConfig>,
+    /// Stats output.
+    pub stats: StatsConfig,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `file` is used in error messages and to resolve relative paths.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let locate = Locator { text, file };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            locate.error(at, e.message().trim_end().to_owned())
+        })?;
+        raw.validate(&locate)
+    }
+}
+
+/// Turns byte offsets into line and column.
+pub(crate) struct Locator<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Locator<'_> {
+    pub(crate) fn error(&self, offset: usize, message: String) -> ConfigError {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    pub(crate) fn at<T>(&self, value: &Spanned<T>, message: String) -> ConfigError {
+        self.error(value.span().start, message)
+    }
+
+    /// Resolves a path relative to the configuration file's folder.
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.file.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+}
+
+/// Parses a duration such as `250ms`, `5s`, `2m`, `24h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(|| format!("duration {s:?} has no unit (expected e.g. 250ms, 5s, 2m, 24h)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {s:?}: {num:?} is not a number"))?;
+    let secs = match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "duration {s:?}: unknown unit {other:?} (expected us, ms, s, m, h)"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("duration {s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests;

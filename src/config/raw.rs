@@ -1,0 +1,355 @@
+//! The file's shape (serde, strict) and its validation into [`super::Config`].
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    parse_duration, Config, ConfigError, EndpointConfig, LatencyMode, Locator, NetworkPath,
+    SelectorKind, StatsConfig, ThreadConfig, TlsSettings,
+};
+use crate::service::Policy;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    network: Option<RawNetwork>,
+    #[serde(default, rename = "thread")]
+    threads: Vec<RawThread>,
+    #[serde(default, rename = "endpoint")]
+    endpoints: Vec<RawEndpoint>,
+    #[serde(default)]
+    stats: Option<RawStats>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    path: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThread {
+    name: Spanned<String>,
+    core: Option<Spanned<i64>>,
+    selector: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    thread: Option<Spanned<String>>,
+    #[serde(default)]
+    send: Vec<String>,
+    heartbeat: Option<Spanned<String>>,
+    record: Option<String>,
+    tls: Option<RawTls>,
+    reconnect: Option<RawReconnect>,
+    connect_timeout: Option<Spanned<String>>,
+    lifetime: Option<Spanned<String>>,
+    latency: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    backend: Option<Spanned<String>>,
+    ca: Option<String>,
+    verify: Option<bool>,
+    server_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconnect {
+    enabled: Option<bool>,
+    initial: Option<Spanned<String>>,
+    max: Option<Spanned<String>>,
+    jitter: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStats {
+    interval: Option<Spanned<String>>,
+    json: Option<String>,
+}
+
+fn duration(loc: &Locator<'_>, what: &str, v: &Spanned<String>) -> Result<Duration, ConfigError> {
+    parse_duration(v.get_ref()).map_err(|e| loc.at(v, format!("{what}: {e}")))
+}
+
+impl RawConfig {
+    pub(super) fn validate(self, loc: &Locator<'_>) -> Result<Config, ConfigError> {
+        let network = match &self.network {
+            None => NetworkPath::Kernel,
+            Some(n) => match n.path.get_ref().as_str() {
+                "kernel" => NetworkPath::Kernel,
+                other => {
+                    return Err(loc.at(
+                        &n.path,
+                        format!("network.path: unknown path {other:?} (expected \"kernel\")"),
+                    ))
+                }
+            },
+        };
+
+        let mut threads = Vec::new();
+        let mut thread_names = HashSet::new();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for t in &self.threads {
+            let name = t.name.get_ref().clone();
+            if name.is_empty() {
+                return Err(loc.at(&t.name, "thread name is empty".into()));
+            }
+            if !thread_names.insert(name.clone()) {
+                return Err(loc.at(&t.name, format!("thread {name:?} is defined twice")));
+            }
+            let core = match &t.core {
+                None => None,
+                Some(c) => {
+                    let v = *c.get_ref();
+                    if v < 0 || v as usize >= cores {
+                        return Err(loc.at(
+                            c,
+                            format!(
+                                "thread {name:?}: core {v} does not exist (this host has cores 0..{})",
+                                cores - 1
+                            ),
+                        ));
+                    }
+                    Some(v as usize)
+                }
+            };
+            let selector = match t.selector.as_ref().map(|s| (s, s.get_ref().as_str())) {
+                None | Some((_, "mio")) => SelectorKind::Mio,
+                Some((_, "direct")) => SelectorKind::Direct,
+                Some((s, other)) => {
+                    return Err(loc.at(
+                        s,
+                        format!(
+                            "thread {name:?}: unknown selector {other:?} (expected mio or direct)"
+                        ),
+                    ))
+                }
+            };
+            threads.push(ThreadConfig {
+                name,
+                core,
+                selector,
+            });
+        }
+        if threads.is_empty() {
+            threads.push(ThreadConfig {
+                name: "main".into(),
+                core: None,
+                selector: SelectorKind::Mio,
+            });
+            thread_names.insert("main".into());
+        }
+
+        let mut endpoints = Vec::new();
+        let mut endpoint_names = HashSet::new();
+        for e in self.endpoints {
+            endpoints.push(e.validate(loc, &threads, &thread_names, &mut endpoint_names)?);
+        }
+        if endpoints.is_empty() {
+            return Err(loc.error(
+                0,
+                "no [[endpoint]] is configured (expected at least one)".into(),
+            ));
+        }
+
+        let stats = match self.stats {
+            None => StatsConfig {
+                interval: Duration::from_secs(1),
+                json: None,
+            },
+            Some(s) => {
+                let interval = match &s.interval {
+                    None => Duration::from_secs(1),
+                    Some(v) => {
+                        let d = duration(loc, "stats.interval", v)?;
+                        if d < Duration::from_secs(1) {
+                            return Err(loc.at(
+                                v,
+                                "stats.interval: the stats line is printed at most once a second \
+                                 (expected 1s or more)"
+                                    .into(),
+                            ));
+                        }
+                        d
+                    }
+                };
+                StatsConfig {
+                    interval,
+                    json: s.json.as_deref().map(|p| loc.path(p)),
+                }
+            }
+        };
+        Ok(Config {
+            network,
+            threads,
+            endpoints,
+            stats,
+        })
+    }
+}
+
+impl RawEndpoint {
+    fn validate(
+        self,
+        loc: &Locator<'_>,
+        threads: &[ThreadConfig],
+        thread_names: &HashSet<String>,
+        endpoint_names: &mut HashSet<String>,
+    ) -> Result<EndpointConfig, ConfigError> {
+        let name = self.name.get_ref().clone();
+        if name.is_empty() {
+            return Err(loc.at(&self.name, "endpoint name is empty".into()));
+        }
+        if !endpoint_names.insert(name.clone()) {
+            return Err(loc.at(&self.name, format!("endpoint {name:?} is defined twice")));
+        }
+        let url = self.url.get_ref().clone();
+        let scheme = url.split_once("://").map(|(s, _)| s);
+        match scheme {
+            Some("ws" | "wss") => {}
+            Some(other) => {
+                return Err(loc.at(
+                    &self.url,
+                    format!(
+                        "endpoint {name:?}: unsupported URL scheme {other:?} (expected ws, wss)"
+                    ),
+                ))
+            }
+            None => {
+                return Err(loc.at(
+                    &self.url,
+                    format!(
+                        "endpoint {name:?}: {url:?} is not a URL (expected ws://host:port/path)"
+                    ),
+                ))
+            }
+        }
+        let thread = match &self.thread {
+            None => threads[0].name.clone(),
+            Some(t) if thread_names.contains(t.get_ref()) => t.get_ref().clone(),
+            Some(t) => {
+                return Err(loc.at(
+                    t,
+                    format!(
+                        "endpoint {name:?}: no thread named {:?} (define it with [[thread]])",
+                        t.get_ref()
+                    ),
+                ))
+            }
+        };
+        let heartbeat = self
+            .heartbeat
+            .as_ref()
+            .map(|h| duration(loc, &format!("endpoint {name:?}: heartbeat"), h))
+            .transpose()?;
+        let tls = match self.tls {
+            None => TlsSettings {
+                backend: "rustls".into(),
+                ca: None,
+                verify: true,
+                server_name: None,
+            },
+            Some(t) => {
+                let backend = match &t.backend {
+                    None => "rustls".to_owned(),
+                    Some(b) if matches!(b.get_ref().as_str(), "rustls" | "openssl") => {
+                        b.get_ref().clone()
+                    }
+                    Some(b) => {
+                        return Err(loc.at(
+                            b,
+                            format!(
+                                "endpoint {name:?}: unknown TLS backend {:?} (expected rustls or openssl)",
+                                b.get_ref()
+                            ),
+                        ))
+                    }
+                };
+                TlsSettings {
+                    backend,
+                    ca: t.ca.as_deref().map(|p| loc.path(p)),
+                    verify: t.verify.unwrap_or(true),
+                    server_name: t.server_name,
+                }
+            }
+        };
+        let mut policy = Policy::default();
+        if let Some(t) = &self.connect_timeout {
+            policy.connect_timeout =
+                duration(loc, &format!("endpoint {name:?}: connect_timeout"), t)?;
+        }
+        if let Some(l) = &self.lifetime {
+            policy.max_lifetime = Some(duration(loc, &format!("endpoint {name:?}: lifetime"), l)?);
+        }
+        if let Some(r) = &self.reconnect {
+            policy.reconnect = r.enabled.unwrap_or(true);
+            if let Some(v) = &r.initial {
+                policy.backoff_initial =
+                    duration(loc, &format!("endpoint {name:?}: reconnect.initial"), v)?;
+            }
+            if let Some(v) = &r.max {
+                policy.backoff_max =
+                    duration(loc, &format!("endpoint {name:?}: reconnect.max"), v)?;
+            }
+            if let Some(j) = &r.jitter {
+                let v = *j.get_ref();
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(loc.at(
+                        j,
+                        format!("endpoint {name:?}: reconnect.jitter {v} is outside 0.0..=1.0"),
+                    ));
+                }
+                policy.backoff_jitter = v;
+            }
+            if policy.backoff_initial > policy.backoff_max {
+                let at = r
+                    .initial
+                    .as_ref()
+                    .map_or(self.name.span().start, |v| v.span().start);
+                return Err(loc.error(
+                    at,
+                    format!("endpoint {name:?}: reconnect.initial is longer than reconnect.max"),
+                ));
+            }
+        }
+        policy.timer = heartbeat;
+        let latency = match self.latency.as_ref().map(|l| (l, l.get_ref().as_str())) {
+            None | Some((_, "embedded")) => LatencyMode::EmbeddedTimestamp,
+            Some((_, "round-trip")) => LatencyMode::RoundTrip,
+            Some((_, "none")) => LatencyMode::None,
+            Some((l, other)) => {
+                return Err(loc.at(
+                    l,
+                    format!(
+                        "endpoint {name:?}: unknown latency mode {other:?} (expected embedded, round-trip or none)"
+                    ),
+                ))
+            }
+        };
+        Ok(EndpointConfig {
+            name,
+            url,
+            thread,
+            send: self.send,
+            heartbeat,
+            record: self.record.as_deref().map(|p| loc.path(p)),
+            tls,
+            policy,
+            latency,
+        })
+    }
+}

@@ -1,0 +1,270 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("test.toml"))
+}
+
+/// Asserts that `text` fails at `line:column` with a message containing `needle`.
+fn fails_at(text: &str, line: usize, column: usize, needle: &str) {
+    let err = parse(text).expect_err("configuration should be rejected");
+    assert!(
+        err.message.contains(needle),
+        "message {:?} lacks {needle:?}",
+        err.message
+    );
+    assert_eq!((err.line, err.column), (line, column), "{err}");
+    assert!(err
+        .to_string()
+        .starts_with(&format!("test.toml:{line}:{column}: ")));
+}
+
+const GOOD: &str = r#"
+[network]
+path = "kernel"
+
+[[thread]]
+name = "md"
+core = 0
+selector = "direct"
+
+[[endpoint]]
+name = "feed"
+url = "wss://127.0.0.1:9443/feed?rate=1000"
+thread = "md"
+send = ['{"op":"subscribe"}']
+heartbeat = "5s"
+record = "feed.hwr"
+lifetime = "24h"
+connect_timeout = "3s"
+latency = "embedded"
+tls = { backend = "openssl", ca = "ca.pem", server_name = "localhost" }
+reconnect = { initial = "50ms", max = "5s", jitter = 0.1 }
+
+[stats]
+interval = "2s"
+json = "report.json"
+"#;
+
+#[test]
+fn a_full_configuration_validates() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.network, NetworkPath::Kernel);
+    assert_eq!(c.threads.len(), 1);
+    assert_eq!(c.threads[0].core, Some(0));
+    assert_eq!(c.threads[0].selector, SelectorKind::Direct);
+    let e = &c.endpoints[0];
+    assert_eq!(e.name, "feed");
+    assert_eq!(e.thread, "md");
+    assert_eq!(e.send, vec![r#"{"op":"subscribe"}"#.to_owned()]);
+    assert_eq!(e.heartbeat, Some(Duration::from_secs(5)));
+    assert_eq!(e.policy.timer, Some(Duration::from_secs(5)));
+    assert_eq!(e.policy.max_lifetime, Some(Duration::from_secs(86400)));
+    assert_eq!(e.policy.connect_timeout, Duration::from_secs(3));
+    assert_eq!(e.policy.backoff_initial, Duration::from_millis(50));
+    assert_eq!(e.policy.backoff_jitter, 0.1);
+    assert_eq!(e.tls.backend, "openssl");
+    assert!(e.tls.verify);
+    assert_eq!(e.tls.ca.as_deref(), Some(Path::new("ca.pem")));
+    assert_eq!(e.record.as_deref(), Some(Path::new("feed.hwr")));
+    assert_eq!(c.stats.interval, Duration::from_secs(2));
+}
+
+#[test]
+fn defaults_fill_a_minimal_file() {
+    let c = parse("[[endpoint]]\nname = \"a\"\nurl = \"ws://localhost:9001/\"\n").unwrap();
+    assert_eq!(c.threads[0].name, "main");
+    assert_eq!(c.endpoints[0].thread, "main");
+    assert!(c.endpoints[0].tls.verify);
+    assert_eq!(c.endpoints[0].latency, LatencyMode::EmbeddedTimestamp);
+}
+
+#[test]
+fn relative_paths_resolve_against_the_file() {
+    let c = Config::parse(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nrecord = \"x.hwr\"\n",
+        Path::new("/etc/hotwire/main.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.endpoints[0].record.as_deref(),
+        Some(Path::new("/etc/hotwire/x.hwr"))
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    fails_at(
+        "[netwrk]\npath = \"kernel\"\n",
+        1,
+        2,
+        "unknown field `netwrk`",
+    );
+}
+
+#[test]
+fn unknown_endpoint_key() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nheartbeet = \"1s\"\n",
+        4,
+        1,
+        "unknown field `heartbeet`",
+    );
+}
+
+#[test]
+fn syntax_error() {
+    fails_at("[[endpoint]\nname = \"a\"\n", 1, 12, "");
+}
+
+#[test]
+fn wrong_type() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\ncore = \"one\"\n",
+        3,
+        8,
+        "expected i64",
+    );
+}
+
+#[test]
+fn missing_url() {
+    fails_at("[[endpoint]]\nname = \"a\"\n", 1, 1, "missing field `url`");
+}
+
+#[test]
+fn bad_scheme() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"wx://h:1/\"\n",
+        3,
+        7,
+        "unsupported URL scheme \"wx\"",
+    );
+}
+
+#[test]
+fn not_a_url() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"localhost\"\n",
+        3,
+        7,
+        "is not a URL",
+    );
+}
+
+#[test]
+fn unknown_thread() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nthread = \"md\"\n",
+        4,
+        10,
+        "no thread named \"md\"",
+    );
+}
+
+#[test]
+fn core_out_of_range() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\ncore = 4096\n",
+        3,
+        8,
+        "core 4096 does not exist",
+    );
+}
+
+#[test]
+fn duplicate_endpoint() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\n[[endpoint]]\nname = \"a\"\nurl = \"ws://h:2/\"\n",
+        5,
+        8,
+        "defined twice",
+    );
+}
+
+#[test]
+fn bad_duration_unit() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nheartbeat = \"5 parsecs\"\n",
+        4,
+        13,
+        "unknown unit",
+    );
+}
+
+#[test]
+fn duration_without_unit() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nlifetime = \"86400\"\n",
+        4,
+        12,
+        "has no unit",
+    );
+}
+
+#[test]
+fn bad_tls_backend() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"wss://h:1/\"\ntls = { backend = \"gnutls\" }\n",
+        4,
+        19,
+        "unknown TLS backend",
+    );
+}
+
+#[test]
+fn jitter_out_of_range() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\n[endpoint.reconnect]\njitter = 1.5\n",
+        5,
+        10,
+        "outside 0.0..=1.0",
+    );
+}
+
+#[test]
+fn stats_faster_than_once_a_second() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\n[stats]\ninterval = \"100ms\"\n",
+        5,
+        12,
+        "at most once a second",
+    );
+}
+
+#[test]
+fn unknown_network_path() {
+    fails_at(
+        "[network]\npath = \"dpdk\"\n[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\n",
+        2,
+        8,
+        "unknown path \"dpdk\"",
+    );
+}
+
+#[test]
+fn no_endpoints() {
+    fails_at("[[thread]]\nname = \"t\"\n", 1, 1, "no [[endpoint]]");
+}
+
+#[test]
+fn unknown_selector() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"poll\"\n",
+        3,
+        12,
+        "unknown selector",
+    );
+}
+
+#[test]
+fn durations_parse() {
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+    assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
+    assert!(parse_duration("-1s").is_err());
+    assert!(parse_duration("s").is_err());
+}

@@ -1,0 +1,365 @@
+//! The IoService over real sockets: isolation, reconnect with backoff, DNS failures, lifetimes,
+//! many endpoints on one thread, and both selectors.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotwire::select::{DirectSelector, MioSelector, Selector};
+use hotwire::service::{ConnectAddr, Endpoint, Event, Flow, IoService, Policy, State};
+use hotwire::stream::{would_block, TcpOptions, TcpStream};
+
+/// An echo server on a thread: accepts any number of connections, echoes everything, until
+/// `stop` is set (then it closes all of them and its listener).
+struct EchoServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EchoServer {
+    fn start(addr: &str) -> EchoServer {
+        let listener = TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut conns: Vec<std::net::TcpStream> = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !flag.load(Ordering::Relaxed) {
+                while let Ok((s, _)) = listener.accept() {
+                    s.set_nonblocking(true).unwrap();
+                    conns.push(s);
+                }
+                conns.retain_mut(|c| loop {
+                    match c.read(&mut buf) {
+                        Ok(0) => return false,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return false;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                        Err(_) => return false,
+                    }
+                });
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        EchoServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Shared test context: what every endpoint saw.
+#[derive(Default)]
+struct Seen {
+    connected: HashMap<String, u32>,
+    disconnects: HashMap<String, Vec<String>>,
+    echoed: HashMap<String, usize>,
+}
+
+/// Sends "ping\n" on connect and counts echoed bytes.
+struct Pinger {
+    name: String,
+    host: String,
+    port: u16,
+    policy: Policy,
+}
+
+impl Pinger {
+    fn new(name: &str, host: &str, port: u16) -> Pinger {
+        Pinger {
+            name: name.into(),
+            host: host.into(),
+            port,
+            policy: Policy {
+                backoff_initial: Duration::from_millis(20),
+                backoff_max: Duration::from_millis(200),
+                connect_timeout: Duration::from_secs(2),
+                ..Policy::default()
+            },
+        }
+    }
+}
+
+impl Endpoint<Seen> for Pinger {
+    type Target = TcpStream;
+
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new(self.host.clone(), self.port)
+    }
+
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<TcpStream> {
+        TcpStream::connect(addr, &TcpOptions::default())
+    }
+
+    fn poll(&mut self, target: &mut TcpStream, seen: &mut Seen) -> io::Result<Flow> {
+        let mut buf = [0u8; 1024];
+        loop {
+            match target.read(&mut buf) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => *seen.echoed.entry(self.name.clone()).or_default() += n,
+                Err(e) if would_block(&e) => return Ok(Flow::Continue),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>, seen: &mut Seen) {
+        match event {
+            Event::Connected { .. } => {
+                *seen.connected.entry(self.name.clone()).or_default() += 1;
+            }
+            Event::Disconnected { reason, .. } => seen
+                .disconnects
+                .entry(self.name.clone())
+                .or_default()
+                .push(reason.to_string()),
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, target: &mut TcpStream, _: Instant, _: &mut Seen) -> io::Result<Flow> {
+        target.write_all(b"ping\n")?;
+        Ok(Flow::Continue)
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            timer: Some(Duration::from_millis(10)),
+            ..self.policy.clone()
+        }
+    }
+}
+
+fn run_until<S: Selector>(
+    service: &mut IoService<S, Pinger, Seen>,
+    seen: &mut Seen,
+    timeout: Duration,
+    mut done: impl FnMut(&IoService<S, Pinger, Seen>, &Seen) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        service.poll(seen).expect("the service itself never fails");
+        if done(service, seen) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    false
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_failing_endpoint_does_not_disturb_the_others() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let good = service.register(Pinger::new("good", "127.0.0.1", server.addr.port()));
+    let bad = service.register(Pinger::new("bad", "127.0.0.1", closed_port()));
+    let mut seen = Seen::default();
+    let ok = run_until(&mut service, &mut seen, Duration::from_secs(10), |_, s| {
+        s.echoed.get("good").copied().unwrap_or(0) >= 50 * 5
+            && s.disconnects.get("bad").map_or(0, Vec::len) >= 3
+    });
+    assert!(
+        ok,
+        "good echoed {:?}, bad failures {:?}",
+        seen.echoed.get("good"),
+        seen.disconnects.get("bad")
+    );
+    assert_eq!(service.state(good), State::Established);
+    assert_eq!(
+        seen.connected.get("good"),
+        Some(&1),
+        "the good endpoint never reconnected"
+    );
+    assert!(!seen.disconnects.contains_key("good"));
+    assert!(
+        seen.disconnects["bad"][0].contains("refused"),
+        "{:?}",
+        seen.disconnects["bad"]
+    );
+    assert!(service.stats(bad).attempts >= 3);
+}
+
+#[test]
+fn endpoints_reconnect_with_backoff_after_the_server_restarts() {
+    let mut server = EchoServer::start("127.0.0.1:0");
+    let addr = server.addr;
+    let mut service = DirectSelector::new().into_io_service_with_context();
+    let ids: Vec<_> = (0..3)
+        .map(|i| service.register(Pinger::new(&format!("e{i}"), "127.0.0.1", addr.port())))
+        .collect();
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, _| ids.iter().all(|&id| svc.state(id) == State::Established)
+    ));
+    server.stop();
+    // Everyone notices, then keeps failing (refused) while the server is down.
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |_, s| (0..3).all(|i| s.disconnects.get(&format!("e{i}")).map_or(0, Vec::len) >= 3)
+    ));
+    let before: HashMap<_, _> = seen.echoed.clone();
+    let _server = EchoServer::start(&addr.to_string());
+    assert!(
+        run_until(&mut service, &mut seen, Duration::from_secs(10), |_, s| (0
+            ..3)
+            .all(|i| {
+                let name = format!("e{i}");
+                s.connected.get(&name) == Some(&2)
+                    && s.echoed.get(&name).copied().unwrap_or(0)
+                        > before.get(&name).copied().unwrap_or(0) + 50
+            })),
+        "data did not resume: {:?}",
+        seen.echoed
+    );
+}
+
+#[test]
+fn an_unknown_host_is_reported_and_retried() {
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let id = service.register(Pinger::new("nowhere", "no-such-host.invalid", 80));
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(20),
+        |_, s| s.disconnects.get("nowhere").map_or(0, Vec::len) >= 2
+    ));
+    assert!(
+        seen.disconnects["nowhere"][0].starts_with("DNS"),
+        "{:?}",
+        seen.disconnects
+    );
+    assert_ne!(service.state(id), State::Established);
+}
+
+#[test]
+fn auto_disconnect_fires_on_time_and_reconnects_at_once() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let mut pinger = Pinger::new("short", "localhost", server.addr.port());
+    pinger.policy.max_lifetime = Some(Duration::from_millis(300));
+    service.register(pinger);
+    let mut seen = Seen::default();
+    let start = Instant::now();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |_, s| s.connected.get("short").copied().unwrap_or(0) >= 3
+    ));
+    let elapsed = start.elapsed();
+    // Two lifetimes must have passed, and reconnects are immediate (no backoff pile-up).
+    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        seen.disconnects["short"]
+            .iter()
+            .all(|r| r.contains("lifetime")),
+        "{:?}",
+        seen.disconnects
+    );
+}
+
+#[test]
+fn fifty_endpoints_on_one_thread_all_connect() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let ids: Vec<_> = (0..50)
+        .map(|i| {
+            service.register(Pinger::new(
+                &format!("n{i}"),
+                "127.0.0.1",
+                server.addr.port(),
+            ))
+        })
+        .collect();
+    let mut seen = Seen::default();
+    let start = Instant::now();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, _| ids.iter().all(|&id| svc.state(id) == State::Established)
+    ));
+    // All connects run in parallel: far less than 50 sequential handshakes' worth of waiting.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |_, s| (0..50).all(|i| s.echoed.get(&format!("n{i}")).copied().unwrap_or(0) >= 25)
+    ));
+}
+
+#[test]
+fn a_connect_that_never_completes_times_out() {
+    // A listener whose backlog is full drops further SYNs: the connect hangs.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let port = sock.local_addr().unwrap().as_socket().unwrap().port();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        fillers.push(std::net::TcpStream::connect_timeout(
+            &format!("127.0.0.1:{port}").parse().unwrap(),
+            Duration::from_millis(200),
+        ));
+    }
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let mut pinger = Pinger::new("stuck", "127.0.0.1", port);
+    pinger.policy.connect_timeout = Duration::from_millis(300);
+    service.register(pinger);
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |_, s| s.disconnects.contains_key("stuck")
+    ));
+    let reason = &seen.disconnects["stuck"][0];
+    assert!(
+        reason.contains("timed out"),
+        "expected a connect timeout, got {reason}"
+    );
+}

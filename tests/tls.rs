@@ -1,0 +1,327 @@
+//! Both TLS backends against a real peer, `openssl s_server`: versions, key types, refusals,
+//! early writes, the explicit insecure opt-out, kTLS fallback and mio registration.
+
+mod util;
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use hotwire::stream::tls::{tls_error, TlsBackend, TlsConfig, TlsError, TlsStream, TlsVersion};
+use hotwire::stream::{read_timeout, wait_connected, write_all_timeout, IntoTls, Stream};
+use hotwire::stream::{TcpOptions, TcpStream};
+use util::TestPki;
+
+const BACKENDS: [TlsBackend; 2] = [TlsBackend::Rustls, TlsBackend::Openssl];
+const T: Duration = Duration::from_secs(10);
+
+fn have_openssl() -> bool {
+    util::require_peer("openssl", &util::system_bin("openssl"))
+}
+
+fn connect(port: u16, name: &str, config: &TlsConfig) -> io::Result<TlsStream<TcpStream>> {
+    let connector = config.build()?;
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    TcpStream::connect(addr, &TcpOptions::default())?.into_tls(&connector, name)
+}
+
+/// Sends `line` and returns the answer line (s_server -rev answers it reversed).
+fn exchange<S: Stream>(stream: &mut S, line: &str) -> String {
+    write_all_timeout(stream, format!("{line}\n").as_bytes(), T).expect("write");
+    read_line(stream)
+}
+
+fn read_line<S: Stream>(stream: &mut S) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"\n") {
+        let n = read_timeout(stream, &mut buf, T).expect("read");
+        assert!(n > 0, "peer closed before a whole line arrived: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(got).expect("utf-8 answer")
+}
+
+fn reversed(s: &str) -> String {
+    s.chars().rev().collect::<String>() + "\n"
+}
+
+#[test]
+fn both_backends_speak_tls12_and_tls13_with_rsa_and_ecdsa() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    let keys = [
+        ("ecdsa", &pki.server_cert, &pki.server_key),
+        ("rsa", &pki.rsa_cert, &pki.rsa_key),
+    ];
+    let versions = [
+        (util::TlsVersion::Tls12, TlsVersion::Tls12),
+        (util::TlsVersion::Tls13, TlsVersion::Tls13),
+    ];
+    for backend in BACKENDS {
+        for (kind, cert, key) in keys {
+            for (server_version, want) in versions {
+                let (_server, port) = util::s_server(cert, key, server_version, 1, &[]);
+                let config = TlsConfig {
+                    backend,
+                    ..TlsConfig::with_ca_file(&pki.ca_pem)
+                };
+                let mut s = connect(port, "localhost", &config).unwrap();
+                wait_connected(&mut s, T)
+                    .unwrap_or_else(|e| panic!("{backend:?} {kind} {want:?}: {e}"));
+                assert_eq!(s.version(), Some(want), "{backend:?} {kind}");
+                let line = format!("hello {kind} over {want:?} with {backend:?}");
+                assert_eq!(exchange(&mut s, &line), reversed(&line));
+            }
+        }
+    }
+}
+
+#[test]
+fn ip_address_server_names_are_verified() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    for backend in BACKENDS {
+        let (_server, port) = util::s_server(
+            &pki.server_cert,
+            &pki.server_key,
+            util::TlsVersion::Any,
+            1,
+            &[],
+        );
+        let config = TlsConfig {
+            backend,
+            ..TlsConfig::with_ca_file(&pki.ca_pem)
+        };
+        let mut s = connect(port, "127.0.0.1", &config).unwrap();
+        wait_connected(&mut s, T).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert_eq!(exchange(&mut s, "by address"), reversed("by address"));
+    }
+}
+
+#[test]
+fn bad_certificates_are_refused_by_default() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    let cases = [
+        ("wrong host", &pki.wrong_host_cert, &pki.wrong_host_key),
+        ("expired", &pki.expired_cert, &pki.expired_key),
+        ("unknown CA", &pki.unknown_ca_cert, &pki.unknown_ca_key),
+    ];
+    for backend in BACKENDS {
+        for (what, cert, key) in cases {
+            let (_server, port) = util::s_server(cert, key, util::TlsVersion::Any, 1, &[]);
+            let config = TlsConfig {
+                backend,
+                ..TlsConfig::with_ca_file(&pki.ca_pem)
+            };
+            let err = match connect(port, "localhost", &config) {
+                Err(e) => e,
+                Ok(mut s) => wait_connected(&mut s, T)
+                    .err()
+                    .unwrap_or_else(|| panic!("{backend:?} accepted a certificate: {what}")),
+            };
+            assert!(
+                matches!(tls_error(&err), Some(TlsError::Certificate(_))),
+                "{backend:?} {what}: expected a certificate error, got {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn insecure_is_an_explicit_opt_out() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    for backend in BACKENDS {
+        let (_server, port) = util::s_server(
+            &pki.unknown_ca_cert,
+            &pki.unknown_ca_key,
+            util::TlsVersion::Any,
+            1,
+            &[],
+        );
+        let config = TlsConfig {
+            backend,
+            insecure: true,
+            ..TlsConfig::with_ca_file(&pki.ca_pem)
+        };
+        let mut s = connect(port, "localhost", &config).unwrap();
+        wait_connected(&mut s, T).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert_eq!(exchange(&mut s, "insecure"), reversed("insecure"));
+    }
+}
+
+#[test]
+fn writes_before_the_handshake_are_queued_and_sent_in_order() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    for backend in BACKENDS {
+        let (_server, port) = util::s_server(
+            &pki.server_cert,
+            &pki.server_key,
+            util::TlsVersion::Any,
+            1,
+            &[],
+        );
+        let config = TlsConfig {
+            backend,
+            ..TlsConfig::with_ca_file(&pki.ca_pem)
+        };
+        let mut s = connect(port, "localhost", &config).unwrap();
+        // Nothing has been polled yet: the TCP connect may still be in progress.
+        assert!(!s.is_established());
+        let mut early: &[u8] = b"first\nsecond\n";
+        while !early.is_empty() {
+            match s.write(early) {
+                Ok(n) => early = &early[n..],
+                Err(e) => panic!("{backend:?}: early write refused: {e}"),
+            }
+        }
+        wait_connected(&mut s, T).unwrap();
+        write_all_timeout(&mut s, b"", T).unwrap();
+        let mut answers = read_line(&mut s);
+        if !answers.contains("tsrif\n") || answers.matches('\n').count() < 2 {
+            answers.push_str(&read_line(&mut s));
+        }
+        assert_eq!(answers, "tsrif\ndnoces\n", "{backend:?}");
+    }
+}
+
+#[test]
+fn a_refused_tcp_connect_surfaces_through_tls() {
+    let port = util::free_port();
+    for backend in BACKENDS {
+        let config = TlsConfig {
+            backend,
+            insecure: true,
+            ..TlsConfig::default()
+        };
+        let err = match connect(port, "localhost", &config) {
+            Err(e) => e,
+            Ok(mut s) => wait_connected(&mut s, T).unwrap_err(),
+        };
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::ConnectionRefused,
+            "{backend:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_tls_stream_registers_with_mio() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    let (_server, port) = util::s_server(
+        &pki.server_cert,
+        &pki.server_key,
+        util::TlsVersion::Any,
+        1,
+        &[],
+    );
+    let mut s = connect(port, "localhost", &TlsConfig::with_ca_file(&pki.ca_pem)).unwrap();
+    let mut poll = mio::Poll::new().unwrap();
+    let mut events = mio::Events::with_capacity(8);
+    poll.registry()
+        .register(
+            &mut s,
+            mio::Token(7),
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )
+        .unwrap();
+    // Drive the handshake from readiness events only, as a selector would.
+    let deadline = std::time::Instant::now() + T;
+    while !s.poll_connect().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "handshake did not complete"
+        );
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    write_all_timeout(&mut s, b"via mio\n", T).unwrap();
+    let mut readable = false;
+    while !readable {
+        assert!(std::time::Instant::now() < deadline, "no readable event");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .unwrap();
+        readable = events
+            .iter()
+            .any(|e| e.token() == mio::Token(7) && e.is_readable());
+    }
+    assert_eq!(read_line(&mut s), reversed("via mio"));
+}
+
+#[cfg(feature = "ktls")]
+#[test]
+fn ktls_falls_back_with_a_typed_error_and_runs_in_user_space_when_preferred() {
+    use hotwire::stream::ktls::{kernel_support, KtlsError, KtlsMode, KtlsStream};
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    let config = TlsConfig {
+        backend: TlsBackend::Openssl,
+        ..TlsConfig::with_ca_file(&pki.ca_pem)
+    };
+    let connector = config.build().unwrap();
+    let kernel = kernel_support();
+
+    // Require: on a kernel without the TLS ULP the stream comes back untouched, and carries a
+    // user-space session instead.
+    let (_server, port) = util::s_server(
+        &pki.server_cert,
+        &pki.server_key,
+        util::TlsVersion::Any,
+        2,
+        &[],
+    );
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let tcp = TcpStream::connect(addr, &TcpOptions::default()).unwrap();
+    match KtlsStream::new(&connector, "localhost", tcp, KtlsMode::Require) {
+        Err(fallback) => {
+            assert!(
+                matches!(fallback.error, KtlsError::KernelUnsupported),
+                "{:?}",
+                fallback.error
+            );
+            assert!(kernel.is_err());
+            let mut s = fallback.stream.into_tls(&connector, "localhost").unwrap();
+            wait_connected(&mut s, T).unwrap();
+            assert_eq!(exchange(&mut s, "fallback"), reversed("fallback"));
+        }
+        Ok(mut s) => {
+            assert!(kernel.is_ok());
+            // The kernel has kTLS: the session must really be offloaded, or fail typed.
+            match wait_connected(&mut s, T) {
+                Ok(()) => {
+                    assert_eq!(s.offloaded(), (true, true));
+                    assert_eq!(exchange(&mut s, "offloaded"), reversed("offloaded"));
+                }
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{e}"),
+            }
+        }
+    }
+
+    // Prefer: the session works either way (OpenSSL on the raw socket).
+    let tcp = TcpStream::connect(addr, &TcpOptions::default()).unwrap();
+    let mut s = KtlsStream::new(&connector, "localhost", tcp, KtlsMode::Prefer).unwrap();
+    wait_connected(&mut s, T).unwrap();
+    if kernel.is_err() {
+        assert_eq!(s.offloaded(), (false, false));
+    }
+    assert_eq!(exchange(&mut s, "preferred"), reversed("preferred"));
+    s.flush().unwrap();
+}
