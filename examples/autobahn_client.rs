@@ -51,7 +51,8 @@ pub fn echo_until_closed(ws: &mut Websocket<TcpStream>, timeout: Duration) -> Ws
             Ok(Some(_)) => None,
             Ok(None) => {
                 if Instant::now() >= deadline {
-                    return std::io::Error::new(std::io::ErrorKind::TimedOut, "case timed out").into();
+                    return std::io::Error::new(std::io::ErrorKind::TimedOut, "case timed out")
+                        .into();
                 }
                 ws.wait(Duration::from_millis(20));
                 None

@@ -72,8 +72,16 @@ fn autobahn_cases_1_to_10_pass() {
         in_scope.len(),
         started.elapsed()
     );
-    assert!(in_scope.len() >= 290, "report covers only {} cases", in_scope.len());
-    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
+    assert!(
+        in_scope.len() >= 290,
+        "report covers only {} cases",
+        in_scope.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Extracts (case, behavior, behaviorClose) for `agent` from kosoku's index.json, which has the
@@ -88,7 +96,9 @@ fn parse_index(json: &str, agent: &str) -> Vec<(String, String, String)> {
     let mut rest = &json[start + agent.len() + 2..];
     let field = |obj: &str, name: &str| -> String {
         let key = format!("\"{name}\"");
-        let at = obj.find(&key).unwrap_or_else(|| panic!("{name} missing in {obj}"));
+        let at = obj
+            .find(&key)
+            .unwrap_or_else(|| panic!("{name} missing in {obj}"));
         let after = &obj[at + key.len()..];
         let q1 = after.find('"').unwrap();
         let q2 = after[q1 + 1..].find('"').unwrap();
@@ -100,11 +110,17 @@ fn parse_index(json: &str, agent: &str) -> Vec<(String, String, String)> {
         let Some(end) = after.find('"') else { break };
         let key = &after[..end];
         let tail = &after[end + 1..];
-        if key.chars().next().is_some_and(|c| c.is_ascii_digit()) && tail.trim_start().starts_with(':') {
+        if key.chars().next().is_some_and(|c| c.is_ascii_digit())
+            && tail.trim_start().starts_with(':')
+        {
             let open = tail.find('{').unwrap();
             let close = tail.find('}').unwrap();
             let obj = &tail[open..close];
-            out.push((key.to_string(), field(obj, "behavior"), field(obj, "behaviorClose")));
+            out.push((
+                key.to_string(),
+                field(obj, "behavior"),
+                field(obj, "behaviorClose"),
+            ));
             rest = &tail[close + 1..];
         } else if key.chars().next().is_some_and(|c| !c.is_ascii_digit()) && !out.is_empty() {
             break; // the next agent

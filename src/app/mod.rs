@@ -1,6 +1,12 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
 
+pub mod check;
+#[cfg(all(feature = "ws", feature = "tls-rustls"))]
+pub mod feed;
 pub mod replay;
+#[cfg(all(feature = "ws", feature = "tls-rustls"))]
+pub mod run;
 pub mod signals;
+pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;

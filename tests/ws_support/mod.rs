@@ -22,7 +22,10 @@ pub fn peer(name: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    missing(&format!("{} (install with scripts/peers.sh)", path.display()));
+    missing(&format!(
+        "{} (install with scripts/peers.sh)",
+        path.display()
+    ));
     None
 }
 
@@ -73,7 +76,10 @@ impl Drop for ChildGuard {
 
 /// Starts `cmd` as a guarded child.
 pub fn spawn(cmd: &mut Command) -> ChildGuard {
-    ChildGuard(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")))
+    ChildGuard(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+    )
 }
 
 /// Waits until something accepts connections on `127.0.0.1:port`; panics after `timeout` or when
