@@ -31,6 +31,8 @@ use crate::select::{Selectable, Selector, Token};
 
 mod dns;
 mod endpoint;
+#[cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod ws;
 
 pub use endpoint::{ConnectAddr, Disconnect, Endpoint, Event, Flow, Policy};
 
