@@ -10,8 +10,8 @@
 //! - `GET /echo` — every data message is sent back as it came.
 //!
 //! Plain on `--listen`, and with `--tls` also TLS on `--tls-listen`, with a certificate generated at
-//! start-up for `localhost`, `127.0.0.1` and `::1`, signed by a fresh CA written to
-//! `<cert-dir>/ca.pem` for clients to trust.
+//! start-up for `localhost`, `127.0.0.1` and `::1`, signed by the CA in `<cert-dir>/ca.pem` (created
+//! on first use, reused after) for clients to trust.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -196,17 +196,27 @@ struct FeedDefaults {
     size: usize,
 }
 
+/// The venue's TLS identity. The CA lives in `dir` (`ca.pem`, `ca-key.pem`) and is reused when it is
+/// already there, so a restarted venue is still trusted by clients that loaded the CA earlier.
 fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let err = |e: rcgen::Error| io::Error::other(format!("certificate generation: {e}"));
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "hotwire venue CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    let err = |e: rcgen::Error| io::Error::other(format!("venue certificate: {e}"));
+    let (ca_path, ca_key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    let issuer = if ca_path.exists() && ca_key_path.exists() {
+        let key = KeyPair::from_pem(&std::fs::read_to_string(&ca_key_path)?).map_err(err)?;
+        Issuer::from_ca_cert_pem(&std::fs::read_to_string(&ca_path)?, key).map_err(err)?
+    } else {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hotwire venue CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        write_private(&ca_key_path, &ca_key.serialize_pem())?;
+        std::fs::write(&ca_path, ca_cert.pem())?;
+        Issuer::new(ca_params, ca_key)
+    };
     let names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -217,8 +227,6 @@ fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
         .push(DnType::CommonName, "localhost");
     let leaf_key = KeyPair::generate().map_err(err)?;
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, ca_cert.pem())?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -228,6 +236,18 @@ fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
         .with_single_cert(vec![leaf_cert.der().clone()], key)
         .map_err(|e| io::Error::other(e.to_string()))?;
     Ok((Arc::new(config), ca_path))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, pem: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(pem.as_bytes())
 }
 
 fn spawn_acceptor(
