@@ -105,13 +105,7 @@ impl Venue {
             })?;
             wss_addr = Some(listener.local_addr()?);
             ca_pem = Some(ca);
-            spawn_acceptor(
-                listener,
-                Some(config),
-                defaults,
-                stop.clone(),
-                stats.clone(),
-            )?;
+            spawn_acceptor(listener, Some(config), defaults, stop.clone(), stats.clone())?;
         }
         Ok(Venue {
             ws_addr,
@@ -169,15 +163,9 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!(
-        "venue: ws://{}/feed  ws://{}/echo",
-        venue.ws_addr, venue.ws_addr
-    );
+    println!("venue: ws://{}/feed  ws://{}/echo", venue.ws_addr, venue.ws_addr);
     if let (Some(addr), Some(ca)) = (venue.wss_addr, &venue.ca_pem) {
-        println!(
-            "venue: wss://{addr}/feed  wss://{addr}/echo  ca={}",
-            ca.display()
-        );
+        println!("venue: wss://{addr}/feed  wss://{addr}/echo  ca={}", ca.display());
     }
     let _ = io::stdout().flush();
     crate::app::signals::wait_for_termination();
@@ -207,14 +195,9 @@ fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
     let ca_key = KeyPair::generate().map_err(err)?;
     let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
     let issuer = Issuer::new(ca_params, ca_key);
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     let mut leaf = CertificateParams::new(names).map_err(err)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
     let leaf_key = KeyPair::generate().map_err(err)?;
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
     let ca_path = dir.join("ca.pem");
@@ -246,13 +229,13 @@ fn spawn_acceptor(
                     Ok((sock, _)) => {
                         stats.connections.fetch_add(1, Ordering::Relaxed);
                         let (tls, stop, stats) = (tls.clone(), stop.clone(), stats.clone());
-                        let _ = std::thread::Builder::new().name("venue-conn".into()).spawn(
-                            move || {
+                        let _ = std::thread::Builder::new()
+                            .name("venue-conn".into())
+                            .spawn(move || {
                                 if let Err(e) = serve(sock, tls, defaults, &stop, &stats) {
                                     log::debug!("venue connection: {e}");
                                 }
-                            },
-                        );
+                            });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(2));
@@ -391,10 +374,7 @@ fn feed<S: Socket>(
                 match ws.read() {
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e))
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
+                        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
                     {
                         if stop.load(Ordering::Relaxed) {
                             return Ok(());
@@ -424,10 +404,7 @@ fn feed<S: Socket>(
             Ok(Message::Close(_)) => return Ok(()),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 return Ok(())
             }
@@ -451,10 +428,7 @@ fn echo<S: Socket>(ws: &mut WebSocket<S>, stop: &AtomicBool, stats: &VenueStats)
             Ok(Message::Close(_)) => return Ok(()),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 return Ok(())
             }
@@ -476,10 +450,7 @@ mod tests {
         assert_eq!(s.len(), 128);
         assert!(s.ends_with("\"}"));
         feed_message(&mut s, 7, 10);
-        assert!(
-            s.len() > 10 && s.contains("\"pad\":\"\""),
-            "small sizes never truncate: {s}"
-        );
+        assert!(s.len() > 10 && s.contains("\"pad\":\"\""), "small sizes never truncate: {s}");
     }
 
     #[test]
