@@ -4,3 +4,5 @@ pub mod replay;
 pub mod signals;
 #[cfg(feature = "venue")]
 pub mod venue;
+#[cfg(feature = "ws")]
+pub mod ws_probe;
