@@ -18,7 +18,7 @@ use hotwire::ws::{IntoWebsocket, Message, Websocket, WsError, WsUrl};
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Connects a client to `url` (blocking name resolution: this is a tool, not the hot path).
-pub fn connect(url: &str) -> Result<Websocket<TcpStream>, WsError> {
+pub(crate) fn connect(url: &str) -> Result<Websocket<TcpStream>, WsError> {
     let url = WsUrl::parse(url)?;
     let addr = (url.host(), url.port())
         .to_socket_addrs()?
@@ -31,7 +31,7 @@ pub fn connect(url: &str) -> Result<Websocket<TcpStream>, WsError> {
 }
 
 /// Echoes every data message until the connection ends; returns how it ended.
-pub fn echo_until_closed(ws: &mut Websocket<TcpStream>, timeout: Duration) -> WsError {
+pub(crate) fn echo_until_closed(ws: &mut Websocket<TcpStream>, timeout: Duration) -> WsError {
     let deadline = Instant::now() + timeout;
     let mut text = String::new();
     let mut binary = Vec::new();
@@ -73,7 +73,7 @@ pub fn echo_until_closed(ws: &mut Websocket<TcpStream>, timeout: Duration) -> Ws
 }
 
 /// Reads the number of cases the server offers.
-pub fn case_count(base: &str) -> Result<u32, WsError> {
+pub(crate) fn case_count(base: &str) -> Result<u32, WsError> {
     let mut ws = connect(&format!("{base}/getCaseCount"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -92,7 +92,7 @@ pub fn case_count(base: &str) -> Result<u32, WsError> {
 }
 
 /// Runs every case, then `updateReports`. Returns the number of cases run.
-pub fn run(base: &str, agent: &str, verbose: bool) -> Result<u32, WsError> {
+pub(crate) fn run(base: &str, agent: &str, verbose: bool) -> Result<u32, WsError> {
     let base = base.trim_end_matches('/');
     let count = case_count(base)?;
     for case in 1..=count {

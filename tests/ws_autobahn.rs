@@ -4,7 +4,7 @@
 //! rule) and no closing behaviour FAILED. Compression (12.*, 13.*) is out of scope and excluded.
 #![cfg(feature = "ws")]
 
-mod ws_support;
+mod util;
 
 #[path = "../examples/autobahn_client.rs"]
 #[allow(dead_code)]
@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn autobahn_cases_1_to_10_pass() {
-    let Some(kosoku) = ws_support::peer("kosoku") else {
+    let kosoku = util::venv_bin("kosoku");
+    if !util::require_peer("kosoku", &kosoku) {
         return;
-    };
+    }
     let out = tempfile::tempdir().unwrap();
-    let port = ws_support::free_port();
-    let mut server = ws_support::spawn(
+    let port = util::free_port();
+    let mut server = util::ChildGuard::spawn(
         Command::new(kosoku)
             .args(["-m", "fuzzingserver", &format!("127.0.0.1:{port}"), "-o"])
             .arg(out.path())
@@ -29,7 +30,7 @@ fn autobahn_cases_1_to_10_pass() {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
-    ws_support::wait_listening(&mut server, port, Duration::from_secs(20));
+    server.wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(20));
 
     let agent = "hotwire";
     let started = Instant::now();
@@ -45,10 +46,12 @@ fn autobahn_cases_1_to_10_pass() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let report = std::fs::read_to_string(&index).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index).unwrap()).unwrap();
     let mut results = BTreeMap::<String, (String, String)>::new();
-    for (case, behavior, close) in parse_index(&report, agent) {
-        results.insert(case, (behavior, close));
+    for (case, r) in report[agent].as_object().expect("agent missing in report") {
+        let field = |k: &str| r[k].as_str().unwrap_or("missing").to_string();
+        results.insert(case.clone(), (field("behavior"), field("behaviorClose")));
     }
     let in_scope: Vec<_> = results
         .iter()
@@ -82,51 +85,4 @@ fn autobahn_cases_1_to_10_pass() {
         "failing cases:\n{}",
         failures.join("\n")
     );
-}
-
-/// Extracts (case, behavior, behaviorClose) for `agent` from kosoku's index.json, which has the
-/// shape `{"agent": {"1.1.1": {"behavior": "OK", "behaviorClose": "OK", ...}, ...}}`.
-///
-/// A small scanner instead of a JSON dependency: the file is machine-written and flat.
-fn parse_index(json: &str, agent: &str) -> Vec<(String, String, String)> {
-    let start = json
-        .find(&format!("\"{agent}\""))
-        .unwrap_or_else(|| panic!("agent {agent} not in report"));
-    let mut out = Vec::new();
-    let mut rest = &json[start + agent.len() + 2..];
-    let field = |obj: &str, name: &str| -> String {
-        let key = format!("\"{name}\"");
-        let at = obj
-            .find(&key)
-            .unwrap_or_else(|| panic!("{name} missing in {obj}"));
-        let after = &obj[at + key.len()..];
-        let q1 = after.find('"').unwrap();
-        let q2 = after[q1 + 1..].find('"').unwrap();
-        after[q1 + 1..q1 + 1 + q2].to_string()
-    };
-    // Each case is `"N.N.N": { ... }` with no nested objects.
-    while let Some(q) = rest.find('"') {
-        let after = &rest[q + 1..];
-        let Some(end) = after.find('"') else { break };
-        let key = &after[..end];
-        let tail = &after[end + 1..];
-        if key.chars().next().is_some_and(|c| c.is_ascii_digit())
-            && tail.trim_start().starts_with(':')
-        {
-            let open = tail.find('{').unwrap();
-            let close = tail.find('}').unwrap();
-            let obj = &tail[open..close];
-            out.push((
-                key.to_string(),
-                field(obj, "behavior"),
-                field(obj, "behaviorClose"),
-            ));
-            rest = &tail[close + 1..];
-        } else if key.chars().next().is_some_and(|c| !c.is_ascii_digit()) && !out.is_empty() {
-            break; // the next agent
-        } else {
-            rest = tail;
-        }
-    }
-    out
 }

@@ -10,3 +10,5 @@ pub mod signals;
 pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;
+#[cfg(feature = "ws")]
+pub mod ws_probe;
