@@ -24,6 +24,9 @@ enum Command {
     /// Run the embedded exchange simulator (WebSocket feed and echo, plain and TLS).
     #[cfg(feature = "venue")]
     Venue(hotwire::app::venue::VenueArgs),
+    /// Probe a WebSocket endpoint with the production stack: send messages, print what arrives.
+    #[cfg(feature = "ws")]
+    Ws(hotwire::app::ws_probe::WsArgs),
     /// Decode a recording (made with `Recorded`): print its records, optionally export pcap.
     Replay(hotwire::app::replay::ReplayArgs),
 }
@@ -39,6 +42,8 @@ fn main() -> ExitCode {
         Command::Check(args) => hotwire::app::check::run(&args),
         #[cfg(feature = "venue")]
         Command::Venue(args) => hotwire::app::venue::run(&args),
+        #[cfg(feature = "ws")]
+        Command::Ws(args) => hotwire::app::ws_probe::run(args),
         Command::Replay(args) => hotwire::app::replay::run(&args),
     }
 }
