@@ -31,10 +31,12 @@ use crate::select::{Selectable, Selector, Token};
 
 mod dns;
 mod endpoint;
+mod mixed;
 #[cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
 pub mod ws;
 
 pub use endpoint::{ConnectAddr, Disconnect, Endpoint, Event, Flow, Policy};
+pub use mixed::{Mixed, MixedTarget};
 
 /// Identifies an endpoint within its service (the order of [`IoService::register`] calls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
