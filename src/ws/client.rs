@@ -12,6 +12,16 @@
 //! go out on the next call that touches the stream ([`flush`](Websocket::flush), a send or a receive).
 //!
 //! Nothing blocks: the handshake, like the TCP and TLS connects below it, progresses on every call.
+//!
+//! A payload cannot outlive the next read; this does not compile:
+//!
+//! ```compile_fail,E0499
+//! # fn f<S: hotwire::stream::Stream>(ws: &mut hotwire::ws::Websocket<S>) -> Result<(), hotwire::ws::WsError> {
+//! let first = ws.receive()?.unwrap().payload();
+//! let _second = ws.receive()?; // error: `*ws` is still borrowed by `first`
+//! println!("{first:?}");
+//! # Ok(()) }
+//! ```
 
 use std::fmt;
 use std::io;
@@ -230,6 +240,9 @@ struct Core<S> {
     close_received: bool,
     /// A fragmented message this side is sending.
     tx_fragmented: bool,
+    /// The pong for the latest ping, held while earlier bytes are still queued.
+    pong_slot: [u8; MAX_CONTROL_PAYLOAD],
+    pong_len: Option<u8>,
     failed: Option<WsError>,
     accept: AcceptValue,
     offered: Vec<String>,
@@ -275,13 +288,28 @@ impl<S: Stream> Core<S> {
 
     #[inline]
     fn flush(&mut self) -> Result<bool, WsError> {
-        if self.tx.start == self.tx.end && !self.tx.needs_flush {
+        if self.tx.start == self.tx.end && !self.tx.needs_flush && self.pong_len.is_none() {
             return Ok(true);
         }
         let open = self.open;
-        self.tx
+        let mut done = self
+            .tx
             .flush(&mut self.stream, open)
-            .map_err(|e| self.fail(e.into()))
+            .map_err(|e| self.fail(e.into()))?;
+        if done {
+            if let Some(n) = self.pong_len.take() {
+                if !self.close_sent {
+                    let key = self.key();
+                    let slot = self.pong_slot;
+                    self.tx.queue(OpCode::Pong, true, &slot[..n as usize], key);
+                    done = self
+                        .tx
+                        .flush(&mut self.stream, open)
+                        .map_err(|e| self.fail(e.into()))?;
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Queues a frame and tries to write it.
@@ -337,7 +365,17 @@ impl<S: Stream> Core<S> {
     fn on_frame(&mut self, frame: &Frame<'_>) -> Result<(), WsError> {
         match frame.opcode() {
             OpCode::Ping if self.cfg.auto_pong && !self.close_sent => {
-                self.send_raw(OpCode::Pong, true, frame.payload())
+                let p = frame.payload();
+                if self.tx.start == self.tx.end {
+                    self.send_raw(OpCode::Pong, true, p)
+                } else {
+                    // §5.5.3 lets us answer only the most recent ping: while the stream pushes
+                    // back, keep one pong in a fixed slot instead of queueing one per ping, so a
+                    // peer that pings without reading cannot grow our memory.
+                    self.pong_slot[..p.len()].copy_from_slice(p);
+                    self.pong_len = Some(p.len() as u8);
+                    Ok(())
+                }
             }
             OpCode::Close => {
                 self.close_received = true;
@@ -489,6 +527,8 @@ impl<S: Stream> Websocket<S> {
                 close_sent: false,
                 close_received: false,
                 tx_fragmented: false,
+                pong_slot: [0; MAX_CONTROL_PAYLOAD],
+                pong_len: None,
                 failed: None,
                 subprotocol: None,
             },

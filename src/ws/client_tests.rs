@@ -22,6 +22,7 @@ struct Mem {
     flaky: bool,
     toggle: bool,
     writes: usize,
+    blocked: bool,
 }
 
 impl Read for Mem {
@@ -47,6 +48,9 @@ impl Read for Mem {
 
 impl Write for Mem {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.blocked {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         if self.flaky {
             self.toggle = !self.toggle;
             if self.toggle {
@@ -524,4 +528,32 @@ fn manual_fragmentation_order_is_enforced() {
     ));
     ws.send_text("next").unwrap();
     assert_eq!(sent_frames(&ws.get_ref().output).len(), 4);
+}
+
+#[test]
+fn pings_under_back_pressure_keep_one_pong_for_the_latest() {
+    let mut ws = open(b"");
+    // The stream refuses all writes for now; a message is stuck in the queue.
+    ws.get_mut().blocked = true;
+    ws.send_binary(&[1; 50]).unwrap();
+    let mut input = Vec::new();
+    for i in 0..1000u32 {
+        input.extend(server_frame(OpCode::Ping, true, &i.to_be_bytes()));
+    }
+    ws.get_mut().input.extend_from_slice(&input);
+    let queued_before = ws.queued();
+    let mut pings = 0;
+    for f in ws.read_batch().unwrap() {
+        assert_eq!(f.unwrap().opcode(), OpCode::Ping);
+        pings += 1;
+    }
+    assert_eq!(pings, 1000);
+    assert_eq!(ws.queued(), queued_before, "pongs were queued one per ping");
+    ws.get_mut().blocked = false;
+    assert!(ws.flush().unwrap());
+    let frames = sent_frames(&ws.get_ref().output);
+    let pongs: Vec<_> = frames.iter().filter(|f| f.0 == OpCode::Pong).collect();
+    assert_eq!(pongs.len(), 1);
+    assert_eq!(pongs[0].2, 999u32.to_be_bytes());
+    assert_eq!(frames[0], (OpCode::Binary, true, vec![1; 50]));
 }

@@ -195,6 +195,9 @@ pub struct Decoder {
     streamed: usize,
     /// Total length of the incomplete frame at the front once its header is known, else 0.
     want: usize,
+    /// The largest payload a short (7-bit length) frame may carry under both limits: frames at or
+    /// below it skip the limit checks.
+    short_max: u8,
 }
 
 impl Decoder {
@@ -209,6 +212,7 @@ impl Decoder {
             utf8: Utf8Stream::default(),
             streamed: 0,
             want: 0,
+            short_max: max_frame.min(max_message).min(125) as u8,
         }
     }
 
@@ -230,6 +234,28 @@ impl Decoder {
     /// documentation for the calling contract).
     #[inline]
     pub fn poll(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {
+        // Fast path for the common frame: a complete, unfragmented text or binary message with a
+        // 7-bit length, no RSV bits and no mask, outside a fragmented message. Everything it skips
+        // is implied by those bits (see the general path below).
+        if let [b0 @ (0x81 | 0x82), b1, ..] = *data {
+            let total = 2 + b1 as usize;
+            if b1 <= self.short_max && data.len() >= total && self.fragmented.is_none() {
+                return Ok(Some(FrameInfo {
+                    opcode: if b0 == 0x81 {
+                        OpCode::Text
+                    } else {
+                        OpCode::Binary
+                    },
+                    fin: true,
+                    header_len: 2,
+                    payload_len: b1 as usize,
+                }));
+            }
+        }
+        self.poll_general(data)
+    }
+
+    fn poll_general(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {
         let Some((h, header_len)) = FrameHeader::parse(data)? else {
             return Ok(None);
         };
