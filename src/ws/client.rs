@@ -604,9 +604,20 @@ impl<S: Stream> Websocket<S> {
             rx.start = 0;
         }
         if want > rx.buf.len() {
-            // Bounded: the decoder refused any frame above max_frame_size already.
-            let target = want.next_power_of_two().max(want);
+            // Bounded: the decoder refused any frame above max_frame_size already. Doubling keeps
+            // growth steps few; the cap keeps a maximal frame from doubling the buffer again.
+            let cap = self
+                .core
+                .cfg
+                .max_frame_size
+                .saturating_add(FrameHeader::MAX_LEN);
+            let target = want.next_power_of_two().min(cap).max(want);
             rx.buf.resize(target, 0);
+        }
+        if self.rx.end == self.rx.buf.len() {
+            // Only complete frames fill the buffer (a batch was dropped early): hand those out
+            // before reading more. A read into an empty slice would look like end of stream.
+            return Ok(Fill::WouldBlock);
         }
         loop {
             match self.core.stream.read(&mut self.rx.buf[self.rx.end..]) {

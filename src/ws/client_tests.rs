@@ -557,3 +557,31 @@ fn pings_under_back_pressure_keep_one_pong_for_the_latest() {
     assert_eq!(pongs[0].2, 999u32.to_be_bytes());
     assert_eq!(frames[0], (OpCode::Binary, true, vec![1; 50]));
 }
+
+#[test]
+fn a_batch_dropped_early_keeps_its_frames_even_with_a_full_buffer() {
+    let config = WsConfig {
+        read_buffer_size: 1024,
+        ..WsConfig::default()
+    };
+    let mut ws = open_with(Mem::default(), config, b"");
+    let mut input = Vec::new();
+    for i in 0..100u8 {
+        input.extend(server_frame(OpCode::Binary, true, &[i; 30]));
+    }
+    ws.get_mut().input.extend_from_slice(&input);
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        // Batches dropped unread leave a buffer full of complete frames; the next batch must hand
+        // them out, not mistake the full buffer for the end of the stream.
+        drop(ws.read_batch().unwrap());
+        drop(ws.read_batch().unwrap());
+        for f in ws.read_batch().unwrap() {
+            got.push(f.unwrap().payload()[0]);
+        }
+        if got.len() == 100 {
+            break;
+        }
+    }
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
