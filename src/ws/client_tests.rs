@@ -656,3 +656,20 @@ fn random_server_bytes_never_panic_and_errors_stick() {
         }
     }
 }
+
+#[test]
+fn read_pending_reports_a_buffered_complete_frame() {
+    let mut input = server_frame(OpCode::Binary, true, b"one");
+    input.extend(server_frame(OpCode::Binary, true, b"two"));
+    let partial = server_frame(OpCode::Binary, true, b"three");
+    input.extend_from_slice(&partial[..3]);
+    let mut ws = open(&input);
+    // The handshake read everything: both frames are buffered.
+    assert!(ws.read_pending());
+    assert_eq!(ws.receive().unwrap().unwrap().payload(), b"one");
+    assert!(ws.read_pending());
+    assert_eq!(ws.receive().unwrap().unwrap().payload(), b"two");
+    // Only part of a frame is left.
+    assert!(!ws.read_pending());
+    assert!(ws.receive().unwrap().is_none());
+}
