@@ -457,6 +457,17 @@ impl<'a, S: Stream> Iterator for Batch<'a, S> {
             *self.pos = self.buf.len();
         } else {
             let data = &self.buf[*self.pos..];
+            match self.core.dec.short_data(data) {
+                Some(Ok((frame, n))) => {
+                    *self.pos += n;
+                    return Some(Ok(frame));
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(self.core.fail(e)));
+                }
+                None => {}
+            }
             let step = match self.core.dec.poll(data) {
                 Ok(Some(info)) => self
                     .core
