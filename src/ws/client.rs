@@ -457,6 +457,17 @@ impl<'a, S: Stream> Iterator for Batch<'a, S> {
             *self.pos = self.buf.len();
         } else {
             let data = &self.buf[*self.pos..];
+            match self.core.dec.short_data(data) {
+                Some(Ok((frame, n))) => {
+                    *self.pos += n;
+                    return Some(Ok(frame));
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(self.core.fail(e)));
+                }
+                None => {}
+            }
             let step = match self.core.dec.poll(data) {
                 Ok(Some(info)) => self
                     .core
@@ -604,9 +615,20 @@ impl<S: Stream> Websocket<S> {
             rx.start = 0;
         }
         if want > rx.buf.len() {
-            // Bounded: the decoder refused any frame above max_frame_size already.
-            let target = want.next_power_of_two().max(want);
+            // Bounded: the decoder refused any frame above max_frame_size already. Doubling keeps
+            // growth steps few; the cap keeps a maximal frame from doubling the buffer again.
+            let cap = self
+                .core
+                .cfg
+                .max_frame_size
+                .saturating_add(FrameHeader::MAX_LEN);
+            let target = want.next_power_of_two().min(cap).max(want);
             rx.buf.resize(target, 0);
+        }
+        if self.rx.end == self.rx.buf.len() {
+            // Only complete frames fill the buffer (a batch was dropped early): hand those out
+            // before reading more. A read into an empty slice would look like end of stream.
+            return Ok(Fill::WouldBlock);
         }
         loop {
             match self.core.stream.read(&mut self.rx.buf[self.rx.end..]) {
@@ -873,10 +895,31 @@ impl<S: Stream> Websocket<S> {
         self.core.stream
     }
 
-    /// Sleeps until the stream may have bytes or `max` passes, unless bytes are already waiting above
-    /// the socket. For probes, tools and tests; event loops use a selector instead.
+    /// `true` when a receive may return a frame although the descriptor is not readable: a
+    /// complete frame is buffered here, or the stream holds bytes above the socket (see
+    /// [`Stream::read_pending`]). An event loop that drained the client to `Ok(None)` can skip it
+    /// until its descriptor is readable or this returns `true`.
+    pub fn read_pending(&self) -> bool {
+        if self.core.stream.read_pending() {
+            return true;
+        }
+        let buffered = &self.rx.buf[self.rx.start..self.rx.end];
+        self.core.open
+            && matches!(
+                FrameHeader::parse(buffered),
+                Ok(Some((h, n))) if (buffered.len() - n) as u64 >= h.payload_len
+            )
+    }
+
+    /// The descriptor to wait on (the stream's).
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.core.stream.raw_fd()
+    }
+
+    /// Sleeps until the stream may have bytes or `max` passes, unless a frame or bytes are already
+    /// waiting above the socket. For probes, tools and tests; event loops use a selector instead.
     pub fn wait(&self, max: Duration) {
-        if !self.core.stream.read_pending() {
+        if !self.read_pending() {
             wait_fd(self.core.stream.raw_fd(), max);
         }
     }
@@ -897,6 +940,32 @@ impl<S: Stream> Websocket<S> {
             self.wait((deadline - now).min(Duration::from_millis(5)));
         }
         Ok(())
+    }
+}
+
+/// Registration with mio through the stream's descriptor, so a client can sit in a selector.
+impl<S: Stream> mio::event::Source for Websocket<S> {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        let fd = crate::stream::require_fd(self.core.stream.raw_fd())?;
+        mio::unix::SourceFd(&fd).register(registry, token, interests)
+    }
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        let fd = crate::stream::require_fd(self.core.stream.raw_fd())?;
+        mio::unix::SourceFd(&fd).reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        let fd = crate::stream::require_fd(self.core.stream.raw_fd())?;
+        mio::unix::SourceFd(&fd).deregister(registry)
     }
 }
 
