@@ -131,7 +131,10 @@ fn round_trip(c: &mut HttpClient<Peer>, i: usize) -> (u16, usize, usize) {
 fn warm_keep_alive_round_trips_do_not_allocate() {
     let start = allocs();
     let mut c = HttpClient::new(peer(), "127.0.0.1:8080", HttpConfig::default());
-    assert!(allocs() > start, "the counter sees the client's buffers being allocated");
+    assert!(
+        allocs() > start,
+        "the counter sees the client's buffers being allocated"
+    );
     let mut check = 0usize;
     for i in 0..300 {
         check += round_trip(&mut c, i).1;

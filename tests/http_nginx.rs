@@ -283,3 +283,138 @@ fn post_bodies_reach_the_server() {
         assert_eq!(c.responses(), 6);
     }
 }
+
+/// Runs `hotwire http ARGS...`.
+fn probe(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hotwire"))
+        .arg("http")
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run hotwire http")
+}
+
+#[test]
+fn probe_prints_status_body_and_percentiles() {
+    if !nginx::available() {
+        return;
+    }
+    let n = Nginx::start();
+    let out = probe(&[&n.url("/data/small.txt")]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "HTTP/1.1 200 OK\nsmall file\n"
+    );
+
+    let ca = n.pki.ca_pem.to_str().unwrap();
+    let url = n.tls_url("/data/small.txt?probe-repeat");
+    let out = probe(&[&url, "--ca", ca, "--repeat", "200"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200 OK\nsmall file\n"), "{text}");
+    assert!(
+        text.contains("200 requests on 1 connection: p50 "),
+        "{text}"
+    );
+    let log = n.log_of("probe-repeat", 200);
+    assert_eq!(log.len(), 200);
+    assert!(log.iter().all(|l| l.connection == log[0].connection));
+
+    let file = n.dir.path().join("probe-out.bin");
+    let out = probe(&[
+        &n.url("/post"),
+        "--data",
+        "twelve bytes",
+        "-H",
+        "X-Test: 1",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HTTP/1.1 200 OK\n");
+    assert_eq!(std::fs::read(&file).unwrap(), b"12");
+
+    // Failures: one line on stderr, non-zero exit.
+    for args in [
+        vec!["ftp://x/"],
+        vec![&url],                            // test CA not trusted
+        vec!["http://127.0.0.1:1/"],           // refused
+        vec![&n.url("/"), "--method", "BREW"], // unknown method
+    ] {
+        let out = probe(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("hotwire http: "), "{err}");
+    }
+}
+
+#[test]
+fn endpoint_runs_a_request_schedule_in_the_io_service() {
+    use hotwire::http::{HttpEndpoint, RequestSpec};
+    use hotwire::select::{MioSelector, Selector};
+    use hotwire::service::State;
+
+    if !nginx::available() {
+        return;
+    }
+    let n = Nginx::start();
+    let schedule = |tag: &str| {
+        vec![
+            RequestSpec::get(format!("/data/small.txt?{tag}")),
+            RequestSpec::post(format!("/post?{tag}"), "{\"qty\":1}")
+                .header("Content-Type", "application/json"),
+            RequestSpec::get(format!("/ssi/page.html?{tag}")),
+        ]
+    };
+    let histogram = || hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    let plain = HttpEndpoint::new(&n.url("/"), schedule("ep-plain"), histogram())
+        .unwrap()
+        .with_pipeline(4);
+    let tls = HttpEndpoint::new(&n.tls_url("/"), schedule("ep-tls"), histogram())
+        .unwrap()
+        .with_tls(connector(&n, TlsBackend::Openssl));
+    let paced = HttpEndpoint::new(&n.url("/"), schedule("ep-paced"), histogram())
+        .unwrap()
+        .with_interval(Some(Duration::from_millis(20)));
+    let mut service = MioSelector::new()
+        .unwrap()
+        .into_io_service()
+        .with_poll_timeout(Duration::from_millis(1));
+    let ids = [
+        service.register(plain),
+        service.register(tls),
+        service.register(paced),
+    ];
+    let deadline = std::time::Instant::now() + T;
+    while service.endpoint(ids[0]).stats().responses < 600
+        || service.endpoint(ids[1]).stats().responses < 600
+        || service.endpoint(ids[2]).stats().responses < 10
+    {
+        assert!(std::time::Instant::now() < deadline, "schedule too slow");
+        service.poll(&mut ()).unwrap();
+    }
+    for (id, tag) in ids.iter().zip(["ep-plain", "ep-tls", "ep-paced"]) {
+        assert_eq!(service.state(*id), State::Established, "{tag}");
+        assert_eq!(service.stats(*id).connects, 1, "{tag}");
+        let ep = service.endpoint(*id);
+        let stats = ep.stats();
+        assert_eq!(stats.by_class[2], stats.responses, "{tag}: all 2xx");
+        assert_eq!(
+            ep.hook().len(),
+            stats.responses,
+            "{tag}: one latency per response"
+        );
+        assert!(ep.hook().value_at_quantile(0.5) > 0);
+        let log = n.log_of(tag, stats.responses as usize);
+        assert!(log.len() as u64 >= stats.responses, "{tag}");
+        assert!(
+            log.iter().all(|l| l.connection == log[0].connection),
+            "{tag}"
+        );
+    }
+    // Paced: one request per 20 ms tick, never more than one in flight.
+    let paced = service.endpoint(ids[2]).stats();
+    assert!(paced.sent <= paced.responses + 1);
+}
