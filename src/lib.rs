@@ -9,7 +9,7 @@
 //! ```text
 //!  appliance   src/bin/hotwire, src/app     TOML config -> pinned IO threads -> IoService per thread
 //!  service     src/service                  endpoint lifecycle: DNS, connect, handshakes, backoff, timers
-//!  protocols   src/ws  (src/http, src/fix)  sans-IO codecs + thin clients over any Stream
+//!  protocols   src/ws, src/http (src/fix)   sans-IO codecs + thin clients over any Stream
 //!  selector    src/select                   readiness: mio (epoll), direct busy-poll, the XDP stack's poll
 //!  stream      src/stream                   Tcp, Tls (rustls | openssl | kTLS), Buffered, Recorded, Replay
 //! ```
@@ -35,6 +35,8 @@ pub mod select;
 pub mod service;
 pub mod stream;
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "ws")]
 pub mod ws;
 

@@ -3,6 +3,8 @@
 pub mod check;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
+#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod http_probe;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;
