@@ -35,6 +35,8 @@ pub mod select;
 pub mod service;
 pub mod stream;
 
+#[cfg(feature = "fix")]
+pub mod fix;
 #[cfg(feature = "ws")]
 pub mod ws;
 
