@@ -3,6 +3,8 @@
 pub mod check;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
+#[cfg(feature = "fix")]
+pub mod fix_probe;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;

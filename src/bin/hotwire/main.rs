@@ -27,6 +27,9 @@ enum Command {
     /// Probe a WebSocket endpoint with the production stack: send messages, print what arrives.
     #[cfg(feature = "ws")]
     Ws(hotwire::app::ws_probe::WsArgs),
+    /// Probe a FIX acceptor: log on, send limit orders, time their execution reports, log out.
+    #[cfg(feature = "fix")]
+    Fix(hotwire::app::fix_probe::FixArgs),
     /// Decode a recording (made with `Recorded`): print its records, optionally export pcap.
     Replay(hotwire::app::replay::ReplayArgs),
 }
@@ -44,6 +47,8 @@ fn main() -> ExitCode {
         Command::Venue(args) => hotwire::app::venue::run(&args),
         #[cfg(feature = "ws")]
         Command::Ws(args) => hotwire::app::ws_probe::run(args),
+        #[cfg(feature = "fix")]
+        Command::Fix(args) => hotwire::app::fix_probe::run(&args),
         Command::Replay(args) => hotwire::app::replay::run(&args),
     }
 }
