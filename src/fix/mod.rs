@@ -15,7 +15,7 @@
 //!   the session with a Logout naming the reason) and the Logout handshake. Sequence numbers and
 //!   sent messages persist in a crash-safe file store.
 //! - **Transport** ([`client`], [`endpoint`]) — [`FixSession`] runs the session over any
-//!   [`Stream`](crate::stream::Stream) (TCP, TLS, XDP); `endpoint::FixEndpoint` runs it in an
+//!   [`Stream`](crate::stream::Stream) (TCP, TLS, XDP); [`endpoint::FixEndpoint`] runs it in an
 //!   [`IoService`](crate::service::IoService) with reconnects and heartbeats on the service timer.
 //!
 //! Versions: FIX.4.2, FIX.4.4, and FIXT.1.1 carrying FIX 5.0 SP2 application messages.
@@ -23,6 +23,8 @@
 pub mod codec;
 
 pub mod client;
+#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+pub mod endpoint;
 pub mod orders;
 pub mod session;
 

@@ -42,7 +42,7 @@ use super::codec::{
 
 mod store;
 
-pub use store::{FileStore, FsyncPolicy, MemoryStore, MessageStore};
+pub use store::{AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore};
 
 #[cfg(test)]
 mod tests;

@@ -345,6 +345,48 @@ impl MessageStore for FileStore {
     }
 }
 
+/// A store chosen at run time (from configuration), without a trait object.
+#[derive(Debug)]
+pub enum AnyStore {
+    /// In memory.
+    Memory(MemoryStore),
+    /// In a file.
+    File(FileStore),
+}
+
+macro_rules! each_store {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Memory($s) => $e,
+            AnyStore::File($s) => $e,
+        }
+    };
+}
+
+impl MessageStore for AnyStore {
+    fn next_sender_seq(&self) -> u64 {
+        each_store!(self, s => s.next_sender_seq())
+    }
+    fn next_target_seq(&self) -> u64 {
+        each_store!(self, s => s.next_target_seq())
+    }
+    fn record_sent(&mut self, seq: u64, message: Option<&[u8]>) -> io::Result<()> {
+        each_store!(self, s => s.record_sent(seq, message))
+    }
+    fn set_next_sender_seq(&mut self, seq: u64) -> io::Result<()> {
+        each_store!(self, s => s.set_next_sender_seq(seq))
+    }
+    fn set_next_target_seq(&mut self, seq: u64) -> io::Result<()> {
+        each_store!(self, s => s.set_next_target_seq(seq))
+    }
+    fn sent(&self, seq: u64) -> Option<&[u8]> {
+        each_store!(self, s => s.sent(seq))
+    }
+    fn reset(&mut self) -> io::Result<()> {
+        each_store!(self, s => s.reset())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
