@@ -10,7 +10,9 @@
 //! xdp_echo pingpong --server A:P --count K [--size 64]       round trips; prints p50/p99/p99.9
 //! xdp_echo bulk  --server A:P --bytes N         one-way send, echo drained; prints MB/s
 //!   common: [--xdp IFACE --local-ip A.B.C.D/NN [--gateway IP] [--queue N] [--attach native|generic]
-//!            [--shared-ports FIRST-LAST]] [--core N] [--timeout SECS]
+//!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER]] [--core N] [--timeout SECS]
+//! xdp_echo hold --xdp ... [--seconds S]        brings the stack up, prints "ready", polls it for S
+//!                                               seconds (answers ARP and ping on its address)
 //! ```
 //!
 //! Prints one result line on stdout; exits non-zero with a reason on stderr on any mismatch.
@@ -53,8 +55,8 @@ fn parse() -> Result<Args, String> {
         core: None,
         timeout: Duration::from_secs(120),
     };
-    let (mut iface, mut local, mut gateway, mut queue, mut attach, mut shared) =
-        (None, None, None, 0, AttachMode::Native, None);
+    let (mut iface, mut local, mut gateway, mut queue, mut attach, mut shared, mut impair) =
+        (None, None, None, 0, AttachMode::Native, None, None);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -86,6 +88,16 @@ fn parse() -> Result<Args, String> {
                     l.parse().map_err(|e| format!("{e}"))?,
                 ));
             }
+            "--impair" => {
+                let v = val()?;
+                let (l, r) = v.split_once(',').ok_or("--impair LOSS,REORDER")?;
+                impair = Some(xdp::Impairment {
+                    loss: l.parse().map_err(|e| format!("--impair: {e}"))?,
+                    reorder: r.parse().map_err(|e| format!("--impair: {e}"))?,
+                    seed: 0x5eed,
+                });
+            }
+            "--seconds" => a.count = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -95,6 +107,7 @@ fn parse() -> Result<Args, String> {
         cfg.gateway = gateway;
         cfg.queue = queue;
         cfg.attach = attach;
+        cfg.impair = impair;
         if let Some((first, last)) = shared {
             cfg.steer = SteerMode::SharedIp { first, last };
         }
@@ -392,7 +405,6 @@ fn run() -> Result<String, String> {
             return Err(format!("cannot pin to core {core}"));
         }
     }
-    let addr = a.server.ok_or("--server A:P is required")?;
     let stack = match &a.xdp {
         Some(cfg) => Some(XdpStack::open(cfg).map_err(|e| format!("XDP: {e}"))?),
         None => None,
@@ -403,12 +415,38 @@ fn run() -> Result<String, String> {
     }
     let net = Net { stack };
     let deadline = Instant::now() + a.timeout;
-    match a.mode.as_str() {
+    if a.mode == "hold" {
+        return hold(&net, Duration::from_secs(a.count as u64));
+    }
+    let addr = a.server.ok_or("--server A:P is required")?;
+    let result = match a.mode.as_str() {
         "echo" => echo(&net, &a, addr, deadline),
         "pingpong" => pingpong(&net, &a, addr, deadline),
         "bulk" => bulk(&net, &a, addr, deadline),
         other => Err(format!("unknown mode {other}")),
+    };
+    if let Some(s) = &net.stack {
+        let c = s.counters();
+        eprintln!(
+            "xdp_echo: rx {} tx {} kicks {} impaired drops {} reorders {}",
+            c.rx_frames, c.tx_frames, c.tx_kicks, c.impaired_drops, c.impaired_reorders
+        );
     }
+    result
+}
+
+fn hold(net: &Net, for_: Duration) -> Result<String, String> {
+    if net.stack.is_none() {
+        return Err("hold needs --xdp".into());
+    }
+    println!("ready");
+    let _ = io::stdout().flush();
+    let end = Instant::now() + for_;
+    while Instant::now() < end {
+        net.tick().map_err(|e| e.to_string())?;
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok("held".into())
 }
 
 fn main() {

@@ -32,6 +32,38 @@ pub enum BindMode {
     ZeroCopy,
 }
 
+/// Deliberate loss and reordering of frames in both directions, for tests on hosts whose kernel has
+/// no `netem` (this one: `CONFIG_NET_SCH_NETEM` is not set). Zero-copy: a lost frame goes straight
+/// back to its ring, a reordered one is held and released after the next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Impairment {
+    /// Probability that a frame is dropped (0.01 = 1 %).
+    pub loss: f64,
+    /// Probability that a frame is delivered after the one behind it.
+    pub reorder: f64,
+    /// Seed of the generator (runs are reproducible).
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+struct Impairer {
+    cfg: Impairment,
+    rng: u64,
+    rx_held: Option<FrameDesc>,
+    release_held: bool,
+    dropped: u64,
+    reordered: u64,
+}
+
+impl Impairer {
+    fn roll(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// Frames pulled from the RX ring per batch.
 const RX_BATCH: usize = 64;
 
@@ -58,6 +90,7 @@ pub struct XskDevice {
     bind: BindMode,
     copy_mode_kick: bool,
     counters: DeviceCounters,
+    impair: Option<Impairer>,
 }
 
 /// Packet counters of a device.
@@ -71,6 +104,10 @@ pub struct DeviceCounters {
     pub tx_kicks: u64,
     /// Times smoltcp wanted to send but no TX frame was free.
     pub tx_starved: u64,
+    /// Frames dropped by the [`Impairment`].
+    pub impaired_drops: u64,
+    /// Frames reordered by the [`Impairment`].
+    pub impaired_reorders: u64,
 }
 
 impl std::fmt::Debug for XskDevice {
@@ -163,7 +200,20 @@ impl XskDevice {
             bind,
             copy_mode_kick: bind == BindMode::Copy,
             counters: DeviceCounters::default(),
+            impair: None,
         })
+    }
+
+    /// Turns on deliberate loss and reordering (tests).
+    pub fn set_impairment(&mut self, cfg: Option<Impairment>) {
+        self.impair = cfg.map(|cfg| Impairer {
+            cfg,
+            rng: cfg.seed | 1,
+            rx_held: None,
+            release_held: false,
+            dropped: 0,
+            reordered: 0,
+        });
     }
 
     /// The socket's descriptor (for the XSK map and `poll(2)`).
@@ -178,7 +228,12 @@ impl XskDevice {
 
     /// Packet counters.
     pub fn counters(&self) -> DeviceCounters {
-        self.counters
+        let mut c = self.counters;
+        if let Some(i) = &self.impair {
+            c.impaired_drops = i.dropped;
+            c.impaired_reorders = i.reordered;
+        }
+        c
     }
 
     /// `true` when received frames wait in the RX ring or the batch.
@@ -189,6 +244,22 @@ impl XskDevice {
     /// Reaps completions, then sends what smoltcp wrote (one kick), then refills the fill ring.
     pub fn flush(&mut self) -> io::Result<()> {
         self.reap();
+        if let Some(imp) = self.impair.as_mut() {
+            let mut i = 0;
+            while i < self.tx_ready.len() {
+                if imp.roll() < imp.cfg.loss {
+                    imp.dropped += 1;
+                    self.tx_free.push(self.tx_ready.remove(i));
+                    continue;
+                }
+                if i + 1 < self.tx_ready.len() && imp.roll() < imp.cfg.reorder {
+                    imp.reordered += 1;
+                    self.tx_ready.swap(i, i + 1);
+                    i += 1;
+                }
+                i += 1;
+            }
+        }
         if !self.tx_ready.is_empty() {
             // SAFETY: every descriptor in `tx_ready` belongs to this UMEM, was written by a TX
             // token and is owned by us until the completion ring hands it back.
@@ -216,6 +287,41 @@ impl XskDevice {
         // UMEM that the kernel has finished transmitting.
         let n = unsafe { self.comp.consume(&mut self.comp_scratch) };
         self.tx_free.extend_from_slice(&self.comp_scratch[..n]);
+    }
+
+    /// The next received frame for smoltcp, after any impairment.
+    fn next_rx(&mut self) -> Option<FrameDesc> {
+        loop {
+            if let Some(imp) = self.impair.as_mut() {
+                if imp.release_held {
+                    imp.release_held = false;
+                    if let Some(d) = imp.rx_held.take() {
+                        return Some(d);
+                    }
+                }
+            }
+            if !self.refill_batch() {
+                // Nothing behind a held frame: let it go rather than stall the flow.
+                return self.impair.as_mut().and_then(|i| i.rx_held.take());
+            }
+            let desc = self.rx_batch[self.rx_next];
+            self.rx_next += 1;
+            let Some(imp) = self.impair.as_mut() else {
+                return Some(desc);
+            };
+            if imp.roll() < imp.cfg.loss {
+                imp.dropped += 1;
+                self.rx_done.push(desc);
+                continue;
+            }
+            if imp.rx_held.is_none() && imp.roll() < imp.cfg.reorder {
+                imp.reordered += 1;
+                imp.rx_held = Some(desc);
+                continue;
+            }
+            imp.release_held = imp.rx_held.is_some();
+            return Some(desc);
+        }
     }
 
     fn refill_batch(&mut self) -> bool {
@@ -249,6 +355,8 @@ fn raw_os_error(e: &dyn std::error::Error) -> Option<i32> {
 
 fn xsk_error(what: &str, e: &dyn std::error::Error) -> io::Error {
     match raw_os_error(e) {
+        // Kept as the bare OS error so callers can retry on it (the stack adds the context).
+        Some(libc::EBUSY) => io::Error::from_raw_os_error(libc::EBUSY),
         Some(code) => {
             let os = io::Error::from_raw_os_error(code);
             io::Error::new(os.kind(), format!("{what}: {e}: {os}"))
@@ -317,15 +425,12 @@ impl Device for XskDevice {
         if self.tx_free.is_empty() {
             self.reap();
         }
-        if self.tx_free.is_empty() || !self.refill_batch() {
+        if self.tx_free.is_empty() {
             // No frame to answer with (smoltcp may reply to any packet): leave RX in the ring.
-            if self.tx_free.is_empty() {
-                self.counters.tx_starved += 1;
-            }
+            self.counters.tx_starved += 1;
             return None;
         }
-        let desc = self.rx_batch[self.rx_next];
-        self.rx_next += 1;
+        let desc = self.next_rx()?;
         Some((
             XskRxToken {
                 umem: &self.umem,

@@ -28,14 +28,14 @@ pub mod steer;
 pub mod stream;
 pub mod umem;
 
-pub use device::BindMode;
+pub use device::{BindMode, Impairment};
 pub use fallback::{open_or_fallback, Unavailable};
 pub use stack::{StackInfo, XdpStack};
 pub use steer::{AttachMode, SteerMode};
 pub use stream::XdpStream;
 
 /// Everything needed to bring up a stack on one (interface, queue).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct XdpConfig {
     /// The interface (`hwc0`, `eth1`).
     pub interface: String,
@@ -69,6 +69,8 @@ pub struct XdpConfig {
     pub max_connections: usize,
     /// Delayed ACK: an ACK waits this long for outgoing data to ride on. `None` ACKs at once.
     pub ack_delay: Option<Duration>,
+    /// Deliberate loss and reordering (tests on kernels without netem). `None` in production.
+    pub impair: Option<Impairment>,
 }
 
 impl XdpConfig {
@@ -92,6 +94,7 @@ impl XdpConfig {
             socket_buffer: 256 * 1024,
             max_connections: 64,
             ack_delay: Some(Duration::from_millis(1)),
+            impair: None,
         }
     }
 }

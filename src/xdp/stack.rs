@@ -26,9 +26,10 @@ use super::XdpConfig;
 /// How long a closed connection may take to finish its FIN exchange before it is dropped.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Rebinding a queue right after its previous socket closed fails with `EBUSY` for a few ms.
-const BUSY_RETRIES: u32 = 20;
-const BUSY_PAUSE: Duration = Duration::from_millis(5);
+/// Rebinding a queue right after its previous socket closed fails with `EBUSY` for a while (about
+/// 10 ms after a clean close, longer after the owner was killed): retry for up to a second.
+const BUSY_RETRIES: u32 = 100;
+const BUSY_PAUSE: Duration = Duration::from_millis(10);
 
 /// What the stack ended up with (after fallbacks inside the XDP path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +169,7 @@ impl XdpStack {
                 other => break other?,
             }
         };
+        device.set_impairment(cfg.impair);
         let map = XskMap::new(queues.max(cfg.queue + 1))?;
         map.insert(cfg.queue, device.fd())?;
         if let SteerMode::SharedIp { first, last } = cfg.steer {
