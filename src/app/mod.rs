@@ -3,6 +3,7 @@
 pub mod check;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
+pub mod net;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;
