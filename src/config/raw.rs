@@ -110,12 +110,14 @@ impl RawNetwork {
         let steering = match self.steering.as_ref().map(|s| (s, s.get_ref().as_str())) {
             None | Some((_, "dedicated-ip")) => Steering::DedicatedIp,
             Some((_, "shared-ip")) => Steering::SharedIp,
-            Some((s, other)) => return Err(loc.at(
-                s,
-                format!(
+            Some((s, other)) => {
+                return Err(loc.at(
+                    s,
+                    format!(
                     "network.steering: unknown mode {other:?} (expected dedicated-ip or shared-ip)"
                 ),
-            )),
+                ))
+            }
         };
         let ports = match &self.ports {
             None if steering == Steering::SharedIp => return Err(loc.at(

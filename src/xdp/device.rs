@@ -125,12 +125,14 @@ impl XskDevice {
     /// XDP program (the steering program is ours, see [`super::steer`]).
     ///
     /// Zero-copy falls back to copy mode when the driver refuses it; the returned mode says which.
+    /// A queue still busy after `busy_for` fails with `EBUSY`.
     pub fn open(
         ifname: &str,
         queue: u32,
         plan: &UmemPlan,
         bind: BindMode,
         mtu: usize,
+        busy_for: std::time::Duration,
     ) -> io::Result<XskDevice> {
         let half = plan.frames / 2;
         let qsize = QueueSize::new(half).map_err(|e| invalid(format!("queue size: {e}")))?;
@@ -159,14 +161,29 @@ impl XskDevice {
             // double-free hazard of `Socket::new` does not arise; program loading is inhibited.
             unsafe { Socket::new(config, &umem, &iface, queue) }
         };
+        // Rebinding a queue right after its previous socket closed fails with EBUSY for a while
+        // (about 10 ms after a clean close, longer after the owner was killed): retry the bind
+        // alone, keeping the UMEM, until `busy_for` has passed.
+        let deadline = std::time::Instant::now() + busy_for;
+        let bind_retrying = |flags: BindFlags| loop {
+            match try_bind(flags) {
+                Err(e)
+                    if raw_os_error(&e) == Some(libc::EBUSY)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => break other,
+            }
+        };
         let (bind, created) = match bind {
-            BindMode::Copy => (BindMode::Copy, try_bind(BindFlags::XDP_COPY)),
-            BindMode::ZeroCopy => match try_bind(BindFlags::XDP_ZEROCOPY) {
+            BindMode::Copy => (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY)),
+            BindMode::ZeroCopy => match bind_retrying(BindFlags::XDP_ZEROCOPY) {
                 Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
                     log::warn!(
                         "{ifname} queue {queue}: the driver refuses zero-copy AF_XDP; using copy mode"
                     );
-                    (BindMode::Copy, try_bind(BindFlags::XDP_COPY))
+                    (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY))
                 }
                 other => (BindMode::ZeroCopy, other),
             },

@@ -26,10 +26,8 @@ use super::XdpConfig;
 /// How long a closed connection may take to finish its FIN exchange before it is dropped.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Rebinding a queue right after its previous socket closed fails with `EBUSY` for a while (about
-/// 10 ms after a clean close, longer after the owner was killed): retry for up to a second.
-const BUSY_RETRIES: u32 = 100;
-const BUSY_PAUSE: Duration = Duration::from_millis(10);
+/// How long a busy queue is retried before giving up (see [`XskDevice::open`]).
+const BUSY_FOR: Duration = Duration::from_secs(1);
 
 /// What the stack ended up with (after fallbacks inside the XDP path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,25 +148,20 @@ impl XdpStack {
             );
         }
         let mtu = cfg.mtu.min(cfg.frame_size as usize - 256 - 14);
-        let mut attempt = 0;
-        let mut device = loop {
-            match XskDevice::open(&cfg.interface, cfg.queue, &plan, cfg.bind, mtu) {
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < BUSY_RETRIES => {
-                    attempt += 1;
-                    std::thread::sleep(BUSY_PAUSE);
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    return Err(io::Error::new(
+        let mut device = XskDevice::open(&cfg.interface, cfg.queue, &plan, cfg.bind, mtu, BUSY_FOR)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    io::Error::new(
                         e.kind(),
                         format!(
                             "{} queue {} is busy (another AF_XDP socket holds it): {e}",
                             cfg.interface, cfg.queue
                         ),
-                    ))
+                    )
+                } else {
+                    e
                 }
-                other => break other?,
-            }
-        };
+            })?;
         device.set_impairment(cfg.impair);
         let map = XskMap::new(queues.max(cfg.queue + 1))?;
         map.insert(cfg.queue, device.fd())?;
