@@ -7,6 +7,7 @@ pub mod feed;
 pub mod http_probe;
 #[cfg(feature = "fix")]
 pub mod fix_probe;
+pub mod net;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;

@@ -54,6 +54,48 @@ impl std::error::Error for ConfigError {}
 pub enum NetworkPath {
     /// Kernel TCP sockets.
     Kernel,
+    /// The userspace TCP stack over AF_XDP (feature `xdp`), with kernel TCP as the fallback.
+    Xdp(XdpSettings),
+}
+
+/// What the steering program diverts to the userspace stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    /// The stack has its own IPv4 address: all IPv4 to it.
+    DedicatedIp,
+    /// The stack shares the kernel's address: TCP to `ports` only.
+    SharedIp,
+}
+
+/// `[network] path = "xdp"` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpSettings {
+    /// The interface.
+    pub interface: String,
+    /// The RX queue bound (the queue the NIC steers the venue's flows to).
+    pub queue: u32,
+    /// The stack's IPv4 address.
+    pub local_ip: std::net::Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// Next hop for off-link destinations.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Dedicated or shared IP.
+    pub steering: Steering,
+    /// Local port range (shared-IP mode: the reserved range the program steers).
+    pub ports: (u16, u16),
+    /// `true`: native (driver) attach; `false`: generic.
+    pub native: bool,
+    /// `true`: ask for zero-copy (falls back to copy where the driver refuses).
+    pub zero_copy: bool,
+    /// UMEM frames.
+    pub umem_frames: u32,
+    /// UMEM frame size.
+    pub frame_size: u32,
+    /// Use huge pages when enough are free.
+    pub huge_pages: bool,
+    /// Fall back to kernel TCP when AF_XDP cannot be used (`false`: a startup error).
+    pub fallback: bool,
 }
 
 /// How readiness is found on an IO thread.
