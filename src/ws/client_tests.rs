@@ -321,7 +321,7 @@ fn client_initiated_close() {
     assert_eq!(batch.next().unwrap().text(), Some("late"));
     assert_eq!(batch.next().unwrap().opcode(), OpCode::Close);
     assert!(batch.next().is_none());
-    drop(batch);
+
     // The end of the stream ends the next batch; the call after it reports the clean close.
     assert_eq!(ws.read_batch().unwrap().count(), 0);
     assert_eq!(ws.state(), State::Closed);
@@ -342,7 +342,7 @@ fn protocol_error_sends_1002_and_is_terminal() {
     // The bad frame ends the batch; nothing is sent until the application had the frames before it.
     assert!(batch.next().is_none());
     assert!(batch.next().is_none());
-    drop(batch);
+
     // Replies to the frames before the error still go out, before the close that the next
     // receive sends.
     ws.send_text("reply to ok").unwrap();
@@ -403,7 +403,7 @@ fn eof_without_close_is_an_error_once_per_iterator() {
     assert_eq!(batch.next().unwrap().payload(), b"last");
     assert!(batch.next().is_none());
     assert!(batch.next().is_none());
-    drop(batch);
+
     assert!(matches!(ws.read_batch(), Err(WsError::Eof)));
     assert!(matches!(ws.receive(), Err(WsError::Eof)));
 }
@@ -578,8 +578,8 @@ fn a_batch_dropped_early_keeps_its_frames_even_with_a_full_buffer() {
     for _ in 0..1000 {
         // Batches dropped unread leave a buffer full of complete frames; the next batch must hand
         // them out, not mistake the full buffer for the end of the stream.
-        drop(ws.read_batch().unwrap());
-        drop(ws.read_batch().unwrap());
+        let _ = ws.read_batch().unwrap();
+        let _ = ws.read_batch().unwrap();
         for f in ws.read_batch().unwrap() {
             got.push(f.payload()[0]);
         }
