@@ -8,11 +8,13 @@ ROOT=$PWD
 ./scripts/peers.sh >/dev/null
 
 WORK=$(mktemp -d /tmp/hotwire-demo.XXXXXX)
+# config/demo.toml expects the venue's CA and writes its recording here.
+DEMO_DIR=/tmp/hotwire-demo
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    rm -rf "$WORK" "$DEMO_DIR"
 }
 trap cleanup EXIT INT TERM
 
@@ -44,5 +46,30 @@ for backend in rustls openssl; do
     echo "== hotwire replay session-$backend.hwr"
     ./target/release/hotwire replay "$WORK/session-$backend.hwr"
 done
+echo
+echo "================ the appliance ================"
+for port in 9001 9443; do
+    if ss -Hltn "sport = :$port" | grep -q .; then
+        echo "demo: port $port is taken (config/demo.toml uses 9001 and 9443); stop what holds it" >&2
+        exit 1
+    fi
+done
+rm -rf "$DEMO_DIR"
+echo "== hotwire venue --tls: the embedded exchange simulator (WebSocket feed + echo, plain and TLS)"
+./target/release/hotwire venue --tls --cert-dir "$DEMO_DIR" --rate 2000 &
+PIDS+=($!)
+for _ in $(seq 100); do [[ -s $DEMO_DIR/ca.pem ]] && ss -Hltn "sport = :9443" | grep -q . && break; sleep 0.05; done
+echo
+echo "== hotwire check config/demo.toml"
+./target/release/hotwire check config/demo.toml || true
+echo
+echo "== hotwire run config/demo.toml --duration 10 (4 endpoints, one IO thread; TLS verified against the venue's CA)"
+./target/release/hotwire run config/demo.toml --duration 10 --json "$DEMO_DIR/report.json"
+echo
+echo "== the JSON report ($DEMO_DIR/report.json), first endpoint"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps(r["endpoints"][0], indent=2))' "$DEMO_DIR/report.json"
+echo
+echo "== hotwire replay $DEMO_DIR/feed-plain.hwr --limit 6 (the plain feed, recorded by the appliance)"
+./target/release/hotwire replay "$DEMO_DIR/feed-plain.hwr" --limit 6
 echo
 echo "== demo finished; everything it started has been stopped"

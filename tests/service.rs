@@ -153,11 +153,11 @@ impl Endpoint<Seen> for Pinger {
     }
 }
 
-fn run_until<S: Selector>(
-    service: &mut IoService<S, Pinger, Seen>,
+fn run_until<S: Selector, E: Endpoint<Seen>>(
+    service: &mut IoService<S, E, Seen>,
     seen: &mut Seen,
     timeout: Duration,
-    mut done: impl FnMut(&IoService<S, Pinger, Seen>, &Seen) -> bool,
+    mut done: impl FnMut(&IoService<S, E, Seen>, &Seen) -> bool,
 ) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -362,4 +362,58 @@ fn a_connect_that_never_completes_times_out() {
         reason.contains("timed out"),
         "expected a connect timeout, got {reason}"
     );
+}
+
+/// A second kind of endpoint: connects, sends nothing, and reads whatever arrives.
+struct Listener {
+    port: u16,
+}
+
+impl Endpoint<Seen> for Listener {
+    type Target = TcpStream;
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new("127.0.0.1", self.port)
+    }
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<TcpStream> {
+        TcpStream::connect(addr, &TcpOptions::default())
+    }
+    fn poll(&mut self, target: &mut TcpStream, _: &mut Seen) -> io::Result<Flow> {
+        let mut buf = [0u8; 64];
+        match target.read(&mut buf) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => Ok(Flow::Continue),
+            Err(e) if would_block(&e) => Ok(Flow::Continue),
+            Err(e) => Err(e),
+        }
+    }
+    fn on_event(&mut self, event: &Event<'_>, seen: &mut Seen) {
+        if let Event::Connected { .. } = event {
+            *seen.connected.entry("listener".into()).or_default() += 1;
+        }
+    }
+}
+
+#[test]
+fn different_endpoint_kinds_share_one_service() {
+    use hotwire::service::Mixed;
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let a = service.register(Mixed::A(Pinger::new(
+        "pinger",
+        "127.0.0.1",
+        server.addr.port(),
+    )));
+    let b = service.register(Mixed::B(Listener {
+        port: server.addr.port(),
+    }));
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, s| svc.state(a) == State::Established
+            && svc.state(b) == State::Established
+            && s.echoed.get("pinger").copied().unwrap_or(0) >= 50
+    ));
+    assert_eq!(seen.connected.get("listener"), Some(&1));
 }

@@ -1,7 +1,18 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
 
+pub mod check;
+#[cfg(all(feature = "ws", feature = "tls-rustls"))]
+pub mod feed;
+#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod http_probe;
+#[cfg(feature = "fix")]
+pub mod fix_probe;
+pub mod net;
 pub mod replay;
+#[cfg(all(feature = "ws", feature = "tls-rustls"))]
+pub mod run;
 pub mod signals;
+pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;
 #[cfg(feature = "ws")]

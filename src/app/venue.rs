@@ -10,8 +10,8 @@
 //! - `GET /echo` — every data message is sent back as it came.
 //!
 //! Plain on `--listen`, and with `--tls` also TLS on `--tls-listen`, with a certificate generated at
-//! start-up for `localhost`, `127.0.0.1` and `::1`, signed by a fresh CA written to
-//! `<cert-dir>/ca.pem` for clients to trust.
+//! start-up for `localhost`, `127.0.0.1` and `::1`, signed by the CA in `<cert-dir>/ca.pem` (created
+//! on first use, reused after) for clients to trust.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -105,7 +105,13 @@ impl Venue {
             })?;
             wss_addr = Some(listener.local_addr()?);
             ca_pem = Some(ca);
-            spawn_acceptor(listener, Some(config), defaults, stop.clone(), stats.clone())?;
+            spawn_acceptor(
+                listener,
+                Some(config),
+                defaults,
+                stop.clone(),
+                stats.clone(),
+            )?;
         }
         Ok(Venue {
             ws_addr,
@@ -163,9 +169,15 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!("venue: ws://{}/feed  ws://{}/echo", venue.ws_addr, venue.ws_addr);
+    println!(
+        "venue: ws://{}/feed  ws://{}/echo",
+        venue.ws_addr, venue.ws_addr
+    );
     if let (Some(addr), Some(ca)) = (venue.wss_addr, &venue.ca_pem) {
-        println!("venue: wss://{addr}/feed  wss://{addr}/echo  ca={}", ca.display());
+        println!(
+            "venue: wss://{addr}/feed  wss://{addr}/echo  ca={}",
+            ca.display()
+        );
     }
     let _ = io::stdout().flush();
     crate::app::signals::wait_for_termination();
@@ -184,24 +196,37 @@ struct FeedDefaults {
     size: usize,
 }
 
+/// The venue's TLS identity. The CA lives in `dir` (`ca.pem`, `ca-key.pem`) and is reused when it is
+/// already there, so a restarted venue is still trusted by clients that loaded the CA earlier.
 fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let err = |e: rcgen::Error| io::Error::other(format!("certificate generation: {e}"));
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "hotwire venue CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let err = |e: rcgen::Error| io::Error::other(format!("venue certificate: {e}"));
+    let (ca_path, ca_key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    let issuer = if ca_path.exists() && ca_key_path.exists() {
+        let key = KeyPair::from_pem(&std::fs::read_to_string(&ca_key_path)?).map_err(err)?;
+        Issuer::from_ca_cert_pem(&std::fs::read_to_string(&ca_path)?, key).map_err(err)?
+    } else {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hotwire venue CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        write_private(&ca_key_path, &ca_key.serialize_pem())?;
+        std::fs::write(&ca_path, ca_cert.pem())?;
+        Issuer::new(ca_params, ca_key)
+    };
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     let mut leaf = CertificateParams::new(names).map_err(err)?;
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     let leaf_key = KeyPair::generate().map_err(err)?;
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, ca_cert.pem())?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
@@ -211,6 +236,18 @@ fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
         .with_single_cert(vec![leaf_cert.der().clone()], key)
         .map_err(|e| io::Error::other(e.to_string()))?;
     Ok((Arc::new(config), ca_path))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, pem: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(pem.as_bytes())
 }
 
 fn spawn_acceptor(
@@ -229,13 +266,13 @@ fn spawn_acceptor(
                     Ok((sock, _)) => {
                         stats.connections.fetch_add(1, Ordering::Relaxed);
                         let (tls, stop, stats) = (tls.clone(), stop.clone(), stats.clone());
-                        let _ = std::thread::Builder::new()
-                            .name("venue-conn".into())
-                            .spawn(move || {
+                        let _ = std::thread::Builder::new().name("venue-conn".into()).spawn(
+                            move || {
                                 if let Err(e) = serve(sock, tls, defaults, &stop, &stats) {
                                     log::debug!("venue connection: {e}");
                                 }
-                            });
+                            },
+                        );
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(2));
@@ -277,15 +314,25 @@ fn serve(
 
 trait Socket: io::Read + io::Write {
     fn tcp(&self) -> &TcpStream;
+    /// Ends the session at the transport: close_notify for TLS, then FIN.
+    fn close_transport(&mut self);
 }
 impl Socket for TcpStream {
     fn tcp(&self) -> &TcpStream {
         self
     }
+    fn close_transport(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
 }
 impl Socket for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
     fn tcp(&self) -> &TcpStream {
         &self.sock
+    }
+    fn close_transport(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.conn.complete_io(&mut self.sock);
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
     }
 }
 
@@ -374,7 +421,10 @@ fn feed<S: Socket>(
                 match ws.read() {
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e))
-                        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
                     {
                         if stop.load(Ordering::Relaxed) {
                             return Ok(());
@@ -401,16 +451,26 @@ fn feed<S: Socket>(
                 .map_err(|e| io::Error::other(format!("feed flush: {e}")))?;
         }
         match ws.read() {
-            Ok(Message::Close(_)) => return Ok(()),
+            Ok(Message::Close(_)) => return finish_close(ws),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 return Ok(())
             }
             Err(e) => return Err(io::Error::other(format!("feed read: {e}"))),
         }
     }
+    Ok(())
+}
+
+/// The client started the closing handshake: send tungstenite's queued reply, then end TLS cleanly.
+fn finish_close<S: Socket>(ws: &mut WebSocket<S>) -> io::Result<()> {
+    let _ = ws.flush();
+    ws.get_mut().close_transport();
     Ok(())
 }
 
@@ -425,10 +485,13 @@ fn echo<S: Socket>(ws: &mut WebSocket<S>, stop: &AtomicBool, stats: &VenueStats)
                     .map_err(|e| io::Error::other(format!("echo write: {e}")))?;
                 stats.echoed.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Message::Close(_)) => return Ok(()),
+            Ok(Message::Close(_)) => return finish_close(ws),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 return Ok(())
             }
@@ -450,7 +513,10 @@ mod tests {
         assert_eq!(s.len(), 128);
         assert!(s.ends_with("\"}"));
         feed_message(&mut s, 7, 10);
-        assert!(s.len() > 10 && s.contains("\"pad\":\"\""), "small sizes never truncate: {s}");
+        assert!(
+            s.len() > 10 && s.contains("\"pad\":\"\""),
+            "small sizes never truncate: {s}"
+        );
     }
 
     #[test]

@@ -31,8 +31,12 @@ use crate::select::{Selectable, Selector, Token};
 
 mod dns;
 mod endpoint;
+mod mixed;
+#[cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod ws;
 
 pub use endpoint::{ConnectAddr, Disconnect, Endpoint, Event, Flow, Policy};
+pub use mixed::{Mixed, MixedTarget};
 
 /// Identifies an endpoint within its service (the order of [`IoService::register`] calls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -258,9 +262,10 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
     where
         F: FnMut(&mut E::Target, &mut E, &mut C) -> io::Result<Flow>,
     {
+        self.selector.poll(self.poll_timeout, &mut self.ready)?;
+        // After the (possibly waiting) selector poll, so deadlines and timers see the real time.
         let now = Instant::now();
         self.collect_answers(now, ctx);
-        self.selector.poll(self.poll_timeout, &mut self.ready)?;
         for token in &self.ready {
             if let Some(slot) = self.slots.get_mut(token.slot() as usize) {
                 // A late event for a replaced connection is dropped here.

@@ -41,9 +41,9 @@ use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 
 pub mod buffered;
+pub mod either;
 #[cfg(feature = "ktls")]
 pub mod ktls;
-pub mod either;
 pub mod record;
 pub mod tcp;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]

@@ -260,6 +260,26 @@ mod tests {
     }
 
     #[test]
+    fn connects_over_ipv6() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+            // A kernel without IPv6 on loopback: nothing to connect to.
+            return;
+        };
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr, &TcpOptions::default()).unwrap();
+        let (mut peer, from) = listener.accept().unwrap();
+        wait_connected(&mut client, Duration::from_secs(5)).unwrap();
+        assert!(from.is_ipv6());
+        peer.write_all(b"v6").unwrap();
+        let mut buf = [0u8; 2];
+        assert_eq!(
+            read_timeout(&mut client, &mut buf, Duration::from_secs(5)).unwrap(),
+            2
+        );
+        assert_eq!(&buf, b"v6");
+    }
+
+    #[test]
     fn refused_connect_is_an_error_not_pending() {
         // Bind then drop a listener to get a port that is (very likely) closed.
         let port = {

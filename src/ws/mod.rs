@@ -40,6 +40,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+mod selectable;
 pub mod url;
 
 pub use client::{Batch, IntoWebsocket, Message, State, Websocket, WsConfig};
@@ -48,4 +49,5 @@ pub use error::{CapacityError, HandshakeError, ProtocolError, UrlError, UsageErr
 pub use frame::{CloseFrame, FrameHeader, OpCode};
 pub use handshake::ClientRequest;
 pub use mask::MaskMode;
+pub use selectable::into_io;
 pub use url::WsUrl;

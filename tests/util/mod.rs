@@ -156,6 +156,10 @@ pub(crate) struct TestPki {
     pub(crate) unknown_ca_cert: PathBuf,
     /// Its key.
     pub(crate) unknown_ca_key: PathBuf,
+    /// A client certificate (for mutual TLS) signed by the trusted CA.
+    pub(crate) client_cert: PathBuf,
+    /// Its key.
+    pub(crate) client_key: PathBuf,
 }
 
 /// The names every good server certificate carries.
@@ -187,7 +191,10 @@ impl TestPki {
                 CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                     .expect("certificate names");
             params.distinguished_name.push(DnType::CommonName, names[0]);
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
             params.key_usages = vec![
                 KeyUsagePurpose::DigitalSignature,
                 KeyUsagePurpose::KeyEncipherment,
@@ -213,6 +220,7 @@ impl TestPki {
         let (expired_cert, expired_key) = leaf("expired", &SERVER_NAMES, ecdsa(), &ca, true);
         let (unknown_ca_cert, unknown_ca_key) =
             leaf("unknown-ca", &SERVER_NAMES, ecdsa(), &other, false);
+        let (client_cert, client_key) = leaf("client", &["hotwire-client"], ecdsa(), &ca, false);
         TestPki {
             dir,
             ca_pem,
@@ -226,6 +234,8 @@ impl TestPki {
             expired_key,
             unknown_ca_cert,
             unknown_ca_key,
+            client_cert,
+            client_key,
         }
     }
 

@@ -3,8 +3,7 @@
 use std::io::{self, Read, Write};
 
 use openssl::ssl::{
-    HandshakeError, MidHandshakeSslStream, SslConnector, SslFiletype, SslMethod, SslStream,
-    SslVerifyMode, SslVersion,
+    ErrorCode, SslConnector, SslFiletype, SslMethod, SslStream, SslVerifyMode, SslVersion,
 };
 use openssl::x509::{store::X509StoreBuilder, X509VerifyResult};
 
@@ -72,49 +71,26 @@ pub(super) fn build(cfg: &TlsConfig) -> io::Result<SslConnector> {
     Ok(b.build())
 }
 
-enum State<S> {
-    Handshaking(MidHandshakeSslStream<S>),
-    Ready(SslStream<S>),
-    /// The handshake failed; the stream is kept so its descriptor stays valid until dropped.
-    Failed(MidHandshakeSslStream<S>, io::ErrorKind, String),
-}
-
 /// An OpenSSL client session over `S`.
 ///
 /// Early writes are queued in this type's pending buffer (at most 64 KiB) and written, in order, as
 /// soon as the handshake completes. As with `SSL_write`, a write that returned `WouldBlock` must be
 /// retried with the same bytes.
 pub struct OpensslStream<S> {
-    state: Option<State<S>>,
+    ssl: SslStream<S>,
+    established: bool,
+    /// The handshake failure, returned again by every later call.
+    failed: Option<(io::ErrorKind, String)>,
     pending: Vec<u8>,
 }
 
 impl<S> std::fmt::Debug for OpensslStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &self.state {
-            Some(State::Handshaking(_)) => "handshaking",
-            Some(State::Ready(_)) => "ready",
-            Some(State::Failed(..)) => "failed",
-            None => "poisoned",
-        };
         f.debug_struct("OpensslStream")
-            .field("state", &state)
+            .field("established", &self.established)
+            .field("failed", &self.failed)
             .field("pending", &self.pending.len())
             .finish()
-    }
-}
-
-fn handshake_failure<S>(mid: &MidHandshakeSslStream<S>) -> (io::ErrorKind, String) {
-    let verify = mid.ssl().verify_result();
-    if verify != X509VerifyResult::OK {
-        return (
-            io::ErrorKind::InvalidData,
-            format!("certificate verification failed: {}", verify.error_string()),
-        );
-    }
-    match mid.error().io_error() {
-        Some(e) => (e.kind(), e.to_string()),
-        None => (io::ErrorKind::InvalidData, mid.error().to_string()),
     }
 }
 
@@ -141,86 +117,85 @@ impl<S: Stream> OpensslStream<S> {
             .use_server_name_indication(sni)
             .into_ssl(server_name)
             .map_err(|e| ssl_err("TLS server name", e))?;
-        let state = match ssl.connect(io) {
-            Ok(s) => State::Ready(s),
-            Err(HandshakeError::WouldBlock(mid)) => State::Handshaking(mid),
-            Err(HandshakeError::Failure(mid)) => {
-                let (kind, msg) = handshake_failure(&mid);
-                return Err(failure_error(kind, &msg));
-            }
-            Err(HandshakeError::SetupFailure(e)) => return Err(ssl_err("TLS setup", e)),
-        };
+        // No I/O here: the handshake starts on the first poll, read or write.
+        let ssl = SslStream::new(ssl, io).map_err(|e| ssl_err("TLS setup", e))?;
         Ok(OpensslStream {
-            state: Some(state),
+            ssl,
+            established: false,
+            failed: None,
             pending: Vec::new(),
         })
     }
 
     /// The negotiated ALPN protocol.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        match &self.state {
-            Some(State::Ready(s)) => s.ssl().selected_alpn_protocol(),
-            _ => None,
-        }
+        self.ssl.ssl().selected_alpn_protocol()
     }
 
     /// The negotiated protocol version.
     pub fn version(&self) -> Option<TlsVersion> {
-        match &self.state {
-            Some(State::Ready(s)) => match s.ssl().version2()? {
-                SslVersion::TLS1_2 => Some(TlsVersion::Tls12),
-                SslVersion::TLS1_3 => Some(TlsVersion::Tls13),
-                _ => None,
-            },
+        if !self.established {
+            return None;
+        }
+        match self.ssl.ssl().version2()? {
+            SslVersion::TLS1_2 => Some(TlsVersion::Tls12),
+            SslVersion::TLS1_3 => Some(TlsVersion::Tls13),
             _ => None,
         }
     }
 
     /// `true` once the handshake has completed.
     pub fn is_established(&self) -> bool {
-        matches!(self.state, Some(State::Ready(_)))
+        self.established
     }
 
     /// The stream under the session.
     pub fn get_ref(&self) -> &S {
-        match self
-            .state
-            .as_ref()
-            .expect("OpensslStream state is always restored")
-        {
-            State::Handshaking(m) | State::Failed(m, ..) => m.get_ref(),
-            State::Ready(s) => s.get_ref(),
-        }
+        self.ssl.get_ref()
     }
 
     /// Sends a close_notify alert (best effort).
     pub fn close_notify(&mut self) -> io::Result<()> {
-        if let Some(State::Ready(s)) = &mut self.state {
-            match s.shutdown() {
-                Ok(_) => {}
-                Err(e) => {
-                    if let Some(io) = e.io_error() {
-                        if !would_block(io) {
-                            return Err(io::Error::new(io.kind(), io.to_string()));
-                        }
-                    }
-                }
-            }
+        if !self.established {
+            return Ok(());
         }
-        Ok(())
+        match self.ssl.shutdown() {
+            Ok(_) => Ok(()),
+            Err(e) => match e.io_error() {
+                Some(io) if !would_block(io) => Err(io::Error::new(io.kind(), io.to_string())),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Records why the handshake failed, so every later call reports the same error.
+    #[cold]
+    fn fail(&mut self, e: &openssl::ssl::Error) -> io::Error {
+        let verify = self.ssl.ssl().verify_result();
+        let (kind, msg) = if verify != X509VerifyResult::OK {
+            (
+                io::ErrorKind::InvalidData,
+                format!("certificate verification failed: {}", verify.error_string()),
+            )
+        } else {
+            match e.io_error() {
+                Some(io) => (io.kind(), io.to_string()),
+                None => (io::ErrorKind::InvalidData, e.to_string()),
+            }
+        };
+        let err = failure_error(kind, &msg);
+        self.failed = Some((kind, msg));
+        err
     }
 
     /// Writes queued early bytes. `Ok(true)` when none are left.
     fn drain_pending(&mut self) -> io::Result<bool> {
-        let Some(State::Ready(s)) = &mut self.state else {
-            return Ok(self.pending.is_empty());
-        };
         let mut done = 0;
         let result = loop {
             if done == self.pending.len() {
                 break Ok(true);
             }
-            match s.write(&self.pending[done..]) {
+            match self.ssl.write(&self.pending[done..]) {
                 Ok(n) => done += n,
                 Err(e) if would_block(&e) => break Ok(false),
                 Err(e) => break Err(e),
@@ -233,51 +208,31 @@ impl<S: Stream> OpensslStream<S> {
 
 impl<S: Stream> Stream for OpensslStream<S> {
     fn poll_connect(&mut self) -> io::Result<bool> {
-        match self
-            .state
-            .take()
-            .expect("OpensslStream state is always restored")
-        {
-            State::Ready(s) => {
-                self.state = Some(State::Ready(s));
+        if self.established {
+            return Ok(true);
+        }
+        if let Some((kind, msg)) = &self.failed {
+            return Err(failure_error(*kind, msg));
+        }
+        match self.ssl.connect() {
+            Ok(()) => {
+                self.established = true;
+                self.drain_pending()?;
                 Ok(true)
             }
-            State::Failed(m, kind, msg) => {
-                let err = failure_error(kind, &msg);
-                self.state = Some(State::Failed(m, kind, msg));
-                Err(err)
+            Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {
+                match e.io_error() {
+                    Some(io) if !would_block(io) => Err(self.fail(&e)),
+                    _ => Ok(false),
+                }
             }
-            State::Handshaking(mid) => match mid.handshake() {
-                Ok(s) => {
-                    self.state = Some(State::Ready(s));
-                    self.drain_pending()?;
-                    Ok(true)
-                }
-                Err(HandshakeError::WouldBlock(mid)) => {
-                    self.state = Some(State::Handshaking(mid));
-                    Ok(false)
-                }
-                Err(HandshakeError::Failure(mid)) => {
-                    let (kind, msg) = handshake_failure(&mid);
-                    let err = failure_error(kind, &msg);
-                    self.state = Some(State::Failed(mid, kind, msg));
-                    Err(err)
-                }
-                Err(HandshakeError::SetupFailure(e)) => {
-                    // Only `connect` can fail in setup; a mid-handshake stream never does. Report it
-                    // rather than trust that.
-                    Err(ssl_err("TLS setup", e))
-                }
-            },
+            Err(e) => Err(self.fail(&e)),
         }
     }
 
     #[inline]
     fn read_pending(&self) -> bool {
-        match &self.state {
-            Some(State::Ready(s)) => s.ssl().pending() > 0 || s.get_ref().read_pending(),
-            _ => false,
-        }
+        self.established && (self.ssl.ssl().pending() > 0 || self.ssl.get_ref().read_pending())
     }
 
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
@@ -286,14 +241,12 @@ impl<S: Stream> Stream for OpensslStream<S> {
 }
 
 impl<S: Stream> Read for OpensslStream<S> {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.is_established() && !self.poll_connect()? {
+        if !self.established && !self.poll_connect()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        match &mut self.state {
-            Some(State::Ready(s)) => s.read(buf),
-            _ => Err(io::ErrorKind::NotConnected.into()),
-        }
+        self.ssl.read(buf)
     }
 }
 
@@ -302,7 +255,7 @@ impl<S: Stream> Write for OpensslStream<S> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if !self.is_established() && !self.poll_connect()? {
+        if !self.established && !self.poll_connect()? {
             let room = EARLY_WRITE_LIMIT.saturating_sub(self.pending.len());
             if room == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
@@ -314,22 +267,16 @@ impl<S: Stream> Write for OpensslStream<S> {
         if !self.pending.is_empty() && !self.drain_pending()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        match &mut self.state {
-            Some(State::Ready(s)) => s.write(buf),
-            _ => Err(io::ErrorKind::NotConnected.into()),
-        }
+        self.ssl.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if !self.is_established() && !self.poll_connect()? {
+        if !self.established && !self.poll_connect()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         if !self.drain_pending()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        match &mut self.state {
-            Some(State::Ready(s)) => s.flush(),
-            _ => Err(io::ErrorKind::NotConnected.into()),
-        }
+        self.ssl.flush()
     }
 }

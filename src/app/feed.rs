@@ -1,0 +1,287 @@
+//! The appliance's WebSocket endpoint: subscribe, consume, measure.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::net::{BaseStream, Connect};
+use super::stats::{Counters, LatencyRecorder};
+use crate::config::{EndpointConfig, LatencyMode};
+use crate::service::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use crate::stream::record::RecordOptions;
+use crate::stream::tls::TlsConnector;
+use crate::stream::{Either, MaybeTls, Recorded};
+use crate::ws::{ClientRequest, OpCode, Websocket, WsConfig, WsError, WsUrl};
+
+/// The stream under the appliance's WebSocket: TCP (kernel or XDP, see [`BaseStream`]), TLS when
+/// `wss`, recorded when configured.
+pub type FeedStream = Either<MaybeTls<BaseStream>, Recorded<MaybeTls<BaseStream>>>;
+
+/// The appliance's WebSocket connection type.
+pub type FeedConnection = Websocket<FeedStream>;
+
+/// A WebSocket endpoint built from configuration.
+pub struct WsFeed {
+    name: String,
+    url: WsUrl,
+    server_name: String,
+    tls: Option<TlsConnector>,
+    send: Vec<String>,
+    record: Option<PathBuf>,
+    latency_mode: LatencyMode,
+    policy: Policy,
+    connection_index: u64,
+    /// Shared with the stats printer.
+    pub counters: Arc<Counters>,
+    /// Receive time minus the venue's send timestamp.
+    pub latency: LatencyRecorder,
+    /// Ping round trips.
+    pub round_trip: LatencyRecorder,
+    ping_sent: Option<Instant>,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for WsFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsFeed")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsFeed {
+    /// Builds the endpoint (parses the URL, builds the TLS connector for `wss`).
+    pub fn new(cfg: &EndpointConfig, counters: Arc<Counters>) -> io::Result<WsFeed> {
+        let url = WsUrl::parse(&cfg.url).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", cfg.name))
+        })?;
+        let tls = if url.is_secure() {
+            let backend = cfg
+                .tls
+                .backend
+                .parse()
+                .map_err(|e: String| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let mut tls = crate::stream::tls::TlsConfig {
+                backend,
+                insecure: !cfg.tls.verify,
+                ..crate::stream::tls::TlsConfig::default()
+            };
+            if let Some(ca) = &cfg.tls.ca {
+                tls.ca_file = Some(ca.clone());
+                tls.roots = crate::stream::tls::RootSource::None;
+            }
+            Some(tls.build()?)
+        } else {
+            None
+        };
+        Ok(WsFeed {
+            name: cfg.name.clone(),
+            server_name: cfg
+                .tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| url.host().to_owned()),
+            url,
+            tls,
+            send: cfg.send.clone(),
+            record: cfg.record.clone(),
+            latency_mode: cfg.latency,
+            policy: cfg.policy.clone(),
+            connection_index: 0,
+            counters,
+            latency: LatencyRecorder::new(),
+            round_trip: LatencyRecorder::new(),
+            ping_sent: None,
+            shutting_down: false,
+        })
+    }
+
+    /// The endpoint's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Starts an orderly shutdown: a close frame now, and the end of the connection is not counted
+    /// as a loss.
+    pub fn shut_down(&mut self, ws: &mut FeedConnection) {
+        self.shutting_down = true;
+        let _ = ws.close(1000, "shutdown");
+    }
+
+    fn record_path(&self) -> Option<PathBuf> {
+        let base = self.record.as_ref()?;
+        if self.connection_index <= 1 {
+            return Some(base.clone());
+        }
+        // Each reconnect gets its own file: feed.hwr, feed.2.hwr, feed.3.hwr, ...
+        let stem = base
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ext = base.extension().map(|e| e.to_string_lossy().into_owned());
+        let name = match ext {
+            Some(e) => format!("{stem}.{}.{e}", self.connection_index),
+            None => format!("{stem}.{}", self.connection_index),
+        };
+        Some(base.with_file_name(name))
+    }
+
+    fn on_data(&mut self, payload: &[u8]) {
+        self.counters.messages.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if self.latency_mode == LatencyMode::EmbeddedTimestamp {
+            if let Some(sent) = embedded_timestamp(payload) {
+                self.latency.record_ns(unix_now_ns().saturating_sub(sent));
+            }
+        }
+    }
+}
+
+/// Finds `"ts":<digits>` near the start of a message: the venue's send time in ns since the epoch.
+pub fn embedded_timestamp(payload: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"ts\":";
+    let head = &payload[..payload.len().min(96)];
+    let at = head.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = &payload[at..];
+    let mut v: u64 = 0;
+    let mut n = 0;
+    for &b in digits.iter().take(20) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        n += 1;
+    }
+    (n > 0).then_some(v)
+}
+
+/// Wall-clock nanoseconds since the UNIX epoch (`CLOCK_REALTIME`, a vDSO call).
+pub fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn ws_io(e: WsError) -> io::Error {
+    match e {
+        WsError::Closed => io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the venue"),
+        other => crate::ws::into_io(other),
+    }
+}
+
+impl<C: Connect> Endpoint<C> for WsFeed {
+    type Target = FeedConnection;
+
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new(self.url.host(), self.url.port())
+    }
+
+    fn create_target(&mut self, addr: SocketAddr, net: &mut C) -> io::Result<FeedConnection> {
+        self.connection_index += 1;
+        let tcp = net.connect(addr)?;
+        let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
+        let stream = match self.record_path() {
+            None => Either::Left(stream),
+            Some(path) => Either::Right(Recorded::create(
+                stream,
+                path,
+                RecordOptions {
+                    label: Some(format!("{} {}", self.name, self.url.resource())),
+                    ..RecordOptions::default()
+                },
+            )?),
+        };
+        let mut ws = Websocket::client(
+            stream,
+            ClientRequest::new(self.url.clone()),
+            WsConfig::default(),
+        )
+        .map_err(ws_io)?;
+        // Subscriptions are queued now and leave right after the handshake.
+        for msg in &self.send {
+            ws.send_text(msg).map_err(ws_io)?;
+        }
+        Ok(ws)
+    }
+
+    fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> io::Result<Flow> {
+        loop {
+            let frame = match ws.receive() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(Flow::Continue),
+                Err(e) => return Err(ws_io(e)),
+            };
+            match frame.opcode() {
+                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                    let payload = frame.payload();
+                    self.on_data(payload);
+                }
+                OpCode::Pong => {
+                    if let Some(sent) = self.ping_sent.take() {
+                        self.round_trip.record_ns(sent.elapsed().as_nanos() as u64);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
+        match event {
+            Event::Connected { addr } => {
+                self.counters.set_up(true);
+                log::info!("{}: connected to {addr}", self.name);
+            }
+            Event::Disconnected { .. } if self.shutting_down => self.counters.set_up(false),
+            Event::Disconnected { reason, retry_in } => {
+                if self.counters.is_up() {
+                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.counters.set_up(false);
+                self.ping_sent = None;
+                match retry_in {
+                    Some(d) => log::warn!("{}: {reason}; reconnecting in {d:?}", self.name),
+                    None => log::warn!("{}: {reason}", self.name),
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, ws: &mut FeedConnection, now: Instant, _: &mut C) -> io::Result<Flow> {
+        let stamp = unix_now_ns().to_be_bytes();
+        ws.send_ping(&stamp).map_err(ws_io)?;
+        if self.ping_sent.is_none() {
+            self.ping_sent = Some(now);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn policy(&self) -> Policy {
+        self.policy.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_embedded_timestamp() {
+        assert_eq!(
+            embedded_timestamp(br#"{"seq":1,"ts":1732480000123456789,"sym":"X"}"#),
+            Some(1_732_480_000_123_456_789)
+        );
+        assert_eq!(embedded_timestamp(br#"{"seq":1,"sym":"X"}"#), None);
+        assert_eq!(embedded_timestamp(br#"{"ts":}"#), None);
+        assert_eq!(
+            embedded_timestamp(br#"{"ts":99999999999999999999999}"#),
+            None
+        );
+        assert_eq!(embedded_timestamp(b""), None);
+    }
+}

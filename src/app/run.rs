@@ -1,0 +1,280 @@
+//! `hotwire run`: everything the configuration describes, until a signal or `--duration`.
+//!
+//! One IO thread per `[[thread]]`, pinned to its core, each with its own IoService over the
+//! configured selector. The main thread prints a stats line at most once per `stats.interval` and,
+//! at the end, a report with latency percentiles per endpoint (and `--json FILE`).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::feed::WsFeed;
+use super::net::Net;
+use super::signals;
+use super::stats::{human_ns, human_rate, Counters, Percentiles};
+use crate::config::{Config, NetworkPath, ThreadConfig};
+use crate::select::AnySelector;
+use crate::service::{EndpointId, IoService};
+
+/// `hotwire run` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The configuration file.
+    #[arg(default_value = "config/hotwire.toml")]
+    pub config: PathBuf,
+    /// Stop by itself after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Also write the final report as JSON to this file (overrides `stats.json`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The final figures of one endpoint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EndpointReport {
+    /// Endpoint name.
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+    /// Data messages received.
+    pub messages: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Established connections lost.
+    pub reconnects: u64,
+    /// Receive time minus the venue's embedded send time (ns).
+    pub latency_ns: Option<Percentiles>,
+    /// Ping round trips (ns).
+    pub round_trip_ns: Option<Percentiles>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// Seconds the run lasted.
+    pub seconds: f64,
+    /// Per endpoint, in configuration order.
+    pub endpoints: Vec<EndpointReport>,
+}
+
+struct ThreadResult {
+    reports: Vec<(usize, EndpointReport)>,
+}
+
+/// Runs `hotwire run`.
+pub fn run(args: &RunArgs) -> ExitCode {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hotwire run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_config(&config, args.duration.map(Duration::from_secs_f64), true) {
+        Ok(report) => {
+            print_report(&report);
+            let json = args.json.clone().or_else(|| config.stats.json.clone());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text + "\n") {
+                    eprintln!("hotwire run: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hotwire run: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `config` until SIGINT/SIGTERM or `duration`, printing the live stats line when `live`.
+pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io::Result<Report> {
+    signals::install();
+    let stop = Arc::new(AtomicBool::new(false));
+    let isolated = super::check::isolated_cores();
+    let mut counters = Vec::new();
+    let mut threads = Vec::new();
+    for thread in &config.threads {
+        let mut feeds = Vec::new();
+        for (index, e) in config.endpoints.iter().enumerate() {
+            if e.thread == thread.name {
+                let c = Arc::new(Counters::default());
+                counters.push((e.name.clone(), c.clone()));
+                feeds.push((index, e.url.clone(), WsFeed::new(e, c)?));
+            }
+        }
+        if feeds.is_empty() {
+            continue;
+        }
+        if let Some(core) = thread.core {
+            if !isolated.contains(&core) {
+                log::warn!(
+                    "thread {:?}: core {core} is not isolated; expect scheduler jitter",
+                    thread.name
+                );
+            }
+        }
+        let (t, stop) = (thread.clone(), stop.clone());
+        // One AF_XDP socket per (interface, queue): the first thread with endpoints takes it.
+        let (network, owns_xdp) = (config.network.clone(), threads.is_empty());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("hw-{}", thread.name))
+                .spawn(move || io_thread(&t, &network, owns_xdp, feeds, &stop))?,
+        );
+    }
+
+    let start = Instant::now();
+    let mut last = start;
+    let mut last_counts: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
+    while !signals::terminated() && duration.is_none_or(|d| start.elapsed() < d) {
+        std::thread::sleep(Duration::from_millis(20));
+        if threads.iter().all(|t| t.is_finished()) {
+            break;
+        }
+        if live && last.elapsed() >= config.stats.interval {
+            let secs = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            let mut line = String::new();
+            for ((name, c), prev) in counters.iter().zip(last_counts.iter_mut()) {
+                let (m, b) = (
+                    c.messages.load(Ordering::Relaxed),
+                    c.bytes.load(Ordering::Relaxed),
+                );
+                line.push_str(&format!(
+                    "{name} {} {} msg/s {}B/s rc={} | ",
+                    if c.is_up() { "up" } else { "down" },
+                    human_rate((m - prev.0) as f64 / secs),
+                    human_rate((b - prev.1) as f64 / secs),
+                    c.reconnects.load(Ordering::Relaxed)
+                ));
+                *prev = (m, b);
+            }
+            println!(
+                "[{:>6.1}s] {}",
+                start.elapsed().as_secs_f64(),
+                line.trim_end_matches(" | ")
+            );
+            let _ = io::stdout().flush();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut reports = Vec::new();
+    for t in threads {
+        match t.join() {
+            Ok(Ok(r)) => reports.extend(r.reports),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("an IO thread panicked")),
+        }
+    }
+    reports.sort_by_key(|(i, _)| *i);
+    Ok(Report {
+        seconds: start.elapsed().as_secs_f64(),
+        endpoints: reports.into_iter().map(|(_, r)| r).collect(),
+    })
+}
+
+fn io_thread(
+    thread: &ThreadConfig,
+    network: &NetworkPath,
+    owns_xdp: bool,
+    feeds: Vec<(usize, String, WsFeed)>,
+    stop: &AtomicBool,
+) -> io::Result<ThreadResult> {
+    if let Some(core) = thread.core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+            log::warn!("thread {:?}: cannot pin to core {core}", thread.name);
+        }
+    }
+    let mut net = Net::open(network, owns_xdp)?;
+    log::info!("thread {:?}: network path {}", thread.name, net.name());
+    let (selector, timeout) = net.selector(thread.selector)?;
+    let mut service: IoService<AnySelector, WsFeed, Net> =
+        IoService::new(selector).with_poll_timeout(timeout);
+    let mut ids: Vec<(usize, String, EndpointId)> = Vec::new();
+    for (index, url, feed) in feeds {
+        ids.push((index, url, service.register(feed)));
+    }
+    while !stop.load(Ordering::Relaxed) {
+        service.poll(&mut net)?;
+    }
+    // Orderly shutdown: a close frame to every open connection, then a short drain for the replies.
+    for (_, _, id) in &ids {
+        if let Some((ws, feed)) = service.connection_mut(*id) {
+            feed.shut_down(ws);
+        }
+    }
+    let drain_until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < drain_until
+        && ids
+            .iter()
+            .any(|(_, _, id)| service.state(*id) == crate::service::State::Established)
+    {
+        service.poll(&mut net)?;
+    }
+    let reports = ids
+        .into_iter()
+        .map(|(index, url, id)| {
+            let feed = service.endpoint(id);
+            let stats = service.stats(id);
+            let c = &feed.counters;
+            (
+                index,
+                EndpointReport {
+                    name: feed.name().to_owned(),
+                    url,
+                    messages: c.messages.load(Ordering::Relaxed),
+                    bytes: c.bytes.load(Ordering::Relaxed),
+                    connects: stats.connects,
+                    reconnects: c.reconnects.load(Ordering::Relaxed),
+                    latency_ns: feed.latency.percentiles(),
+                    round_trip_ns: feed.round_trip.percentiles(),
+                },
+            )
+        })
+        .collect();
+    Ok(ThreadResult { reports })
+}
+
+fn percentile_line(p: &Option<Percentiles>) -> String {
+    match p {
+        None => "-".to_owned(),
+        Some(p) => format!(
+            "p50 {} p90 {} p99 {} p99.9 {} max {} (n={})",
+            human_ns(p.p50),
+            human_ns(p.p90),
+            human_ns(p.p99),
+            human_ns(p.p999),
+            human_ns(p.max),
+            p.count
+        ),
+    }
+}
+
+/// Prints the final report.
+pub fn print_report(report: &Report) {
+    println!("== hotwire report ({:.1}s)", report.seconds);
+    for e in &report.endpoints {
+        println!(
+            "{}  {}\n  messages {}  bytes {}  rate {} msg/s  connects {}  reconnects {}\n  latency    {}\n  round trip {}",
+            e.name,
+            e.url,
+            e.messages,
+            e.bytes,
+            human_rate(e.messages as f64 / report.seconds.max(1e-9)),
+            e.connects,
+            e.reconnects,
+            percentile_line(&e.latency_ns),
+            percentile_line(&e.round_trip_ns),
+        );
+    }
+}

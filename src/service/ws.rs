@@ -1,0 +1,176 @@
+//! A WebSocket endpoint in a few lines: implement [`WsHandler`], wrap it in [`WsEndpoint`].
+//!
+//! ```no_run
+//! use std::io;
+//! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::{Flow, ws::{WsConn, WsEndpoint, WsHandler}};
+//! use hotwire::ws::{Frame, WsError};
+//!
+//! #[derive(Default)]
+//! struct Totals { messages: u64 }
+//!
+//! struct Trades;
+//! impl WsHandler<Totals> for Trades {
+//!     fn on_open(&mut self, ws: &mut WsConn, _: &mut Totals) -> Result<(), WsError> {
+//!         ws.send_text(r#"{"op":"subscribe","channel":"trades"}"#) // queued until the handshake
+//!     }
+//!     fn on_frame(&mut self, _frame: Frame<'_>, totals: &mut Totals) -> io::Result<Flow> {
+//!         totals.messages += 1;
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! # fn main() -> io::Result<()> {
+//! let mut service = MioSelector::new()?.into_io_service_with_context();
+//! service.register(WsEndpoint::new("wss://127.0.0.1:9443/feed", Trades)?);
+//! let mut totals = Totals::default();
+//! loop {
+//!     service.poll(&mut totals)?;
+//! }
+//! # }
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+
+use super::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use crate::stream::tls::{TlsConfig, TlsConnector};
+use crate::stream::{MaybeTls, TcpOptions, TcpStream};
+use crate::ws::{into_io, ClientRequest, Frame, Websocket, WsConfig, WsError, WsUrl};
+
+/// The connection a [`WsEndpoint`] runs: WebSocket over TCP, with TLS for `wss`.
+pub type WsConn = Websocket<MaybeTls<TcpStream>>;
+
+/// The application side of a [`WsEndpoint`].
+pub trait WsHandler<C = ()> {
+    /// A new connection was created (the handshake is still running): queue subscriptions here.
+    fn on_open(&mut self, ws: &mut WsConn, ctx: &mut C) -> Result<(), WsError> {
+        let _ = (ws, ctx);
+        Ok(())
+    }
+
+    /// One received frame (data and control; pings are already answered). The frame borrows the
+    /// connection's buffer: copy what must outlive this call.
+    fn on_frame(&mut self, frame: Frame<'_>, ctx: &mut C) -> io::Result<Flow>;
+
+    /// Connection lifecycle notifications.
+    fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
+        let _ = (event, ctx);
+    }
+}
+
+/// An [`Endpoint`] for one WebSocket URL, driving a [`WsHandler`].
+#[derive(Debug)]
+pub struct WsEndpoint<H> {
+    url: WsUrl,
+    tls: Option<TlsConnector>,
+    tcp: TcpOptions,
+    ws: WsConfig,
+    policy: Policy,
+    handler: H,
+}
+
+impl<H> WsEndpoint<H> {
+    /// An endpoint for `url`; `wss` URLs use TLS with the default configuration (rustls or OpenSSL,
+    /// built-in roots, verification on).
+    pub fn new(url: &str, handler: H) -> io::Result<WsEndpoint<H>> {
+        let url = WsUrl::parse(url)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
+        let tls = if url.is_secure() {
+            Some(TlsConfig::default().build()?)
+        } else {
+            None
+        };
+        Ok(WsEndpoint {
+            url,
+            tls,
+            tcp: TcpOptions::default(),
+            ws: WsConfig::default(),
+            policy: Policy::default(),
+            handler,
+        })
+    }
+
+    /// Uses `connector` for `wss` (a venue's CA, a client certificate, the other backend).
+    pub fn with_tls(mut self, connector: TlsConnector) -> Self {
+        self.tls = Some(connector);
+        self
+    }
+
+    /// Socket options.
+    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
+        self.tcp = options;
+        self
+    }
+
+    /// WebSocket settings.
+    pub fn with_ws_config(mut self, config: WsConfig) -> Self {
+        self.ws = config;
+        self
+    }
+
+    /// Lifecycle policy (timeouts, backoff, lifetime, timer).
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+}
+
+impl<H: WsHandler<C>, C> Endpoint<C> for WsEndpoint<H> {
+    type Target = WsConn;
+
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new(self.url.host(), self.url.port())
+    }
+
+    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> io::Result<WsConn> {
+        let tcp = TcpStream::connect(addr, &self.tcp)?;
+        // A plain stream when the URL is ws://, whatever connector was configured.
+        let tls = if self.url.is_secure() {
+            self.tls.as_ref()
+        } else {
+            None
+        };
+        let stream = MaybeTls::new(tcp, tls, self.url.host())?;
+        let mut ws = Websocket::client(
+            stream,
+            ClientRequest::new(self.url.clone()),
+            self.ws.clone(),
+        )
+        .map_err(into_io)?;
+        self.handler.on_open(&mut ws, ctx).map_err(into_io)?;
+        Ok(ws)
+    }
+
+    fn poll(&mut self, ws: &mut WsConn, ctx: &mut C) -> io::Result<Flow> {
+        loop {
+            match ws.receive() {
+                Ok(Some(frame)) => {
+                    if self.handler.on_frame(frame, ctx)? == Flow::Close {
+                        return Ok(Flow::Close);
+                    }
+                }
+                Ok(None) => return Ok(Flow::Continue),
+                Err(e) => return Err(into_io(e)),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
+        self.handler.on_event(event, ctx);
+    }
+
+    fn policy(&self) -> Policy {
+        self.policy.clone()
+    }
+}

@@ -1,0 +1,31 @@
+//! The WebSocket client as a selector / service target: its connect phase is the stream's connect
+//! plus the opening handshake.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use super::{Websocket, WsError};
+use crate::select::Selectable;
+use crate::stream::Stream;
+
+impl<S: Stream> Selectable for Websocket<S> {
+    fn poll_connect(&mut self) -> io::Result<bool> {
+        self.poll_handshake().map_err(into_io)
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        self.get_ref().raw_fd()
+    }
+
+    fn read_pending(&self) -> bool {
+        self.get_ref().read_pending()
+    }
+}
+
+/// A [`WsError`] as an I/O error, keeping the typed error as its source.
+pub fn into_io(e: WsError) -> io::Error {
+    match e {
+        WsError::Io(inner) => io::Error::new(inner.kind(), WsError::Io(inner)),
+        other => io::Error::other(other),
+    }
+}

@@ -1,0 +1,223 @@
+//! The `hotwire` binary end to end: `venue` as the peer, `run` as the client, `check` on configs.
+
+mod util;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::ChildGuard;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hotwire");
+
+/// Starts `hotwire venue` on the given ports (TLS too, with its CA in `dir`).
+fn venue(ws: u16, wss: u16, dir: &Path) -> ChildGuard {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["venue", "--tls", "--listen"])
+        .arg(format!("127.0.0.1:{ws}"))
+        .arg("--tls-listen")
+        .arg(format!("127.0.0.1:{wss}"))
+        .arg("--cert-dir")
+        .arg(dir)
+        .stdout(Stdio::null());
+    let mut guard = ChildGuard::spawn(&mut cmd);
+    guard.wait_port(addr(ws), Duration::from_secs(10));
+    guard.wait_port(addr(wss), Duration::from_secs(10));
+    guard
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("report written");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+fn endpoint<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no endpoint {name} in {report}"))
+}
+
+#[test]
+fn run_reports_exactly_what_the_venue_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, wss) = (util::free_port(), util::free_port());
+    let _venue = venue(ws, wss, dir.path());
+    let config = dir.path().join("count.toml");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[endpoint]]
+name = "plain"
+url = "ws://127.0.0.1:{ws}/feed?rate=4000&size=100&count=3000"
+reconnect = {{ enabled = false }}
+
+[[endpoint]]
+name = "tls"
+url = "wss://localhost:{wss}/feed?rate=4000&size=300&count=2500"
+tls = {{ ca = "{ca}", backend = "openssl" }}
+reconnect = {{ enabled = false }}
+"#,
+            ca = ca.display()
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("report.json");
+    let out = Command::new(BIN)
+        .args(["run"])
+        .arg(&config)
+        .args(["--duration", "4", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("== hotwire report"), "{stdout}");
+    let r = report(&json);
+    let plain = endpoint(&r, "plain");
+    assert_eq!(plain["messages"], 3000, "{plain}");
+    assert_eq!(plain["connects"], 1);
+    assert!(plain["bytes"].as_u64().unwrap() >= 3000 * 100);
+    assert!(plain["latency_ns"]["count"].as_u64().unwrap() == 3000);
+    let tls = endpoint(&r, "tls");
+    assert_eq!(tls["messages"], 2500, "{tls}");
+    assert!(tls["latency_ns"]["p50"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn endpoints_reconnect_when_the_venue_is_killed_and_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, wss) = (util::free_port(), util::free_port());
+    let mut venue_proc = Some(venue(ws, wss, dir.path()));
+    let config = dir.path().join("restart.toml");
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[endpoint]]
+name = "plain"
+url = "ws://127.0.0.1:{ws}/feed?rate=1000"
+reconnect = {{ initial = "50ms", max = "400ms" }}
+
+[[endpoint]]
+name = "tls"
+url = "wss://127.0.0.1:{wss}/feed?rate=1000"
+tls = {{ ca = "{ca}" }}
+reconnect = {{ initial = "50ms", max = "400ms" }}
+
+[[endpoint]]
+name = "closed-port"
+url = "ws://127.0.0.1:{closed}/feed"
+reconnect = {{ initial = "50ms", max = "200ms" }}
+"#,
+            ca = ca.display(),
+            closed = util::free_port()
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("report.json");
+    let mut run = Command::new(BIN);
+    run.args(["run"])
+        .arg(&config)
+        .args(["--duration", "7", "--json"])
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut client = ChildGuard::spawn(&mut run);
+    std::thread::sleep(Duration::from_secs(2));
+    // SIGKILL: no close frames, no FIN from the application; then the same ports come back (with the
+    // same CA, so the TLS endpoint verifies the new certificate).
+    drop(venue_proc.take());
+    std::thread::sleep(Duration::from_secs(1));
+    let _venue = venue(ws, wss, dir.path());
+    let status = client.child().wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(client.child().stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let r = report(&json);
+    for name in ["plain", "tls"] {
+        let e = endpoint(&r, name);
+        assert!(
+            e["connects"].as_u64().unwrap() >= 2,
+            "{name} did not reconnect: {e}\n{stderr}"
+        );
+        assert!(e["reconnects"].as_u64().unwrap() >= 1, "{e}");
+        // ~2 s before the kill and ~3 s after the restart at 1000 msg/s: data resumed.
+        assert!(
+            e["messages"].as_u64().unwrap() > 3500,
+            "{name}: data did not resume: {e}"
+        );
+    }
+    let closed = endpoint(&r, "closed-port");
+    assert_eq!(closed["connects"], 0);
+    assert_eq!(closed["messages"], 0);
+    assert!(stderr.contains("closed-port: connect"), "{stderr}");
+}
+
+#[test]
+fn check_validates_configs_and_reports_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("check").arg(&good).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for area in ["config", "cpu", "memlock", "hugepages"] {
+        assert!(stdout.contains(area), "{area} missing from {stdout}");
+    }
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[endpoint]]\nname = \"a\"\nurl = \"ftp://x/\"\n").unwrap();
+    let out = Command::new(BIN).arg("check").arg(&bad).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("bad.toml:3:7"), "{stdout}");
+    // Every shipped example configuration is valid.
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn run_refuses_a_malformed_config_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nthread = \"nope\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("run").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:4:10") && stderr.contains("no thread named"),
+        "{stderr}"
+    );
+}
