@@ -37,6 +37,8 @@ pub mod stream;
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "fix")]
+pub mod fix;
 #[cfg(feature = "ws")]
 pub mod ws;
 

@@ -5,6 +5,8 @@ pub mod check;
 pub mod feed;
 #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
 pub mod http_probe;
+#[cfg(feature = "fix")]
+pub mod fix_probe;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;

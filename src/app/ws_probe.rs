@@ -5,7 +5,6 @@
 //! line (text as is, binary as lowercase hex), and exits 0 after `--count` messages or when the
 //! server closes cleanly. Any failure prints one line on stderr and exits non-zero.
 
-use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,7 +49,8 @@ pub struct WsArgs {
 
 /// Runs the probe; the exit code is 0 on success (see the [module documentation](self)).
 pub fn run(args: WsArgs) -> ExitCode {
-    match probe(&args) {
+    let stdout = std::io::stdout();
+    match probe(&args, &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hotwire ws: {e}");
@@ -73,7 +73,8 @@ fn request(args: &WsArgs, url: WsUrl) -> Result<ClientRequest, String> {
     Ok(req)
 }
 
-fn probe(args: &WsArgs) -> Result<(), String> {
+/// The probe, printing received messages to `out`; the error is the one line [`run`] prints.
+pub fn probe<W: std::io::Write>(args: &WsArgs, out: &mut W) -> Result<(), String> {
     let url = WsUrl::parse(&args.url).map_err(|e| format!("{}: {e}", args.url))?;
     let addr = (url.host(), url.port())
         .to_socket_addrs()
@@ -99,14 +100,14 @@ fn probe(args: &WsArgs) -> Result<(), String> {
         };
         let stream = crate::stream::MaybeTls::new(tcp, connector.as_ref(), url.host())
             .map_err(|e| format!("TLS: {e}"))?;
-        session(stream, req, args, connect_timeout)
+        session(stream, req, args, connect_timeout, out)
     }
     #[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
     {
         if url.is_secure() {
             return Err("wss:// needs a build with a TLS feature".into());
         }
-        session(tcp, req, args, connect_timeout)
+        session(tcp, req, args, connect_timeout, out)
     }
 }
 
@@ -124,19 +125,18 @@ fn tls_connector(args: &WsArgs) -> Result<crate::stream::tls::TlsConnector, Stri
     cfg.build().map_err(|e| format!("TLS setup: {e}"))
 }
 
-fn session<S: Stream>(
+fn session<S: Stream, W: std::io::Write>(
     stream: S,
     req: ClientRequest,
     args: &WsArgs,
     connect_timeout: Duration,
+    out: &mut W,
 ) -> Result<(), String> {
     let mut ws = stream.into_websocket(req).map_err(|e| e.to_string())?;
     ws.wait_open(connect_timeout).map_err(|e| e.to_string())?;
     for text in &args.send {
         ws.send_text(text).map_err(|e| e.to_string())?;
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let mut received = 0u64;
     let idle = args
         .idle_timeout

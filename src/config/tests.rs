@@ -265,6 +265,14 @@ fn durations_parse() {
     assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
+    assert_eq!(
+        parse_duration("23h30m"),
+        Ok(Duration::from_secs(23 * 3600 + 1800))
+    );
+    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
     assert!(parse_duration("-1s").is_err());
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("5s3").is_err());
+    assert!(parse_duration("1e400h").is_err());
     assert!(parse_duration("s").is_err());
 }

@@ -31,6 +31,9 @@ enum Command {
     /// percentiles over one keep-alive connection with --repeat.
     #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
     Http(hotwire::app::http_probe::HttpArgs),
+    /// Probe a FIX acceptor: log on, send limit orders, time their execution reports, log out.
+    #[cfg(feature = "fix")]
+    Fix(hotwire::app::fix_probe::FixArgs),
     /// Decode a recording (made with `Recorded`): print its records, optionally export pcap.
     Replay(hotwire::app::replay::ReplayArgs),
 }
@@ -50,6 +53,8 @@ fn main() -> ExitCode {
         Command::Ws(args) => hotwire::app::ws_probe::run(args),
         #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
         Command::Http(args) => hotwire::app::http_probe::run(&args),
+        #[cfg(feature = "fix")]
+        Command::Fix(args) => hotwire::app::fix_probe::run(&args),
         Command::Replay(args) => hotwire::app::replay::run(&args),
     }
 }

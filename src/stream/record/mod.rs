@@ -80,7 +80,7 @@
 use std::io;
 use std::path::Path;
 
-mod crc;
+pub(crate) mod crc;
 pub mod format;
 mod recorded;
 mod replay;

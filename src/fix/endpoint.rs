@@ -1,0 +1,279 @@
+//! A FIX session as an [`Endpoint`] of the [`IoService`](crate::service::IoService): implement
+//! [`FixHandler`], wrap it in a [`FixEndpoint`].
+//!
+//! The service does the rest: DNS, connect, TLS, and the Logon (the connection counts as established
+//! only once the counterparty's Logon arrived), heartbeats and TestRequests on the service timer
+//! ([`Policy::timer`]), reconnects with backoff. The sequence numbers survive reconnects in a
+//! [`FileStore`]; with the in-memory store every Logon resets them (ResetSeqNumFlag=Y).
+//!
+//! ```no_run
+//! use std::io;
+//! use hotwire::fix::codec::{Decimal, Message, MsgType};
+//! use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
+//! use hotwire::fix::orders::{NewOrder, Side};
+//! use hotwire::fix::{Now, SessionConfig, Version};
+//! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::Flow;
+//!
+//! #[derive(Default)]
+//! struct Fills { count: u64 }
+//!
+//! struct Desk;
+//! impl FixHandler<Fills> for Desk {
+//!     fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, _: &mut Fills) -> io::Result<()> {
+//!         let order = NewOrder {
+//!             cl_ord_id: "1", symbol: "HWIR", side: Side::Buy, qty: Decimal::new(100, 0),
+//!             price: Some(Decimal::new(10125, 2)), time_in_force: None, account: None,
+//!         };
+//!         let version = out.session().config().version;
+//!         out.send(now, NewOrder::MSG_TYPE, |e| order.encode(e, version, now.utc)).map(|_| ())
+//!     }
+//!     fn on_message(&mut self, msg: Message<'_>, _: &mut FixOutbox<'_>, _: Now, fills: &mut Fills)
+//!         -> io::Result<Flow> {
+//!         if msg.msg_type() == MsgType::ExecutionReport { fills.count += 1; }
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! # fn main() -> io::Result<()> {
+//! let config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+//! let mut service = MioSelector::new()?.into_io_service_with_context();
+//! service.register(FixEndpoint::new("127.0.0.1", 9878, config, Desk).with_file_store("fix-store"));
+//! let mut fills = Fills::default();
+//! loop {
+//!     service.poll(&mut fills)?;
+//! }
+//! # }
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::client::{clock, FixEvent, FixSession, Outbox};
+use super::codec::Message;
+use super::session::{AnyStore, FileStore, MemoryStore, Now, SessionConfig, State};
+use crate::service::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use crate::stream::tls::TlsConnector;
+use crate::stream::{MaybeTls, TcpOptions, TcpStream};
+
+/// The connection a [`FixEndpoint`] runs: FIX over TCP, with TLS when configured.
+pub type FixConn = FixSession<MaybeTls<TcpStream>, AnyStore>;
+
+/// The send side lent to a [`FixHandler`].
+pub type FixOutbox<'a> = Outbox<'a, MaybeTls<TcpStream>, AnyStore>;
+
+/// The application side of a [`FixEndpoint`].
+pub trait FixHandler<C = ()> {
+    /// The session is logged on: send what should go out first (orders, status requests).
+    fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, ctx: &mut C) -> io::Result<()> {
+        let _ = (out, now, ctx);
+        Ok(())
+    }
+
+    /// An application message in sequence (ExecutionReport, OrderCancelReject…). It borrows the
+    /// connection's buffer: copy what must outlive the call. `Flow::Close` logs out cleanly.
+    fn on_message(
+        &mut self,
+        msg: Message<'_>,
+        out: &mut FixOutbox<'_>,
+        now: Now,
+        ctx: &mut C,
+    ) -> io::Result<Flow>;
+
+    /// The counterparty rejected one of our messages (session-level Reject).
+    fn on_reject(&mut self, ref_seq: u64, msg: Message<'_>, ctx: &mut C) {
+        log::warn!("FIX session reject of our MsgSeqNum {ref_seq}: {msg:?}");
+        let _ = ctx;
+    }
+
+    /// Called on every service timer tick while logged on (after the session's own timers).
+    fn on_timer(&mut self, out: &mut FixOutbox<'_>, now: Now, ctx: &mut C) -> io::Result<Flow> {
+        let _ = (out, now, ctx);
+        Ok(Flow::Continue)
+    }
+
+    /// Connection lifecycle notifications.
+    fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
+        let _ = (event, ctx);
+    }
+}
+
+/// Where a [`FixEndpoint`] keeps its sequence numbers.
+#[derive(Debug, Clone)]
+enum StoreSpec {
+    Memory,
+    File(PathBuf),
+}
+
+/// An [`Endpoint`] for one FIX session, driving a [`FixHandler`].
+#[derive(Debug)]
+pub struct FixEndpoint<H> {
+    host: String,
+    port: u16,
+    server_name: String,
+    tls: Option<TlsConnector>,
+    tcp: TcpOptions,
+    config: SessionConfig,
+    store: StoreSpec,
+    policy: Policy,
+    handler: H,
+    /// `on_logon` was called for the current connection.
+    greeted: bool,
+    /// The handler asked to close: a Logout is under way.
+    closing: bool,
+}
+
+impl<H> FixEndpoint<H> {
+    /// An endpoint for `host:port` with an in-memory store (every Logon resets the sequences).
+    /// The service timer ticks every quarter heartbeat interval (at most once a second).
+    pub fn new(host: &str, port: u16, config: SessionConfig, handler: H) -> FixEndpoint<H> {
+        let tick = (config.heartbeat_interval / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        FixEndpoint {
+            host: host.to_string(),
+            port,
+            server_name: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            tls: None,
+            tcp: TcpOptions::default(),
+            config,
+            store: StoreSpec::Memory,
+            policy: Policy {
+                timer: Some(tick),
+                ..Policy::default()
+            },
+            handler,
+            greeted: false,
+            closing: false,
+        }
+    }
+
+    /// Uses TLS with `connector`, verifying the certificate for `server_name`.
+    pub fn with_tls(mut self, connector: TlsConnector, server_name: &str) -> Self {
+        self.tls = Some(connector);
+        self.server_name = server_name.to_string();
+        self
+    }
+
+    /// Keeps sequence numbers and sent messages in `dir`, so they continue across reconnects and
+    /// restarts.
+    pub fn with_file_store(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store = StoreSpec::File(dir.into());
+        self
+    }
+
+    /// Socket options.
+    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
+        self.tcp = options;
+        self
+    }
+
+    /// Lifecycle policy. Keep a `timer`: heartbeats depend on it.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+}
+
+fn now_from(mono: Instant) -> Now {
+    Now::new(mono, SystemTime::now())
+}
+
+impl<H: FixHandler<C>, C> Endpoint<C> for FixEndpoint<H> {
+    type Target = FixConn;
+
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new(self.host.clone(), self.port)
+    }
+
+    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<FixConn> {
+        let tcp = TcpStream::connect(addr, &self.tcp)?;
+        let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
+        let mut config = self.config.clone();
+        let store = match &self.store {
+            StoreSpec::Memory => {
+                config.reset_on_logon = true;
+                AnyStore::Memory(MemoryStore::new())
+            }
+            StoreSpec::File(dir) => AnyStore::File(FileStore::open(
+                dir,
+                &config.sender_comp_id,
+                &config.target_comp_id,
+            )?),
+        };
+        self.greeted = false;
+        self.closing = false;
+        Ok(FixSession::new(stream, config, store, clock()))
+    }
+
+    fn poll(&mut self, fix: &mut FixConn, ctx: &mut C) -> io::Result<Flow> {
+        let now = clock();
+        if !self.greeted {
+            self.greeted = true;
+            self.handler.on_logon(&mut fix.outbox(), now, ctx)?;
+        }
+        let mut close = false;
+        let (handler, closing) = (&mut self.handler, self.closing);
+        fix.receive_with(now, |ev, out| {
+            match ev {
+                FixEvent::App(msg) if !closing => {
+                    if handler.on_message(msg, out, now, ctx)? == Flow::Close {
+                        close = true;
+                        return Ok(false);
+                    }
+                }
+                FixEvent::Rejected {
+                    ref_seq, message, ..
+                } => handler.on_reject(ref_seq, message, ctx),
+                _ => {}
+            }
+            Ok(true)
+        })?;
+        if close && !self.closing {
+            self.closing = true;
+            fix.logout(now, None)?;
+        }
+        Ok(match fix.session().state() {
+            State::Ended => Flow::Close,
+            _ => Flow::Continue,
+        })
+    }
+
+    fn on_timer(&mut self, fix: &mut FixConn, now: Instant, ctx: &mut C) -> io::Result<Flow> {
+        let now = now_from(now);
+        fix.on_timer(now)?;
+        if fix.session().state() == State::Active
+            && self.handler.on_timer(&mut fix.outbox(), now, ctx)? == Flow::Close
+            && !self.closing
+        {
+            self.closing = true;
+            fix.logout(now, None)?;
+        }
+        Ok(match fix.session().state() {
+            State::Ended => Flow::Close,
+            _ => Flow::Continue,
+        })
+    }
+
+    fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
+        self.handler.on_event(event, ctx);
+    }
+
+    fn policy(&self) -> Policy {
+        self.policy.clone()
+    }
+}

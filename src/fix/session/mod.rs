@@ -1,0 +1,724 @@
+//! The FIX session layer as a sans-IO state machine (FIX 4.4 Volume 2 "Session Protocol", FIXT 1.1
+//! "FIX Session Protocol"; FIX 4.2 has the same rules).
+//!
+//! A [`Session`] never touches a socket or a clock. The caller
+//!
+//! - passes in every received message ([`Session::handle`]), which says what to do with it
+//!   ([`Action`]): deliver it to the application, or nothing (the session answered it itself);
+//! - calls [`Session::on_timer`] regularly (heartbeats, TestRequests, logon and logout timeouts);
+//! - sends application messages with [`Session::send`];
+//! - writes out what [`Session::pending`] holds and reports it with [`Session::consume`].
+//!
+//! Time comes in as [`Now`]: a monotonic instant for timers and the UTC wall time for SendingTime.
+//!
+//! # States
+//!
+//! Named after what the session expects next:
+//!
+//! ```text
+//!   Idle --start--> AwaitingLogon --Logon--> Active --logout()--> AwaitingLogout --Logout--> Ended
+//!                        |                      |  <--Logout-- (answered)  ------------------^
+//!                        +---- error / Logout --+---------------- error ---------------------^
+//! ```
+//!
+//! # Sequence numbers (FIX 4.4 Volume 2, "Message Recovery")
+//!
+//! - An inbound MsgSeqNum equal to the expected one is processed and the expectation advances.
+//! - Higher: a gap. The session sends one ResendRequest from the expected number to infinity and
+//!   discards messages until the resent ones arrive in order (the counterparty resends them all).
+//!   ResendRequest, Logout and SequenceReset-Reset are acted on even across a gap.
+//! - Lower with PossDupFlag=Y: a duplicate, ignored. Lower without it: a serious error; the session
+//!   sends a Logout naming the expected and received numbers and ends ([`SessionError::SeqTooLow`]).
+//! - A ResendRequest from the counterparty is served from the [`MessageStore`]: application messages
+//!   are sent again with PossDupFlag=Y and OrigSendingTime, runs of administrative (or unknown)
+//!   sequence numbers become one SequenceReset-GapFill each.
+
+use std::io;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::codec::{
+    is_header_tag, Encoder, FixError, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
+};
+
+mod store;
+
+pub use store::{AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore};
+
+#[cfg(test)]
+mod tests;
+
+/// The caller's clock, read once and passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for timers.
+    pub mono: Instant,
+    /// Wall time, for SendingTime.
+    pub utc: UtcTimestamp,
+}
+
+impl Now {
+    /// From a monotonic and a wall-clock reading the caller made.
+    pub fn new(mono: Instant, wall: SystemTime) -> Now {
+        Now {
+            mono,
+            utc: UtcTimestamp::from_system_time(wall),
+        }
+    }
+}
+
+/// The session protocol version (BeginString).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Version {
+    /// `FIX.4.2`.
+    Fix42,
+    /// `FIX.4.4`.
+    Fix44,
+    /// `FIXT.1.1`, carrying the application version named by
+    /// [`SessionConfig::default_appl_ver_id`] (FIX 5.0 SP2 by default).
+    Fixt11,
+}
+
+impl Version {
+    /// The BeginString value.
+    pub fn begin_string(self) -> &'static str {
+        match self {
+            Version::Fix42 => "FIX.4.2",
+            Version::Fix44 => "FIX.4.4",
+            Version::Fixt11 => "FIXT.1.1",
+        }
+    }
+}
+
+impl std::str::FromStr for Version {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Version, String> {
+        match s {
+            "FIX.4.2" => Ok(Version::Fix42),
+            "FIX.4.4" => Ok(Version::Fix44),
+            "FIXT.1.1" => Ok(Version::Fixt11),
+            other => Err(format!(
+                "unsupported BeginString {other:?} (expected FIX.4.2, FIX.4.4 or FIXT.1.1)"
+            )),
+        }
+    }
+}
+
+/// How a session logs on and behaves. Build with [`SessionConfig::new`] and adjust the fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// BeginString.
+    pub version: Version,
+    /// DefaultApplVerID(1137) sent on a FIXT.1.1 Logon (`9` = FIX 5.0 SP2).
+    pub default_appl_ver_id: String,
+    /// Our SenderCompID(49).
+    pub sender_comp_id: String,
+    /// The counterparty's CompID: TargetCompID(56) on what we send.
+    pub target_comp_id: String,
+    /// HeartBtInt(108), whole seconds on the wire (default 30 s).
+    pub heartbeat_interval: Duration,
+    /// Send ResetSeqNumFlag(141)=Y on Logon, restarting both sequences at 1.
+    pub reset_on_logon: bool,
+    /// Username(553) on Logon.
+    pub username: Option<String>,
+    /// Password(554) on Logon.
+    pub password: Option<String>,
+    /// SendingTime precision (default milliseconds).
+    pub precision: TimePrecision,
+    /// Give up when the Logon is not answered in time (default 10 s).
+    pub logon_timeout: Duration,
+    /// Stop waiting for the counterparty's Logout after this (default 5 s).
+    pub logout_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// A configuration for `sender` → `target` with every other setting at its default.
+    pub fn new(version: Version, sender: &str, target: &str) -> SessionConfig {
+        SessionConfig {
+            version,
+            default_appl_ver_id: "9".into(),
+            sender_comp_id: sender.into(),
+            target_comp_id: target.into(),
+            heartbeat_interval: Duration::from_secs(30),
+            reset_on_logon: false,
+            username: None,
+            password: None,
+            precision: TimePrecision::Millis,
+            logon_timeout: Duration::from_secs(10),
+            logout_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Nothing sent yet.
+    Idle,
+    /// Logon sent; expecting the counterparty's Logon.
+    AwaitingLogon,
+    /// Logged on.
+    Active,
+    /// Logout sent; expecting the counterparty's Logout.
+    AwaitingLogout,
+    /// Over: close the connection once [`Session::pending`] is written.
+    Ended,
+}
+
+/// What to do with a message after [`Session::handle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// An application message, in sequence: hand it to the application.
+    Deliver,
+    /// A session message the session dealt with (Heartbeat, TestRequest, ResendRequest,
+    /// SequenceReset).
+    Handled,
+    /// A duplicate or a message beyond a gap, discarded (it will be resent).
+    Ignored,
+    /// The Logon was answered: the session is active.
+    LoggedOn,
+    /// The counterparty rejected one of our messages at session level (Reject, 35=3).
+    Rejected {
+        /// RefSeqNum(45).
+        ref_seq: u64,
+        /// SessionRejectReason(373), if given.
+        reason: Option<u64>,
+    },
+    /// The Logout handshake completed (or the counterparty logged out): close the connection.
+    LoggedOut,
+}
+
+/// Why a session ended. Everything except [`SessionError::NotActive`] ends the session (a Logout is
+/// queued where the protocol asks for one).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A received message is malformed, or an outgoing value would break framing.
+    #[error("FIX codec: {0}")]
+    Codec(#[from] FixError),
+    /// The store could not be written.
+    #[error("message store: {0}")]
+    Store(#[from] io::Error),
+    /// MsgSeqNum lower than expected without PossDupFlag.
+    #[error("MsgSeqNum too low, expecting {expected} but received {received}")]
+    SeqTooLow {
+        /// What the session expected.
+        expected: u64,
+        /// What arrived.
+        received: u64,
+    },
+    /// BeginString, SenderCompID or TargetCompID is not this session's.
+    #[error("message for another session (BeginString or CompID mismatch)")]
+    WrongSession,
+    /// The first message was not a Logon, or the counterparty answered the Logon with a Logout.
+    #[error("logon rejected by the counterparty")]
+    LogonRejected,
+    /// The Logon was not answered in time.
+    #[error("logon timed out")]
+    LogonTimeout,
+    /// Nothing received for a heartbeat interval after a TestRequest.
+    #[error("no heartbeat from the counterparty")]
+    HeartbeatTimeout,
+    /// The Logout was not answered in time.
+    #[error("logout timed out")]
+    LogoutTimeout,
+    /// Application messages can only be sent while [`State::Active`]; nothing was sent.
+    #[error("session not active")]
+    NotActive,
+}
+
+/// The session state machine, over a [`MessageStore`].
+#[derive(Debug)]
+pub struct Session<M> {
+    config: SessionConfig,
+    store: M,
+    state: State,
+    enc: Encoder,
+    out: Vec<u8>,
+    out_pos: usize,
+    /// When the state last changed (logon and logout timeouts).
+    since: Instant,
+    last_sent: Instant,
+    last_received: Instant,
+    /// An outstanding TestRequest: its id number and when it was sent.
+    test_request: Option<(u64, Instant)>,
+    test_request_counter: u64,
+    /// While a ResendRequest of ours is outstanding: the highest MsgSeqNum seen beyond the gap.
+    resend_until: Option<u64>,
+}
+
+impl<M: MessageStore> Session<M> {
+    /// A session in [`State::Idle`]; `now` starts its timers.
+    pub fn new(config: SessionConfig, store: M, now: Now) -> Session<M> {
+        Session {
+            config,
+            store,
+            state: State::Idle,
+            enc: Encoder::with_capacity(4096),
+            out: Vec::with_capacity(64 << 10),
+            out_pos: 0,
+            since: now.mono,
+            last_sent: now.mono,
+            last_received: now.mono,
+            test_request: None,
+            test_request_counter: 0,
+            resend_until: None,
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &M {
+        &self.store
+    }
+
+    /// The store, mutably (e.g. to compact it between sessions).
+    pub fn store_mut(&mut self) -> &mut M {
+        &mut self.store
+    }
+
+    /// Bytes to write to the connection, in order.
+    pub fn pending(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// Reports that the first `n` bytes of [`Session::pending`] were written.
+    pub fn consume(&mut self, n: usize) {
+        self.out_pos = (self.out_pos + n).min(self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+    }
+
+    /// Queues the Logon (resetting the store first when [`SessionConfig::reset_on_logon`]).
+    pub fn start(&mut self, now: Now) -> Result<(), SessionError> {
+        if self.state != State::Idle {
+            return Ok(());
+        }
+        if self.config.reset_on_logon {
+            self.store.reset()?;
+        }
+        let hb = self.config.heartbeat_interval.as_secs().max(1);
+        let seq = self.store.next_sender_seq();
+        let (config, enc) = (&self.config, &mut self.enc);
+        enc.start(
+            config.version.begin_string().as_bytes(),
+            b"A",
+            &header(config, seq, now),
+        )
+        .u64(Tag::EncryptMethod, 0)
+        .u64(Tag::HeartBtInt, hb);
+        if config.reset_on_logon {
+            enc.bool(Tag::ResetSeqNumFlag, true);
+        }
+        if let Some(u) = &config.username {
+            enc.str(Tag::Username, u);
+        }
+        if let Some(p) = &config.password {
+            enc.str(Tag::Password, p);
+        }
+        if config.version == Version::Fixt11 {
+            enc.str(Tag::DefaultApplVerId, &config.default_appl_ver_id);
+        }
+        self.commit(now, false)?;
+        self.enter(State::AwaitingLogon, now);
+        Ok(())
+    }
+
+    /// Sends an application message: the header is written, then `body` adds the fields after it.
+    /// Returns its MsgSeqNum. The message is kept in the store for resends.
+    pub fn send(
+        &mut self,
+        now: Now,
+        msg_type: &[u8],
+        body: impl FnOnce(&mut Encoder),
+    ) -> Result<u64, SessionError> {
+        if self.state != State::Active {
+            return Err(SessionError::NotActive);
+        }
+        let seq = self.store.next_sender_seq();
+        let h = header(&self.config, seq, now);
+        self.enc
+            .start(self.config.version.begin_string().as_bytes(), msg_type, &h);
+        body(&mut self.enc);
+        self.commit(now, true)?;
+        Ok(seq)
+    }
+
+    /// Sends a TestRequest with TestReqID `TEST-<n>`, `n` counting from 1; the matching Heartbeat
+    /// clears it. Returns `n`.
+    pub fn send_test_request(&mut self, now: Now) -> Result<u64, SessionError> {
+        self.test_request_counter += 1;
+        let n = self.test_request_counter;
+        let mut id = [0u8; 32];
+        let len = test_req_id(n, &mut id);
+        self.admin(now, MsgType::TestRequest, |e| {
+            e.bytes(Tag::TestReqId, &id[..len]);
+        })?;
+        self.test_request = Some((n, now.mono));
+        Ok(n)
+    }
+
+    /// `true` while a TestRequest of ours is unanswered.
+    pub fn test_request_pending(&self) -> bool {
+        self.test_request.is_some()
+    }
+
+    /// Starts the Logout handshake (Text(58) = `text` when given).
+    pub fn logout(&mut self, now: Now, text: Option<&str>) -> Result<(), SessionError> {
+        match self.state {
+            State::Active | State::AwaitingLogon => {
+                self.send_logout(now, text.map(str::as_bytes))?;
+                self.enter(State::AwaitingLogout, now);
+            }
+            State::Idle => self.enter(State::Ended, now),
+            State::AwaitingLogout | State::Ended => {}
+        }
+        Ok(())
+    }
+
+    /// Drives timers: logon and logout timeouts, Heartbeats after HeartBtInt of silence, a
+    /// TestRequest after HeartBtInt (+20 %) without hearing from the counterparty and the end of the
+    /// session when that is not answered either.
+    pub fn on_timer(&mut self, now: Now) -> Result<(), SessionError> {
+        let elapsed = |t: Instant| now.mono.saturating_duration_since(t);
+        let hb = self.config.heartbeat_interval;
+        let grace = hb + hb / 5;
+        match self.state {
+            State::AwaitingLogon if elapsed(self.since) >= self.config.logon_timeout => {
+                self.enter(State::Ended, now);
+                Err(SessionError::LogonTimeout)
+            }
+            State::AwaitingLogout if elapsed(self.since) >= self.config.logout_timeout => {
+                self.enter(State::Ended, now);
+                Err(SessionError::LogoutTimeout)
+            }
+            State::Active => {
+                if let Some((_, sent)) = self.test_request {
+                    if elapsed(sent) >= grace && elapsed(self.last_received) >= grace {
+                        self.enter(State::Ended, now);
+                        return Err(SessionError::HeartbeatTimeout);
+                    }
+                } else if elapsed(self.last_received) >= grace {
+                    self.send_test_request(now)?;
+                }
+                if elapsed(self.last_sent) >= hb {
+                    self.admin(now, MsgType::Heartbeat, |_| {})?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Processes one received message.
+    ///
+    /// On `Err` the session has ended; write out [`Session::pending`] (a Logout, where the protocol
+    /// asks for one) and close the connection.
+    pub fn handle(&mut self, now: Now, msg: &Message<'_>) -> Result<Action, SessionError> {
+        let result = self.handle_inner(now, msg);
+        if result.is_err() {
+            self.enter(State::Ended, now);
+        }
+        result
+    }
+
+    fn handle_inner(&mut self, now: Now, msg: &Message<'_>) -> Result<Action, SessionError> {
+        if self.state == State::Ended || self.state == State::Idle {
+            return Ok(Action::Ignored);
+        }
+        self.last_received = now.mono;
+        if msg.begin_string() != self.config.version.begin_string().as_bytes()
+            || msg.get(Tag::SenderCompId) != Some(self.config.target_comp_id.as_bytes())
+            || msg.get(Tag::TargetCompId) != Some(self.config.sender_comp_id.as_bytes())
+        {
+            self.send_logout(now, Some(b"BeginString or CompID mismatch"))?;
+            return Err(SessionError::WrongSession);
+        }
+        let seq = msg.seq_num()?;
+        let msg_type = msg.msg_type();
+        if self.state == State::AwaitingLogon {
+            return match msg_type {
+                MsgType::Logon => self.on_logon(now, msg, seq),
+                _ => Err(SessionError::LogonRejected),
+            };
+        }
+        let expected = self.store.next_target_seq();
+        // SequenceReset-Reset ignores MsgSeqNum (FIX 4.4 Volume 2, "Sequence Reset").
+        if msg_type == MsgType::SequenceReset && !msg.flag(Tag::GapFillFlag)? {
+            let new = msg.u64(Tag::NewSeqNo)?;
+            if new > expected {
+                self.store.set_next_target_seq(new)?;
+                self.resend_until = self.resend_until.filter(|&u| u >= new);
+            }
+            return Ok(Action::Handled);
+        }
+        if seq < expected {
+            if msg.poss_dup() {
+                return Ok(Action::Ignored);
+            }
+            let mut text = [0u8; 96];
+            let n = too_low_text(expected, seq, &mut text);
+            self.send_logout(now, Some(&text[..n]))?;
+            return Err(SessionError::SeqTooLow {
+                expected,
+                received: seq,
+            });
+        }
+        if seq > expected {
+            // Acted on across a gap; everything else waits for the resend.
+            match msg_type {
+                MsgType::ResendRequest => self.serve_resend(now, msg)?,
+                MsgType::Logout => return self.on_logout(now),
+                _ => {}
+            }
+            self.request_resend(now, expected, seq)?;
+            return Ok(Action::Ignored);
+        }
+        // In sequence.
+        let mut next = expected + 1;
+        let action = match msg_type {
+            MsgType::Heartbeat => {
+                if let (Some((n, _)), Some(id)) = (self.test_request, msg.get(Tag::TestReqId)) {
+                    let mut want = [0u8; 32];
+                    let len = test_req_id(n, &mut want);
+                    if id == &want[..len] {
+                        self.test_request = None;
+                    }
+                }
+                Action::Handled
+            }
+            MsgType::TestRequest => {
+                let id = msg.get(Tag::TestReqId).ok_or(FixError::MissingField(112))?;
+                self.admin(now, MsgType::Heartbeat, |e| {
+                    e.bytes(Tag::TestReqId, id);
+                })?;
+                Action::Handled
+            }
+            MsgType::ResendRequest => {
+                self.serve_resend(now, msg)?;
+                Action::Handled
+            }
+            MsgType::SequenceReset => {
+                // Gap fill: the counterparty skips administrative messages.
+                let new = msg.u64(Tag::NewSeqNo)?;
+                next = next.max(new);
+                Action::Handled
+            }
+            MsgType::Reject => Action::Rejected {
+                ref_seq: msg.u64(Tag::RefSeqNum)?,
+                reason: msg
+                    .field(Tag::SessionRejectReason)
+                    .and_then(|f| f.as_u64().ok()),
+            },
+            MsgType::Logout => {
+                self.store.set_next_target_seq(next)?;
+                return self.on_logout(now);
+            }
+            MsgType::Logon => Action::Ignored,
+            _ => Action::Deliver,
+        };
+        self.store.set_next_target_seq(next)?;
+        if self.resend_until.is_some_and(|until| next > until) {
+            self.resend_until = None;
+        }
+        // A valid message also answers a TestRequest in spirit; only the matching Heartbeat clears
+        // it, but hearing anything resets the silence timer (done above).
+        Ok(action)
+    }
+
+    fn on_logon(&mut self, now: Now, msg: &Message<'_>, seq: u64) -> Result<Action, SessionError> {
+        if msg.flag(Tag::ResetSeqNumFlag)? {
+            // The counterparty starts its sequence again (its Logon is number 1).
+            self.store.set_next_target_seq(1)?;
+        }
+        let expected = self.store.next_target_seq();
+        if seq < expected {
+            let mut text = [0u8; 96];
+            let n = too_low_text(expected, seq, &mut text);
+            self.send_logout(now, Some(&text[..n]))?;
+            return Err(SessionError::SeqTooLow {
+                expected,
+                received: seq,
+            });
+        }
+        self.enter(State::Active, now);
+        if seq > expected {
+            self.request_resend(now, expected, seq)?;
+        } else {
+            self.store.set_next_target_seq(seq + 1)?;
+        }
+        Ok(Action::LoggedOn)
+    }
+
+    fn on_logout(&mut self, now: Now) -> Result<Action, SessionError> {
+        match self.state {
+            State::AwaitingLogout => {}
+            _ => self.send_logout(now, None)?,
+        }
+        self.enter(State::Ended, now);
+        Ok(Action::LoggedOut)
+    }
+
+    /// Sends ResendRequest(BeginSeqNo = `expected`, EndSeqNo = 0) unless one is outstanding.
+    fn request_resend(&mut self, now: Now, expected: u64, seen: u64) -> Result<(), SessionError> {
+        match self.resend_until {
+            Some(until) if until >= expected => {
+                self.resend_until = Some(until.max(seen));
+                Ok(())
+            }
+            _ => {
+                self.resend_until = Some(seen);
+                self.admin(now, MsgType::ResendRequest, |e| {
+                    e.u64(Tag::BeginSeqNo, expected).u64(Tag::EndSeqNo, 0);
+                })
+            }
+        }
+    }
+
+    /// Serves a ResendRequest from the store.
+    fn serve_resend(&mut self, now: Now, msg: &Message<'_>) -> Result<(), SessionError> {
+        let next = self.store.next_sender_seq();
+        let begin = msg.u64(Tag::BeginSeqNo)?.max(1);
+        let end = match msg.u64(Tag::EndSeqNo)? {
+            0 => next - 1,
+            e => e.min(next - 1),
+        };
+        let mut gap_start = None;
+        let begin_string = self.config.version.begin_string().as_bytes();
+        for seq in begin..=end {
+            let Some(stored) = self.store.sent(seq) else {
+                gap_start.get_or_insert(seq);
+                continue;
+            };
+            let Ok(original) = Message::parse_frame(stored) else {
+                gap_start.get_or_insert(seq);
+                continue;
+            };
+            if let Some(start) = gap_start.take() {
+                gap_fill(&mut self.enc, &self.config, start, seq, now)?;
+                self.out.extend_from_slice(self.enc.as_bytes());
+            }
+            let h = header(&self.config, seq, now);
+            let enc = &mut self.enc;
+            enc.start(begin_string, original.msg_type_bytes(), &h)
+                .bool(Tag::PossDupFlag, true);
+            if let Some(orig) = original.get(Tag::SendingTime) {
+                enc.bytes(Tag::OrigSendingTime, orig);
+            }
+            for f in original.fields().filter(|f| !is_header_tag(f.tag)) {
+                enc.bytes(f.tag, f.value);
+            }
+            self.out.extend_from_slice(enc.finish()?);
+        }
+        if let Some(start) = gap_start {
+            gap_fill(&mut self.enc, &self.config, start, end + 1, now)?;
+            self.out.extend_from_slice(self.enc.as_bytes());
+        }
+        self.last_sent = now.mono;
+        Ok(())
+    }
+
+    fn send_logout(&mut self, now: Now, text: Option<&[u8]>) -> Result<(), SessionError> {
+        self.admin(now, MsgType::Logout, |e| {
+            if let Some(t) = text {
+                e.bytes(Tag::Text, t);
+            }
+        })
+    }
+
+    /// Sends an administrative message with the next MsgSeqNum (not kept for resends).
+    fn admin(
+        &mut self,
+        now: Now,
+        msg_type: MsgType,
+        body: impl FnOnce(&mut Encoder),
+    ) -> Result<(), SessionError> {
+        let seq = self.store.next_sender_seq();
+        let h = header(&self.config, seq, now);
+        self.enc.start(
+            self.config.version.begin_string().as_bytes(),
+            msg_type.as_bytes(),
+            &h,
+        );
+        body(&mut self.enc);
+        self.commit(now, false)
+    }
+
+    /// Finishes the message in the encoder, records it in the store and queues it.
+    fn commit(&mut self, now: Now, keep: bool) -> Result<(), SessionError> {
+        let bytes = self.enc.finish()?;
+        let seq = self.store.next_sender_seq();
+        self.store.record_sent(seq, keep.then_some(bytes))?;
+        self.out.extend_from_slice(bytes);
+        self.last_sent = now.mono;
+        Ok(())
+    }
+
+    fn enter(&mut self, state: State, now: Now) {
+        self.state = state;
+        self.since = now.mono;
+    }
+}
+
+fn header(config: &SessionConfig, seq: u64, now: Now) -> Header<'_> {
+    Header {
+        sender: &config.sender_comp_id,
+        target: &config.target_comp_id,
+        seq,
+        sending_time: now.utc,
+        precision: config.precision,
+    }
+}
+
+/// Encodes SequenceReset-GapFill as `seq`, moving the counterparty to `new_seq`.
+fn gap_fill(
+    enc: &mut Encoder,
+    config: &SessionConfig,
+    seq: u64,
+    new_seq: u64,
+    now: Now,
+) -> Result<(), SessionError> {
+    let h = header(config, seq, now);
+    enc.start(
+        config.version.begin_string().as_bytes(),
+        MsgType::SequenceReset.as_bytes(),
+        &h,
+    )
+    .bool(Tag::PossDupFlag, true)
+    .timestamp(Tag::OrigSendingTime, now.utc, config.precision)
+    .bool(Tag::GapFillFlag, true)
+    .u64(Tag::NewSeqNo, new_seq);
+    enc.finish()?;
+    Ok(())
+}
+
+/// `TEST-<n>` into `out`.
+fn test_req_id(n: u64, out: &mut [u8; 32]) -> usize {
+    use std::io::Write as _;
+    let mut cur = io::Cursor::new(&mut out[..]);
+    let _ = write!(cur, "TEST-{n}");
+    cur.position() as usize
+}
+
+/// The Logout text for a MsgSeqNum that is too low (no allocation).
+fn too_low_text(expected: u64, received: u64, out: &mut [u8; 96]) -> usize {
+    use std::io::Write as _;
+    let mut cur = io::Cursor::new(&mut out[..]);
+    let _ = write!(
+        cur,
+        "MsgSeqNum too low, expecting {expected} but received {received}"
+    );
+    cur.position() as usize
+}
