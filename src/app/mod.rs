@@ -15,5 +15,7 @@ pub mod signals;
 pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;
+#[cfg(feature = "venue")]
+pub mod venue_http;
 #[cfg(feature = "ws")]
 pub mod ws_probe;
