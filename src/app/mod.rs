@@ -12,5 +12,7 @@ pub mod signals;
 pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;
+#[cfg(all(feature = "venue", feature = "fix"))]
+pub(crate) mod venue_fix;
 #[cfg(feature = "ws")]
 pub mod ws_probe;
