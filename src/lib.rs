@@ -9,9 +9,11 @@
 //! ```text
 //!  appliance   src/bin/hotwire, src/app     TOML config -> pinned IO threads -> IoService per thread
 //!  service     src/service                  endpoint lifecycle: DNS, connect, handshakes, backoff, timers
-//!  protocols   src/ws  (src/http, src/fix)  sans-IO codecs + thin clients over any Stream
+//!  protocols   src/ws, src/http (src/fix)   sans-IO codecs + thin clients over any Stream
 //!  selector    src/select                   readiness: mio (epoll), direct busy-poll, the XDP stack's poll
 //!  stream      src/stream                   Tcp, Tls (rustls | openssl | kTLS), Buffered, Recorded, Replay
+//!  xdp         src/xdp                      AF_XDP sockets, UMEM, smoltcp device + stack, XdpStream,
+//!                                           steering program (feature `xdp`)
 //! ```
 //!
 //! Streams compose by value:
@@ -35,10 +37,15 @@ pub mod select;
 pub mod service;
 pub mod stream;
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "fix")]
 pub mod fix;
 #[cfg(feature = "ws")]
 pub mod ws;
+
+#[cfg(feature = "xdp")]
+pub mod xdp;
 
 pub mod app;
 pub mod config;

@@ -24,6 +24,10 @@ async def handler(ws):
                                   "protocol": h.get("Sec-WebSocket-Protocol")}))
         await ws.close(1000, "done")
         return
+    if ws.request.path.startswith("/binary"):
+        await ws.send(b"\x00\x01\xfe\xff")
+        await ws.close(1000)
+        return
     async for message in ws:
         await ws.send(message)
 
@@ -292,4 +296,95 @@ mod tls {
         }
         assert!(matches!(ws.send_text("x"), Err(WsError::Io(_))));
     }
+}
+
+/// `hotwire ws` as the binary runs it (its arguments parsed by clap), printing into a buffer.
+fn probe(args: &[&str]) -> (Result<(), String>, String) {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ws: hotwire::app::ws_probe::WsArgs,
+    }
+    let cli = Cli::try_parse_from(std::iter::once("ws").chain(args.iter().copied())).unwrap();
+    let mut out = Vec::new();
+    let r = hotwire::app::ws_probe::probe(&cli.ws, &mut out);
+    (r, String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn probe_sends_and_prints_until_count_or_close() {
+    let Some(server) = start(None) else { return };
+    let base = format!("ws://127.0.0.1:{}", server.port);
+    let echo = format!("{base}/echo");
+    let (r, out) = probe(&[&echo, "--send", "hello", "--send", "wörld", "--count", "2"]);
+    assert_eq!(r, Ok(()));
+    assert_eq!(out, "hello\nwörld\n");
+    // Binary as hex; the server's clean close ends the probe successfully.
+    let (r, out) = probe(&[&format!("{base}/binary")]);
+    assert_eq!(r, Ok(()));
+    assert_eq!(out, "0001feff\n");
+    // Headers and subprotocols reach the server.
+    let (r, out) = probe(&[
+        &format!("{base}/headers"),
+        "--header",
+        "X-Test: from probe",
+        "--subprotocol",
+        "chat",
+        "--count",
+        "1",
+    ]);
+    assert_eq!(r, Ok(()));
+    let seen: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(seen["x-test"], "from probe");
+    assert_eq!(seen["protocol"], "chat");
+}
+
+#[test]
+fn probe_failures_are_one_line_errors() {
+    let port = util::free_port();
+    let (r, out) = probe(&[&format!("ws://127.0.0.1:{port}/"), "--connect-timeout", "2"]);
+    let e = r.unwrap_err();
+    assert!(e.contains("refused") && !e.contains('\n'), "{e}");
+    assert!(out.is_empty());
+    let (r, _) = probe(&["http://127.0.0.1/"]);
+    assert!(r.unwrap_err().contains("ws://"));
+    let (r, _) = probe(&["ws://127.0.0.1:1/", "--header", "no colon"]);
+    assert!(r.unwrap_err().contains("header"));
+}
+
+#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+#[test]
+fn probe_over_wss_with_a_test_ca_through_both_backends() {
+    let pki = util::TestPki::new();
+    let Some(server) = start(Some((&pki.server_cert, &pki.server_key))) else {
+        return;
+    };
+    let url = format!("wss://localhost:{}/echo", server.port);
+    let ca = pki.ca_pem.to_str().unwrap();
+    let mut backends = Vec::new();
+    if cfg!(feature = "tls-rustls") {
+        backends.push("rustls");
+    }
+    if cfg!(feature = "tls-openssl") {
+        backends.push("openssl");
+    }
+    for backend in backends {
+        let (r, out) = probe(&[
+            &url,
+            "--ca",
+            ca,
+            "--tls-backend",
+            backend,
+            "--send",
+            backend,
+            "--count",
+            "1",
+        ]);
+        assert_eq!(r, Ok(()), "{backend}");
+        assert_eq!(out, format!("{backend}\n"));
+    }
+    // Without the CA the certificate is refused.
+    let (r, _) = probe(&[&url, "--send", "x", "--count", "1"]);
+    assert!(r.unwrap_err().to_lowercase().contains("certificate"));
 }

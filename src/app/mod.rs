@@ -3,8 +3,11 @@
 pub mod check;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
+#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod http_probe;
 #[cfg(feature = "fix")]
 pub mod fix_probe;
+pub mod net;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;

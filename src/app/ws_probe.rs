@@ -5,7 +5,6 @@
 //! line (text as is, binary as lowercase hex), and exits 0 after `--count` messages or when the
 //! server closes cleanly. Any failure prints one line on stderr and exits non-zero.
 
-use std::io::Write as _;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,11 +45,24 @@ pub struct WsArgs {
     /// Give up when no message arrives for this many seconds (default: wait forever).
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<f64>,
+    /// Connect over the AF_XDP stack on this interface instead of kernel TCP (feature `xdp`).
+    #[arg(long, value_name = "IFACE", requires = "local_ip")]
+    pub xdp: Option<String>,
+    /// The XDP stack's address, `A.B.C.D/NN` (with `--xdp`).
+    #[arg(long, value_name = "A.B.C.D/NN", requires = "xdp")]
+    pub local_ip: Option<String>,
+    /// The XDP stack's next hop for off-link servers (with `--xdp`).
+    #[arg(long, value_name = "IP", requires = "xdp")]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// The interface queue the XDP socket binds (with `--xdp`; default 0).
+    #[arg(long, value_name = "N", requires = "xdp")]
+    pub queue: Option<u32>,
 }
 
 /// Runs the probe; the exit code is 0 on success (see the [module documentation](self)).
 pub fn run(args: WsArgs) -> ExitCode {
-    match probe(&args) {
+    let stdout = std::io::stdout();
+    match probe(&args, &mut stdout.lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hotwire ws: {e}");
@@ -73,7 +85,8 @@ fn request(args: &WsArgs, url: WsUrl) -> Result<ClientRequest, String> {
     Ok(req)
 }
 
-fn probe(args: &WsArgs) -> Result<(), String> {
+/// The probe, printing received messages to `out`; the error is the one line [`run`] prints.
+pub fn probe<W: std::io::Write>(args: &WsArgs, out: &mut W) -> Result<(), String> {
     let url = WsUrl::parse(&args.url).map_err(|e| format!("{}: {e}", args.url))?;
     let addr = (url.host(), url.port())
         .to_socket_addrs()
@@ -81,14 +94,7 @@ fn probe(args: &WsArgs) -> Result<(), String> {
         .next()
         .ok_or_else(|| format!("{} has no address", url.host()))?;
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.0));
-    let tcp = TcpStream::connect(
-        addr,
-        &TcpOptions {
-            connect_timeout: Some(connect_timeout),
-            ..TcpOptions::default()
-        },
-    )
-    .map_err(|e| format!("connect to {addr}: {e}"))?;
+    let tcp = base_stream(args, addr, connect_timeout)?;
     let req = request(args, url.clone())?;
     #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
     {
@@ -99,15 +105,64 @@ fn probe(args: &WsArgs) -> Result<(), String> {
         };
         let stream = crate::stream::MaybeTls::new(tcp, connector.as_ref(), url.host())
             .map_err(|e| format!("TLS: {e}"))?;
-        session(stream, req, args, connect_timeout)
+        session(stream, req, args, connect_timeout, out)
     }
     #[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
     {
         if url.is_secure() {
             return Err("wss:// needs a build with a TLS feature".into());
         }
-        session(tcp, req, args, connect_timeout)
+        session(tcp, req, args, connect_timeout, out)
     }
+}
+
+/// Kernel TCP, or with `--xdp` a connection of a stack opened for this probe.
+#[cfg(feature = "xdp")]
+fn base_stream(
+    args: &WsArgs,
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+) -> Result<crate::stream::Either<TcpStream, crate::xdp::XdpStream>, String> {
+    use crate::stream::Either;
+    let Some(iface) = &args.xdp else {
+        return kernel_stream(addr, connect_timeout).map(Either::Left);
+    };
+    let cidr = args.local_ip.as_deref().unwrap_or_default();
+    let (ip, len) = crate::xdp::parse_cidr(cidr).map_err(|e| format!("--local-ip: {e}"))?;
+    let mut cfg = crate::xdp::XdpConfig::new(iface.clone(), ip, len);
+    cfg.gateway = args.gateway;
+    cfg.queue = args.queue.unwrap_or(0);
+    let stack = crate::xdp::XdpStack::open(&cfg).map_err(|e| format!("AF_XDP on {iface}: {e}"))?;
+    crate::xdp::XdpStream::connect(&stack, addr)
+        .map(Either::Right)
+        .map_err(|e| format!("connect to {addr} over XDP: {e}"))
+}
+
+/// Kernel TCP (this build has no `xdp` feature, so `--xdp` is refused).
+#[cfg(not(feature = "xdp"))]
+fn base_stream(
+    args: &WsArgs,
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+) -> Result<TcpStream, String> {
+    if args.xdp.is_some() {
+        return Err("--xdp needs a build with the `xdp` feature".into());
+    }
+    kernel_stream(addr, connect_timeout)
+}
+
+fn kernel_stream(
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+) -> Result<TcpStream, String> {
+    TcpStream::connect(
+        addr,
+        &TcpOptions {
+            connect_timeout: Some(connect_timeout),
+            ..TcpOptions::default()
+        },
+    )
+    .map_err(|e| format!("connect to {addr}: {e}"))
 }
 
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
@@ -124,19 +179,18 @@ fn tls_connector(args: &WsArgs) -> Result<crate::stream::tls::TlsConnector, Stri
     cfg.build().map_err(|e| format!("TLS setup: {e}"))
 }
 
-fn session<S: Stream>(
+fn session<S: Stream, W: std::io::Write>(
     stream: S,
     req: ClientRequest,
     args: &WsArgs,
     connect_timeout: Duration,
+    out: &mut W,
 ) -> Result<(), String> {
     let mut ws = stream.into_websocket(req).map_err(|e| e.to_string())?;
     ws.wait_open(connect_timeout).map_err(|e| e.to_string())?;
     for text in &args.send {
         ws.send_text(text).map_err(|e| e.to_string())?;
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let mut received = 0u64;
     let idle = args
         .idle_timeout

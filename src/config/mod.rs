@@ -54,6 +54,48 @@ impl std::error::Error for ConfigError {}
 pub enum NetworkPath {
     /// Kernel TCP sockets.
     Kernel,
+    /// The userspace TCP stack over AF_XDP (feature `xdp`), with kernel TCP as the fallback.
+    Xdp(XdpSettings),
+}
+
+/// What the steering program diverts to the userspace stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    /// The stack has its own IPv4 address: all IPv4 to it.
+    DedicatedIp,
+    /// The stack shares the kernel's address: TCP to `ports` only.
+    SharedIp,
+}
+
+/// `[network] path = "xdp"` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpSettings {
+    /// The interface.
+    pub interface: String,
+    /// The RX queue bound (the queue the NIC steers the venue's flows to).
+    pub queue: u32,
+    /// The stack's IPv4 address.
+    pub local_ip: std::net::Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// Next hop for off-link destinations.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Dedicated or shared IP.
+    pub steering: Steering,
+    /// Local port range (shared-IP mode: the reserved range the program steers).
+    pub ports: (u16, u16),
+    /// `true`: native (driver) attach; `false`: generic.
+    pub native: bool,
+    /// `true`: ask for zero-copy (falls back to copy where the driver refuses).
+    pub zero_copy: bool,
+    /// UMEM frames.
+    pub umem_frames: u32,
+    /// UMEM frame size.
+    pub frame_size: u32,
+    /// Use huge pages when enough are free.
+    pub huge_pages: bool,
+    /// Fall back to kernel TCP when AF_XDP cannot be used (`false`: a startup error).
+    pub fallback: bool,
 }
 
 /// How readiness is found on an IO thread.
@@ -203,32 +245,46 @@ impl Locator<'_> {
     }
 }
 
-/// Parses a duration such as `250ms`, `5s`, `2m`, `24h`.
+/// Parses a duration such as `250ms`, `5s`, `2m`, `24h`, or a sum of them: `23h30m`, `1m30s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(|| format!("duration {s:?} has no unit (expected e.g. 250ms, 5s, 2m, 24h)"))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?}: {num:?} is not a number"))?;
-    let secs = match unit {
-        "us" => n / 1e6,
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "duration {s:?}: unknown unit {other:?} (expected us, ms, s, m, h)"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("duration {s:?} is out of range"));
+    let text = s.trim();
+    if text.is_empty() {
+        return Err("empty duration (expected e.g. 250ms, 5s, 2m, 24h)".into());
     }
-    Ok(Duration::from_secs_f64(secs))
+    let mut rest = text;
+    let mut total = 0.0f64;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| {
+                format!("duration {text:?} has no unit (expected e.g. 250ms, 5s, 2m, 24h)")
+            })?;
+        let (num, tail) = rest.split_at(split);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("duration {text:?}: {num:?} is not a number"))?;
+        total += n * match unit {
+            "us" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "duration {text:?}: unknown unit {other:?} (expected us, ms, s, m, h)"
+                ))
+            }
+        };
+        rest = next;
+    }
+    if !total.is_finite() || total > 1e9 {
+        return Err(format!("duration {text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]

@@ -265,6 +265,170 @@ fn durations_parse() {
     assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     assert_eq!(parse_duration("10us"), Ok(Duration::from_micros(10)));
+    assert_eq!(
+        parse_duration("23h30m"),
+        Ok(Duration::from_secs(23 * 3600 + 1800))
+    );
+    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
     assert!(parse_duration("-1s").is_err());
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("5s3").is_err());
+    assert!(parse_duration("1e400h").is_err());
     assert!(parse_duration("s").is_err());
+}
+
+const XDP: &str = r#"
+[network]
+path = "xdp"
+interface = "hwc0"
+queue = 1
+local_ip = "10.77.0.3/24"
+gateway = "10.77.0.1"
+steering = "shared-ip"
+ports = "40000-40999"
+attach = "generic"
+bind = "zero-copy"
+umem_frames = 8192
+frame_size = 2048
+huge_pages = false
+fallback = false
+
+[[endpoint]]
+name = "feed"
+url = "ws://10.77.0.2:9001/feed"
+"#;
+
+#[test]
+fn the_xdp_network_validates() {
+    let c = parse(XDP).unwrap();
+    let NetworkPath::Xdp(x) = &c.network else {
+        panic!("expected the XDP path, got {:?}", c.network)
+    };
+    assert_eq!(x.interface, "hwc0");
+    assert_eq!(x.queue, 1);
+    assert_eq!(x.local_ip, std::net::Ipv4Addr::new(10, 77, 0, 3));
+    assert_eq!(x.prefix_len, 24);
+    assert_eq!(x.gateway, Some(std::net::Ipv4Addr::new(10, 77, 0, 1)));
+    assert_eq!(x.steering, Steering::SharedIp);
+    assert_eq!(x.ports, (40000, 40999));
+    assert!(!x.native && x.zero_copy && !x.huge_pages && !x.fallback);
+    assert_eq!((x.umem_frames, x.frame_size), (8192, 2048));
+}
+
+#[test]
+fn xdp_defaults() {
+    let c = parse(
+        "[network]\npath = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"192.0.2.9/28\"\n\
+         [[endpoint]]\nname = \"a\"\nurl = \"ws://192.0.2.1/\"\n",
+    )
+    .unwrap();
+    let NetworkPath::Xdp(x) = c.network else {
+        panic!("expected the XDP path")
+    };
+    assert_eq!(
+        (x.queue, x.steering, x.ports),
+        (0, Steering::DedicatedIp, (32768, 60999))
+    );
+    assert!(x.native && !x.zero_copy && x.huge_pages && x.fallback);
+    assert_eq!((x.umem_frames, x.frame_size, x.gateway), (4096, 4096, None));
+}
+
+#[test]
+fn malformed_xdp_settings_are_located() {
+    let ep = "\n[[endpoint]]\nname = \"a\"\nurl = \"ws://10.0.0.1/\"\n";
+    let with = |net: &str| format!("[network]\n{net}{ep}");
+    fails_at(
+        &with("path = \"xdp\"\nlocal_ip = \"10.0.0.2/24\"\n"),
+        2,
+        8,
+        "needs network.interface",
+    );
+    fails_at(
+        &with("path = \"xdp\"\ninterface = \"eth1\"\n"),
+        2,
+        8,
+        "needs network.local_ip",
+    );
+    fails_at(
+        &with("path = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2\"\n"),
+        4,
+        12,
+        "is not A.B.C.D/NN",
+    );
+    fails_at(
+        &with("path = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2/40\"\n"),
+        4,
+        12,
+        "prefix length",
+    );
+    let base = "path = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2/24\"\n";
+    fails_at(
+        &with(&format!("{base}gateway = \"x\"\n")),
+        5,
+        11,
+        "network.gateway",
+    );
+    fails_at(&with(&format!("{base}queue = -1\n")), 5, 9, "network.queue");
+    fails_at(
+        &with(&format!("{base}steering = \"all\"\n")),
+        5,
+        12,
+        "dedicated-ip or shared-ip",
+    );
+    fails_at(
+        &with(&format!("{base}steering = \"shared-ip\"\n")),
+        5,
+        12,
+        "needs network.ports",
+    );
+    fails_at(
+        &with(&format!("{base}ports = \"90-80\"\n")),
+        5,
+        9,
+        "FIRST <= LAST",
+    );
+    fails_at(
+        &with(&format!("{base}ports = \"4000\"\n")),
+        5,
+        9,
+        "FIRST-LAST",
+    );
+    fails_at(
+        &with(&format!("{base}attach = \"hw\"\n")),
+        5,
+        10,
+        "native or generic",
+    );
+    fails_at(
+        &with(&format!("{base}bind = \"zc\"\n")),
+        5,
+        8,
+        "copy or zero-copy",
+    );
+    fails_at(
+        &with(&format!("{base}umem_frames = 1000\n")),
+        5,
+        15,
+        "power of two",
+    );
+    fails_at(
+        &with(&format!("{base}frame_size = 1024\n")),
+        5,
+        14,
+        "2048 or 4096",
+    );
+    fails_at(&with(&format!("{base}fallback = \"no\"\n")), 5, 12, "bool");
+    fails_at(&with(&format!("{base}mtu = 9000\n")), 5, 1, "unknown field");
+    fails_at(
+        &with("path = \"dpdk\"\n"),
+        2,
+        8,
+        "expected \"kernel\" or \"xdp\"",
+    );
+    fails_at(
+        &with("path = \"kernel\"\ninterface = \"eth1\"\n"),
+        2,
+        8,
+        "path = \"xdp\"",
+    );
 }

@@ -12,6 +12,16 @@
 //! go out on the next call that touches the stream ([`flush`](Websocket::flush), a send or a receive).
 //!
 //! Nothing blocks: the handshake, like the TCP and TLS connects below it, progresses on every call.
+//!
+//! A payload cannot outlive the next read; this does not compile:
+//!
+//! ```compile_fail,E0499
+//! # fn f<S: hotwire::stream::Stream>(ws: &mut hotwire::ws::Websocket<S>) -> Result<(), hotwire::ws::WsError> {
+//! let first = ws.receive()?.unwrap().payload();
+//! let _second = ws.receive()?; // error: `*ws` is still borrowed by `first`
+//! println!("{first:?}");
+//! # Ok(()) }
+//! ```
 
 use std::fmt;
 use std::io;
@@ -230,6 +240,9 @@ struct Core<S> {
     close_received: bool,
     /// A fragmented message this side is sending.
     tx_fragmented: bool,
+    /// The pong for the latest ping, held while earlier bytes are still queued.
+    pong_slot: [u8; MAX_CONTROL_PAYLOAD],
+    pong_len: Option<u8>,
     failed: Option<WsError>,
     accept: AcceptValue,
     offered: Vec<String>,
@@ -275,13 +288,28 @@ impl<S: Stream> Core<S> {
 
     #[inline]
     fn flush(&mut self) -> Result<bool, WsError> {
-        if self.tx.start == self.tx.end && !self.tx.needs_flush {
+        if self.tx.start == self.tx.end && !self.tx.needs_flush && self.pong_len.is_none() {
             return Ok(true);
         }
         let open = self.open;
-        self.tx
+        let mut done = self
+            .tx
             .flush(&mut self.stream, open)
-            .map_err(|e| self.fail(e.into()))
+            .map_err(|e| self.fail(e.into()))?;
+        if done {
+            if let Some(n) = self.pong_len.take() {
+                if !self.close_sent {
+                    let key = self.key();
+                    let slot = self.pong_slot;
+                    self.tx.queue(OpCode::Pong, true, &slot[..n as usize], key);
+                    done = self
+                        .tx
+                        .flush(&mut self.stream, open)
+                        .map_err(|e| self.fail(e.into()))?;
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Queues a frame and tries to write it.
@@ -337,7 +365,17 @@ impl<S: Stream> Core<S> {
     fn on_frame(&mut self, frame: &Frame<'_>) -> Result<(), WsError> {
         match frame.opcode() {
             OpCode::Ping if self.cfg.auto_pong && !self.close_sent => {
-                self.send_raw(OpCode::Pong, true, frame.payload())
+                let p = frame.payload();
+                if self.tx.start == self.tx.end {
+                    self.send_raw(OpCode::Pong, true, p)
+                } else {
+                    // §5.5.3 lets us answer only the most recent ping: while the stream pushes
+                    // back, keep one pong in a fixed slot instead of queueing one per ping, so a
+                    // peer that pings without reading cannot grow our memory.
+                    self.pong_slot[..p.len()].copy_from_slice(p);
+                    self.pong_len = Some(p.len() as u8);
+                    Ok(())
+                }
             }
             OpCode::Close => {
                 self.close_received = true;
@@ -419,6 +457,17 @@ impl<'a, S: Stream> Iterator for Batch<'a, S> {
             *self.pos = self.buf.len();
         } else {
             let data = &self.buf[*self.pos..];
+            match self.core.dec.short_data(data) {
+                Some(Ok((frame, n))) => {
+                    *self.pos += n;
+                    return Some(Ok(frame));
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(self.core.fail(e)));
+                }
+                None => {}
+            }
             let step = match self.core.dec.poll(data) {
                 Ok(Some(info)) => self
                     .core
@@ -489,6 +538,8 @@ impl<S: Stream> Websocket<S> {
                 close_sent: false,
                 close_received: false,
                 tx_fragmented: false,
+                pong_slot: [0; MAX_CONTROL_PAYLOAD],
+                pong_len: None,
                 failed: None,
                 subprotocol: None,
             },
@@ -564,9 +615,20 @@ impl<S: Stream> Websocket<S> {
             rx.start = 0;
         }
         if want > rx.buf.len() {
-            // Bounded: the decoder refused any frame above max_frame_size already.
-            let target = want.next_power_of_two().max(want);
+            // Bounded: the decoder refused any frame above max_frame_size already. Doubling keeps
+            // growth steps few; the cap keeps a maximal frame from doubling the buffer again.
+            let cap = self
+                .core
+                .cfg
+                .max_frame_size
+                .saturating_add(FrameHeader::MAX_LEN);
+            let target = want.next_power_of_two().min(cap).max(want);
             rx.buf.resize(target, 0);
+        }
+        if self.rx.end == self.rx.buf.len() {
+            // Only complete frames fill the buffer (a batch was dropped early): hand those out
+            // before reading more. A read into an empty slice would look like end of stream.
+            return Ok(Fill::WouldBlock);
         }
         loop {
             match self.core.stream.read(&mut self.rx.buf[self.rx.end..]) {
@@ -833,10 +895,31 @@ impl<S: Stream> Websocket<S> {
         self.core.stream
     }
 
-    /// Sleeps until the stream may have bytes or `max` passes, unless bytes are already waiting above
-    /// the socket. For probes, tools and tests; event loops use a selector instead.
+    /// `true` when a receive may return a frame although the descriptor is not readable: a
+    /// complete frame is buffered here, or the stream holds bytes above the socket (see
+    /// [`Stream::read_pending`]). An event loop that drained the client to `Ok(None)` can skip it
+    /// until its descriptor is readable or this returns `true`.
+    pub fn read_pending(&self) -> bool {
+        if self.core.stream.read_pending() {
+            return true;
+        }
+        let buffered = &self.rx.buf[self.rx.start..self.rx.end];
+        self.core.open
+            && matches!(
+                FrameHeader::parse(buffered),
+                Ok(Some((h, n))) if (buffered.len() - n) as u64 >= h.payload_len
+            )
+    }
+
+    /// The descriptor to wait on (the stream's).
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.core.stream.raw_fd()
+    }
+
+    /// Sleeps until the stream may have bytes or `max` passes, unless a frame or bytes are already
+    /// waiting above the socket. For probes, tools and tests; event loops use a selector instead.
     pub fn wait(&self, max: Duration) {
-        if !self.core.stream.read_pending() {
+        if !self.read_pending() {
             wait_fd(self.core.stream.raw_fd(), max);
         }
     }
@@ -857,6 +940,32 @@ impl<S: Stream> Websocket<S> {
             self.wait((deadline - now).min(Duration::from_millis(5)));
         }
         Ok(())
+    }
+}
+
+/// Registration with mio through the stream's descriptor, so a client can sit in a selector.
+impl<S: Stream> mio::event::Source for Websocket<S> {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        let fd = crate::stream::require_fd(self.core.stream.raw_fd())?;
+        mio::unix::SourceFd(&fd).register(registry, token, interests)
+    }
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        let fd = crate::stream::require_fd(self.core.stream.raw_fd())?;
+        mio::unix::SourceFd(&fd).reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        let fd = crate::stream::require_fd(self.core.stream.raw_fd())?;
+        mio::unix::SourceFd(&fd).deregister(registry)
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 
 use super::*;
 use crate::ws::codec::encode_frame;
-use crate::ws::mask::mask_in_place;
+use crate::ws::mask::{mask_in_place, KeyGen};
 use crate::ws::{CapacityError, ProtocolError};
 
 /// A scripted peer: `input` is what the server sent (handed out at most `read_chunk` bytes per read,
@@ -22,6 +22,7 @@ struct Mem {
     flaky: bool,
     toggle: bool,
     writes: usize,
+    blocked: bool,
 }
 
 impl Read for Mem {
@@ -47,6 +48,9 @@ impl Read for Mem {
 
 impl Write for Mem {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.blocked {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         if self.flaky {
             self.toggle = !self.toggle;
             if self.toggle {
@@ -524,4 +528,148 @@ fn manual_fragmentation_order_is_enforced() {
     ));
     ws.send_text("next").unwrap();
     assert_eq!(sent_frames(&ws.get_ref().output).len(), 4);
+}
+
+#[test]
+fn pings_under_back_pressure_keep_one_pong_for_the_latest() {
+    let mut ws = open(b"");
+    // The stream refuses all writes for now; a message is stuck in the queue.
+    ws.get_mut().blocked = true;
+    ws.send_binary(&[1; 50]).unwrap();
+    let mut input = Vec::new();
+    for i in 0..1000u32 {
+        input.extend(server_frame(OpCode::Ping, true, &i.to_be_bytes()));
+    }
+    ws.get_mut().input.extend_from_slice(&input);
+    let queued_before = ws.queued();
+    let mut pings = 0;
+    for f in ws.read_batch().unwrap() {
+        assert_eq!(f.unwrap().opcode(), OpCode::Ping);
+        pings += 1;
+    }
+    assert_eq!(pings, 1000);
+    assert_eq!(ws.queued(), queued_before, "pongs were queued one per ping");
+    ws.get_mut().blocked = false;
+    assert!(ws.flush().unwrap());
+    let frames = sent_frames(&ws.get_ref().output);
+    let pongs: Vec<_> = frames.iter().filter(|f| f.0 == OpCode::Pong).collect();
+    assert_eq!(pongs.len(), 1);
+    assert_eq!(pongs[0].2, 999u32.to_be_bytes());
+    assert_eq!(frames[0], (OpCode::Binary, true, vec![1; 50]));
+}
+
+#[test]
+fn a_batch_dropped_early_keeps_its_frames_even_with_a_full_buffer() {
+    let config = WsConfig {
+        read_buffer_size: 1024,
+        ..WsConfig::default()
+    };
+    let mut ws = open_with(Mem::default(), config, b"");
+    let mut input = Vec::new();
+    for i in 0..100u8 {
+        input.extend(server_frame(OpCode::Binary, true, &[i; 30]));
+    }
+    ws.get_mut().input.extend_from_slice(&input);
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        // Batches dropped unread leave a buffer full of complete frames; the next batch must hand
+        // them out, not mistake the full buffer for the end of the stream.
+        drop(ws.read_batch().unwrap());
+        drop(ws.read_batch().unwrap());
+        for f in ws.read_batch().unwrap() {
+            got.push(f.unwrap().payload()[0]);
+        }
+        if got.len() == 100 {
+            break;
+        }
+    }
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+}
+
+/// Random server bytes (biased towards plausible frames) through the whole client, in random read
+/// sizes, in all three receive modes: no panic, and once an error is returned it is returned again.
+#[test]
+fn random_server_bytes_never_panic_and_errors_stick() {
+    let mut rng = KeyGen::from_seed(0x5EED);
+    for round in 0..400 {
+        let mut input = Vec::new();
+        for _ in 0..(rng.next_u64() % 20) {
+            let mut b = [0u8; 2];
+            rng.fill(&mut b);
+            if rng.next_u64() % 3 != 0 {
+                b[0] &= 0x8F; // no RSV bits
+                b[1] &= 0x7F; // no mask
+            }
+            let len = match b[1] & 0x7F {
+                n @ 0..=125 => n as usize,
+                _ => (rng.next_u64() % 300) as usize,
+            };
+            input.extend_from_slice(&b);
+            if b[1] & 0x7F == 126 {
+                input.extend_from_slice(&(len as u16).to_be_bytes());
+            } else if b[1] & 0x7F == 127 {
+                input.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+            let mut p = vec![0u8; len];
+            if rng.next_u64() % 2 == 0 {
+                rng.fill(&mut p);
+            } else {
+                p.iter_mut().for_each(|c| *c = b'a');
+            }
+            input.extend_from_slice(&p);
+        }
+        let mem = Mem {
+            read_chunk: 1 + (rng.next_u64() % 64) as usize,
+            ..Mem::default()
+        };
+        let config = WsConfig {
+            read_buffer_size: 1024,
+            max_frame_size: 200,
+            ..WsConfig::default()
+        };
+        let mut ws = open_with(mem, config, &input);
+        ws.get_mut().eof = rng.next_u64() % 2 == 0;
+        let mut first_error = None;
+        for step in 0..10_000 {
+            let r = match (round + step) % 3 {
+                0 => ws.receive().map(|f| f.is_some()),
+                1 => ws.receive_message().map(|m| m.is_some()),
+                _ => ws
+                    .read_batch()
+                    .and_then(|b| b.map(|f| f.map(|_| ())).collect::<Result<Vec<_>, _>>())
+                    .map(|v| !v.is_empty()),
+            };
+            match r {
+                Ok(true) => {}
+                Ok(false) if ws.get_ref().pos == ws.get_ref().input.len() => break,
+                Ok(false) => {}
+                Err(e) => {
+                    first_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            assert_eq!(ws.receive().unwrap_err().to_string(), e);
+            assert!(ws.read_batch().is_err());
+            assert!(ws.send_text("x").is_err());
+        }
+    }
+}
+
+#[test]
+fn read_pending_reports_a_buffered_complete_frame() {
+    let mut input = server_frame(OpCode::Binary, true, b"one");
+    input.extend(server_frame(OpCode::Binary, true, b"two"));
+    let partial = server_frame(OpCode::Binary, true, b"three");
+    input.extend_from_slice(&partial[..3]);
+    let mut ws = open(&input);
+    // The handshake read everything: both frames are buffered.
+    assert!(ws.read_pending());
+    assert_eq!(ws.receive().unwrap().unwrap().payload(), b"one");
+    assert!(ws.read_pending());
+    assert_eq!(ws.receive().unwrap().unwrap().payload(), b"two");
+    // Only part of a frame is left.
+    assert!(!ws.read_pending());
+    assert!(ws.receive().unwrap().is_none());
 }

@@ -195,6 +195,9 @@ pub struct Decoder {
     streamed: usize,
     /// Total length of the incomplete frame at the front once its header is known, else 0.
     want: usize,
+    /// The largest payload a short (7-bit length) frame may carry under both limits: frames at or
+    /// below it skip the limit checks.
+    short_max: u8,
 }
 
 impl Decoder {
@@ -209,6 +212,7 @@ impl Decoder {
             utf8: Utf8Stream::default(),
             streamed: 0,
             want: 0,
+            short_max: max_frame.min(max_message).min(125) as u8,
         }
     }
 
@@ -230,6 +234,63 @@ impl Decoder {
     /// documentation for the calling contract).
     #[inline]
     pub fn poll(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {
+        // Fast path for the common frame: a complete, unfragmented text or binary message with a
+        // 7-bit length, no RSV bits and no mask, outside a fragmented message. Everything it skips
+        // is implied by those bits (see the general path below).
+        if let [b0 @ (0x81 | 0x82), b1, ..] = *data {
+            let total = 2 + b1 as usize;
+            if b1 <= self.short_max && data.len() >= total && self.fragmented.is_none() {
+                return Ok(Some(FrameInfo {
+                    opcode: if b0 == 0x81 {
+                        OpCode::Text
+                    } else {
+                        OpCode::Binary
+                    },
+                    fin: true,
+                    header_len: 2,
+                    payload_len: b1 as usize,
+                }));
+            }
+        }
+        self.poll_general(data)
+    }
+
+    /// The fastest path: a complete, unfragmented text or binary message with a 7-bit length at
+    /// the front of `data` (nothing in it needs checking beyond the two header bytes and, for text,
+    /// UTF-8). Returns the frame and its length, an error for invalid UTF-8, or `None` for every
+    /// other case, which then goes through [`poll`](Self::poll) and [`accept`](Self::accept).
+    #[inline(always)]
+    pub fn short_data<'a>(
+        &mut self,
+        data: &'a [u8],
+    ) -> Option<Result<(Frame<'a>, usize), WsError>> {
+        if let [b0 @ (0x81 | 0x82), b1, ..] = *data {
+            if b1 <= self.short_max && self.fragmented.is_none() {
+                let total = 2 + b1 as usize;
+                let payload = data.get(2..total)?;
+                // The frame may have been polled while incomplete: forget that progress.
+                self.want = 0;
+                self.streamed = 0;
+                let (opcode, data) = if b0 == 0x82 {
+                    (OpCode::Binary, Data::Bytes(payload))
+                } else {
+                    match simdutf8::basic::from_utf8(payload) {
+                        Ok(s) => (OpCode::Text, Data::Text(s)),
+                        Err(_) => return Some(Err(WsError::InvalidUtf8)),
+                    }
+                };
+                let frame = Frame {
+                    opcode,
+                    fin: true,
+                    data,
+                };
+                return Some(Ok((frame, total)));
+            }
+        }
+        None
+    }
+
+    fn poll_general(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {
         let Some((h, header_len)) = FrameHeader::parse(data)? else {
             return Ok(None);
         };

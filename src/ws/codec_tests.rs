@@ -402,3 +402,32 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn short_fast_path_forgets_progress_made_on_an_incomplete_frame() {
+    // A short text frame first seen incomplete (streamed), then taken by the fast path, must not
+    // leave its streaming progress behind for the next frame.
+    let mut d = dec();
+    let first = frame(OpCode::Text, true, b"abcdefgh");
+    assert!(d.poll(&first[..6]).unwrap().is_none());
+    assert!(d.want() > 0);
+    let (f, n) = d.short_data(&first).unwrap().unwrap();
+    assert_eq!((f.text(), n, d.want()), (Some("abcdefgh"), first.len(), 0));
+    // The next frame is a long invalid text frame: it must be validated from its first byte.
+    let mut bad = vec![0xFFu8];
+    bad.extend_from_slice(&[b'a'; 200]);
+    let second = frame(OpCode::Text, true, &bad);
+    assert!(matches!(d.decode(&second), Err(WsError::InvalidUtf8)));
+    // Invalid short text is refused by the fast path too.
+    assert!(matches!(
+        d.short_data(&frame(OpCode::Text, true, b"\xc3")),
+        Some(Err(WsError::InvalidUtf8))
+    ));
+    // Everything else is left to the general path.
+    assert!(d.short_data(&frame(OpCode::Ping, true, b"")).is_none());
+    assert!(d.short_data(&frame(OpCode::Binary, false, b"x")).is_none());
+    assert!(d
+        .short_data(&frame(OpCode::Binary, true, &[0; 200]))
+        .is_none());
+    assert!(d.short_data(&first[..5]).is_none());
+}

@@ -27,6 +27,10 @@ enum Command {
     /// Probe a WebSocket endpoint with the production stack: send messages, print what arrives.
     #[cfg(feature = "ws")]
     Ws(hotwire::app::ws_probe::WsArgs),
+    /// Probe an HTTP/1.1 endpoint with the production stack: status line and body, or latency
+    /// percentiles over one keep-alive connection with --repeat.
+    #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+    Http(hotwire::app::http_probe::HttpArgs),
     /// Probe a FIX acceptor: log on, send limit orders, time their execution reports, log out.
     #[cfg(feature = "fix")]
     Fix(hotwire::app::fix_probe::FixArgs),
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
         Command::Venue(args) => hotwire::app::venue::run(&args),
         #[cfg(feature = "ws")]
         Command::Ws(args) => hotwire::app::ws_probe::run(args),
+        #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+        Command::Http(args) => hotwire::app::http_probe::run(&args),
         #[cfg(feature = "fix")]
         Command::Fix(args) => hotwire::app::fix_probe::run(&args),
         Command::Replay(args) => hotwire::app::replay::run(&args),

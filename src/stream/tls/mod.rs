@@ -11,6 +11,14 @@
 //! (DNS name or IP address) given to `connect`. [`TlsConfig::insecure`] turns all of that off; it is
 //! an explicit opt-out, and every connector built with it logs a warning saying so.
 //!
+//! # Allocation
+//!
+//! The OpenSSL backend reads and writes in steady state without a heap allocation. rustls 0.23
+//! moves every decrypted TLS record into a new `Vec` before handing it out, and every encrypted
+//! record it queues into another, so the rustls backend allocates once per TLS record in each
+//! direction (see `tests/service_alloc.rs`). Pick OpenSSL where not a single allocation is
+//! acceptable.
+//!
 //! # Early writes
 //!
 //! Bytes written before the handshake completes are queued in exactly one place per backend — rustls'
