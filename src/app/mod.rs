@@ -17,5 +17,7 @@ pub mod stats;
 pub mod venue;
 #[cfg(feature = "venue")]
 pub mod venue_http;
+#[cfg(all(feature = "venue", feature = "fix"))]
+pub(crate) mod venue_fix;
 #[cfg(feature = "ws")]
 pub mod ws_probe;
