@@ -1,6 +1,8 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
 
 pub mod check;
+#[cfg(feature = "xdp")]
+mod check_xdp;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
 #[cfg(feature = "fix")]
