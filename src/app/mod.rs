@@ -17,9 +17,9 @@ pub mod signals;
 pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;
-#[cfg(feature = "venue")]
-pub mod venue_http;
 #[cfg(all(feature = "venue", feature = "fix"))]
 pub(crate) mod venue_fix;
+#[cfg(feature = "venue")]
+pub mod venue_http;
 #[cfg(feature = "ws")]
 pub mod ws_probe;

@@ -460,12 +460,14 @@ impl RawEndpoint {
                     ),
                 ))
             }
-            None => return Err(loc.at(
-                &self.url,
-                format!(
+            None => {
+                return Err(loc.at(
+                    &self.url,
+                    format!(
                     "endpoint {name:?}: {url:?} is not a URL (expected e.g. ws://host:port/path)"
                 ),
-            )),
+                ))
+            }
         };
         let kind = self.kind(loc, &name, protocol)?;
         let thread = match &self.thread {
