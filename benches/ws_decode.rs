@@ -8,7 +8,8 @@
 //! ```
 //! The second form runs one configuration for a fixed number of messages, for
 //! `valgrind --tool=callgrind` (instructions per message = the difference between two runs with
-//! different `--messages`, divided by the difference in messages).
+//! different `--messages`, divided by the difference in messages). Figures and the exact commands
+//! are in `benches/ws_decode.md`.
 
 use std::hint::black_box;
 use std::io::{self, Read, Write};

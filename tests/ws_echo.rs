@@ -13,7 +13,7 @@ use hotwire::stream::{Stream, TcpOptions, TcpStream};
 use hotwire::ws::{ClientRequest, IntoWebsocket, Message, Websocket, WsConfig, WsError, WsUrl};
 
 const SERVER: &str = r#"
-import asyncio, json, ssl, sys
+import asyncio, json, os, ssl, sys
 from websockets.asyncio.server import serve
 
 async def handler(ws):
@@ -37,7 +37,8 @@ async def main():
     if len(sys.argv) > 3:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(sys.argv[2], sys.argv[3])
-    async with serve(handler, "127.0.0.1", port, ssl=ctx, compression=None, max_size=None,
+    host = os.environ.get("WS_HOST", "127.0.0.1")
+    async with serve(handler, host, port, ssl=ctx, compression=None, max_size=None,
                      ping_interval=None):
         await asyncio.Future()
 
@@ -51,6 +52,13 @@ struct Echo {
 }
 
 fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> Option<Echo> {
+    start_on(std::net::Ipv4Addr::LOCALHOST.into(), tls)
+}
+
+fn start_on(
+    host: std::net::IpAddr,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> Option<Echo> {
     let python = util::venv_bin("python3");
     if !util::require_peer("python3 (venv)", &python) {
         return None;
@@ -71,11 +79,12 @@ fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> Option<Echo> {
     let port = util::free_port();
     let mut cmd = Command::new(python);
     cmd.args(["-c", SERVER, &port.to_string()]);
+    cmd.env("WS_HOST", host.to_string());
     if let Some((cert, key)) = tls {
         cmd.arg(cert).arg(key);
     }
     let mut guard = util::ChildGuard::spawn(cmd.stdout(Stdio::null()));
-    guard.wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(20));
+    guard.wait_port((host, port).into(), Duration::from_secs(20));
     Some(Echo {
         _guard: guard,
         port,
@@ -387,4 +396,36 @@ fn probe_over_wss_with_a_test_ca_through_both_backends() {
     // Without the CA the certificate is refused.
     let (r, _) = probe(&[&url, "--send", "x", "--count", "1"]);
     assert!(r.unwrap_err().to_lowercase().contains("certificate"));
+}
+
+#[test]
+fn ipv6_literal_url_over_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("note: skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    let Some(server) = start_on(std::net::Ipv6Addr::LOCALHOST.into(), None) else {
+        return;
+    };
+    let url = WsUrl::parse(&format!("ws://[::1]:{}/headers", server.port)).unwrap();
+    let addr: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, server.port).into();
+    let tcp = TcpStream::connect(addr, &TcpOptions::default()).unwrap();
+    let mut ws = tcp.into_websocket(url).unwrap();
+    ws.wait_open(Duration::from_secs(10)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let host = loop {
+        let got = match ws.receive_message().unwrap() {
+            Some(Message::Text(t)) => {
+                let v: serde_json::Value = serde_json::from_str(t).unwrap();
+                Some(v["host"].as_str().unwrap().to_string())
+            }
+            _ => None,
+        };
+        if let Some(h) = got {
+            break h;
+        }
+        assert!(Instant::now() < deadline);
+        ws.wait(Duration::from_millis(10));
+    };
+    assert_eq!(host, format!("[::1]:{}", server.port));
 }

@@ -198,6 +198,8 @@ pub struct Decoder {
     /// The largest payload a short (7-bit length) frame may carry under both limits: frames at or
     /// below it skip the limit checks.
     short_max: u8,
+    /// The same for frames with a 16-bit length.
+    mid_max: u16,
 }
 
 impl Decoder {
@@ -213,6 +215,7 @@ impl Decoder {
             streamed: 0,
             want: 0,
             short_max: max_frame.min(max_message).min(125) as u8,
+            mid_max: max_frame.min(max_message).min(0xFFFF) as u16,
         }
     }
 
@@ -255,39 +258,49 @@ impl Decoder {
         self.poll_general(data)
     }
 
-    /// The fastest path: a complete, unfragmented text or binary message with a 7-bit length at
-    /// the front of `data` (nothing in it needs checking beyond the two header bytes and, for text,
-    /// UTF-8). Returns the frame and its length, an error for invalid UTF-8, or `None` for every
-    /// other case, which then goes through [`poll`](Self::poll) and [`accept`](Self::accept).
+    /// The fastest path: a complete, unfragmented text or binary message with a 7- or 16-bit
+    /// length at the front of `data`, within both size limits (nothing in it needs checking beyond
+    /// the header bytes and, for text, UTF-8). Returns the frame and its length, an error for
+    /// invalid UTF-8, or `None` for every other case, which then goes through
+    /// [`poll`](Self::poll) and [`accept`](Self::accept).
     #[inline(always)]
     pub fn short_data<'a>(
         &mut self,
         data: &'a [u8],
     ) -> Option<Result<(Frame<'a>, usize), WsError>> {
-        if let [b0 @ (0x81 | 0x82), b1, ..] = *data {
-            if b1 <= self.short_max && self.fragmented.is_none() {
-                let total = 2 + b1 as usize;
-                let payload = data.get(2..total)?;
-                // The frame may have been polled while incomplete: forget that progress.
-                self.want = 0;
-                self.streamed = 0;
-                let (opcode, data) = if b0 == 0x82 {
-                    (OpCode::Binary, Data::Bytes(payload))
-                } else {
-                    match simdutf8::basic::from_utf8(payload) {
-                        Ok(s) => (OpCode::Text, Data::Text(s)),
-                        Err(_) => return Some(Err(WsError::InvalidUtf8)),
-                    }
-                };
-                let frame = Frame {
-                    opcode,
-                    fin: true,
-                    data,
-                };
-                return Some(Ok((frame, total)));
+        let (b0, header_len, len) = match *data {
+            [b0 @ (0x81 | 0x82), b1, ..] if b1 <= self.short_max => (b0, 2, b1 as usize),
+            [b0 @ (0x81 | 0x82), 126, hi, lo, ..] => {
+                let n = u16::from_be_bytes([hi, lo]);
+                if n > self.mid_max {
+                    return None;
+                }
+                (b0, 4, n as usize)
             }
+            _ => return None,
+        };
+        if self.fragmented.is_some() {
+            return None;
         }
-        None
+        let total = header_len + len;
+        let payload = data.get(header_len..total)?;
+        // The frame may have been polled while incomplete: forget that progress.
+        self.want = 0;
+        self.streamed = 0;
+        let (opcode, data) = if b0 == 0x82 {
+            (OpCode::Binary, Data::Bytes(payload))
+        } else {
+            match simdutf8::basic::from_utf8(payload) {
+                Ok(s) => (OpCode::Text, Data::Text(s)),
+                Err(_) => return Some(Err(WsError::InvalidUtf8)),
+            }
+        };
+        let frame = Frame {
+            opcode,
+            fin: true,
+            data,
+        };
+        Some(Ok((frame, total)))
     }
 
     fn poll_general(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {

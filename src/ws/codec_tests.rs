@@ -426,8 +426,19 @@ fn short_fast_path_forgets_progress_made_on_an_incomplete_frame() {
     // Everything else is left to the general path.
     assert!(d.short_data(&frame(OpCode::Ping, true, b"")).is_none());
     assert!(d.short_data(&frame(OpCode::Binary, false, b"x")).is_none());
-    assert!(d
-        .short_data(&frame(OpCode::Binary, true, &[0; 200]))
-        .is_none());
     assert!(d.short_data(&first[..5]).is_none());
+    // 16-bit lengths take the fast path within the limits, and not beyond them.
+    let mid = frame(OpCode::Binary, true, &[7; 1000]);
+    let (f, n) = d.short_data(&mid).unwrap().unwrap();
+    assert_eq!((f.payload().len(), n), (1000, 1004));
+    assert!(d.short_data(&mid[..1003]).is_none());
+    let mut small = Decoder::new(999, 10_000);
+    assert!(small.short_data(&mid).is_none());
+    assert!(matches!(small.decode(&mid), Err(WsError::Capacity(_))));
+    let mut small = Decoder::new(10_000, 999);
+    assert!(small.short_data(&mid).is_none());
+    assert!(matches!(small.decode(&mid), Err(WsError::Capacity(_))));
+    assert!(d
+        .short_data(&frame(OpCode::Binary, true, &[0; 70_000]))
+        .is_none());
 }
