@@ -3,10 +3,10 @@
 pub mod check;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
-#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
-pub mod http_probe;
 #[cfg(feature = "fix")]
 pub mod fix_probe;
+#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod http_probe;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;
