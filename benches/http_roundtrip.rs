@@ -9,6 +9,21 @@
 //! - blocking: the thread sleeps in the kernel until the response arrives (raw `read`, ureq, and
 //!   `HttpClient::request`, which polls the descriptor);
 //! - spinning: a non-blocking socket polled in a loop (raw, and `HttpClient::poll_response`).
+//!
+//! Figures from `cargo bench --all-features --bench http_roundtrip` (20,000 round trips each,
+//! nginx 1.22, 2-core shared VM, load average ~3, so the tails are the machine's):
+//!
+//! ```text
+//! client                  p50 us    p99 us  p99.9 us      p50/raw      p99/raw
+//! raw socket                22.0      49.7    2287.6         1.00         1.00
+//! hotwire                   23.9      83.8    3682.3         1.09         1.69
+//! ureq                      29.7     107.5    3944.4         1.35         2.16
+//! raw socket (spin)         22.6     542.2    8290.3         1.00         1.00
+//! hotwire (spin)            23.1     570.4    7528.4         1.02         1.05
+//! ```
+//!
+//! The blocking helper pays one `poll(2)` before its read (the socket is non-blocking); spinning
+//! on `poll_response` is at parity with the raw socket.
 
 #[path = "../tests/nginx/mod.rs"]
 mod nginx;
