@@ -12,6 +12,8 @@
 //!  protocols   src/ws, src/http (src/fix)   sans-IO codecs + thin clients over any Stream
 //!  selector    src/select                   readiness: mio (epoll), direct busy-poll, the XDP stack's poll
 //!  stream      src/stream                   Tcp, Tls (rustls | openssl | kTLS), Buffered, Recorded, Replay
+//!  xdp         src/xdp                      AF_XDP sockets, UMEM, smoltcp device + stack, XdpStream,
+//!                                           steering program (feature `xdp`)
 //! ```
 //!
 //! Streams compose by value:
@@ -41,6 +43,9 @@ pub mod fix;
 pub mod http;
 #[cfg(feature = "ws")]
 pub mod ws;
+
+#[cfg(feature = "xdp")]
+pub mod xdp;
 
 pub mod app;
 pub mod config;

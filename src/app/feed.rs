@@ -7,16 +7,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::net::{BaseStream, Connect};
 use super::stats::{Counters, LatencyRecorder};
 use crate::config::{EndpointConfig, LatencyMode};
 use crate::service::{ConnectAddr, Endpoint, Event, Flow, Policy};
 use crate::stream::record::RecordOptions;
 use crate::stream::tls::TlsConnector;
-use crate::stream::{Either, MaybeTls, Recorded, TcpOptions, TcpStream};
+use crate::stream::{Either, MaybeTls, Recorded};
 use crate::ws::{ClientRequest, OpCode, Websocket, WsConfig, WsError, WsUrl};
 
-/// The stream under the appliance's WebSocket: TCP, TLS when `wss`, recorded when configured.
-pub type FeedStream = Either<MaybeTls<TcpStream>, Recorded<MaybeTls<TcpStream>>>;
+/// The stream under the appliance's WebSocket: TCP (kernel or XDP, see [`BaseStream`]), TLS when
+/// `wss`, recorded when configured.
+pub type FeedStream = Either<MaybeTls<BaseStream>, Recorded<MaybeTls<BaseStream>>>;
 
 /// The appliance's WebSocket connection type.
 pub type FeedConnection = Websocket<FeedStream>;
@@ -172,16 +174,16 @@ fn ws_io(e: WsError) -> io::Error {
     }
 }
 
-impl<C> Endpoint<C> for WsFeed {
+impl<C: Connect> Endpoint<C> for WsFeed {
     type Target = FeedConnection;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.url.host(), self.url.port())
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _: &mut C) -> io::Result<FeedConnection> {
+    fn create_target(&mut self, addr: SocketAddr, net: &mut C) -> io::Result<FeedConnection> {
         self.connection_index += 1;
-        let tcp = TcpStream::connect(addr, &TcpOptions::default())?;
+        let tcp = net.connect(addr)?;
         let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
         let stream = match self.record_path() {
             None => Either::Left(stream),

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::feed::WsFeed;
+use super::net::Net;
 use super::signals;
 use super::stats::{human_ns, human_rate, Counters, Percentiles};
-use crate::config::{Config, SelectorKind, ThreadConfig};
-use crate::select::{AnySelector, DirectSelector, MioSelector};
+use crate::config::{Config, NetworkPath, ThreadConfig};
+use crate::select::AnySelector;
 use crate::service::{EndpointId, IoService};
 
 /// `hotwire run` options.
@@ -123,10 +124,12 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
             }
         }
         let (t, stop) = (thread.clone(), stop.clone());
+        // One AF_XDP socket per (interface, queue): the first thread with endpoints takes it.
+        let (network, owns_xdp) = (config.network.clone(), threads.is_empty());
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hw-{}", thread.name))
-                .spawn(move || io_thread(&t, feeds, &stop))?,
+                .spawn(move || io_thread(&t, &network, owns_xdp, feeds, &stop))?,
         );
     }
 
@@ -182,6 +185,8 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
 
 fn io_thread(
     thread: &ThreadConfig,
+    network: &NetworkPath,
+    owns_xdp: bool,
     feeds: Vec<(usize, String, WsFeed)>,
     stop: &AtomicBool,
 ) -> io::Result<ThreadResult> {
@@ -190,21 +195,17 @@ fn io_thread(
             log::warn!("thread {:?}: cannot pin to core {core}", thread.name);
         }
     }
-    let (selector, timeout) = match thread.selector {
-        SelectorKind::Mio => (
-            AnySelector::Mio(MioSelector::new()?),
-            Duration::from_millis(1),
-        ),
-        SelectorKind::Direct => (AnySelector::Direct(DirectSelector::new()), Duration::ZERO),
-    };
-    let mut service: IoService<AnySelector, WsFeed> =
+    let mut net = Net::open(network, owns_xdp)?;
+    log::info!("thread {:?}: network path {}", thread.name, net.name());
+    let (selector, timeout) = net.selector(thread.selector)?;
+    let mut service: IoService<AnySelector, WsFeed, Net> =
         IoService::new(selector).with_poll_timeout(timeout);
     let mut ids: Vec<(usize, String, EndpointId)> = Vec::new();
     for (index, url, feed) in feeds {
         ids.push((index, url, service.register(feed)));
     }
     while !stop.load(Ordering::Relaxed) {
-        service.poll(&mut ())?;
+        service.poll(&mut net)?;
     }
     // Orderly shutdown: a close frame to every open connection, then a short drain for the replies.
     for (_, _, id) in &ids {
@@ -218,7 +219,7 @@ fn io_thread(
             .iter()
             .any(|(_, _, id)| service.state(*id) == crate::service::State::Established)
     {
-        service.poll(&mut ())?;
+        service.poll(&mut net)?;
     }
     let reports = ids
         .into_iter()

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_duration, Config, ConfigError, EndpointConfig, LatencyMode, Locator, NetworkPath,
-    SelectorKind, StatsConfig, ThreadConfig, TlsSettings,
+    parse_duration, Config, ConfigError, EndpointConfig, EndpointKind, FixSettings,
+    HttpRequestSettings, HttpSettings, LatencyMode, Locator, NetworkPath, SelectorKind,
+    StatsConfig, Steering, ThreadConfig, TlsSettings, XdpSettings,
 };
 use crate::service::Policy;
 
@@ -29,6 +30,209 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
     path: Spanned<String>,
+    interface: Option<Spanned<String>>,
+    queue: Option<Spanned<i64>>,
+    local_ip: Option<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    steering: Option<Spanned<String>>,
+    ports: Option<Spanned<String>>,
+    attach: Option<Spanned<String>>,
+    bind: Option<Spanned<String>>,
+    umem_frames: Option<Spanned<i64>>,
+    frame_size: Option<Spanned<i64>>,
+    huge_pages: Option<bool>,
+    fallback: Option<bool>,
+}
+
+impl RawNetwork {
+    fn validate(&self, loc: &Locator<'_>) -> Result<NetworkPath, ConfigError> {
+        let xdp_keys = self.interface.is_some() || self.local_ip.is_some() || self.queue.is_some();
+        match self.path.get_ref().as_str() {
+            "kernel" if xdp_keys => Err(loc.at(
+                &self.path,
+                "network.path is \"kernel\" but XDP settings (interface, queue, local_ip) are given \
+                 (expected path = \"xdp\")"
+                    .into(),
+            )),
+            "kernel" => Ok(NetworkPath::Kernel),
+            "xdp" => self.validate_xdp(loc).map(NetworkPath::Xdp),
+            other => Err(loc.at(
+                &self.path,
+                format!("network.path: unknown path {other:?} (expected \"kernel\" or \"xdp\")"),
+            )),
+        }
+    }
+
+    fn validate_xdp(&self, loc: &Locator<'_>) -> Result<XdpSettings, ConfigError> {
+        let interface = match &self.interface {
+            Some(i) if !i.get_ref().is_empty() && i.get_ref().len() < 16 => i.get_ref().clone(),
+            Some(i) => {
+                return Err(loc.at(
+                    i,
+                    "network.interface: expected an interface name of 1 to 15 characters".into(),
+                ))
+            }
+            None => {
+                return Err(loc.at(
+                    &self.path,
+                    "network.path = \"xdp\" needs network.interface".into(),
+                ))
+            }
+        };
+        let (local_ip, prefix_len) = match &self.local_ip {
+            Some(v) => {
+                parse_cidr(v.get_ref()).map_err(|e| loc.at(v, format!("network.local_ip: {e}")))?
+            }
+            None => {
+                return Err(loc.at(
+                    &self.path,
+                    "network.path = \"xdp\" needs network.local_ip (\"A.B.C.D/NN\")".into(),
+                ))
+            }
+        };
+        let gateway = match &self.gateway {
+            None => None,
+            Some(g) => Some(g.get_ref().parse().map_err(|_| {
+                loc.at(
+                    g,
+                    format!("network.gateway: {:?} is not an IPv4 address", g.get_ref()),
+                )
+            })?),
+        };
+        let queue = match &self.queue {
+            None => 0,
+            Some(q) => u32::try_from(*q.get_ref())
+                .ok()
+                .filter(|q| *q < 4096)
+                .ok_or_else(|| {
+                    loc.at(q, format!("network.queue: {} is not 0..4095", q.get_ref()))
+                })?,
+        };
+        let steering = match self.steering.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "dedicated-ip")) => Steering::DedicatedIp,
+            Some((_, "shared-ip")) => Steering::SharedIp,
+            Some((s, other)) => {
+                return Err(loc.at(
+                    s,
+                    format!(
+                    "network.steering: unknown mode {other:?} (expected dedicated-ip or shared-ip)"
+                ),
+                ))
+            }
+        };
+        let ports = match &self.ports {
+            None if steering == Steering::SharedIp => return Err(loc.at(
+                self.steering.as_ref().unwrap_or(&self.path),
+                "network.steering = \"shared-ip\" needs network.ports (\"FIRST-LAST\", a range \
+                     reserved for the stack)"
+                    .into(),
+            )),
+            None => (32768, 60999),
+            Some(p) => {
+                parse_ports(p.get_ref()).map_err(|e| loc.at(p, format!("network.ports: {e}")))?
+            }
+        };
+        let native = match self.attach.as_ref().map(|a| (a, a.get_ref().as_str())) {
+            None | Some((_, "native")) => true,
+            Some((_, "generic")) => false,
+            Some((a, other)) => {
+                return Err(loc.at(
+                    a,
+                    format!("network.attach: unknown mode {other:?} (expected native or generic)"),
+                ))
+            }
+        };
+        let zero_copy = match self.bind.as_ref().map(|b| (b, b.get_ref().as_str())) {
+            None | Some((_, "copy")) => false,
+            Some((_, "zero-copy")) => true,
+            Some((b, other)) => {
+                return Err(loc.at(
+                    b,
+                    format!("network.bind: unknown mode {other:?} (expected copy or zero-copy)"),
+                ))
+            }
+        };
+        let umem_frames = match &self.umem_frames {
+            None => 4096,
+            Some(f) => u32::try_from(*f.get_ref())
+                .ok()
+                .filter(|f| (64..=1 << 20).contains(f) && f.is_power_of_two())
+                .ok_or_else(|| {
+                    loc.at(
+                        f,
+                        format!(
+                            "network.umem_frames: {} is not a power of two in 64..=1048576",
+                            f.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        let frame_size = match &self.frame_size {
+            None => 4096,
+            Some(f) => u32::try_from(*f.get_ref())
+                .ok()
+                .filter(|f| matches!(f, 2048 | 4096))
+                .ok_or_else(|| {
+                    loc.at(
+                        f,
+                        format!(
+                            "network.frame_size: {} (expected 2048 or 4096)",
+                            f.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        Ok(XdpSettings {
+            interface,
+            queue,
+            local_ip,
+            prefix_len,
+            gateway,
+            steering,
+            ports,
+            native,
+            zero_copy,
+            umem_frames,
+            frame_size,
+            huge_pages: self.huge_pages.unwrap_or(true),
+            fallback: self.fallback.unwrap_or(true),
+        })
+    }
+}
+
+/// Parses `A.B.C.D/NN`.
+fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not A.B.C.D/NN"))?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+    let len = len
+        .parse::<u8>()
+        .ok()
+        .filter(|l| (1..=32).contains(l))
+        .ok_or_else(|| format!("prefix length {len:?} is not 1..32"))?;
+    Ok((ip, len))
+}
+
+/// Parses `FIRST-LAST` (1024 <= FIRST <= LAST).
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not FIRST-LAST"))?;
+    let first: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a port"))?;
+    let last: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a port"))?;
+    if first < 1024 || first > last {
+        return Err(format!("{s:?}: expected 1024 <= FIRST <= LAST"));
+    }
+    Ok((first, last))
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +258,38 @@ struct RawEndpoint {
     connect_timeout: Option<Spanned<String>>,
     lifetime: Option<Spanned<String>>,
     latency: Option<Spanned<String>>,
+    requests: Option<Spanned<Vec<RawRequest>>>,
+    interval: Option<Spanned<String>>,
+    pipeline: Option<Spanned<i64>>,
+    fix: Option<Spanned<RawFix>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    method: Option<Spanned<String>>,
+    target: Spanned<String>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFix {
+    sender: Spanned<String>,
+    target: Spanned<String>,
+    begin_string: Option<Spanned<String>>,
+    default_appl_ver_id: Option<String>,
+    store: Option<String>,
+    reset: Option<bool>,
+    username: Option<String>,
+    password: Option<String>,
+    order_rate: Option<Spanned<f64>>,
+    symbol: Option<String>,
+    quantity: Option<Spanned<f64>>,
+    price: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,15 +325,7 @@ impl RawConfig {
     pub(super) fn validate(self, loc: &Locator<'_>) -> Result<Config, ConfigError> {
         let network = match &self.network {
             None => NetworkPath::Kernel,
-            Some(n) => match n.path.get_ref().as_str() {
-                "kernel" => NetworkPath::Kernel,
-                other => {
-                    return Err(loc.at(
-                        &n.path,
-                        format!("network.path: unknown path {other:?} (expected \"kernel\")"),
-                    ))
-                }
-            },
+            Some(n) => n.validate(loc)?,
         };
 
         let mut threads = Vec::new();
@@ -219,13 +447,16 @@ impl RawEndpoint {
         }
         let url = self.url.get_ref().clone();
         let scheme = url.split_once("://").map(|(s, _)| s);
-        match scheme {
-            Some("ws" | "wss") => {}
+        let protocol = match scheme {
+            Some("ws" | "wss") => Protocol::WebSocket,
+            Some("http" | "https") => Protocol::Http,
+            Some("fix" | "fixs") => Protocol::Fix,
             Some(other) => {
                 return Err(loc.at(
                     &self.url,
                     format!(
-                        "endpoint {name:?}: unsupported URL scheme {other:?} (expected ws, wss)"
+                        "endpoint {name:?}: unsupported URL scheme {other:?} (expected ws, wss, \
+                         http, https, fix or fixs)"
                     ),
                 ))
             }
@@ -233,11 +464,12 @@ impl RawEndpoint {
                 return Err(loc.at(
                     &self.url,
                     format!(
-                        "endpoint {name:?}: {url:?} is not a URL (expected ws://host:port/path)"
-                    ),
+                    "endpoint {name:?}: {url:?} is not a URL (expected e.g. ws://host:port/path)"
+                ),
                 ))
             }
-        }
+        };
+        let kind = self.kind(loc, &name, protocol)?;
         let thread = match &self.thread {
             None => threads[0].name.clone(),
             Some(t) if thread_names.contains(t.get_ref()) => t.get_ref().clone(),
@@ -350,6 +582,153 @@ impl RawEndpoint {
             tls,
             policy,
             latency,
+            kind,
         })
     }
+
+    /// The protocol-specific settings, refusing keys that belong to another protocol.
+    fn kind(
+        &self,
+        loc: &Locator<'_>,
+        name: &str,
+        protocol: Protocol,
+    ) -> Result<EndpointKind, ConfigError> {
+        let misplaced = |key: &str, at: usize, owner: &str| {
+            Err(loc.error(
+                at,
+                format!("endpoint {name:?}: `{key}` applies to {owner} endpoints only"),
+            ))
+        };
+        if protocol != Protocol::Http {
+            if let Some(r) = &self.requests {
+                return misplaced("requests", r.span().start, "http");
+            }
+            if let Some(p) = &self.pipeline {
+                return misplaced("pipeline", p.span().start, "http");
+            }
+        }
+        if protocol == Protocol::WebSocket {
+            if let Some(i) = &self.interval {
+                return misplaced("interval", i.span().start, "http and fix");
+            }
+        }
+        if protocol != Protocol::Fix {
+            if let Some(f) = &self.fix {
+                return misplaced("fix", f.span().start, "fix");
+            }
+        }
+        if protocol != Protocol::WebSocket && !self.send.is_empty() {
+            return misplaced("send", self.url.span().start, "WebSocket");
+        }
+        let interval = self
+            .interval
+            .as_ref()
+            .map(|i| duration(loc, &format!("endpoint {name:?}: interval"), i))
+            .transpose()?;
+        Ok(match protocol {
+            Protocol::WebSocket => EndpointKind::WebSocket,
+            Protocol::Http => {
+                let mut requests = Vec::new();
+                for r in self.requests.iter().flat_map(|r| r.get_ref()) {
+                    let method = match r.method.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                        None => "GET".to_owned(),
+                        Some((
+                            _,
+                            m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS"),
+                        )) => m.to_owned(),
+                        Some((m, other)) => {
+                            return Err(loc.at(
+                                m,
+                                format!(
+                                    "endpoint {name:?}: unknown HTTP method {other:?} (expected \
+                                     GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS)"
+                                ),
+                            ))
+                        }
+                    };
+                    if !r.target.get_ref().starts_with('/') {
+                        return Err(loc.at(
+                            &r.target,
+                            format!("endpoint {name:?}: a request target starts with `/`"),
+                        ));
+                    }
+                    requests.push(HttpRequestSettings {
+                        method,
+                        target: r.target.get_ref().clone(),
+                        body: r.body.clone(),
+                        headers: r.headers.clone(),
+                    });
+                }
+                let pipeline = match &self.pipeline {
+                    None => 1,
+                    Some(p) if (1..=1024).contains(p.get_ref()) => *p.get_ref() as usize,
+                    Some(p) => {
+                        return Err(
+                            loc.at(p, format!("endpoint {name:?}: pipeline must be 1..=1024"))
+                        )
+                    }
+                };
+                EndpointKind::Http(HttpSettings {
+                    requests,
+                    interval,
+                    pipeline,
+                })
+            }
+            Protocol::Fix => {
+                let Some(f) = &self.fix else {
+                    return Err(loc.at(
+                        &self.url,
+                        format!(
+                            "endpoint {name:?}: a fix endpoint needs a `fix` table (sender, target)"
+                        ),
+                    ));
+                };
+                let f = f.get_ref();
+                let begin_string = match f.begin_string.as_ref().map(|b| (b, b.get_ref().as_str()))
+                {
+                    None => "FIX.4.4".to_owned(),
+                    Some((_, b @ ("FIX.4.2" | "FIX.4.4" | "FIXT.1.1"))) => b.to_owned(),
+                    Some((b, other)) => {
+                        return Err(loc.at(
+                            b,
+                            format!(
+                                "endpoint {name:?}: unsupported begin_string {other:?} (expected \
+                                 FIX.4.2, FIX.4.4 or FIXT.1.1)"
+                            ),
+                        ))
+                    }
+                };
+                let positive = |v: &Option<Spanned<f64>>, key: &str, default: f64| match v {
+                    None => Ok(default),
+                    Some(x) if x.get_ref().is_finite() && *x.get_ref() > 0.0 => Ok(*x.get_ref()),
+                    Some(x) => Err(loc.at(x, format!("endpoint {name:?}: {key} must be above 0"))),
+                };
+                EndpointKind::Fix(FixSettings {
+                    sender: f.sender.get_ref().clone(),
+                    target: f.target.get_ref().clone(),
+                    begin_string,
+                    default_appl_ver_id: f.default_appl_ver_id.clone(),
+                    store: f.store.as_deref().map(|p| loc.path(p)),
+                    reset: f.reset.unwrap_or(false),
+                    username: f.username.clone(),
+                    password: f.password.clone(),
+                    order_rate: f
+                        .order_rate
+                        .as_ref()
+                        .map(|_| positive(&f.order_rate, "order_rate", 1.0))
+                        .transpose()?,
+                    symbol: f.symbol.clone().unwrap_or_else(|| "HWX".into()),
+                    quantity: positive(&f.quantity, "quantity", 1.0)?,
+                    price: positive(&f.price, "price", 100.0)?,
+                })
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    WebSocket,
+    Http,
+    Fix,
 }

@@ -276,3 +276,256 @@ fn durations_parse() {
     assert!(parse_duration("1e400h").is_err());
     assert!(parse_duration("s").is_err());
 }
+
+const XDP: &str = r#"
+[network]
+path = "xdp"
+interface = "hwc0"
+queue = 1
+local_ip = "10.77.0.3/24"
+gateway = "10.77.0.1"
+steering = "shared-ip"
+ports = "40000-40999"
+attach = "generic"
+bind = "zero-copy"
+umem_frames = 8192
+frame_size = 2048
+huge_pages = false
+fallback = false
+
+[[endpoint]]
+name = "feed"
+url = "ws://10.77.0.2:9001/feed"
+"#;
+
+#[test]
+fn the_xdp_network_validates() {
+    let c = parse(XDP).unwrap();
+    let NetworkPath::Xdp(x) = &c.network else {
+        panic!("expected the XDP path, got {:?}", c.network)
+    };
+    assert_eq!(x.interface, "hwc0");
+    assert_eq!(x.queue, 1);
+    assert_eq!(x.local_ip, std::net::Ipv4Addr::new(10, 77, 0, 3));
+    assert_eq!(x.prefix_len, 24);
+    assert_eq!(x.gateway, Some(std::net::Ipv4Addr::new(10, 77, 0, 1)));
+    assert_eq!(x.steering, Steering::SharedIp);
+    assert_eq!(x.ports, (40000, 40999));
+    assert!(!x.native && x.zero_copy && !x.huge_pages && !x.fallback);
+    assert_eq!((x.umem_frames, x.frame_size), (8192, 2048));
+}
+
+#[test]
+fn xdp_defaults() {
+    let c = parse(
+        "[network]\npath = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"192.0.2.9/28\"\n\
+         [[endpoint]]\nname = \"a\"\nurl = \"ws://192.0.2.1/\"\n",
+    )
+    .unwrap();
+    let NetworkPath::Xdp(x) = c.network else {
+        panic!("expected the XDP path")
+    };
+    assert_eq!(
+        (x.queue, x.steering, x.ports),
+        (0, Steering::DedicatedIp, (32768, 60999))
+    );
+    assert!(x.native && !x.zero_copy && x.huge_pages && x.fallback);
+    assert_eq!((x.umem_frames, x.frame_size, x.gateway), (4096, 4096, None));
+}
+
+#[test]
+fn malformed_xdp_settings_are_located() {
+    let ep = "\n[[endpoint]]\nname = \"a\"\nurl = \"ws://10.0.0.1/\"\n";
+    let with = |net: &str| format!("[network]\n{net}{ep}");
+    fails_at(
+        &with("path = \"xdp\"\nlocal_ip = \"10.0.0.2/24\"\n"),
+        2,
+        8,
+        "needs network.interface",
+    );
+    fails_at(
+        &with("path = \"xdp\"\ninterface = \"eth1\"\n"),
+        2,
+        8,
+        "needs network.local_ip",
+    );
+    fails_at(
+        &with("path = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2\"\n"),
+        4,
+        12,
+        "is not A.B.C.D/NN",
+    );
+    fails_at(
+        &with("path = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2/40\"\n"),
+        4,
+        12,
+        "prefix length",
+    );
+    let base = "path = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2/24\"\n";
+    fails_at(
+        &with(&format!("{base}gateway = \"x\"\n")),
+        5,
+        11,
+        "network.gateway",
+    );
+    fails_at(&with(&format!("{base}queue = -1\n")), 5, 9, "network.queue");
+    fails_at(
+        &with(&format!("{base}steering = \"all\"\n")),
+        5,
+        12,
+        "dedicated-ip or shared-ip",
+    );
+    fails_at(
+        &with(&format!("{base}steering = \"shared-ip\"\n")),
+        5,
+        12,
+        "needs network.ports",
+    );
+    fails_at(
+        &with(&format!("{base}ports = \"90-80\"\n")),
+        5,
+        9,
+        "FIRST <= LAST",
+    );
+    fails_at(
+        &with(&format!("{base}ports = \"4000\"\n")),
+        5,
+        9,
+        "FIRST-LAST",
+    );
+    fails_at(
+        &with(&format!("{base}attach = \"hw\"\n")),
+        5,
+        10,
+        "native or generic",
+    );
+    fails_at(
+        &with(&format!("{base}bind = \"zc\"\n")),
+        5,
+        8,
+        "copy or zero-copy",
+    );
+    fails_at(
+        &with(&format!("{base}umem_frames = 1000\n")),
+        5,
+        15,
+        "power of two",
+    );
+    fails_at(
+        &with(&format!("{base}frame_size = 1024\n")),
+        5,
+        14,
+        "2048 or 4096",
+    );
+    fails_at(&with(&format!("{base}fallback = \"no\"\n")), 5, 12, "bool");
+    fails_at(&with(&format!("{base}mtu = 9000\n")), 5, 1, "unknown field");
+    fails_at(
+        &with("path = \"dpdk\"\n"),
+        2,
+        8,
+        "expected \"kernel\" or \"xdp\"",
+    );
+    fails_at(
+        &with("path = \"kernel\"\ninterface = \"eth1\"\n"),
+        2,
+        8,
+        "path = \"xdp\"",
+    );
+}
+
+#[test]
+fn http_and_fix_endpoints_carry_their_settings() {
+    let c = parse(
+        r#"
+[[endpoint]]
+name = "rest"
+url = "https://127.0.0.1:9444/"
+interval = "50ms"
+pipeline = 4
+requests = [
+  { target = "/api/time" },
+  { method = "POST", target = "/api/order", body = '{"qty":1}', headers = [["X-Key", "k"]] },
+]
+
+[[endpoint]]
+name = "orders"
+url = "fix://127.0.0.1:9876"
+interval = "1s"
+fix = { sender = "HW", target = "VENUE", begin_string = "FIX.4.2", store = "fix", order_rate = 50.0, price = 101.25 }
+"#,
+    )
+    .unwrap();
+    let EndpointKind::Http(h) = &c.endpoints[0].kind else {
+        panic!("{:?}", c.endpoints[0].kind)
+    };
+    assert_eq!(h.pipeline, 4);
+    assert_eq!(h.interval, Some(Duration::from_millis(50)));
+    assert_eq!(h.requests[0].method, "GET");
+    assert_eq!(h.requests[1].body, r#"{"qty":1}"#);
+    assert_eq!(
+        h.requests[1].headers,
+        vec![("X-Key".to_owned(), "k".to_owned())]
+    );
+    let EndpointKind::Fix(f) = &c.endpoints[1].kind else {
+        panic!("{:?}", c.endpoints[1].kind)
+    };
+    assert_eq!((f.sender.as_str(), f.target.as_str()), ("HW", "VENUE"));
+    assert_eq!(f.begin_string, "FIX.4.2");
+    assert_eq!(f.order_rate, Some(50.0));
+    assert_eq!(f.price, 101.25);
+    assert_eq!(f.quantity, 1.0);
+    assert_eq!(f.store.as_deref(), Some(Path::new("fix")));
+    assert_eq!(c.endpoints[0].kind, c.endpoints[0].kind.clone());
+}
+
+#[test]
+fn keys_of_another_protocol_are_refused() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\npipeline = 2\n",
+        4,
+        12,
+        "`pipeline` applies to http endpoints only",
+    );
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nfix = { sender = \"a\", target = \"b\" }\n",
+        4,
+        7,
+        "`fix` applies to fix endpoints only",
+    );
+}
+
+#[test]
+fn a_fix_endpoint_needs_its_table() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\n",
+        3,
+        7,
+        "needs a `fix` table",
+    );
+}
+
+#[test]
+fn bad_http_method_and_target() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nrequests = [{ method = \"FETCH\", target = \"/\" }]\n",
+        4,
+        24,
+        "unknown HTTP method",
+    );
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nrequests = [{ target = \"api\" }]\n",
+        4,
+        24,
+        "starts with `/`",
+    );
+}
+
+#[test]
+fn bad_fix_begin_string() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = { sender = \"a\", target = \"b\", begin_string = \"FIX.5.0\" }\n",
+        4,
+        52,
+        "unsupported begin_string",
+    );
+}

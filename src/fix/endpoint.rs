@@ -231,10 +231,8 @@ impl<H: FixHandler<C>, C> Endpoint<C> for FixEndpoint<H> {
         fix.receive_with(now, |ev, out| {
             match ev {
                 FixEvent::App(msg) if !closing => {
-                    if handler.on_message(msg, out, now, ctx)? == Flow::Close {
-                        close = true;
-                        return Ok(false);
-                    }
+                    close = handler.on_message(msg, out, now, ctx)? == Flow::Close;
+                    return Ok(!close);
                 }
                 FixEvent::Rejected {
                     ref_seq, message, ..

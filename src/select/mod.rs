@@ -8,7 +8,8 @@
 //! - [`DirectSelector`]: busy-poll. No syscall at all; every registered connection is reported ready
 //!   on every poll and its reads return `WouldBlock` when idle. Lowest latency on a dedicated core.
 //!
-//! The kernel-bypass stack brings a third selector that polls its own rings.
+//! - [`XdpSelector`] (feature `xdp`): busy-poll over the userspace stack; each poll runs the stack
+//!   once (its rings and TCP timers), then every connection is treated as ready.
 //!
 //! # Tokens
 //!
@@ -22,9 +23,13 @@ use std::time::Duration;
 
 mod direct;
 mod mio_selector;
+#[cfg(feature = "xdp")]
+mod xdp;
 
 pub use direct::DirectSelector;
 pub use mio_selector::MioSelector;
+#[cfg(feature = "xdp")]
+pub use xdp::XdpSelector;
 
 /// A registration handle: slot index plus generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,6 +125,9 @@ pub enum AnySelector {
     Mio(MioSelector),
     /// Busy-poll.
     Direct(DirectSelector),
+    /// Busy-poll over the AF_XDP stack.
+    #[cfg(feature = "xdp")]
+    Xdp(XdpSelector),
 }
 
 impl Selector for AnySelector {
@@ -127,12 +135,16 @@ impl Selector for AnySelector {
         match self {
             AnySelector::Mio(s) => s.register(fd, token),
             AnySelector::Direct(s) => s.register(fd, token),
+            #[cfg(feature = "xdp")]
+            AnySelector::Xdp(s) => s.register(fd, token),
         }
     }
     fn deregister(&mut self, fd: Option<RawFd>) -> io::Result<()> {
         match self {
             AnySelector::Mio(s) => s.deregister(fd),
             AnySelector::Direct(s) => s.deregister(fd),
+            #[cfg(feature = "xdp")]
+            AnySelector::Xdp(s) => s.deregister(fd),
         }
     }
     #[inline]
@@ -140,11 +152,18 @@ impl Selector for AnySelector {
         match self {
             AnySelector::Mio(s) => s.poll(timeout, ready),
             AnySelector::Direct(s) => s.poll(timeout, ready),
+            #[cfg(feature = "xdp")]
+            AnySelector::Xdp(s) => s.poll(timeout, ready),
         }
     }
     #[inline]
     fn polls_all(&self) -> bool {
-        matches!(self, AnySelector::Direct(_))
+        match self {
+            AnySelector::Mio(_) => false,
+            AnySelector::Direct(_) => true,
+            #[cfg(feature = "xdp")]
+            AnySelector::Xdp(_) => true,
+        }
     }
 }
 

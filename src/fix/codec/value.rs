@@ -67,7 +67,9 @@ impl Decimal {
     pub fn write(self, out: &mut [u8; 24]) -> usize {
         let mut digits = [0u8; 20];
         let n = write_u64(self.mantissa.unsigned_abs(), &mut digits);
-        let scale = usize::from(self.scale);
+        // Parsed decimals have at most 18 fractional digits; a hand-made one is held to that too,
+        // so the output always fits.
+        let scale = usize::from(self.scale.min(18));
         let mut len = 0;
         if self.mantissa < 0 {
             out[0] = b'-';
@@ -235,7 +237,10 @@ impl UtcTimestamp {
         }
         let days = days_from_civil(year as i64, month as u32, day as u32);
         let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
-        Some(UtcTimestamp(secs * 1_000_000_000 + nanos))
+        // Beyond 2554 the nanoseconds no longer fit: not a time this crate can represent.
+        secs.checked_mul(1_000_000_000)?
+            .checked_add(nanos)
+            .map(UtcTimestamp)
     }
 }
 
@@ -293,6 +298,10 @@ mod tests {
             assert_eq!(Decimal::parse(bad.as_bytes()), None, "{bad}");
         }
         assert_eq!(Decimal::new(5, 3).to_string(), "0.005");
+        assert_eq!(
+            Decimal::new(-i64::MAX, 200).to_string(),
+            "-9.223372036854775807"
+        );
         assert!((Decimal::new(10010, 2).to_f64() - 100.10).abs() < 1e-9);
     }
 
@@ -333,6 +342,7 @@ mod tests {
         );
         assert_eq!(UtcTimestamp::parse(b"20241301-00:00:00"), None);
         assert_eq!(UtcTimestamp::parse(b"20240101-00:00:00."), None);
+        assert_eq!(UtcTimestamp::parse(b"99991231-23:59:59.999999999"), None);
         // Every day for 400 years survives the round trip.
         for day in (0..146_097).step_by(7) {
             let (y, m, d) = civil_from_days(day);

@@ -1,0 +1,486 @@
+//! A smoltcp [`Device`] over one AF_XDP socket: tokens point into UMEM frames.
+//!
+//! Frames are split in two pools that never mix: half circulate between the fill ring and the RX
+//! ring (a received frame goes back to the fill ring once smoltcp has read it), half between the
+//! free TX list, the TX ring and the completion ring. So the TX ring can never overflow (it is as
+//! large as the TX pool) and receive never starves transmit.
+//!
+//! Per [`XskDevice::flush`] (once per stack poll): completions are reaped first, frames smoltcp
+//! wrote are produced to the TX ring in one batch with one wake-up (`sendto`) when the kernel asks
+//! for it (need-wakeup) or in copy mode, and the fill ring is topped up (with a wake-up if asked).
+
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+
+use super::umem::UmemPlan;
+
+/// How the socket is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindMode {
+    /// The kernel copies packets between the driver's buffers and the UMEM (works everywhere).
+    Copy,
+    /// The driver DMAs straight into the UMEM; needs driver support. Falls back to copy mode
+    /// when the driver refuses (`EOPNOTSUPP`, as every veth does).
+    ZeroCopy,
+}
+
+/// Deliberate loss and reordering of frames in both directions, for tests on hosts whose kernel has
+/// no `netem` (this one: `CONFIG_NET_SCH_NETEM` is not set). Zero-copy: a lost frame goes straight
+/// back to its ring, a reordered one is held and released after the next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Impairment {
+    /// Probability that a frame is dropped (0.01 = 1 %).
+    pub loss: f64,
+    /// Probability that a frame is delivered after the one behind it.
+    pub reorder: f64,
+    /// Seed of the generator (runs are reproducible).
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+struct Impairer {
+    cfg: Impairment,
+    rng: u64,
+    rx_held: Option<FrameDesc>,
+    release_held: bool,
+    dropped: u64,
+    reordered: u64,
+}
+
+impl Impairer {
+    fn roll(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Frames pulled from the RX ring per batch.
+const RX_BATCH: usize = 64;
+
+/// An AF_XDP socket with its UMEM and rings, as a smoltcp device.
+pub struct XskDevice {
+    umem: Umem,
+    fill: FillQueue,
+    comp: CompQueue,
+    tx: TxQueue,
+    rx: RxQueue,
+    /// Received frames not yet handed to smoltcp (`rx_batch[rx_next..rx_len]`).
+    rx_batch: Vec<FrameDesc>,
+    rx_next: usize,
+    rx_len: usize,
+    /// Frames smoltcp has read, waiting to go back to the fill ring.
+    rx_done: Vec<FrameDesc>,
+    /// TX frames free to write into.
+    tx_free: Vec<FrameDesc>,
+    /// Frames written by smoltcp, produced to the TX ring at the next flush.
+    tx_ready: Vec<FrameDesc>,
+    /// Scratch for completions.
+    comp_scratch: Vec<FrameDesc>,
+    mtu: usize,
+    bind: BindMode,
+    copy_mode_kick: bool,
+    counters: DeviceCounters,
+    impair: Option<Impairer>,
+}
+
+/// Packet counters of a device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Frames transmitted (produced to the TX ring).
+    pub tx_frames: u64,
+    /// TX wake-ups (`sendto`).
+    pub tx_kicks: u64,
+    /// Times smoltcp wanted to send but no TX frame was free.
+    pub tx_starved: u64,
+    /// Frames dropped by the [`Impairment`].
+    pub impaired_drops: u64,
+    /// Frames reordered by the [`Impairment`].
+    pub impaired_reorders: u64,
+}
+
+impl std::fmt::Debug for XskDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XskDevice")
+            .field("bind", &self.bind)
+            .field("mtu", &self.mtu)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XskDevice {
+    /// Creates the UMEM per `plan` and binds a socket to `ifname` queue `queue` without loading any
+    /// XDP program (the steering program is ours, see [`super::steer`]).
+    ///
+    /// Zero-copy falls back to copy mode when the driver refuses it; the returned mode says which.
+    /// A queue still busy after `busy_for` fails with `EBUSY`.
+    pub fn open(
+        ifname: &str,
+        queue: u32,
+        plan: &UmemPlan,
+        bind: BindMode,
+        mtu: usize,
+        busy_for: std::time::Duration,
+    ) -> io::Result<XskDevice> {
+        let half = plan.frames / 2;
+        let qsize = QueueSize::new(half).map_err(|e| invalid(format!("queue size: {e}")))?;
+        let umem_config = UmemConfig::builder()
+            .frame_size(
+                FrameSize::new(plan.frame_size).map_err(|e| invalid(format!("frame size: {e}")))?,
+            )
+            .fill_queue_size(qsize)
+            .comp_queue_size(qsize)
+            .build()
+            .map_err(|e| invalid(format!("UMEM config: {e}")))?;
+        let frames = NonZeroU32::new(plan.frames).ok_or_else(|| invalid("no frames".into()))?;
+        let (umem, mut descs) =
+            Umem::new(umem_config, frames, plan.huge_pages).map_err(|e| xsk_error("UMEM", &e))?;
+        let iface: Interface = ifname
+            .parse()
+            .map_err(|_| invalid(format!("interface name {ifname:?}")))?;
+        let try_bind = |flags: BindFlags| {
+            let config = SocketConfig::builder()
+                .rx_queue_size(qsize)
+                .tx_queue_size(qsize)
+                .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+                .bind_flags(flags | BindFlags::XDP_USE_NEED_WAKEUP)
+                .build();
+            // SAFETY: the UMEM is not shared with another socket on this (interface, queue), so the
+            // double-free hazard of `Socket::new` does not arise; program loading is inhibited.
+            unsafe { Socket::new(config, &umem, &iface, queue) }
+        };
+        // Rebinding a queue right after its previous socket closed fails with EBUSY for a while
+        // (about 10 ms after a clean close, longer after the owner was killed): retry the bind
+        // alone, keeping the UMEM, until `busy_for` has passed.
+        let deadline = std::time::Instant::now() + busy_for;
+        let bind_retrying = |flags: BindFlags| loop {
+            match try_bind(flags) {
+                Err(e)
+                    if raw_os_error(&e) == Some(libc::EBUSY)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => break other,
+            }
+        };
+        let (bind, created) = match bind {
+            BindMode::Copy => (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY)),
+            BindMode::ZeroCopy => match bind_retrying(BindFlags::XDP_ZEROCOPY) {
+                Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
+                    log::warn!(
+                        "{ifname} queue {queue}: the driver refuses zero-copy AF_XDP; using copy mode"
+                    );
+                    (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY))
+                }
+                other => (BindMode::ZeroCopy, other),
+            },
+        };
+        let (tx, rx, rings) = created.map_err(|e| xsk_error("AF_XDP socket", &e))?;
+        let (mut fill, comp) =
+            rings.ok_or_else(|| io::Error::other("AF_XDP socket: no fill/completion rings"))?;
+        let tx_free = descs.split_off(half as usize);
+        // SAFETY: the descriptors were just created for this UMEM and none is in any ring yet.
+        let filled = unsafe { fill.produce(&descs) };
+        if filled != descs.len() {
+            return Err(io::Error::other(
+                "AF_XDP: the fill ring took fewer frames than it holds",
+            ));
+        }
+        let rx_done = Vec::with_capacity(half as usize);
+        Ok(XskDevice {
+            umem,
+            fill,
+            comp,
+            tx,
+            rx,
+            rx_batch: vec![FrameDesc::default(); RX_BATCH],
+            rx_next: 0,
+            rx_len: 0,
+            rx_done,
+            tx_ready: Vec::with_capacity(tx_free.len()),
+            comp_scratch: vec![FrameDesc::default(); tx_free.len()],
+            tx_free,
+            mtu,
+            bind,
+            copy_mode_kick: bind == BindMode::Copy,
+            counters: DeviceCounters::default(),
+            impair: None,
+        })
+    }
+
+    /// Turns on deliberate loss and reordering (tests).
+    pub fn set_impairment(&mut self, cfg: Option<Impairment>) {
+        self.impair = cfg.map(|cfg| Impairer {
+            cfg,
+            rng: cfg.seed | 1,
+            rx_held: None,
+            release_held: false,
+            dropped: 0,
+            reordered: 0,
+        });
+    }
+
+    /// The socket's descriptor (for the XSK map and `poll(2)`).
+    pub fn fd(&self) -> RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+
+    /// The bind mode in effect (after any fallback).
+    pub fn bind_mode(&self) -> BindMode {
+        self.bind
+    }
+
+    /// Packet counters.
+    pub fn counters(&self) -> DeviceCounters {
+        let mut c = self.counters;
+        if let Some(i) = &self.impair {
+            c.impaired_drops = i.dropped;
+            c.impaired_reorders = i.reordered;
+        }
+        c
+    }
+
+    /// `true` when received frames wait in the RX ring or the batch.
+    pub fn rx_pending(&mut self) -> bool {
+        self.rx_next < self.rx_len || self.rx.nb_avail(1) > 0
+    }
+
+    /// Reaps completions, then sends what smoltcp wrote (one kick), then refills the fill ring.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.reap();
+        if let Some(imp) = self.impair.as_mut() {
+            let mut i = 0;
+            while i < self.tx_ready.len() {
+                if imp.roll() < imp.cfg.loss {
+                    imp.dropped += 1;
+                    self.tx_free.push(self.tx_ready.remove(i));
+                    continue;
+                }
+                if i + 1 < self.tx_ready.len() && imp.roll() < imp.cfg.reorder {
+                    imp.reordered += 1;
+                    self.tx_ready.swap(i, i + 1);
+                    i += 1;
+                }
+                i += 1;
+            }
+        }
+        if !self.tx_ready.is_empty() {
+            // SAFETY: every descriptor in `tx_ready` belongs to this UMEM, was written by a TX
+            // token and is owned by us until the completion ring hands it back.
+            let n = unsafe { self.tx.produce(&self.tx_ready) };
+            self.counters.tx_frames += n as u64;
+            self.tx_ready.drain(..n);
+            if self.copy_mode_kick || self.tx.needs_wakeup() {
+                self.counters.tx_kicks += 1;
+                self.tx.wakeup()?;
+            }
+        }
+        if !self.rx_done.is_empty() {
+            // SAFETY: these frames came from this UMEM's RX ring and smoltcp is done with them.
+            let n = unsafe { self.fill.produce(&self.rx_done) };
+            self.rx_done.drain(..n);
+        }
+        if self.fill.needs_wakeup() {
+            self.fill.wakeup(self.rx.fd_mut(), 0)?;
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self) {
+        // SAFETY: the scratch descriptors are overwritten by the ring; they name frames of this
+        // UMEM that the kernel has finished transmitting.
+        let n = unsafe { self.comp.consume(&mut self.comp_scratch) };
+        self.tx_free.extend_from_slice(&self.comp_scratch[..n]);
+    }
+
+    /// The next received frame for smoltcp, after any impairment.
+    fn next_rx(&mut self) -> Option<FrameDesc> {
+        loop {
+            if let Some(imp) = self.impair.as_mut() {
+                if imp.release_held {
+                    imp.release_held = false;
+                    if let Some(d) = imp.rx_held.take() {
+                        return Some(d);
+                    }
+                }
+            }
+            if !self.refill_batch() {
+                // Nothing behind a held frame: let it go rather than stall the flow.
+                return self.impair.as_mut().and_then(|i| i.rx_held.take());
+            }
+            let desc = self.rx_batch[self.rx_next];
+            self.rx_next += 1;
+            let Some(imp) = self.impair.as_mut() else {
+                return Some(desc);
+            };
+            if imp.roll() < imp.cfg.loss {
+                imp.dropped += 1;
+                self.rx_done.push(desc);
+                continue;
+            }
+            if imp.rx_held.is_none() && imp.roll() < imp.cfg.reorder {
+                imp.reordered += 1;
+                imp.rx_held = Some(desc);
+                continue;
+            }
+            imp.release_held = imp.rx_held.is_some();
+            return Some(desc);
+        }
+    }
+
+    fn refill_batch(&mut self) -> bool {
+        if self.rx_next < self.rx_len {
+            return true;
+        }
+        // SAFETY: the batch descriptors are overwritten with frames of this UMEM that the kernel
+        // has filled and handed over.
+        let n = unsafe { self.rx.consume(&mut self.rx_batch) };
+        self.counters.rx_frames += n as u64;
+        self.rx_next = 0;
+        self.rx_len = n;
+        n > 0
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+fn raw_os_error(e: &dyn std::error::Error) -> Option<i32> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io.raw_os_error();
+        }
+        source = s.source();
+    }
+    None
+}
+
+fn xsk_error(what: &str, e: &dyn std::error::Error) -> io::Error {
+    match raw_os_error(e) {
+        // Kept as the bare OS error so callers can retry on it (the stack adds the context).
+        Some(libc::EBUSY) => io::Error::from_raw_os_error(libc::EBUSY),
+        Some(code) => {
+            let os = io::Error::from_raw_os_error(code);
+            io::Error::new(os.kind(), format!("{what}: {e}: {os}"))
+        }
+        None => io::Error::other(format!("{what}: {e}")),
+    }
+}
+
+/// Hands one received frame to smoltcp.
+#[derive(Debug)]
+pub struct XskRxToken<'a> {
+    umem: &'a Umem,
+    desc: FrameDesc,
+    done: &'a mut Vec<FrameDesc>,
+}
+
+impl phy::RxToken for XskRxToken<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        // SAFETY: the frame came from this UMEM's RX ring and is ours until it is put back on the
+        // fill ring, which happens only after this read (it goes to `done` below).
+        let data = unsafe { self.umem.data(&self.desc) };
+        let r = f(data.contents());
+        self.done.push(self.desc);
+        r
+    }
+}
+
+/// Lets smoltcp write one frame.
+#[derive(Debug)]
+pub struct XskTxToken<'a> {
+    umem: &'a Umem,
+    free: &'a mut Vec<FrameDesc>,
+    ready: &'a mut Vec<FrameDesc>,
+}
+
+impl phy::TxToken for XskTxToken<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let mut desc = self
+            .free
+            .pop()
+            .expect("a TX token is only handed out while a frame is free");
+        let r = {
+            // SAFETY: `desc` is a free TX frame of this UMEM: neither in a ring nor referenced
+            // elsewhere, so this is the only access until it is produced to the TX ring.
+            let mut data = unsafe { self.umem.data_mut(&mut desc) };
+            let mut cursor = data.cursor();
+            cursor.set_pos(len);
+            f(data.contents_mut())
+        };
+        self.ready.push(desc);
+        r
+    }
+}
+
+impl Device for XskDevice {
+    type RxToken<'a> = XskRxToken<'a>;
+    type TxToken<'a> = XskTxToken<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(XskRxToken<'_>, XskTxToken<'_>)> {
+        if self.tx_free.is_empty() {
+            self.reap();
+        }
+        if self.tx_free.is_empty() {
+            // No frame to answer with (smoltcp may reply to any packet): leave RX in the ring.
+            self.counters.tx_starved += 1;
+            return None;
+        }
+        let desc = self.next_rx()?;
+        Some((
+            XskRxToken {
+                umem: &self.umem,
+                desc,
+                done: &mut self.rx_done,
+            },
+            XskTxToken {
+                umem: &self.umem,
+                free: &mut self.tx_free,
+                ready: &mut self.tx_ready,
+            },
+        ))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<XskTxToken<'_>> {
+        if self.tx_free.is_empty() {
+            self.reap();
+            if self.tx_free.is_empty() {
+                self.counters.tx_starved += 1;
+                return None;
+            }
+        }
+        Some(XskTxToken {
+            umem: &self.umem,
+            free: &mut self.tx_free,
+            ready: &mut self.tx_ready,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        caps
+    }
+}

@@ -1,0 +1,133 @@
+//! Kernel bypass: a userspace TCP/IP stack (smoltcp) on AF_XDP sockets (xsk-rs).
+//!
+//! ```text
+//!  XdpStream ──► XdpStack (Interface + SocketSet, one per IO thread) ──► XskDevice (phy::Device)
+//!                                                                        │ UMEM, fill/comp/rx/tx rings
+//!  NIC queue ──► steering XDP program (BPF link) ──► XSK map ──► AF_XDP socket
+//!                    └─ everything not ours ──► kernel
+//! ```
+//!
+//! - [`umem`]: UMEM sizing (memlock, huge pages) and the huge-page socket-buffer arena.
+//! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
+//!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
+//! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link.
+//! - [`stack`]: `Interface` + `SocketSet` + poll, shared by every connection of a thread.
+//! - [`stream`]: [`XdpStream`], a TCP connection satisfying [`crate::stream::Stream`] (RFC 9293
+//!   semantics are smoltcp's).
+//! - [`fallback`]: opening the stack or saying, once, why the kernel path is used instead.
+//!
+//! The selector that polls the stack on a busy-polling IO thread is [`crate::select::XdpSelector`].
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+pub mod device;
+pub mod fallback;
+pub mod stack;
+pub mod steer;
+pub mod stream;
+pub mod umem;
+
+pub use device::{BindMode, Impairment};
+pub use fallback::{open_or_fallback, Unavailable};
+pub use stack::{StackInfo, XdpStack};
+pub use steer::{AttachMode, SteerMode};
+pub use stream::XdpStream;
+
+/// Everything needed to bring up a stack on one (interface, queue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdpConfig {
+    /// The interface (`hwc0`, `eth1`).
+    pub interface: String,
+    /// Its RX queue to bind (the queue the NIC steers our flows to).
+    pub queue: u32,
+    /// The stack's IPv4 address.
+    pub local_ip: Ipv4Addr,
+    /// Its prefix length (on-link neighbours are resolved with ARP directly).
+    pub prefix_len: u8,
+    /// The next hop for everything off-link.
+    pub gateway: Option<Ipv4Addr>,
+    /// What the steering program diverts.
+    pub steer: SteerMode,
+    /// Local ports for connections in dedicated-IP mode (shared-IP mode uses the steering range).
+    pub port_range: (u16, u16),
+    /// Native or generic XDP.
+    pub attach: AttachMode,
+    /// Copy or zero-copy (with fallback to copy).
+    pub bind: BindMode,
+    /// UMEM frames (lowered to fit `RLIMIT_MEMLOCK` without `CAP_IPC_LOCK`).
+    pub frames: u32,
+    /// Bytes per UMEM frame (power of two, 2048 or more).
+    pub frame_size: u32,
+    /// Put the UMEM and socket buffers on huge pages when enough are free.
+    pub huge_pages: bool,
+    /// IP MTU (capped to what a frame holds).
+    pub mtu: usize,
+    /// Receive and send buffer of each TCP connection, bytes.
+    pub socket_buffer: usize,
+    /// Connections the huge-page buffer arena is sized for (more use ordinary memory).
+    pub max_connections: usize,
+    /// Delayed ACK: an ACK waits this long for outgoing data to ride on. `None` ACKs at once.
+    pub ack_delay: Option<Duration>,
+    /// Deliberate loss and reordering (tests on kernels without netem). `None` in production.
+    pub impair: Option<Impairment>,
+}
+
+impl XdpConfig {
+    /// Defaults for `interface` and the stack address `local_ip/prefix_len`: queue 0, dedicated IP,
+    /// native attach, copy mode, 4096 frames of 4 KiB, huge pages when free, 256 KiB buffers.
+    pub fn new(interface: impl Into<String>, local_ip: Ipv4Addr, prefix_len: u8) -> XdpConfig {
+        XdpConfig {
+            interface: interface.into(),
+            queue: 0,
+            local_ip,
+            prefix_len,
+            gateway: None,
+            steer: SteerMode::DedicatedIp,
+            port_range: (32768, 60999),
+            attach: AttachMode::Native,
+            bind: BindMode::Copy,
+            frames: 4096,
+            frame_size: 4096,
+            huge_pages: true,
+            mtu: 1500,
+            socket_buffer: 256 * 1024,
+            max_connections: 64,
+            ack_delay: Some(Duration::from_millis(1)),
+            impair: None,
+        }
+    }
+}
+
+/// Parses `A.B.C.D/NN`.
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not A.B.C.D/NN"))?;
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| (1..=32).contains(l))
+        .ok_or_else(|| format!("prefix length {len:?} is not 1..32"))?;
+    Ok((ip, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parses_and_rejects() {
+        assert_eq!(
+            parse_cidr("10.77.0.3/24"),
+            Ok((Ipv4Addr::new(10, 77, 0, 3), 24))
+        );
+        assert!(parse_cidr("10.77.0.3").is_err());
+        assert!(parse_cidr("10.77.0/24").is_err());
+        assert!(parse_cidr("10.77.0.3/33").is_err());
+        assert!(parse_cidr("10.77.0.3/0").is_err());
+    }
+}

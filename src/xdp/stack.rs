@@ -1,0 +1,502 @@
+//! The userspace TCP/IP stack: a smoltcp `Interface` and `SocketSet` over an [`XskDevice`].
+//!
+//! One stack per (interface, queue), owned by one IO thread and shared by every connection on it
+//! through an `Rc<RefCell<..>>` handle ([`XdpStack`]). [`XdpStack::poll`] runs the stack once:
+//! receive, TCP timers and transmit (smoltcp), then the device flush (completions, one TX kick,
+//! fill ring). The XDP selector calls it once per service poll; streams used on their own (probes,
+//! tools) call it from their reads and writes instead.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io;
+use std::net::Ipv4Addr;
+use std::rc::Rc;
+use std::time::{Duration, Instant as StdInstant};
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+
+use super::device::{BindMode, DeviceCounters, XskDevice};
+use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
+use super::umem::{self, BufArena, MemFacts, UmemPlan};
+use super::XdpConfig;
+
+/// How long a closed connection may take to finish its FIN exchange before it is dropped.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Extra egress rounds per poll (each sends at most one segment per socket).
+const EGRESS_ROUNDS: u32 = 8;
+
+/// How long a busy queue is retried before giving up (see [`XskDevice::open`]).
+const BUSY_FOR: Duration = Duration::from_secs(1);
+
+/// What the stack ended up with (after fallbacks inside the XDP path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackInfo {
+    /// The UMEM plan in effect.
+    pub umem: UmemPlan,
+    /// Copy or zero-copy.
+    pub bind: BindMode,
+    /// Native or generic.
+    pub attach: AttachMode,
+    /// Socket buffers on huge pages.
+    pub buffers_on_huge_pages: bool,
+}
+
+pub(crate) struct StackInner {
+    // Declaration order is drop order: sockets before the arena their buffers live in.
+    sockets: SocketSet<'static>,
+    arena: Option<BufArena>,
+    iface: Interface,
+    device: XskDevice,
+    link: SteerLink,
+    epoch: StdInstant,
+    local: Ipv4Addr,
+    ports: PortAllocator,
+    /// Slot of each socket whose buffers are in the arena.
+    slots: Vec<(SocketHandle, usize)>,
+    /// Closed by their owner, finishing the FIN exchange.
+    closing: Vec<(SocketHandle, u16, StdInstant)>,
+    buffer_size: usize,
+    ack_delay: Option<Duration>,
+    selector_driven: bool,
+    info: StackInfo,
+}
+
+/// A handle to a stack (cheap to clone; all clones share it). Not `Send`: a stack lives on its IO
+/// thread.
+#[derive(Clone)]
+pub struct XdpStack {
+    pub(crate) inner: Rc<RefCell<StackInner>>,
+}
+
+impl std::fmt::Debug for XdpStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.inner.try_borrow() {
+            Ok(s) => f
+                .debug_struct("XdpStack")
+                .field("local", &s.local)
+                .field("info", &s.info)
+                .field("sockets", &s.sockets.iter().count())
+                .finish(),
+            Err(_) => f.write_str("XdpStack(<in use>)"),
+        }
+    }
+}
+
+/// The interface index of `ifname` (`NotFound` when there is none).
+pub fn ifindex(ifname: &str) -> io::Result<u32> {
+    let name = std::ffi::CString::new(ifname)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL"))?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no interface named {ifname:?}"),
+        ))
+    } else {
+        Ok(index)
+    }
+}
+
+/// The MAC address of `ifname` (from sysfs).
+pub fn mac_address(ifname: &str) -> io::Result<EthernetAddress> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))?;
+    let mut bytes = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut bytes {
+        let part = parts
+            .next()
+            .ok_or_else(|| io::Error::other(format!("{ifname}: malformed MAC {text:?}")))?;
+        *b = u8::from_str_radix(part, 16)
+            .map_err(|_| io::Error::other(format!("{ifname}: malformed MAC {text:?}")))?;
+    }
+    Ok(EthernetAddress(bytes))
+}
+
+/// The number of RX queues of `ifname` (sysfs `queues/rx-*`).
+pub fn rx_queues(ifname: &str) -> io::Result<u32> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))?;
+    Ok(dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count() as u32)
+}
+
+impl XdpStack {
+    /// Opens the socket, attaches the steering program and builds the stack for `cfg`.
+    pub fn open(cfg: &XdpConfig) -> io::Result<XdpStack> {
+        let index = ifindex(&cfg.interface)?;
+        let queues = rx_queues(&cfg.interface)?;
+        if cfg.queue >= queues {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} has {queues} RX queue(s); queue {} does not exist",
+                    cfg.interface, cfg.queue
+                ),
+            ));
+        }
+        let mac = mac_address(&cfg.interface)?;
+        let facts = MemFacts::read();
+        let plan = umem::plan(cfg.frames, cfg.frame_size, cfg.huge_pages, &facts)?;
+        if plan.limited_by_memlock {
+            log::warn!(
+                "{}: no CAP_IPC_LOCK; UMEM lowered to {} frames to fit RLIMIT_MEMLOCK",
+                cfg.interface,
+                plan.frames
+            );
+        }
+        let mtu = cfg.mtu.min(cfg.frame_size as usize - 256 - 14);
+        let mut device = XskDevice::open(&cfg.interface, cfg.queue, &plan, cfg.bind, mtu, BUSY_FOR)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::EBUSY) {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{} queue {} is busy (another AF_XDP socket holds it): {e}",
+                            cfg.interface, cfg.queue
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        device.set_impairment(cfg.impair);
+        let map = XskMap::new(queues.max(cfg.queue + 1))?;
+        map.insert(cfg.queue, device.fd())?;
+        if let SteerMode::SharedIp { first, last } = cfg.steer {
+            reserve_ports(first, last)?;
+        }
+        let link = SteerLink::attach(map, cfg.local_ip, cfg.steer, index, cfg.attach)?;
+
+        let epoch = StdInstant::now();
+        let mut config = Config::new(HardwareAddress::Ethernet(mac));
+        config.random_seed = seed();
+        let mut iface = Interface::new(config, &mut device, Instant::from_micros(0));
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::Ipv4(Ipv4Cidr::new(cfg.local_ip, cfg.prefix_len)));
+        });
+        if let Some(gw) = cfg.gateway {
+            iface
+                .routes_mut()
+                .add_default_ipv4_route(gw)
+                .map_err(|_| io::Error::other("route table full"))?;
+        }
+        let slot_size = cfg.socket_buffer * 2;
+        let arena = if cfg.huge_pages {
+            BufArena::on_huge_pages(cfg.max_connections, slot_size, &facts)
+        } else {
+            None
+        };
+        let info = StackInfo {
+            umem: plan,
+            bind: device.bind_mode(),
+            attach: link.attach_mode(),
+            buffers_on_huge_pages: arena.is_some(),
+        };
+        let (first, last) = match cfg.steer {
+            SteerMode::SharedIp { first, last } => (first, last),
+            SteerMode::DedicatedIp => cfg.port_range,
+        };
+        log::info!(
+            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}",
+            cfg.interface,
+            cfg.queue,
+            match info.bind {
+                BindMode::Copy => "copy",
+                BindMode::ZeroCopy => "zero-copy",
+            },
+            info.attach,
+            plan.frames,
+            plan.frame_size,
+            if plan.huge_pages {
+                " on huge pages"
+            } else {
+                ""
+            },
+            cfg.local_ip,
+            cfg.prefix_len
+        );
+        Ok(XdpStack {
+            inner: Rc::new(RefCell::new(StackInner {
+                sockets: SocketSet::new(Vec::new()),
+                arena,
+                iface,
+                device,
+                link,
+                epoch,
+                local: cfg.local_ip,
+                ports: PortAllocator::new(first, last, seed()),
+                slots: Vec::new(),
+                closing: Vec::new(),
+                buffer_size: cfg.socket_buffer,
+                ack_delay: cfg.ack_delay,
+                selector_driven: false,
+                info,
+            })),
+        })
+    }
+
+    /// Runs the stack once: receive, timers, transmit, then the ring maintenance. Returns `true`
+    /// when a socket's state may have changed.
+    pub fn poll(&self) -> io::Result<bool> {
+        self.inner.borrow_mut().poll()
+    }
+
+    /// What the stack runs with.
+    pub fn info(&self) -> StackInfo {
+        self.inner.borrow().info
+    }
+
+    /// The stack's IPv4 address.
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.inner.borrow().local
+    }
+
+    /// Packet counters of the device.
+    pub fn counters(&self) -> DeviceCounters {
+        self.inner.borrow().device.counters()
+    }
+
+    /// The interface index the steering program is attached to.
+    pub fn ifindex(&self) -> u32 {
+        self.inner.borrow().link.ifindex()
+    }
+
+    /// Declares that something (the [`crate::select::XdpSelector`], or a tool's own loop) polls
+    /// the stack regularly: its streams then stop polling it from their reads and writes.
+    pub fn set_selector_driven(&self, driven: bool) {
+        self.inner.borrow_mut().selector_driven = driven;
+    }
+
+    /// Sockets in the set (open, connecting and closing).
+    pub fn socket_count(&self) -> usize {
+        self.inner.borrow().sockets.iter().count()
+    }
+}
+
+impl StackInner {
+    pub(crate) fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    pub(crate) fn poll(&mut self) -> io::Result<bool> {
+        let now = self.now();
+        let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
+            == smoltcp::iface::PollResult::SocketStateChanged;
+        // smoltcp sends at most one segment per socket per egress round: keep going while rounds
+        // emit, so a window's worth of segments leaves with one TX kick instead of one each.
+        let mut rounds = 0;
+        while rounds < EGRESS_ROUNDS
+            && self
+                .iface
+                .poll_egress(now, &mut self.device, &mut self.sockets)
+                == smoltcp::iface::PollResult::SocketStateChanged
+        {
+            changed = true;
+            rounds += 1;
+        }
+        self.device.flush()?;
+        if !self.closing.is_empty() {
+            self.reap_closed();
+        }
+        Ok(changed)
+    }
+
+    pub(crate) fn selector_driven(&self) -> bool {
+        self.selector_driven
+    }
+
+    /// Creates a TCP socket connecting to `remote` from a free local port.
+    pub(crate) fn open_socket(
+        &mut self,
+        remote: std::net::SocketAddrV4,
+    ) -> io::Result<(SocketHandle, u16)> {
+        let port = self.ports.take().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "every local port of the stack's range is in use",
+            )
+        })?;
+        let (mut socket, slot) = match self.arena.as_mut().and_then(BufArena::take) {
+            Some((slot, mem)) => {
+                let (rx, tx) = mem.split_at_mut(self.buffer_size);
+                (
+                    tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx)),
+                    Some(slot),
+                )
+            }
+            None => (
+                tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0u8; self.buffer_size]),
+                    tcp::SocketBuffer::new(vec![0u8; self.buffer_size]),
+                ),
+                None,
+            ),
+        };
+        socket.set_nagle_enabled(false);
+        socket.set_ack_delay(self.ack_delay.map(to_smol));
+        let connected = socket.connect(
+            self.iface.context(),
+            (*remote.ip(), remote.port()),
+            (self.local, port),
+        );
+        if let Err(e) = connected {
+            self.ports.give_back(port);
+            if let Some(slot) = slot {
+                drop(socket);
+                if let Some(a) = self.arena.as_mut() {
+                    a.give_back(slot);
+                }
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("connect to {remote}: {e}"),
+            ));
+        }
+        let handle = self.sockets.add(socket);
+        if let Some(slot) = slot {
+            self.slots.push((handle, slot));
+        }
+        Ok((handle, port))
+    }
+
+    pub(crate) fn socket(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    /// Closes a socket whose stream was dropped: a FIN if it is open, removal once done.
+    pub(crate) fn release(&mut self, handle: SocketHandle, port: u16) {
+        let socket = self.socket(handle);
+        if socket.is_open() && socket.state() != tcp::State::Closed {
+            socket.close();
+            let until = StdInstant::now() + LINGER;
+            self.closing.push((handle, port, until));
+        } else {
+            self.remove(handle, port);
+        }
+    }
+
+    fn remove(&mut self, handle: SocketHandle, port: u16) {
+        drop(self.sockets.remove(handle));
+        if let Some(at) = self.slots.iter().position(|(h, _)| *h == handle) {
+            let (_, slot) = self.slots.swap_remove(at);
+            if let Some(a) = self.arena.as_mut() {
+                a.give_back(slot);
+            }
+        }
+        self.ports.give_back(port);
+    }
+
+    fn reap_closed(&mut self) {
+        let now = StdInstant::now();
+        let mut i = 0;
+        while i < self.closing.len() {
+            let (handle, port, until) = self.closing[i];
+            let state = self.socket(handle).state();
+            let done = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
+            if done || now >= until {
+                self.closing.swap_remove(i);
+                self.remove(handle, port);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+fn to_smol(d: Duration) -> smoltcp::time::Duration {
+    smoltcp::time::Duration::from_micros(d.as_micros() as u64)
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+/// Adds `first-last` to `net.ipv4.ip_local_reserved_ports` (of this network namespace) unless it
+/// is already covered, so the kernel never picks those ports for its own connections, whose replies
+/// the steering program would take away from it.
+fn reserve_ports(first: u16, last: u16) -> io::Result<()> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+    let current = std::fs::read_to_string(PATH)?;
+    let covered = current.trim().split(',').any(|r| {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        matches!((a.trim().parse::<u16>(), b.trim().parse::<u16>()), (Ok(a), Ok(b)) if a <= first && last <= b)
+    });
+    if covered {
+        return Ok(());
+    }
+    let mut value = current.trim().to_owned();
+    if !value.is_empty() {
+        value.push(',');
+    }
+    value.push_str(&format!("{first}-{last}"));
+    std::fs::write(PATH, value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot reserve ports {first}-{last} in {PATH}: {e}"),
+        )
+    })?;
+    log::info!("reserved ports {first}-{last} in {PATH} for the XDP stack");
+    Ok(())
+}
+
+/// Local ports of the stack's range: random start, then sequential, skipping those in use.
+#[derive(Debug)]
+struct PortAllocator {
+    first: u16,
+    last: u16,
+    next: u16,
+    used: HashSet<u16>,
+}
+
+impl PortAllocator {
+    fn new(first: u16, last: u16, seed: u64) -> PortAllocator {
+        let span = u64::from(last - first) + 1;
+        PortAllocator {
+            first,
+            last,
+            next: first + (seed % span) as u16,
+            used: HashSet::new(),
+        }
+    }
+
+    fn take(&mut self) -> Option<u16> {
+        let span = u32::from(self.last - self.first) + 1;
+        for _ in 0..span {
+            let p = self.next;
+            self.next = if p == self.last { self.first } else { p + 1 };
+            if self.used.insert(p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn give_back(&mut self, port: u16) {
+        self.used.remove(&port);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_cycle_through_the_range_without_reuse() {
+        let mut p = PortAllocator::new(40000, 40003, 7);
+        let mut got: Vec<u16> = (0..4).map(|_| p.take().unwrap()).collect();
+        assert_eq!(p.take(), None);
+        got.sort_unstable();
+        assert_eq!(got, [40000, 40001, 40002, 40003]);
+        p.give_back(40002);
+        assert_eq!(p.take(), Some(40002));
+    }
+}

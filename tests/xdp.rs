@@ -1,0 +1,309 @@
+//! The AF_XDP path on veth namespaces (root): smoltcp over AF_XDP in the client namespace, kernel
+//! peers in the server namespace.
+//!
+//! The XDP side runs in a child process started with `ip netns exec` (the `xdp_echo` example, or
+//! the `hotwire` binary): a process entered into the namespace sees that namespace's sysfs too,
+//! which a thread that only called setns(2) would not.
+//!
+//! The stack's address is `10.77.ID.3` (dedicated-IP mode); the kernel keeps `10.77.ID.2` on the
+//! same interface.
+#![cfg(feature = "xdp")]
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{in_netns, ChildGuard, Netns};
+
+/// `target/<profile>/examples/xdp_echo`, built by `cargo test` with the `xdp` feature.
+fn xdp_echo() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples/xdp_echo");
+    assert!(
+        path.is_file(),
+        "{} is missing (cargo test builds it)",
+        path.display()
+    );
+    path
+}
+
+fn stack_ip(ns: &Netns) -> Ipv4Addr {
+    let o = ns.client_ip.octets();
+    Ipv4Addr::new(o[0], o[1], o[2], 3)
+}
+
+fn client_ns(ns: &Netns) -> &str {
+    ns.client_ns.as_deref().expect("pair mode")
+}
+
+/// The kernel echo server in the server namespace; its stdout lines ("rx BYTES SHA256") are kept.
+struct Server {
+    _guard: ChildGuard,
+    lines: std::sync::mpsc::Receiver<String>,
+    port: u16,
+}
+
+fn echo_server(ns: &Netns) -> Server {
+    let port = 7000;
+    let mut cmd = in_netns(&ns.server_ns, xdp_echo());
+    cmd.args(["serve", "--server", &format!("{}:{port}", ns.server_ip)])
+        .stdout(Stdio::piped());
+    let mut guard = ChildGuard::spawn(&mut cmd);
+    let out = guard.child().stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("echo server did not start");
+    assert!(first.starts_with("listening"), "{first}");
+    Server {
+        _guard: guard,
+        lines: rx,
+        port,
+    }
+}
+
+impl Server {
+    /// The next "rx BYTES SHA256" line.
+    fn received(&self) -> (u64, String) {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server reports each connection at its end");
+        let mut parts = line.split_whitespace().skip(1);
+        let bytes = parts.next().and_then(|b| b.parse().ok()).expect("bytes");
+        (bytes, parts.next().expect("sha256").to_owned())
+    }
+}
+
+/// Runs the XDP client in the client namespace and returns its output.
+fn run_client(ns: &Netns, args: &[&str]) -> Output {
+    let ip = format!("{}/24", stack_ip(ns));
+    let mut cmd = in_netns(client_ns(ns), xdp_echo());
+    cmd.args(args)
+        .args(["--xdp", &ns.client_if, "--local-ip", &ip])
+        .env("RUST_LOG", "info");
+    let out = cmd.output().expect("run xdp_echo");
+    eprintln!(
+        "xdp_echo {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn echo_ok(out: &Output) -> String {
+    assert!(out.status.success(), "xdp_echo failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().expect("a result line").to_owned();
+    assert!(line.starts_with("ok "), "{line}");
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("sha256="))
+        .expect("sha256")
+        .to_owned()
+}
+
+fn xdp_attached(ns: &Netns) -> bool {
+    let out = Command::new("ip")
+        .args(["-n", client_ns(ns), "-d", "link", "show", &ns.client_if])
+        .output()
+        .expect("ip link");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("prog/xdp") || text.contains(" xdp")
+}
+
+fn setup() -> Option<Netns> {
+    if !util::require_root("the AF_XDP tests") {
+        return None;
+    }
+    Some(Netns::up_pair())
+}
+
+/// Test 1: 10 MB through smoltcp/AF_XDP to a kernel echo server, byte-exact both ways.
+#[test]
+fn echo_10mb_byte_exact() {
+    let Some(ns) = setup() else { return };
+    let server = echo_server(&ns);
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let out = run_client(&ns, &["echo", "--server", &target, "--bytes", "10000000"]);
+    let sha = echo_ok(&out);
+    let (bytes, server_sha) = server.received();
+    assert_eq!(bytes, 10_000_000);
+    assert_eq!(
+        server_sha, sha,
+        "the server received other bytes than were sent"
+    );
+    assert!(
+        !xdp_attached(&ns),
+        "the steering program outlived the process"
+    );
+}
+
+/// Test 3: 50 MB byte-exact with 1 % loss and reordering (sha256 on both sides). This kernel has
+/// no netem (`CONFIG_NET_SCH_NETEM` is off), so the impairment is applied in the stack's device,
+/// in both directions: the kernel peer sees lost and reordered segments from us, and smoltcp sees
+/// them from the peer.
+#[test]
+fn echo_50mb_with_loss_and_reordering() {
+    let Some(ns) = setup() else { return };
+    let server = echo_server(&ns);
+    let netem = Command::new("ip")
+        .args(["netns", "exec", &ns.server_ns, "tc", "qdisc", "add", "dev"])
+        .args([
+            &ns.server_if,
+            "root",
+            "netem",
+            "loss",
+            "1%",
+            "delay",
+            "200us",
+        ])
+        .args(["reorder", "25%", "50%"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let mut args = vec!["echo", "--server", &target, "--bytes", "50000000"];
+    if !netem {
+        eprintln!("note: no netem in this kernel; impairing inside the stack's device");
+        args.extend(["--impair", "0.01,0.01"]);
+    }
+    let out = run_client(&ns, &args);
+    let sha = echo_ok(&out);
+    let (bytes, server_sha) = server.received();
+    assert_eq!(bytes, 50_000_000);
+    assert_eq!(server_sha, sha);
+    if !netem {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let drops: u64 = stderr
+            .split("impaired drops ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("impairment counters");
+        assert!(drops > 100, "the impairment dropped only {drops} frames");
+    }
+}
+
+/// Test 7: 64 concurrent connections on one stack, each echoing, all byte-exact.
+#[test]
+fn sixty_four_connections_on_one_stack() {
+    let Some(ns) = setup() else { return };
+    let server = echo_server(&ns);
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let out = run_client(
+        &ns,
+        &[
+            "echo",
+            "--server",
+            &target,
+            "--bytes",
+            "200000",
+            "--connections",
+            "64",
+        ],
+    );
+    echo_ok(&out);
+    let mut seen = 0;
+    for _ in 0..64 {
+        let (bytes, _) = server.received();
+        assert_eq!(bytes, 200_000);
+        seen += 1;
+    }
+    assert_eq!(seen, 64);
+}
+
+/// Starts `xdp_echo hold` and waits for "ready".
+fn hold(ns: &Netns, seconds: u32) -> ChildGuard {
+    let ip = format!("{}/24", stack_ip(ns));
+    let mut cmd = in_netns(client_ns(ns), xdp_echo());
+    cmd.args(["hold", "--seconds", &seconds.to_string()])
+        .args(["--xdp", &ns.client_if, "--local-ip", &ip])
+        .stdout(Stdio::piped());
+    let mut guard = ChildGuard::spawn(&mut cmd);
+    let out = guard.child().stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "xdp_echo hold did not come up");
+    guard
+}
+
+fn ping(from_ns: &str, to: Ipv4Addr) -> bool {
+    Command::new("ip")
+        .args([
+            "netns", "exec", from_ns, "ping", "-c", "2", "-i", "0.2", "-W", "2",
+        ])
+        .arg(to.to_string())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Test 4: with the steering program attached, the kernel still answers ping and TCP on its own
+/// address in the same namespace, and the stack answers ping on its address.
+#[test]
+fn kernel_keeps_its_own_address() {
+    let Some(ns) = setup() else { return };
+    // A kernel TCP listener on the client namespace's own address.
+    let mut cmd = in_netns(client_ns(&ns), xdp_echo());
+    cmd.args(["serve", "--server", &format!("{}:7100", ns.client_ip)])
+        .stdout(Stdio::piped());
+    let mut kernel_server = ChildGuard::spawn(&mut cmd);
+    let out = kernel_server.child().stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert!(line.starts_with("listening"), "{line}");
+
+    let _held = hold(&ns, 30);
+    assert!(xdp_attached(&ns), "the steering program is not attached");
+    assert!(
+        ping(&ns.server_ns, ns.client_ip),
+        "the kernel no longer answers ping"
+    );
+    assert!(
+        ping(&ns.server_ns, stack_ip(&ns)),
+        "the XDP stack does not answer ping"
+    );
+    // TCP to the kernel's address, from the server namespace, through the veth.
+    let mut probe = in_netns(&ns.server_ns, xdp_echo());
+    let out = probe
+        .args(["echo", "--server", &format!("{}:7100", ns.client_ip)])
+        .args(["--bytes", "100000", "--timeout", "20"])
+        .output()
+        .expect("run xdp_echo");
+    assert!(
+        out.status.success(),
+        "kernel TCP through the steered interface failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Test 5: SIGKILL leaves no XDP program on the interface, and a new run binds again.
+#[test]
+fn sigkill_detaches_and_rebinds() {
+    let Some(ns) = setup() else { return };
+    let held = hold(&ns, 60);
+    assert!(xdp_attached(&ns));
+    drop(held); // SIGKILL to the process group
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while xdp_attached(&ns) {
+        assert!(
+            Instant::now() < deadline,
+            "an XDP program is still attached 5 s after SIGKILL"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = echo_server(&ns);
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let out = run_client(&ns, &["echo", "--server", &target, "--bytes", "100000"]);
+    echo_ok(&out);
+}

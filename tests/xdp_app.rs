@@ -1,0 +1,291 @@
+//! The appliance and the probe on the AF_XDP path (root, veth namespaces): a TLS WebSocket session
+//! over XDP to the Python `websockets` server, and the fallback to kernel TCP (no privilege, unknown
+//! interface, queue taken) with its log line, or a startup error with `fallback = false`.
+#![cfg(all(
+    feature = "xdp",
+    feature = "ws",
+    feature = "tls-rustls",
+    feature = "venue"
+))]
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use util::{in_netns, ChildGuard, Netns};
+
+const HOTWIRE: &str = env!("CARGO_BIN_EXE_hotwire");
+
+fn stack_ip(ns: &Netns) -> Ipv4Addr {
+    let o = ns.client_ip.octets();
+    Ipv4Addr::new(o[0], o[1], o[2], 3)
+}
+
+fn client_ns(ns: &Netns) -> &str {
+    ns.client_ns.as_deref().expect("pair mode")
+}
+
+/// A CA and a server certificate for `ip`, as PEM files in `dir`: (ca, cert, key).
+fn pki_for(dir: &Path, ip: Ipv4Addr) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "hotwire xdp test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).expect("CA").pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let params = CertificateParams::new(vec![ip.to_string()]).expect("params");
+    let cert = params.signed_by(&key, &issuer).expect("sign");
+    let write = |name: &str, pem: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).expect("write PEM");
+        p
+    };
+    (
+        write("ca.pem", &ca_pem),
+        write("server.pem", &cert.pem()),
+        write("server.key", &key.serialize_pem()),
+    )
+}
+
+const WSS_ECHO: &str = r#"
+import asyncio, ssl, sys
+from websockets.asyncio.server import serve
+
+async def handler(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    async with serve(handler, sys.argv[1], int(sys.argv[2]), ssl=ctx, compression=None):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"#;
+
+fn python_with_websockets() -> Option<PathBuf> {
+    let python = util::venv_bin("python3");
+    if !util::require_peer("python3 (venv)", &python) {
+        return None;
+    }
+    let ok = Command::new(&python)
+        .args(["-c", "import websockets"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || !util::peers_required(),
+        "python websockets missing in the venv and HOTWIRE_REQUIRE_PEERS=1"
+    );
+    ok.then_some(python)
+}
+
+fn wait_ready(guard: &mut ChildGuard) {
+    let out = guard.child().stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "ready", "the peer did not start");
+}
+
+/// Test 2: `hotwire ws --xdp` runs a TLS WebSocket session over the XDP path to Python
+/// `websockets` in the peer namespace, certificate verified against the test CA.
+#[test]
+fn wss_session_over_xdp_to_python_websockets() {
+    if !util::require_root("the AF_XDP tests") {
+        return;
+    }
+    let Some(python) = python_with_websockets() else {
+        return;
+    };
+    let ns = Netns::up_pair();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = pki_for(dir.path(), ns.server_ip);
+    let mut cmd = in_netns(&ns.server_ns, &python);
+    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), "9443"])
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::piped());
+    let mut server = ChildGuard::spawn(&mut cmd);
+    wait_ready(&mut server);
+    let messages = ["hello over AF_XDP", "second message", &"x".repeat(20_000)];
+    let mut probe = in_netns(client_ns(&ns), HOTWIRE);
+    probe
+        .args(["ws", "--xdp", &ns.client_if])
+        .args(["--local-ip", &format!("{}/24", stack_ip(&ns))])
+        .arg(format!("wss://{}:9443/", ns.server_ip))
+        .arg("--ca")
+        .arg(&ca)
+        .args([
+            "--count",
+            "3",
+            "--connect-timeout",
+            "20",
+            "--idle-timeout",
+            "20",
+        ]);
+    for m in messages {
+        probe.args(["--send", m]);
+    }
+    let out = probe
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run hotwire ws");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hotwire ws failed: {stderr}");
+    assert!(
+        stderr.contains("AF_XDP on"),
+        "the probe did not take the XDP path: {stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, messages, "echoes differ");
+}
+
+/// A venue (plain ws) in the server namespace.
+fn venue(ns: &Netns) -> ChildGuard {
+    let mut cmd = in_netns(&ns.server_ns, HOTWIRE);
+    cmd.args(["venue", "--listen", &format!("{}:9001", ns.server_ip)])
+        .stdout(Stdio::piped());
+    let mut guard = ChildGuard::spawn(&mut cmd);
+    let out = guard.child().stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).expect("read");
+    assert!(line.starts_with("venue:"), "venue did not start: {line}");
+    guard
+}
+
+fn config(dir: &Path, ns: &Netns, interface: &str, fallback: bool) -> PathBuf {
+    let text = format!(
+        "[network]\npath = \"xdp\"\ninterface = \"{interface}\"\nlocal_ip = \"{}/24\"\n\
+         fallback = {fallback}\n\n[[thread]]\nname = \"md\"\nselector = \"direct\"\n\n\
+         [[endpoint]]\nname = \"feed\"\nurl = \"ws://{}:9001/feed?rate=500\"\nlatency = \"none\"\n",
+        stack_ip(ns),
+        ns.server_ip
+    );
+    let path = dir.join(format!("{interface}-{fallback}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `hotwire run CONFIG --duration 2` in the client namespace, optionally under `capsh`.
+fn run(ns: &Netns, config: &Path, drop_caps: bool) -> Output {
+    let mut cmd = if drop_caps {
+        let mut c = in_netns(client_ns(ns), "capsh");
+        c.arg("--drop=cap_net_raw,cap_bpf,cap_sys_admin,cap_net_admin")
+            .arg("--")
+            .arg("-c")
+            .arg(format!(
+                "exec {HOTWIRE} run {} --duration 2",
+                config.display()
+            ));
+        c
+    } else {
+        let mut c = in_netns(client_ns(ns), HOTWIRE);
+        c.arg("run").arg(config).args(["--duration", "2"]);
+        c
+    };
+    let out = cmd.env("RUST_LOG", "info").output().expect("run hotwire");
+    eprintln!(
+        "hotwire run: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Asserts a kernel-path run that received data and logged `reason` once.
+fn assert_fell_back(out: &Output, reason: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hotwire run failed: {stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("is unavailable") && l.contains("using kernel TCP"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one fallback line: {stderr}");
+    assert!(lines[0].contains(reason), "{}", lines[0]);
+    assert!(stderr.contains("network path kernel"), "{stderr}");
+    let messages: u64 = stdout
+        .split("messages ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a report with a message count");
+    assert!(
+        messages > 100,
+        "only {messages} messages over the kernel path"
+    );
+}
+
+/// Test 6: each reason to fall back gives a working kernel path and one log line; with
+/// `fallback = false` the same situation is a startup error.
+#[test]
+fn fallback_to_kernel_tcp_or_startup_error() {
+    if !util::require_root("the AF_XDP tests") {
+        return;
+    }
+    let ns = Netns::up_pair();
+    let _venue = venue(&ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Sanity: with everything in place the appliance takes the XDP path.
+    let out = run(&ns, &config(dir.path(), &ns, &ns.client_if, false), false);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("network path xdp"));
+
+    // No privilege.
+    let fallback = config(dir.path(), &ns, &ns.client_if, true);
+    assert_fell_back(&run(&ns, &fallback, true), "missing privilege");
+    // Unknown interface.
+    let unknown = config(dir.path(), &ns, "hwnone0", true);
+    assert_fell_back(&run(&ns, &unknown, false), "unknown interface");
+    // Queue taken by another AF_XDP socket.
+    let holder = {
+        let mut cmd = in_netns(client_ns(&ns), HOTWIRE);
+        cmd.args(["ws", "--xdp", &ns.client_if])
+            .args(["--local-ip", &format!("{}/24", stack_ip(&ns))])
+            .arg(format!("ws://{}:9001/feed?rate=10", ns.server_ip))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut guard = ChildGuard::spawn(&mut cmd);
+        // The probe prints the first feed message once its session is up.
+        let out = guard.child().stdout.take().expect("stdout");
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read");
+        assert!(
+            line.contains("seq"),
+            "the queue holder did not connect: {line}"
+        );
+        // Keep reading: a closed pipe would end the probe (and free the queue) at its next line.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        guard
+    };
+    let mut holder = holder;
+    assert!(holder.exited().is_none(), "the queue holder exited");
+    assert_fell_back(&run(&ns, &fallback, false), "busy");
+    assert!(holder.exited().is_none(), "the queue holder exited");
+
+    // fallback = false: a clear startup error instead.
+    let strict = config(dir.path(), &ns, &ns.client_if, false);
+    let out = run(&ns, &strict, false);
+    assert!(
+        !out.status.success(),
+        "a taken queue must fail with fallback = false"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fallback is off"), "{stderr}");
+    drop(holder);
+    let out = run(&ns, &config(dir.path(), &ns, "hwnone0", false), false);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown interface"));
+}
