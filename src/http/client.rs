@@ -94,6 +94,8 @@ pub struct HttpClient<S> {
     config: HttpConfig,
     out: Vec<u8>,
     out_pos: usize,
+    /// The stream's own flush returned `WouldBlock`: bytes wait below us (TLS records).
+    flush_pending: bool,
     buf: Vec<u8>,
     start: usize,
     filled: usize,
@@ -134,6 +136,7 @@ impl<S: Stream> HttpClient<S> {
             host: host.into(),
             out: Vec::with_capacity(4096),
             out_pos: 0,
+            flush_pending: false,
             buf: vec![0; read_buffer],
             start: 0,
             filled: 0,
@@ -198,9 +201,10 @@ impl<S: Stream> HttpClient<S> {
             && (self.filled > self.start || matches!(self.phase, Phase::Body { .. }))
     }
 
-    /// `true` while request bytes wait to be written (the socket was full).
+    /// `true` while request bytes wait to be written (the socket was full), here or in the
+    /// stream's own buffer.
     pub fn wants_write(&self) -> bool {
-        self.out_pos < self.out.len()
+        self.out_pos < self.out.len() || self.flush_pending
     }
 
     /// Queues `req` and writes as much of it as the stream takes now; the rest goes out with later
@@ -248,8 +252,14 @@ impl<S: Stream> HttpClient<S> {
         self.out.clear();
         self.out_pos = 0;
         match self.stream.flush() {
-            Ok(()) => Ok(()),
-            Err(e) if would_block(&e) => Ok(()),
+            Ok(()) => {
+                self.flush_pending = false;
+                Ok(())
+            }
+            Err(e) if would_block(&e) => {
+                self.flush_pending = true;
+                Ok(())
+            }
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -533,6 +543,11 @@ impl<S: Stream> HttpClient<S> {
         let deadline = Instant::now() + timeout;
         self.send(req)?;
         let mine = self.seq;
+        // Nothing can have arrived for a request just sent: sleep until the socket is readable
+        // instead of issuing a read that would only say WouldBlock.
+        if self.queue.len() == 1 && self.filled == self.start && !self.wants_write() {
+            self.wait_until(deadline)?;
+        }
         loop {
             // Earlier requests' responses are answered (and dropped) first.
             let ours = self.queue.front().is_some_and(|e| e.seq == mine);

@@ -16,6 +16,8 @@ struct Mock {
     eof: bool,
     written: Vec<u8>,
     write_cap: usize,
+    /// `flush` calls that still return `WouldBlock` (bytes held below, as TLS does).
+    flush_blocks: usize,
 }
 
 impl Mock {
@@ -57,6 +59,10 @@ impl Write for Mock {
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
+        if self.flush_blocks > 0 {
+            self.flush_blocks -= 1;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         Ok(())
     }
 }
@@ -378,4 +384,20 @@ fn idle_close_by_the_server_is_closed() {
     let mut c = client(100);
     c.get_mut().eof = true;
     assert!(matches!(c.poll_response(), Err(HttpError::Closed)));
+}
+
+#[test]
+fn a_blocked_stream_flush_is_retried() {
+    let mut c = client(100);
+    c.get_mut().flush_blocks = 2;
+    c.send(&Request::get("/")).unwrap();
+    assert!(
+        c.wants_write(),
+        "bytes held by the stream count as unwritten"
+    );
+    assert!(c.poll_response().unwrap().is_none());
+    assert!(c.wants_write());
+    assert!(c.poll_response().unwrap().is_none());
+    assert!(!c.wants_write());
+    assert_eq!(c.get_ref().flush_blocks, 0);
 }

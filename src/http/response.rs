@@ -112,9 +112,14 @@ pub fn parse_head(
     let status = response.code.unwrap_or(0);
     let minor_version = response.version.unwrap_or(1);
     let base = buf.as_ptr() as usize;
+    // httparse hands out sub-slices of `buf`, except a reason phrase that is not UTF-8, which
+    // becomes a static "" (found by fuzzing): anything outside `buf` is recorded as empty.
     let span = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        (start as u32, (start + s.len()) as u32)
+        let start = (s.as_ptr() as usize).wrapping_sub(base);
+        match start.checked_add(s.len()) {
+            Some(end) if end <= buf.len() => (start as u32, end as u32),
+            _ => (0, 0),
+        }
     };
     let reason = span(response.reason.unwrap_or("").as_bytes());
     fields.clear();
@@ -506,6 +511,18 @@ mod tests {
             parse_head(big, false, &limits, &mut f),
             Err(HttpError::BodyTooLarge { max: 1000 })
         ));
+    }
+
+    #[test]
+    fn a_reason_phrase_that_is_not_utf8_is_empty() {
+        let raw = b"HTTP/1.0 200 OK\xc7\xc7\r\nContent-Length: 0\r\n\r\n";
+        let mut fields = Vec::new();
+        let head = parse_head(raw, false, &Limits::default(), &mut fields)
+            .unwrap()
+            .unwrap();
+        let r = Response::new(head, raw, &fields, &[], 0);
+        assert_eq!((r.status(), r.reason()), (200, ""));
+        assert_eq!(r.header("content-length"), Some(&b"0"[..]));
     }
 
     #[test]
