@@ -169,7 +169,7 @@ fn main() {
         "{:<28} {:>14} {:>14} {:>7}",
         "case (FIX.4.4)", "hotwire msg/s", "fefix msg/s", "ratio"
     );
-    let mut row = |name: &str, h: f64, f: f64| {
+    let row = |name: &str, h: f64, f: f64| {
         println!("{name:<28} {h:>14.0} {f:>14.0} {:>6.2}x", h / f);
     };
     for (name, bytes, price) in [
