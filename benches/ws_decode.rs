@@ -134,7 +134,6 @@ fn hotwire_run(frames: &[u8], chunk: usize, messages: u64) -> Duration {
     let mut seen = 0u64;
     while seen < messages {
         for frame in ws.read_batch().unwrap() {
-            let frame = frame.unwrap();
             black_box(frame.text());
             black_box(frame.payload());
             seen += 1;

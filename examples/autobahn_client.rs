@@ -2,17 +2,19 @@
 //! server to write its report.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [--agent NAME]
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [--agent NAME] [--frames]
 //! ```
 //!
 //! Each case connects to `/runCase?case=N&agent=NAME` and echoes every message back until the
-//! connection closes; `/getCaseCount` and `/updateReports` frame the run.
+//! connection closes; `/getCaseCount` and `/updateReports` frame the run. By default messages come
+//! from message mode (`receive_message`); `--frames` uses batches of frames (`read_batch`) and echoes
+//! each data frame as it is, fragments included.
 
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use hotwire::stream::{TcpOptions, TcpStream};
-use hotwire::ws::{IntoWebsocket, Message, Websocket, WsError, WsUrl};
+use hotwire::ws::{IntoWebsocket, Message, OpCode, Websocket, WsError, WsUrl};
 
 /// How long one case may take (the 16 MiB cases of section 9 take a few seconds).
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -72,6 +74,47 @@ pub(crate) fn echo_until_closed(ws: &mut Websocket<TcpStream>, timeout: Duration
     }
 }
 
+/// Like [`echo_until_closed`], in frame mode: each batch's data frames are echoed frame by frame
+/// (same opcode, same FIN), which echoes fragmented messages fragment by fragment.
+pub(crate) fn echo_frames_until_closed(
+    ws: &mut Websocket<TcpStream>,
+    timeout: Duration,
+) -> WsError {
+    let deadline = Instant::now() + timeout;
+    // (opcode, fin, range in `data`): frames borrow the client, so copy them out of the batch.
+    let mut frames: Vec<(OpCode, bool, std::ops::Range<usize>)> = Vec::new();
+    let mut data = Vec::new();
+    loop {
+        frames.clear();
+        data.clear();
+        match ws.read_batch() {
+            Ok(batch) => {
+                for f in batch.filter(|f| !f.opcode().is_control()) {
+                    let start = data.len();
+                    data.extend_from_slice(f.payload());
+                    frames.push((f.opcode(), f.is_final(), start..data.len()));
+                }
+            }
+            Err(e) => return e,
+        }
+        // A protocol error ended the batch after these frames; echoing them first keeps the
+        // order a frame-by-frame client would have (the next read_batch reports the error).
+        for (op, fin, range) in &frames {
+            if let Err(e) = ws.send_frame(*op, *fin, &data[range.clone()]) {
+                if e.is_terminal() {
+                    return e;
+                }
+            }
+        }
+        if frames.is_empty() {
+            if Instant::now() >= deadline {
+                return std::io::Error::new(std::io::ErrorKind::TimedOut, "case timed out").into();
+            }
+            ws.wait(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Reads the number of cases the server offers.
 pub(crate) fn case_count(base: &str) -> Result<u32, WsError> {
     let mut ws = connect(&format!("{base}/getCaseCount"))?;
@@ -91,13 +134,15 @@ pub(crate) fn case_count(base: &str) -> Result<u32, WsError> {
     }
 }
 
-/// Runs every case, then `updateReports`. Returns the number of cases run.
-pub(crate) fn run(base: &str, agent: &str, verbose: bool) -> Result<u32, WsError> {
+/// Runs every case (in frame mode with `frames`), then `updateReports`. Returns the number of
+/// cases run.
+pub(crate) fn run(base: &str, agent: &str, frames: bool, verbose: bool) -> Result<u32, WsError> {
     let base = base.trim_end_matches('/');
     let count = case_count(base)?;
     for case in 1..=count {
         let started = Instant::now();
         let end = match connect(&format!("{base}/runCase?case={case}&agent={agent}")) {
+            Ok(mut ws) if frames => echo_frames_until_closed(&mut ws, CASE_TIMEOUT),
             Ok(mut ws) => echo_until_closed(&mut ws, CASE_TIMEOUT),
             Err(e) => e,
         };
@@ -114,8 +159,10 @@ fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let mut base = None;
     let mut agent = "hotwire".to_string();
+    let mut frames = false;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--frames" => frames = true,
             "--agent" => match args.next() {
                 Some(v) => agent = v,
                 None => {
@@ -125,13 +172,13 @@ fn main() -> std::process::ExitCode {
             },
             _ if base.is_none() => base = Some(a),
             _ => {
-                eprintln!("usage: autobahn_client ws://HOST:PORT [--agent NAME]");
+                eprintln!("usage: autobahn_client ws://HOST:PORT [--agent NAME] [--frames]");
                 return std::process::ExitCode::from(2);
             }
         }
     }
     let base = base.unwrap_or_else(|| "ws://127.0.0.1:9001".to_string());
-    match run(&base, &agent, true) {
+    match run(&base, &agent, frames, true) {
         Ok(n) => {
             println!("ran {n} cases as agent {agent:?}; report requested");
             std::process::ExitCode::SUCCESS

@@ -10,7 +10,8 @@
 //! xdp_echo pingpong --server A:P --count K [--size 64]       round trips; prints p50/p99/p99.9
 //! xdp_echo bulk  --server A:P --bytes N         one-way send, echo drained; prints MB/s
 //!   common: [--xdp IFACE --local-ip A.B.C.D/NN [--gateway IP] [--queue N] [--attach native|generic]
-//!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER]] [--core N] [--timeout SECS]
+//!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER] [--ack-delay-us US]]
+//!          [--core N] [--timeout SECS]
 //! xdp_echo hold --xdp ... [--seconds S]        brings the stack up, prints "ready", polls it for S
 //!                                               seconds (answers ARP and ping on its address)
 //! ```
@@ -57,6 +58,7 @@ fn parse() -> Result<Args, String> {
     };
     let (mut iface, mut local, mut gateway, mut queue, mut attach, mut shared, mut impair) =
         (None, None, None, 0, AttachMode::Native, None, None);
+    let mut ack_delay = None;
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -97,6 +99,10 @@ fn parse() -> Result<Args, String> {
                     seed: 0x5eed,
                 });
             }
+            "--ack-delay-us" => {
+                let us: u64 = val()?.parse().map_err(|e| format!("--ack-delay-us: {e}"))?;
+                ack_delay = Some((us > 0).then(|| Duration::from_micros(us)));
+            }
             "--seconds" => a.count = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
@@ -108,6 +114,9 @@ fn parse() -> Result<Args, String> {
         cfg.queue = queue;
         cfg.attach = attach;
         cfg.impair = impair;
+        if let Some(d) = ack_delay {
+            cfg.ack_delay = d;
+        }
         if let Some((first, last)) = shared {
             cfg.steer = SteerMode::SharedIp { first, last };
         }
@@ -381,8 +390,8 @@ fn serve(addr: &str) -> Result<String, String> {
                     }
                 }
             }
-            println!("rx {total} {}", hex(&hash.finalize()));
-            let _ = io::stdout().flush();
+            // The reader may be gone (a test that read what it needed): not an error here.
+            let _ = writeln!(io::stdout().lock(), "rx {total} {}", hex(&hash.finalize()));
         });
     }
     Ok(String::new())
@@ -454,7 +463,7 @@ fn main() {
     match run() {
         Ok(line) => {
             if !line.is_empty() {
-                println!("{line}");
+                let _ = writeln!(io::stdout().lock(), "{line}");
             }
         }
         Err(e) => {

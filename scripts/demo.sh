@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "== building hotwire (release)"
-cargo build --release --quiet --bin hotwire --examples
+cargo build --release --quiet --features xdp --bin hotwire --examples
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -71,5 +71,12 @@ python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps(r[
 echo
 echo "== hotwire replay $DEMO_DIR/feed-plain.hwr --limit 6 (the plain feed, recorded by the appliance)"
 ./target/release/hotwire replay "$DEMO_DIR/feed-plain.hwr" --limit 6
+kill "${PIDS[@]}" 2>/dev/null || true
+PIDS=()
+echo
+echo "================ kernel bypass: AF_XDP vs kernel TCP on a veth pair ================"
+echo "== venue in one network namespace, hotwire run in the other: first over the userspace TCP"
+echo "== stack on AF_XDP, then over kernel TCP, same endpoints, same veth"
+HOTWIRE_BIN=$ROOT/target/release/hotwire ./scripts/demo-xdp.sh 8 10000
 echo
 echo "== demo finished; everything it started has been stopped"

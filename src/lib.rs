@@ -37,10 +37,10 @@ pub mod select;
 pub mod service;
 pub mod stream;
 
-#[cfg(feature = "http")]
-pub mod http;
 #[cfg(feature = "fix")]
 pub mod fix;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "ws")]
 pub mod ws;
 

@@ -154,7 +154,7 @@ fn warm_keep_alive_round_trips_do_not_allocate() {
 #[test]
 fn warm_pipelined_batches_do_not_allocate() {
     let mut c = HttpClient::new(peer(), "h", HttpConfig::default());
-    let mut batch = |c: &mut HttpClient<Peer>| {
+    let batch = |c: &mut HttpClient<Peer>| {
         for _ in 0..16 {
             c.send(&Request::get("/api/time")).unwrap();
         }

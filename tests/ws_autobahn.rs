@@ -15,7 +15,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
-fn autobahn_cases_1_to_10_pass() {
+fn autobahn_cases_1_to_10_pass_in_message_mode() {
+    autobahn("hotwire", false);
+}
+
+#[test]
+fn autobahn_cases_1_to_10_pass_in_frame_mode() {
+    autobahn("hotwire-frames", true);
+}
+
+/// Runs the suite against a fresh kosoku server as `agent` and checks the report.
+fn autobahn(agent: &str, frames: bool) {
     let kosoku = util::venv_bin("kosoku");
     if !util::require_peer("kosoku", &kosoku) {
         return;
@@ -32,9 +42,8 @@ fn autobahn_cases_1_to_10_pass() {
     );
     server.wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(20));
 
-    let agent = "hotwire";
     let started = Instant::now();
-    let ran = autobahn_client::run(&format!("ws://127.0.0.1:{port}"), agent, false)
+    let ran = autobahn_client::run(&format!("ws://127.0.0.1:{port}"), agent, frames, false)
         .unwrap_or_else(|e| panic!("autobahn client failed: {e}"));
     assert!(ran >= 290, "only {ran} cases offered");
 
@@ -71,7 +80,7 @@ fn autobahn_cases_1_to_10_pass() {
         }
     }
     println!(
-        "autobahn 1-10: {} cases in {:?}: {counts:?}",
+        "autobahn 1-10 ({agent}): {} cases in {:?}: {counts:?}",
         in_scope.len(),
         started.elapsed()
     );

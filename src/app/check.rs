@@ -228,6 +228,16 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         }
     };
     findings.extend(host_findings(config.as_ref()));
+    #[cfg(feature = "xdp")]
+    findings.extend(super::check_xdp::findings(config.as_ref()));
+    #[cfg(not(feature = "xdp"))]
+    if let Some(crate::config::NetworkPath::Xdp(x)) = config.as_ref().map(|c| &c.network) {
+        findings.push(finding(
+            if x.fallback { Level::Warn } else { Level::Fail },
+            "xdp",
+            "network.path = \"xdp\" but this hotwire was built without the `xdp` feature",
+        ));
+    }
     print_findings(&findings, &args.config);
     if findings.iter().any(|f| f.level == Level::Fail) {
         ExitCode::FAILURE

@@ -1,12 +1,14 @@
 //! The appliance: what the `hotwire` binary runs (configuration, subcommands, reports).
 
 pub mod check;
+#[cfg(feature = "xdp")]
+mod check_xdp;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
-#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
-pub mod http_probe;
 #[cfg(feature = "fix")]
 pub mod fix_probe;
+#[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+pub mod http_probe;
 pub mod net;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
@@ -17,5 +19,7 @@ pub mod stats;
 pub mod venue;
 #[cfg(all(feature = "venue", feature = "fix"))]
 pub(crate) mod venue_fix;
+#[cfg(feature = "venue")]
+pub mod venue_http;
 #[cfg(feature = "ws")]
 pub mod ws_probe;

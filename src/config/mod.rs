@@ -147,7 +147,7 @@ pub enum LatencyMode {
 pub struct EndpointConfig {
     /// Unique name.
     pub name: String,
-    /// `ws://` or `wss://` URL.
+    /// `ws://`, `wss://`, `http://`, `https://`, `fix://` or `fixs://` URL.
     pub url: String,
     /// The IO thread that runs it.
     pub thread: String,
@@ -163,6 +163,73 @@ pub struct EndpointConfig {
     pub policy: crate::service::Policy,
     /// How latency is measured.
     pub latency: LatencyMode,
+    /// The protocol, from the URL scheme, with its own settings.
+    pub kind: EndpointKind,
+}
+
+/// An endpoint's protocol and its settings.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EndpointKind {
+    /// `ws://`, `wss://`.
+    WebSocket,
+    /// `http://`, `https://`.
+    Http(HttpSettings),
+    /// `fix://`, `fixs://` (TLS).
+    Fix(FixSettings),
+}
+
+/// One request of an HTTP endpoint's schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequestSettings {
+    /// The method (upper case).
+    pub method: String,
+    /// Path and query, starting with `/`.
+    pub target: String,
+    /// The body (empty for none).
+    pub body: String,
+    /// Extra header fields.
+    pub headers: Vec<(String, String)>,
+}
+
+/// An HTTP endpoint: a schedule of requests on one keep-alive connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    /// The requests, sent round-robin (empty: `GET` of the URL's path).
+    pub requests: Vec<HttpRequestSettings>,
+    /// One request per interval; `None`: back to back.
+    pub interval: Option<Duration>,
+    /// Requests in flight at once (pipelining).
+    pub pipeline: usize,
+}
+
+/// A FIX endpoint: an order-entry session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixSettings {
+    /// SenderCompID(49).
+    pub sender: String,
+    /// TargetCompID(56).
+    pub target: String,
+    /// BeginString(8): `FIX.4.2`, `FIX.4.4` or `FIXT.1.1`.
+    pub begin_string: String,
+    /// DefaultApplVerID(1137) for FIXT.1.1 sessions.
+    pub default_appl_ver_id: Option<String>,
+    /// The sequence-number and message store folder (none: in memory).
+    pub store: Option<PathBuf>,
+    /// ResetSeqNumFlag(141) on logon.
+    pub reset: bool,
+    /// Username(553).
+    pub username: Option<String>,
+    /// Password(554).
+    pub password: Option<String>,
+    /// Limit orders per second to send (none: logon and heartbeats only).
+    pub order_rate: Option<f64>,
+    /// The orders' symbol.
+    pub symbol: String,
+    /// The orders' quantity.
+    pub quantity: f64,
+    /// The orders' limit price.
+    pub price: f64,
 }
 
 /// Statistics output.

@@ -7,8 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_duration, Config, ConfigError, EndpointConfig, LatencyMode, Locator, NetworkPath,
-    SelectorKind, StatsConfig, Steering, ThreadConfig, TlsSettings, XdpSettings,
+    parse_duration, Config, ConfigError, EndpointConfig, EndpointKind, FixSettings,
+    HttpRequestSettings, HttpSettings, LatencyMode, Locator, NetworkPath, SelectorKind,
+    StatsConfig, Steering, ThreadConfig, TlsSettings, XdpSettings,
 };
 use crate::service::Policy;
 
@@ -257,6 +258,38 @@ struct RawEndpoint {
     connect_timeout: Option<Spanned<String>>,
     lifetime: Option<Spanned<String>>,
     latency: Option<Spanned<String>>,
+    requests: Option<Spanned<Vec<RawRequest>>>,
+    interval: Option<Spanned<String>>,
+    pipeline: Option<Spanned<i64>>,
+    fix: Option<Spanned<RawFix>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    method: Option<Spanned<String>>,
+    target: Spanned<String>,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFix {
+    sender: Spanned<String>,
+    target: Spanned<String>,
+    begin_string: Option<Spanned<String>>,
+    default_appl_ver_id: Option<String>,
+    store: Option<String>,
+    reset: Option<bool>,
+    username: Option<String>,
+    password: Option<String>,
+    order_rate: Option<Spanned<f64>>,
+    symbol: Option<String>,
+    quantity: Option<Spanned<f64>>,
+    price: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -414,13 +447,16 @@ impl RawEndpoint {
         }
         let url = self.url.get_ref().clone();
         let scheme = url.split_once("://").map(|(s, _)| s);
-        match scheme {
-            Some("ws" | "wss") => {}
+        let protocol = match scheme {
+            Some("ws" | "wss") => Protocol::WebSocket,
+            Some("http" | "https") => Protocol::Http,
+            Some("fix" | "fixs") => Protocol::Fix,
             Some(other) => {
                 return Err(loc.at(
                     &self.url,
                     format!(
-                        "endpoint {name:?}: unsupported URL scheme {other:?} (expected ws, wss)"
+                        "endpoint {name:?}: unsupported URL scheme {other:?} (expected ws, wss, \
+                         http, https, fix or fixs)"
                     ),
                 ))
             }
@@ -428,11 +464,12 @@ impl RawEndpoint {
                 return Err(loc.at(
                     &self.url,
                     format!(
-                        "endpoint {name:?}: {url:?} is not a URL (expected ws://host:port/path)"
-                    ),
+                    "endpoint {name:?}: {url:?} is not a URL (expected e.g. ws://host:port/path)"
+                ),
                 ))
             }
-        }
+        };
+        let kind = self.kind(loc, &name, protocol)?;
         let thread = match &self.thread {
             None => threads[0].name.clone(),
             Some(t) if thread_names.contains(t.get_ref()) => t.get_ref().clone(),
@@ -545,6 +582,153 @@ impl RawEndpoint {
             tls,
             policy,
             latency,
+            kind,
         })
     }
+
+    /// The protocol-specific settings, refusing keys that belong to another protocol.
+    fn kind(
+        &self,
+        loc: &Locator<'_>,
+        name: &str,
+        protocol: Protocol,
+    ) -> Result<EndpointKind, ConfigError> {
+        let misplaced = |key: &str, at: usize, owner: &str| {
+            Err(loc.error(
+                at,
+                format!("endpoint {name:?}: `{key}` applies to {owner} endpoints only"),
+            ))
+        };
+        if protocol != Protocol::Http {
+            if let Some(r) = &self.requests {
+                return misplaced("requests", r.span().start, "http");
+            }
+            if let Some(p) = &self.pipeline {
+                return misplaced("pipeline", p.span().start, "http");
+            }
+        }
+        if protocol == Protocol::WebSocket {
+            if let Some(i) = &self.interval {
+                return misplaced("interval", i.span().start, "http and fix");
+            }
+        }
+        if protocol != Protocol::Fix {
+            if let Some(f) = &self.fix {
+                return misplaced("fix", f.span().start, "fix");
+            }
+        }
+        if protocol != Protocol::WebSocket && !self.send.is_empty() {
+            return misplaced("send", self.url.span().start, "WebSocket");
+        }
+        let interval = self
+            .interval
+            .as_ref()
+            .map(|i| duration(loc, &format!("endpoint {name:?}: interval"), i))
+            .transpose()?;
+        Ok(match protocol {
+            Protocol::WebSocket => EndpointKind::WebSocket,
+            Protocol::Http => {
+                let mut requests = Vec::new();
+                for r in self.requests.iter().flat_map(|r| r.get_ref()) {
+                    let method = match r.method.as_ref().map(|m| (m, m.get_ref().as_str())) {
+                        None => "GET".to_owned(),
+                        Some((
+                            _,
+                            m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS"),
+                        )) => m.to_owned(),
+                        Some((m, other)) => {
+                            return Err(loc.at(
+                                m,
+                                format!(
+                                    "endpoint {name:?}: unknown HTTP method {other:?} (expected \
+                                     GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS)"
+                                ),
+                            ))
+                        }
+                    };
+                    if !r.target.get_ref().starts_with('/') {
+                        return Err(loc.at(
+                            &r.target,
+                            format!("endpoint {name:?}: a request target starts with `/`"),
+                        ));
+                    }
+                    requests.push(HttpRequestSettings {
+                        method,
+                        target: r.target.get_ref().clone(),
+                        body: r.body.clone(),
+                        headers: r.headers.clone(),
+                    });
+                }
+                let pipeline = match &self.pipeline {
+                    None => 1,
+                    Some(p) if (1..=1024).contains(p.get_ref()) => *p.get_ref() as usize,
+                    Some(p) => {
+                        return Err(
+                            loc.at(p, format!("endpoint {name:?}: pipeline must be 1..=1024"))
+                        )
+                    }
+                };
+                EndpointKind::Http(HttpSettings {
+                    requests,
+                    interval,
+                    pipeline,
+                })
+            }
+            Protocol::Fix => {
+                let Some(f) = &self.fix else {
+                    return Err(loc.at(
+                        &self.url,
+                        format!(
+                            "endpoint {name:?}: a fix endpoint needs a `fix` table (sender, target)"
+                        ),
+                    ));
+                };
+                let f = f.get_ref();
+                let begin_string = match f.begin_string.as_ref().map(|b| (b, b.get_ref().as_str()))
+                {
+                    None => "FIX.4.4".to_owned(),
+                    Some((_, b @ ("FIX.4.2" | "FIX.4.4" | "FIXT.1.1"))) => b.to_owned(),
+                    Some((b, other)) => {
+                        return Err(loc.at(
+                            b,
+                            format!(
+                                "endpoint {name:?}: unsupported begin_string {other:?} (expected \
+                                 FIX.4.2, FIX.4.4 or FIXT.1.1)"
+                            ),
+                        ))
+                    }
+                };
+                let positive = |v: &Option<Spanned<f64>>, key: &str, default: f64| match v {
+                    None => Ok(default),
+                    Some(x) if x.get_ref().is_finite() && *x.get_ref() > 0.0 => Ok(*x.get_ref()),
+                    Some(x) => Err(loc.at(x, format!("endpoint {name:?}: {key} must be above 0"))),
+                };
+                EndpointKind::Fix(FixSettings {
+                    sender: f.sender.get_ref().clone(),
+                    target: f.target.get_ref().clone(),
+                    begin_string,
+                    default_appl_ver_id: f.default_appl_ver_id.clone(),
+                    store: f.store.as_deref().map(|p| loc.path(p)),
+                    reset: f.reset.unwrap_or(false),
+                    username: f.username.clone(),
+                    password: f.password.clone(),
+                    order_rate: f
+                        .order_rate
+                        .as_ref()
+                        .map(|_| positive(&f.order_rate, "order_rate", 1.0))
+                        .transpose()?,
+                    symbol: f.symbol.clone().unwrap_or_else(|| "HWX".into()),
+                    quantity: positive(&f.quantity, "quantity", 1.0)?,
+                    price: positive(&f.price, "price", 100.0)?,
+                })
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    WebSocket,
+    Http,
+    Fix,
 }

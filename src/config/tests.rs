@@ -432,3 +432,100 @@ fn malformed_xdp_settings_are_located() {
         "path = \"xdp\"",
     );
 }
+
+#[test]
+fn http_and_fix_endpoints_carry_their_settings() {
+    let c = parse(
+        r#"
+[[endpoint]]
+name = "rest"
+url = "https://127.0.0.1:9444/"
+interval = "50ms"
+pipeline = 4
+requests = [
+  { target = "/api/time" },
+  { method = "POST", target = "/api/order", body = '{"qty":1}', headers = [["X-Key", "k"]] },
+]
+
+[[endpoint]]
+name = "orders"
+url = "fix://127.0.0.1:9876"
+interval = "1s"
+fix = { sender = "HW", target = "VENUE", begin_string = "FIX.4.2", store = "fix", order_rate = 50.0, price = 101.25 }
+"#,
+    )
+    .unwrap();
+    let EndpointKind::Http(h) = &c.endpoints[0].kind else {
+        panic!("{:?}", c.endpoints[0].kind)
+    };
+    assert_eq!(h.pipeline, 4);
+    assert_eq!(h.interval, Some(Duration::from_millis(50)));
+    assert_eq!(h.requests[0].method, "GET");
+    assert_eq!(h.requests[1].body, r#"{"qty":1}"#);
+    assert_eq!(
+        h.requests[1].headers,
+        vec![("X-Key".to_owned(), "k".to_owned())]
+    );
+    let EndpointKind::Fix(f) = &c.endpoints[1].kind else {
+        panic!("{:?}", c.endpoints[1].kind)
+    };
+    assert_eq!((f.sender.as_str(), f.target.as_str()), ("HW", "VENUE"));
+    assert_eq!(f.begin_string, "FIX.4.2");
+    assert_eq!(f.order_rate, Some(50.0));
+    assert_eq!(f.price, 101.25);
+    assert_eq!(f.quantity, 1.0);
+    assert_eq!(f.store.as_deref(), Some(Path::new("fix")));
+    assert_eq!(c.endpoints[0].kind, c.endpoints[0].kind.clone());
+}
+
+#[test]
+fn keys_of_another_protocol_are_refused() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\npipeline = 2\n",
+        4,
+        12,
+        "`pipeline` applies to http endpoints only",
+    );
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nfix = { sender = \"a\", target = \"b\" }\n",
+        4,
+        7,
+        "`fix` applies to fix endpoints only",
+    );
+}
+
+#[test]
+fn a_fix_endpoint_needs_its_table() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\n",
+        3,
+        7,
+        "needs a `fix` table",
+    );
+}
+
+#[test]
+fn bad_http_method_and_target() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nrequests = [{ method = \"FETCH\", target = \"/\" }]\n",
+        4,
+        24,
+        "unknown HTTP method",
+    );
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nrequests = [{ target = \"api\" }]\n",
+        4,
+        24,
+        "starts with `/`",
+    );
+}
+
+#[test]
+fn bad_fix_begin_string() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = { sender = \"a\", target = \"b\", begin_string = \"FIX.5.0\" }\n",
+        4,
+        52,
+        "unsupported begin_string",
+    );
+}

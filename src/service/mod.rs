@@ -29,12 +29,14 @@ use std::time::{Duration, Instant};
 
 use crate::select::{Selectable, Selector, Token};
 
+mod dial;
 mod dns;
 mod endpoint;
 mod mixed;
 #[cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
 pub mod ws;
 
+pub use dial::{Dial, KernelDial};
 pub use endpoint::{ConnectAddr, Disconnect, Endpoint, Event, Flow, Policy};
 pub use mixed::{Mixed, MixedTarget};
 

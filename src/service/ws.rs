@@ -33,18 +33,19 @@
 use std::io;
 use std::net::SocketAddr;
 
-use super::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use super::{ConnectAddr, Dial, Endpoint, Event, Flow, KernelDial, Policy};
 use crate::stream::tls::{TlsConfig, TlsConnector};
-use crate::stream::{MaybeTls, TcpOptions, TcpStream};
+use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
 use crate::ws::{into_io, ClientRequest, Frame, Websocket, WsConfig, WsError, WsUrl};
 
-/// The connection a [`WsEndpoint`] runs: WebSocket over TCP, with TLS for `wss`.
-pub type WsConn = Websocket<MaybeTls<TcpStream>>;
+/// The connection a [`WsEndpoint`] runs: WebSocket over the dialer's stream (kernel TCP by
+/// default), with TLS for `wss`.
+pub type WsConn<S = TcpStream> = Websocket<MaybeTls<S>>;
 
 /// The application side of a [`WsEndpoint`].
-pub trait WsHandler<C = ()> {
+pub trait WsHandler<C = (), S: Stream = TcpStream> {
     /// A new connection was created (the handshake is still running): queue subscriptions here.
-    fn on_open(&mut self, ws: &mut WsConn, ctx: &mut C) -> Result<(), WsError> {
+    fn on_open(&mut self, ws: &mut WsConn<S>, ctx: &mut C) -> Result<(), WsError> {
         let _ = (ws, ctx);
         Ok(())
     }
@@ -59,12 +60,13 @@ pub trait WsHandler<C = ()> {
     }
 }
 
-/// An [`Endpoint`] for one WebSocket URL, driving a [`WsHandler`].
+/// An [`Endpoint`] for one WebSocket URL, driving a [`WsHandler`], over the streams its [`Dial`]
+/// opens (kernel TCP unless [`WsEndpoint::with_dialer`] says otherwise).
 #[derive(Debug)]
-pub struct WsEndpoint<H> {
+pub struct WsEndpoint<H, D = KernelDial> {
     url: WsUrl,
     tls: Option<TlsConnector>,
-    tcp: TcpOptions,
+    dial: D,
     ws: WsConfig,
     policy: Policy,
     handler: H,
@@ -84,22 +86,36 @@ impl<H> WsEndpoint<H> {
         Ok(WsEndpoint {
             url,
             tls,
-            tcp: TcpOptions::default(),
+            dial: KernelDial::default(),
             ws: WsConfig::default(),
             policy: Policy::default(),
             handler,
         })
     }
 
+    /// Kernel socket options.
+    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
+        self.dial.options = options;
+        self
+    }
+}
+
+impl<H, D> WsEndpoint<H, D> {
+    /// Opens connections through `dial` (another network path, such as an AF_XDP stack).
+    pub fn with_dialer<D2: Dial>(self, dial: D2) -> WsEndpoint<H, D2> {
+        WsEndpoint {
+            url: self.url,
+            tls: self.tls,
+            dial,
+            ws: self.ws,
+            policy: self.policy,
+            handler: self.handler,
+        }
+    }
+
     /// Uses `connector` for `wss` (a venue's CA, a client certificate, the other backend).
     pub fn with_tls(mut self, connector: TlsConnector) -> Self {
         self.tls = Some(connector);
-        self
-    }
-
-    /// Socket options.
-    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
-        self.tcp = options;
         self
     }
 
@@ -126,15 +142,15 @@ impl<H> WsEndpoint<H> {
     }
 }
 
-impl<H: WsHandler<C>, C> Endpoint<C> for WsEndpoint<H> {
-    type Target = WsConn;
+impl<H: WsHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for WsEndpoint<H, D> {
+    type Target = WsConn<D::Stream>;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.url.host(), self.url.port())
     }
 
-    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> io::Result<WsConn> {
-        let tcp = TcpStream::connect(addr, &self.tcp)?;
+    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> io::Result<Self::Target> {
+        let tcp = self.dial.dial(addr)?;
         // A plain stream when the URL is ws://, whatever connector was configured.
         let tls = if self.url.is_secure() {
             self.tls.as_ref()
@@ -152,7 +168,7 @@ impl<H: WsHandler<C>, C> Endpoint<C> for WsEndpoint<H> {
         Ok(ws)
     }
 
-    fn poll(&mut self, ws: &mut WsConn, ctx: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, ws: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
         loop {
             match ws.receive() {
                 Ok(Some(frame)) => {

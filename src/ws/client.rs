@@ -244,6 +244,8 @@ struct Core<S> {
     pong_slot: [u8; MAX_CONTROL_PAYLOAD],
     pong_len: Option<u8>,
     failed: Option<WsError>,
+    /// An error a batch ran into, raised (and acted on) by the next call.
+    deferred: Option<WsError>,
     accept: AcceptValue,
     offered: Vec<String>,
     subprotocol: Option<usize>,
@@ -251,10 +253,29 @@ struct Core<S> {
 
 impl<S: Stream> Core<S> {
     #[inline]
-    fn check(&self) -> Result<(), WsError> {
+    fn check(&mut self) -> Result<(), WsError> {
+        if self.failed.is_none() && self.deferred.is_none() {
+            return Ok(());
+        }
+        self.check_slow()
+    }
+
+    #[cold]
+    fn check_slow(&mut self) -> Result<(), WsError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(self.fail(e));
+        }
         match &self.failed {
             None => Ok(()),
             Some(e) => Err(e.clone()),
+        }
+    }
+
+    /// Records an error found inside a batch; the next call fails the connection with it.
+    #[cold]
+    fn defer(&mut self, e: WsError) {
+        if self.failed.is_none() && self.deferred.is_none() {
+            self.deferred = Some(e);
         }
     }
 
@@ -325,7 +346,11 @@ impl<S: Stream> Core<S> {
 
     /// Checks the state and fragmentation order for a frame the user sends.
     fn send_checked(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
-        self.check()?;
+        // Not `check`: an error a batch deferred is raised by the next receive, so replies to the
+        // frames before it still go out first.
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         if self.close_sent {
             return Err(UsageError::CloseSent.into());
         }
@@ -425,13 +450,14 @@ impl<S> fmt::Debug for Websocket<S> {
 
 /// The frames of one read: an iterator over borrowed frames (see [`Websocket::read_batch`]).
 ///
-/// Yields each complete frame in the buffer. When the connection fails (a protocol error, the end
-/// of the stream) it yields that error once and then ends.
+/// Yields each complete frame in the buffer, in order. A protocol error or the end of the stream
+/// ends the batch after the frames that preceded it; the next call on the client returns the error
+/// (and fails the connection then, sending the close frame). So the application acts on every valid
+/// frame before the failure, as it would reading frame by frame.
 pub struct Batch<'a, S: Stream> {
     buf: &'a [u8],
     pos: &'a mut usize,
     core: &'a mut Core<S>,
-    pending: Option<WsError>,
     done: bool,
 }
 
@@ -445,56 +471,59 @@ impl<S: Stream> fmt::Debug for Batch<'_, S> {
 }
 
 impl<'a, S: Stream> Iterator for Batch<'a, S> {
-    type Item = Result<Frame<'a>, WsError>;
+    type Item = Frame<'a>;
 
     #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Frame<'a>> {
         if self.done {
             return None;
         }
         if self.core.close_received {
             // §5.5.1: nothing after a close frame is data.
             *self.pos = self.buf.len();
-        } else {
-            let data = &self.buf[*self.pos..];
-            match self.core.dec.short_data(data) {
-                Some(Ok((frame, n))) => {
-                    *self.pos += n;
-                    return Some(Ok(frame));
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Some(Err(self.core.fail(e)));
-                }
-                None => {}
+            self.done = true;
+            return None;
+        }
+        let data = &self.buf[*self.pos..];
+        match self.core.dec.short_data(data) {
+            Some(Ok((frame, n))) => {
+                *self.pos += n;
+                return Some(frame);
             }
-            let step = match self.core.dec.poll(data) {
-                Ok(Some(info)) => self
-                    .core
-                    .dec
-                    .accept(info, data)
-                    .map(|f| Some((f, info.total_len()))),
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            };
-            match step {
-                Ok(Some((frame, n))) => {
-                    *self.pos += n;
-                    if let Err(e) = self.core.on_frame(&frame) {
-                        self.done = true;
-                        return Some(Err(e));
-                    }
-                    return Some(Ok(frame));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(self.core.fail(e)));
-                }
+            Some(Err(e)) => {
+                self.done = true;
+                self.core.defer(e);
+                return None;
+            }
+            None => {}
+        }
+        let step = match self.core.dec.poll(data) {
+            Ok(Some(info)) => self
+                .core
+                .dec
+                .accept(info, data)
+                .map(|f| Some((f, info.total_len()))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(Some((frame, n))) => {
+                *self.pos += n;
+                // A failed pong or close echo has already failed the connection: end the batch
+                // after this frame.
+                self.done = self.core.on_frame(&frame).is_err();
+                Some(frame)
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                self.core.defer(e);
+                None
             }
         }
-        self.done = true;
-        self.pending.take().map(|e| Err(self.core.fail(e)))
     }
 }
 
@@ -541,6 +570,7 @@ impl<S: Stream> Websocket<S> {
                 pong_slot: [0; MAX_CONTROL_PAYLOAD],
                 pong_len: None,
                 failed: None,
+                deferred: None,
                 subprotocol: None,
             },
             msg: Vec::new(),
@@ -686,15 +716,16 @@ impl<S: Stream> Websocket<S> {
     ///
     /// The frames borrow the client: drop the batch before the next read. Pings are answered and
     /// a close is echoed as the batch reaches them. While the handshake is in progress the batch is
-    /// empty. After a terminal error this returns that error.
+    /// empty. An error met inside the batch (a protocol violation, the end of the stream) ends it
+    /// and is returned by the next call (see [`Batch`]); after a terminal error this returns it.
     pub fn read_batch(&mut self) -> Result<Batch<'_, S>, WsError> {
         self.core.check()?;
-        let mut pending = None;
         let open = self.poll_handshake()?;
         if open {
             self.core.flush()?;
             if let Fill::Eof = self.fill()? {
-                pending = Some(self.eof_error());
+                let e = self.eof_error();
+                self.core.defer(e);
             }
         }
         let Websocket { rx, core, .. } = self;
@@ -702,7 +733,6 @@ impl<S: Stream> Websocket<S> {
             buf: &rx.buf[..rx.end],
             pos: &mut rx.start,
             core,
-            pending,
             done: !open,
         })
     }
@@ -858,7 +888,7 @@ impl<S: Stream> Websocket<S> {
 
     /// The connection's state.
     pub fn state(&self) -> State {
-        match &self.core.failed {
+        match self.core.failed.as_ref().or(self.core.deferred.as_ref()) {
             Some(WsError::Closed) => State::Closed,
             Some(_) => State::Failed,
             None if !self.core.open => State::Connecting,

@@ -24,7 +24,6 @@
 //! ws.send_text("subscribe")?;            // queued until the handshake completes
 //! loop {
 //!     for frame in ws.read_batch()? {     // one read, then every complete frame in it
-//!         let frame = frame?;
 //!         println!("{:?} {} bytes", frame.opcode(), frame.payload().len());
 //!     }
 //!     ws.wait(std::time::Duration::from_millis(10));

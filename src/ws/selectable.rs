@@ -18,7 +18,9 @@ impl<S: Stream> Selectable for Websocket<S> {
     }
 
     fn read_pending(&self) -> bool {
-        self.get_ref().read_pending()
+        // The client's own check: a complete frame may sit in its buffer (after the handshake, or
+        // a batch dropped early) while the descriptor stays quiet.
+        Websocket::read_pending(self)
     }
 }
 

@@ -26,6 +26,9 @@ use super::XdpConfig;
 /// How long a closed connection may take to finish its FIN exchange before it is dropped.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// Extra egress rounds per poll (each sends at most one segment per socket).
+const EGRESS_ROUNDS: u32 = 8;
+
 /// How long a busy queue is retried before giving up (see [`XskDevice::open`]).
 const BUSY_FOR: Duration = Duration::from_secs(1);
 
@@ -283,8 +286,20 @@ impl StackInner {
 
     pub(crate) fn poll(&mut self) -> io::Result<bool> {
         let now = self.now();
-        let changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
+        let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged;
+        // smoltcp sends at most one segment per socket per egress round: keep going while rounds
+        // emit, so a window's worth of segments leaves with one TX kick instead of one each.
+        let mut rounds = 0;
+        while rounds < EGRESS_ROUNDS
+            && self
+                .iface
+                .poll_egress(now, &mut self.device, &mut self.sockets)
+                == smoltcp::iface::PollResult::SocketStateChanged
+        {
+            changed = true;
+            rounds += 1;
+        }
         self.device.flush()?;
         if !self.closing.is_empty() {
             self.reap_closed();
