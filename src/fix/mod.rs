@@ -19,6 +19,36 @@
 //!   [`IoService`](crate::service::IoService) with reconnects and heartbeats on the service timer.
 //!
 //! Versions: FIX.4.2, FIX.4.4, and FIXT.1.1 carrying FIX 5.0 SP2 application messages.
+//!
+//! ```no_run
+//! use hotwire::fix::client::clock;
+//! use hotwire::fix::codec::Decimal;
+//! use hotwire::fix::orders::{NewOrder, Side};
+//! use hotwire::fix::session::FileStore;
+//! use hotwire::fix::{FixEvent, FixSession, SessionConfig, Version};
+//! use hotwire::select::Selectable;
+//! use hotwire::stream::{TcpOptions, TcpStream};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let tcp = TcpStream::connect("127.0.0.1:9878".parse().unwrap(), &TcpOptions::default())?;
+//! let config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+//! let store = FileStore::open("fix-store", "DESK", "VENUE")?; // the sequence survives restarts
+//! let mut fix = FixSession::new(tcp, config, store, clock());
+//! while !fix.poll_connect()? {} // TCP connect, then Logon (spin or wait on the fd)
+//! let now = clock();
+//! let order = NewOrder {
+//!     cl_ord_id: "1", symbol: "HWIR", side: Side::Buy, qty: Decimal::new(100, 0),
+//!     price: Some(Decimal::new(10125, 2)), time_in_force: None, account: None,
+//! };
+//! fix.send(now, NewOrder::MSG_TYPE, |e| order.encode(e, Version::Fix44, now.utc))?;
+//! loop {
+//!     if let Some(FixEvent::App(report)) = fix.receive(clock())? {
+//!         println!("{report:?}");
+//!         break;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod codec;
 

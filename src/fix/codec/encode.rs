@@ -109,10 +109,28 @@ impl Encoder {
 
     #[inline]
     fn tag(&mut self, tag: u32) {
-        let mut digits = [0u8; 20];
-        let n = write_u64(u64::from(tag), &mut digits);
-        self.buf.extend_from_slice(&digits[..n]);
-        self.buf.push(b'=');
+        // Nearly every tag has one to four digits: write those without a loop.
+        let d = |v: u32| b'0' + (v % 10) as u8;
+        match tag {
+            0..=9 => self.buf.extend_from_slice(&[d(tag), b'=']),
+            10..=99 => self.buf.extend_from_slice(&[d(tag / 10), d(tag), b'=']),
+            100..=999 => self
+                .buf
+                .extend_from_slice(&[d(tag / 100), d(tag / 10), d(tag), b'=']),
+            1000..=9999 => self.buf.extend_from_slice(&[
+                d(tag / 1000),
+                d(tag / 100),
+                d(tag / 10),
+                d(tag),
+                b'=',
+            ]),
+            _ => {
+                let mut digits = [0u8; 20];
+                let n = write_u64(u64::from(tag), &mut digits);
+                self.buf.extend_from_slice(&digits[..n]);
+                self.buf.push(b'=');
+            }
+        }
     }
 
     /// A field with raw bytes as its value (empty values and SOH are refused at [`finish`]).

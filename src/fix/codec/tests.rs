@@ -298,3 +298,31 @@ fn body_lengths_across_digit_boundaries() {
         assert_eq!(msg.str(58u32).map(str::len), Ok(pad + 1));
     }
 }
+
+#[test]
+fn lookups_beyond_the_index_and_large_tags() {
+    let mut body = String::from("35=8|100000=big|");
+    for i in 0..60 {
+        body += &format!("{}=v{i}|", 5000 + i);
+    }
+    body += "70000=late|";
+    let bytes = framed("FIX.4.4", &body);
+    let (msg, _) = Message::parse(&bytes).unwrap().unwrap();
+    assert_eq!(msg.msg_type(), MsgType::ExecutionReport);
+    assert_eq!(msg.get(100000u32), Some(&b"big"[..]));
+    for i in 0..60 {
+        assert_eq!(msg.get(5000 + i), Some(format!("v{i}").as_bytes()), "{i}");
+    }
+    assert_eq!(msg.get(70000u32), Some(&b"late"[..]));
+    assert_eq!((msg.get(4999u32), msg.get(6000u32)), (None, None));
+    assert_eq!(msg.fields().count(), 63);
+    // A message too large for 16-bit offsets is scanned instead of indexed.
+    let long = "x".repeat(70_000);
+    let bytes = framed("FIX.4.4", &format!("35=0|58={long}|112=T|"));
+    let (msg, _) = Message::parse_with_max(&bytes, 1 << 20).unwrap().unwrap();
+    assert_eq!(
+        (msg.msg_type(), msg.get(112u32)),
+        (MsgType::Heartbeat, Some(&b"T"[..]))
+    );
+    assert_eq!(msg.get(58u32).map(<[u8]>::len), Some(70_000));
+}

@@ -40,7 +40,7 @@ use super::codec::{
     is_header_tag, Encoder, FixError, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
 };
 
-mod store;
+pub mod store;
 
 pub use store::{AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore};
 
