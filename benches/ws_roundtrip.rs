@@ -100,6 +100,9 @@ fn main() {
         cert_dir: None,
         rate: 1,
         size: 64,
+        http_listen: None,
+        #[cfg(feature = "fix")]
+        fix_listen: None,
     })
     .unwrap();
     println!("64-byte WebSocket round trips to the venue's echo on loopback, {n} per client");

@@ -119,6 +119,9 @@ fn venue() -> Venue {
         cert_dir: None,
         rate: 100_000,
         size: 128,
+        http_listen: None,
+        #[cfg(feature = "fix")]
+        fix_listen: None,
     })
     .unwrap()
 }

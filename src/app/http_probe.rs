@@ -107,8 +107,8 @@ fn probe(args: &HttpArgs) -> Result<(), String> {
     let mut conn = connect(&url, tls.as_ref(), &tcp, &HttpConfig::default(), timeout)
         .map_err(|e| format!("connect to {}:{}: {e}", url.host(), url.port()))?;
     let repeat = args.repeat.max(1);
-    let mut histogram =
-        hdrhistogram::Histogram::<u64>::new(3).map_err(|e| format!("histogram: {e}"))?;
+    let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
+        .map_err(|e| format!("histogram: {e}"))?;
     let mut stdout = std::io::stdout().lock();
     for i in 0..repeat {
         let last = i + 1 == repeat;

@@ -9,6 +9,9 @@
 //!   `{"seq":1,"ts":1732480000123456789,"sym":"HWX","px":101.25,"qty":3,"pad":"…"}`.
 //! - `GET /echo` — every data message is sent back as it came.
 //!
+//! With `--http-listen`, a REST API ([`super::venue_http`]); with `--fix-listen`, a FIX acceptor that
+//! fills every order.
+//!
 //! Plain on `--listen`, and with `--tls` also TLS on `--tls-listen`, with a certificate generated at
 //! start-up for `localhost`, `127.0.0.1` and `::1`, signed by the CA in `<cert-dir>/ca.pem` (created
 //! on first use, reused after) for clients to trust.
@@ -45,6 +48,13 @@ pub struct VenueArgs {
     /// Default feed message size in bytes (a `size` query parameter overrides it).
     #[arg(long, default_value_t = 128)]
     pub size: usize,
+    /// Also serve the REST API (HTTP/1.1: `/api/time`, `/api/book`, `/api/order`) here.
+    #[arg(long)]
+    pub http_listen: Option<SocketAddr>,
+    /// Also run the FIX acceptor (FIX 4.2 / 4.4 / FIXT 1.1, fills every limit order) here.
+    #[cfg(feature = "fix")]
+    #[arg(long)]
+    pub fix_listen: Option<SocketAddr>,
 }
 
 /// A running venue; stops its listeners when dropped.
@@ -56,6 +66,10 @@ pub struct Venue {
     pub wss_addr: Option<SocketAddr>,
     /// The CA that signed the TLS certificate.
     pub ca_pem: Option<PathBuf>,
+    /// The REST API's address, when on.
+    pub http_addr: Option<SocketAddr>,
+    /// The FIX acceptor's address, when on.
+    pub fix_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     stats: Arc<VenueStats>,
     _tempdir: Option<TempDir>,
@@ -113,10 +127,30 @@ impl Venue {
                 stats.clone(),
             )?;
         }
+        let bind = |addr: SocketAddr| {
+            TcpListener::bind(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("venue: bind {addr}: {e}")))
+        };
+        let mut http_addr = None;
+        if let Some(addr) = args.http_listen {
+            let listener = bind(addr)?;
+            http_addr = Some(listener.local_addr()?);
+            super::venue_http::spawn_rest(listener, stop.clone())?;
+        }
+        #[allow(unused_mut)]
+        let mut fix_addr = None;
+        #[cfg(feature = "fix")]
+        if let Some(addr) = args.fix_listen {
+            let listener = bind(addr)?;
+            fix_addr = Some(listener.local_addr()?);
+            super::venue_fix::spawn_fix(listener, stop.clone())?;
+        }
         Ok(Venue {
             ws_addr,
             wss_addr,
             ca_pem,
+            http_addr,
+            fix_addr,
             stop,
             stats,
             _tempdir: tempdir,
@@ -178,6 +212,14 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
             "venue: wss://{addr}/feed  wss://{addr}/echo  ca={}",
             ca.display()
         );
+    }
+    if let Some(addr) = venue.http_addr {
+        println!(
+            "venue: http://{addr}/api/time  http://{addr}/api/book?symbol=HWX  POST http://{addr}/api/order"
+        );
+    }
+    if let Some(addr) = venue.fix_addr {
+        println!("venue: fix://{addr} (any SenderCompID/TargetCompID; fills every NewOrderSingle)");
     }
     let _ = io::stdout().flush();
     crate::app::signals::wait_for_termination();

@@ -11,7 +11,6 @@
 
 // `spawn_fix` is wired into `hotwire venue --fix-listen` by src/app/venue.rs; until that lands only
 // the tests below call it.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

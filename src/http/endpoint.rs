@@ -108,7 +108,12 @@ impl<C> HttpHook<C> for () {}
 /// Records each round trip, in nanoseconds (saturating at the histogram's highest value).
 impl<C> HttpHook<C> for hdrhistogram::Histogram<u64> {
     fn on_response(&mut self, _: &Response<'_>, rtt: Duration, _: &mut C) -> io::Result<Flow> {
-        self.saturating_record(rtt.as_nanos().min(u128::from(u64::MAX)) as u64);
+        let ns = rtt.as_nanos().min(u128::from(u64::MAX)) as u64;
+        // `record` grows an auto-resizing histogram (`Histogram::new`); one with fixed bounds
+        // clamps out-of-range values instead of losing them.
+        if self.record(ns).is_err() {
+            self.saturating_record(ns);
+        }
         Ok(Flow::Continue)
     }
 }
