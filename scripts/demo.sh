@@ -48,22 +48,24 @@ for backend in rustls openssl; do
 done
 echo
 echo "================ the appliance ================"
-for port in 9001 9443; do
+for port in 9001 9443 9080 9876; do
     if ss -Hltn "sport = :$port" | grep -q .; then
-        echo "demo: port $port is taken (config/demo.toml uses 9001 and 9443); stop what holds it" >&2
+        echo "demo: port $port is taken (config/demo.toml uses 9001, 9443, 9080 and 9876); stop what holds it" >&2
         exit 1
     fi
 done
 rm -rf "$DEMO_DIR"
-echo "== hotwire venue --tls: the embedded exchange simulator (WebSocket feed + echo, plain and TLS)"
-./target/release/hotwire venue --tls --cert-dir "$DEMO_DIR" --rate 2000 &
+echo "== hotwire venue: the embedded exchange simulator (WebSocket feed + echo, plain and TLS; REST; FIX)"
+./target/release/hotwire venue --tls --cert-dir "$DEMO_DIR" --rate 2000 \
+    --http-listen 127.0.0.1:9080 --fix-listen 127.0.0.1:9876 &
 PIDS+=($!)
 for _ in $(seq 100); do [[ -s $DEMO_DIR/ca.pem ]] && ss -Hltn "sport = :9443" | grep -q . && break; sleep 0.05; done
 echo
 echo "== hotwire check config/demo.toml"
 ./target/release/hotwire check config/demo.toml || true
 echo
-echo "== hotwire run config/demo.toml --duration 10 (4 endpoints, one IO thread; TLS verified against the venue's CA)"
+echo "== hotwire run config/demo.toml --duration 10 (WebSocket, HTTP and FIX endpoints on one IO thread;"
+echo "== TLS verified against the venue's CA)"
 ./target/release/hotwire run config/demo.toml --duration 10 --json "$DEMO_DIR/report.json"
 echo
 echo "== the JSON report ($DEMO_DIR/report.json), first endpoint"

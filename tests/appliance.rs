@@ -221,3 +221,91 @@ fn run_refuses_a_malformed_config_with_its_location() {
         "{stderr}"
     );
 }
+
+#[test]
+fn websocket_http_and_fix_endpoints_share_one_io_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, wss, http, fix) = (
+        util::free_port(),
+        util::free_port(),
+        util::free_port(),
+        util::free_port(),
+    );
+    let mut cmd = Command::new(BIN);
+    cmd.args(["venue", "--listen"])
+        .arg(format!("127.0.0.1:{ws}"))
+        .arg("--tls-listen")
+        .arg(format!("127.0.0.1:{wss}"))
+        .arg("--http-listen")
+        .arg(format!("127.0.0.1:{http}"))
+        .arg("--fix-listen")
+        .arg(format!("127.0.0.1:{fix}"))
+        .stdout(Stdio::null());
+    let mut venue = ChildGuard::spawn(&mut cmd);
+    for port in [ws, http, fix] {
+        venue.wait_port(addr(port), Duration::from_secs(10));
+    }
+    let config = dir.path().join("mixed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[endpoint]]
+name = "feed"
+url = "ws://127.0.0.1:{ws}/feed?rate=1000&count=1500"
+reconnect = {{ enabled = false }}
+
+[[endpoint]]
+name = "rest"
+url = "http://127.0.0.1:{http}/"
+interval = "10ms"
+requests = [{{ target = "/api/time" }}, {{ method = "POST", target = "/api/order", body = "x" }}]
+
+[[endpoint]]
+name = "orders"
+url = "fix://127.0.0.1:{fix}"
+fix = {{ sender = "HW", target = "VENUE", order_rate = 200.0, store = "{store}" }}
+"#,
+            store = dir.path().join("fix-store").display()
+        ),
+    )
+    .unwrap();
+    let json = dir.path().join("report.json");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "3", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&json);
+    assert_eq!(endpoint(&r, "feed")["messages"], 1500);
+    let rest = endpoint(&r, "rest");
+    // One request per 10 ms for about 3 s (and the shutdown drain), every one answered, timed.
+    let responses = rest["messages"].as_u64().unwrap();
+    assert!((150..=400).contains(&responses), "{rest}");
+    assert_eq!(rest["round_trip_ns"]["count"].as_u64(), Some(responses));
+    assert_eq!(rest["connects"], 1);
+    let orders = endpoint(&r, "orders");
+    // 200 orders/s for about 3 s, each filled by the venue and timed to its ExecutionReport.
+    let fills = orders["messages"].as_u64().unwrap();
+    assert!((400..=800).contains(&fills), "{orders}");
+    assert!(
+        orders["round_trip_ns"]["count"].as_u64().unwrap() + 5 >= fills,
+        "{orders}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("WARN"), "no endpoint was lost: {stderr}");
+    // The FIX store kept the sequence numbers for the next session.
+    assert!(
+        std::fs::read_dir(dir.path().join("fix-store"))
+            .unwrap()
+            .count()
+            > 0
+    );
+}

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::net::{BaseStream, Connect};
+use super::net::{BaseStream, Net};
 use super::stats::{Counters, LatencyRecorder};
 use crate::config::{EndpointConfig, LatencyMode};
-use crate::service::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, Policy};
 use crate::stream::record::RecordOptions;
 use crate::stream::tls::TlsConnector;
 use crate::stream::{Either, MaybeTls, Recorded};
@@ -29,6 +29,7 @@ pub struct WsFeed {
     url: WsUrl,
     server_name: String,
     tls: Option<TlsConnector>,
+    net: Net,
     send: Vec<String>,
     record: Option<PathBuf>,
     latency_mode: LatencyMode,
@@ -53,30 +54,18 @@ impl std::fmt::Debug for WsFeed {
 }
 
 impl WsFeed {
-    /// Builds the endpoint (parses the URL, builds the TLS connector for `wss`).
-    pub fn new(cfg: &EndpointConfig, counters: Arc<Counters>) -> io::Result<WsFeed> {
+    /// Builds the endpoint: `tls` is the connector for `wss` (see [`super::endpoints`]), `net`
+    /// the IO thread's network path.
+    pub fn new(
+        cfg: &EndpointConfig,
+        counters: Arc<Counters>,
+        tls: Option<TlsConnector>,
+        net: Net,
+    ) -> io::Result<WsFeed> {
         let url = WsUrl::parse(&cfg.url).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", cfg.name))
         })?;
-        let tls = if url.is_secure() {
-            let backend = cfg
-                .tls
-                .backend
-                .parse()
-                .map_err(|e: String| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let mut tls = crate::stream::tls::TlsConfig {
-                backend,
-                insecure: !cfg.tls.verify,
-                ..crate::stream::tls::TlsConfig::default()
-            };
-            if let Some(ca) = &cfg.tls.ca {
-                tls.ca_file = Some(ca.clone());
-                tls.roots = crate::stream::tls::RootSource::None;
-            }
-            Some(tls.build()?)
-        } else {
-            None
-        };
+        let tls = if url.is_secure() { tls } else { None };
         Ok(WsFeed {
             name: cfg.name.clone(),
             server_name: cfg
@@ -86,6 +75,7 @@ impl WsFeed {
                 .unwrap_or_else(|| url.host().to_owned()),
             url,
             tls,
+            net,
             send: cfg.send.clone(),
             record: cfg.record.clone(),
             latency_mode: cfg.latency,
@@ -174,16 +164,16 @@ fn ws_io(e: WsError) -> io::Error {
     }
 }
 
-impl<C: Connect> Endpoint<C> for WsFeed {
+impl<C> Endpoint<C> for WsFeed {
     type Target = FeedConnection;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.url.host(), self.url.port())
     }
 
-    fn create_target(&mut self, addr: SocketAddr, net: &mut C) -> io::Result<FeedConnection> {
+    fn create_target(&mut self, addr: SocketAddr, _: &mut C) -> io::Result<FeedConnection> {
         self.connection_index += 1;
-        let tcp = net.connect(addr)?;
+        let tcp = self.net.dial(addr)?;
         let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
         let stream = match self.record_path() {
             None => Either::Left(stream),

@@ -4,6 +4,8 @@ pub mod check;
 #[cfg(feature = "xdp")]
 mod check_xdp;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
+pub mod endpoints;
+#[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
 #[cfg(feature = "fix")]
 pub mod fix_probe;

@@ -1,8 +1,9 @@
 //! The appliance's network path per IO thread: kernel TCP, or the AF_XDP stack with its fallback.
 //!
-//! Endpoints connect through the service context ([`Connect`]), so one endpoint type runs over
-//! either path: the base stream is [`BaseStream`] (kernel `TcpStream`, or `XdpStream` with the
-//! `xdp` feature), and TLS, recording and WebSocket compose on it unchanged.
+//! [`Net`] is a [`Dial`]er: every endpoint of an IO thread holds a clone and opens its base stream
+//! through it, so one endpoint type runs over either path. The base stream is [`BaseStream`] (kernel
+//! `TcpStream`, or `XdpStream` with the `xdp` feature), and TLS, recording, WebSocket, HTTP and FIX
+//! compose on it unchanged.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use crate::config::{NetworkPath, SelectorKind};
 use crate::select::{AnySelector, DirectSelector, MioSelector};
+use crate::service::Dial;
 use crate::stream::{TcpOptions, TcpStream};
 
 /// The stream every appliance endpoint is built on.
@@ -19,12 +21,6 @@ pub type BaseStream = crate::stream::Either<TcpStream, crate::xdp::XdpStream>;
 #[cfg(not(feature = "xdp"))]
 pub type BaseStream = TcpStream;
 
-/// An endpoint context that opens base streams (the IO thread's network path).
-pub trait Connect {
-    /// Starts a connection to `addr`.
-    fn connect(&mut self, addr: SocketAddr) -> io::Result<BaseStream>;
-}
-
 fn kernel(addr: SocketAddr) -> io::Result<BaseStream> {
     let tcp = TcpStream::connect(addr, &TcpOptions::default())?;
     #[cfg(feature = "xdp")]
@@ -32,15 +28,8 @@ fn kernel(addr: SocketAddr) -> io::Result<BaseStream> {
     Ok(tcp)
 }
 
-/// Kernel TCP (services without a network context).
-impl Connect for () {
-    fn connect(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
-        kernel(addr)
-    }
-}
-
-/// The network of one IO thread.
-#[derive(Debug)]
+/// The network of one IO thread (cheap to clone: an XDP stack is a shared handle).
+#[derive(Debug, Clone)]
 pub enum Net {
     /// Kernel TCP sockets.
     Kernel,
@@ -49,8 +38,9 @@ pub enum Net {
     Xdp(crate::xdp::XdpStack),
 }
 
-impl Connect for Net {
-    fn connect(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
+impl Dial for Net {
+    type Stream = BaseStream;
+    fn dial(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
         match self {
             Net::Kernel => kernel(addr),
             #[cfg(feature = "xdp")]

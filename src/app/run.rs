@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::feed::WsFeed;
+use super::endpoints::{figures, prepare, AppEndpoint, Prepared};
 use super::net::Net;
 use super::signals;
-use super::stats::{human_ns, human_rate, Counters, Percentiles};
+use super::stats::{human_ns, human_rate, Percentiles};
 use crate::config::{Config, NetworkPath, ThreadConfig};
 use crate::select::AnySelector;
-use crate::service::{EndpointId, IoService};
+use crate::service::{EndpointId, IoService, Mixed, MixedTarget};
 
 /// `hotwire run` options.
 #[derive(Debug, Clone, clap::Args)]
@@ -107,9 +107,9 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
         let mut feeds = Vec::new();
         for (index, e) in config.endpoints.iter().enumerate() {
             if e.thread == thread.name {
-                let c = Arc::new(Counters::default());
-                counters.push((e.name.clone(), c.clone()));
-                feeds.push((index, e.url.clone(), WsFeed::new(e, c)?));
+                let prepared = prepare(index, e)?;
+                counters.push((e.name.clone(), prepared.counters.clone()));
+                feeds.push(prepared);
             }
         }
         if feeds.is_empty() {
@@ -167,6 +167,8 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
             let _ = io::stdout().flush();
         }
     }
+    // Rates are over the running time, not the shutdown drain.
+    let seconds = start.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let mut reports = Vec::new();
     for t in threads {
@@ -178,7 +180,7 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
     }
     reports.sort_by_key(|(i, _)| *i);
     Ok(Report {
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
         endpoints: reports.into_iter().map(|(_, r)| r).collect(),
     })
 }
@@ -187,7 +189,7 @@ fn io_thread(
     thread: &ThreadConfig,
     network: &NetworkPath,
     owns_xdp: bool,
-    feeds: Vec<(usize, String, WsFeed)>,
+    prepared: Vec<Prepared>,
     stop: &AtomicBool,
 ) -> io::Result<ThreadResult> {
     if let Some(core) = thread.core {
@@ -195,49 +197,54 @@ fn io_thread(
             log::warn!("thread {:?}: cannot pin to core {core}", thread.name);
         }
     }
-    let mut net = Net::open(network, owns_xdp)?;
+    let net = Net::open(network, owns_xdp)?;
     log::info!("thread {:?}: network path {}", thread.name, net.name());
     let (selector, timeout) = net.selector(thread.selector)?;
-    let mut service: IoService<AnySelector, WsFeed, Net> =
+    let mut service: IoService<AnySelector, AppEndpoint> =
         IoService::new(selector).with_poll_timeout(timeout);
-    let mut ids: Vec<(usize, String, EndpointId)> = Vec::new();
-    for (index, url, feed) in feeds {
-        ids.push((index, url, service.register(feed)));
+    let mut ids: Vec<(usize, String, String, EndpointId)> = Vec::new();
+    for p in prepared {
+        let (index, name, url) = (p.index, p.config.name.clone(), p.config.url.clone());
+        ids.push((index, name, url, service.register(p.build(&net)?)));
     }
     while !stop.load(Ordering::Relaxed) {
-        service.poll(&mut net)?;
+        service.poll(&mut ())?;
     }
-    // Orderly shutdown: a close frame to every open connection, then a short drain for the replies.
-    for (_, _, id) in &ids {
-        if let Some((ws, feed)) = service.connection_mut(*id) {
-            feed.shut_down(ws);
+    // Orderly shutdown: no more reconnects; WebSocket close frames and FIX Logouts, then a short
+    // drain for the replies (HTTP connections just close).
+    for (_, _, _, id) in &ids {
+        service.policy_mut(*id).reconnect = false;
+        match service.connection_mut(*id) {
+            Some((MixedTarget::A(ws), Mixed::A(feed))) => feed.shut_down(ws),
+            #[cfg(feature = "fix")]
+            Some((_, Mixed::B(Mixed::B(fix)))) => fix.handler_mut().shut_down(),
+            _ => {}
         }
     }
-    let drain_until = Instant::now() + Duration::from_millis(200);
+    let drain_until = Instant::now() + Duration::from_millis(500);
     while Instant::now() < drain_until
         && ids
             .iter()
-            .any(|(_, _, id)| service.state(*id) == crate::service::State::Established)
+            .any(|(_, _, _, id)| service.state(*id) == crate::service::State::Established)
     {
-        service.poll(&mut net)?;
+        service.poll(&mut ())?;
     }
     let reports = ids
         .into_iter()
-        .map(|(index, url, id)| {
-            let feed = service.endpoint(id);
-            let stats = service.stats(id);
-            let c = &feed.counters;
+        .map(|(index, name, url, id)| {
+            let f = figures(service.endpoint(id));
+            let c = f.counters;
             (
                 index,
                 EndpointReport {
-                    name: feed.name().to_owned(),
+                    name,
                     url,
                     messages: c.messages.load(Ordering::Relaxed),
                     bytes: c.bytes.load(Ordering::Relaxed),
-                    connects: stats.connects,
+                    connects: service.stats(id).connects,
                     reconnects: c.reconnects.load(Ordering::Relaxed),
-                    latency_ns: feed.latency.percentiles(),
-                    round_trip_ns: feed.round_trip.percentiles(),
+                    latency_ns: f.latency.and_then(|l| l.percentiles()),
+                    round_trip_ns: f.round_trip.and_then(|l| l.percentiles()),
                 },
             )
         })

@@ -54,20 +54,21 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client::{clock, FixEvent, FixSession, Outbox};
 use super::codec::Message;
 use super::session::{AnyStore, FileStore, MemoryStore, Now, SessionConfig, State};
-use crate::service::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, KernelDial, Policy};
 use crate::stream::tls::TlsConnector;
-use crate::stream::{MaybeTls, TcpOptions, TcpStream};
+use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
 
-/// The connection a [`FixEndpoint`] runs: FIX over TCP, with TLS when configured.
-pub type FixConn = FixSession<MaybeTls<TcpStream>, AnyStore>;
+/// The connection a [`FixEndpoint`] runs: FIX over the dialer's stream (kernel TCP by default),
+/// with TLS when configured.
+pub type FixConn<S = TcpStream> = FixSession<MaybeTls<S>, AnyStore>;
 
 /// The send side lent to a [`FixHandler`].
-pub type FixOutbox<'a> = Outbox<'a, MaybeTls<TcpStream>, AnyStore>;
+pub type FixOutbox<'a, S = TcpStream> = Outbox<'a, MaybeTls<S>, AnyStore>;
 
-/// The application side of a [`FixEndpoint`].
-pub trait FixHandler<C = ()> {
+/// The application side of a [`FixEndpoint`] (`S`: the dialer's stream, kernel TCP by default).
+pub trait FixHandler<C = (), S: Stream = TcpStream> {
     /// The session is logged on: send what should go out first (orders, status requests).
-    fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, ctx: &mut C) -> io::Result<()> {
+    fn on_logon(&mut self, out: &mut FixOutbox<'_, S>, now: Now, ctx: &mut C) -> io::Result<()> {
         let _ = (out, now, ctx);
         Ok(())
     }
@@ -77,7 +78,7 @@ pub trait FixHandler<C = ()> {
     fn on_message(
         &mut self,
         msg: Message<'_>,
-        out: &mut FixOutbox<'_>,
+        out: &mut FixOutbox<'_, S>,
         now: Now,
         ctx: &mut C,
     ) -> io::Result<Flow>;
@@ -89,7 +90,7 @@ pub trait FixHandler<C = ()> {
     }
 
     /// Called on every service timer tick while logged on (after the session's own timers).
-    fn on_timer(&mut self, out: &mut FixOutbox<'_>, now: Now, ctx: &mut C) -> io::Result<Flow> {
+    fn on_timer(&mut self, out: &mut FixOutbox<'_, S>, now: Now, ctx: &mut C) -> io::Result<Flow> {
         let _ = (out, now, ctx);
         Ok(Flow::Continue)
     }
@@ -107,14 +108,15 @@ enum StoreSpec {
     File(PathBuf),
 }
 
-/// An [`Endpoint`] for one FIX session, driving a [`FixHandler`].
+/// An [`Endpoint`] for one FIX session, driving a [`FixHandler`], over the streams its [`Dial`]
+/// opens (kernel TCP unless [`FixEndpoint::with_dialer`] says otherwise).
 #[derive(Debug)]
-pub struct FixEndpoint<H> {
+pub struct FixEndpoint<H, D = KernelDial> {
     host: String,
     port: u16,
     server_name: String,
     tls: Option<TlsConnector>,
-    tcp: TcpOptions,
+    dial: D,
     config: SessionConfig,
     store: StoreSpec,
     policy: Policy,
@@ -139,7 +141,7 @@ impl<H> FixEndpoint<H> {
                 .trim_end_matches(']')
                 .to_string(),
             tls: None,
-            tcp: TcpOptions::default(),
+            dial: KernelDial::default(),
             config,
             store: StoreSpec::Memory,
             policy: Policy {
@@ -149,6 +151,31 @@ impl<H> FixEndpoint<H> {
             handler,
             greeted: false,
             closing: false,
+        }
+    }
+
+    /// Kernel socket options.
+    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
+        self.dial.options = options;
+        self
+    }
+}
+
+impl<H, D> FixEndpoint<H, D> {
+    /// Opens connections through `dial` (another network path, such as an AF_XDP stack).
+    pub fn with_dialer<D2: Dial>(self, dial: D2) -> FixEndpoint<H, D2> {
+        FixEndpoint {
+            host: self.host,
+            port: self.port,
+            server_name: self.server_name,
+            tls: self.tls,
+            dial,
+            config: self.config,
+            store: self.store,
+            policy: self.policy,
+            handler: self.handler,
+            greeted: self.greeted,
+            closing: self.closing,
         }
     }
 
@@ -163,12 +190,6 @@ impl<H> FixEndpoint<H> {
     /// restarts.
     pub fn with_file_store(mut self, dir: impl Into<PathBuf>) -> Self {
         self.store = StoreSpec::File(dir.into());
-        self
-    }
-
-    /// Socket options.
-    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
-        self.tcp = options;
         self
     }
 
@@ -193,15 +214,15 @@ fn now_from(mono: Instant) -> Now {
     Now::new(mono, SystemTime::now())
 }
 
-impl<H: FixHandler<C>, C> Endpoint<C> for FixEndpoint<H> {
-    type Target = FixConn;
+impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> {
+    type Target = FixConn<D::Stream>;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.host.clone(), self.port)
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<FixConn> {
-        let tcp = TcpStream::connect(addr, &self.tcp)?;
+    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<Self::Target> {
+        let tcp = self.dial.dial(addr)?;
         let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
         let mut config = self.config.clone();
         let store = match &self.store {
@@ -220,7 +241,7 @@ impl<H: FixHandler<C>, C> Endpoint<C> for FixEndpoint<H> {
         Ok(FixSession::new(stream, config, store, clock()))
     }
 
-    fn poll(&mut self, fix: &mut FixConn, ctx: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, fix: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
         let now = clock();
         if !self.greeted {
             self.greeted = true;
@@ -251,7 +272,7 @@ impl<H: FixHandler<C>, C> Endpoint<C> for FixEndpoint<H> {
         })
     }
 
-    fn on_timer(&mut self, fix: &mut FixConn, now: Instant, ctx: &mut C) -> io::Result<Flow> {
+    fn on_timer(&mut self, fix: &mut Self::Target, now: Instant, ctx: &mut C) -> io::Result<Flow> {
         let now = now_from(now);
         fix.on_timer(now)?;
         if fix.session().state() == State::Active

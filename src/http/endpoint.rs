@@ -30,13 +30,12 @@ use std::time::{Duration, Instant};
 
 use super::client::{HttpClient, HttpConfig};
 use super::error::HttpError;
-use super::pool::HttpConn;
 use super::request::{Body, Method, Request};
 use super::response::Response;
 use super::url::HttpUrl;
-use crate::service::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, KernelDial, Policy};
 use crate::stream::tls::{TlsConfig, TlsConnector};
-use crate::stream::{MaybeTls, TcpOptions, TcpStream};
+use crate::stream::{MaybeTls, TcpOptions};
 
 /// Extra header fields a [`RequestSpec`] may carry (they are lent to the writer from a stack
 /// array, so issuing a request does not allocate).
@@ -133,12 +132,15 @@ pub struct HttpStats {
 
 /// An [`Endpoint`] issuing a schedule of requests on one keep-alive connection: round-robin over
 /// the [`RequestSpec`]s, one per interval (or back to back), up to a pipeline depth in flight.
+///
+/// Connections are opened by the endpoint's [`Dial`]: kernel TCP unless
+/// [`HttpEndpoint::with_dialer`] says otherwise (an AF_XDP stack, say).
 #[derive(Debug)]
-pub struct HttpEndpoint<H> {
+pub struct HttpEndpoint<H, D = KernelDial> {
     url: HttpUrl,
     host: String,
     tls: Option<TlsConnector>,
-    tcp: TcpOptions,
+    dial: D,
     config: HttpConfig,
     policy: Policy,
     requests: Vec<RequestSpec>,
@@ -184,7 +186,7 @@ impl<H> HttpEndpoint<H> {
             host: parsed.host_header(),
             url: parsed,
             tls,
-            tcp: TcpOptions::default(),
+            dial: KernelDial::default(),
             config: HttpConfig::default(),
             policy: Policy::default(),
             requests,
@@ -198,15 +200,37 @@ impl<H> HttpEndpoint<H> {
         })
     }
 
+    /// Kernel socket options.
+    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
+        self.dial.options = options;
+        self
+    }
+}
+
+impl<H, D> HttpEndpoint<H, D> {
+    /// Opens connections through `dial` (another network path, such as an AF_XDP stack).
+    pub fn with_dialer<D2: Dial>(self, dial: D2) -> HttpEndpoint<H, D2> {
+        HttpEndpoint {
+            url: self.url,
+            host: self.host,
+            tls: self.tls,
+            dial,
+            config: self.config,
+            policy: self.policy,
+            requests: self.requests,
+            next: self.next,
+            interval: self.interval,
+            depth: self.depth,
+            timeout: self.timeout,
+            sent_at: self.sent_at,
+            stats: self.stats,
+            hook: self.hook,
+        }
+    }
+
     /// Uses `connector` for `https` (a venue's CA, a client certificate, the other backend).
     pub fn with_tls(mut self, connector: TlsConnector) -> Self {
         self.tls = Some(connector);
-        self
-    }
-
-    /// Socket options.
-    pub fn with_tcp(mut self, options: TcpOptions) -> Self {
-        self.tcp = options;
         self
     }
 
@@ -265,7 +289,11 @@ impl<H> HttpEndpoint<H> {
     }
 
     /// Sends requests while the pipeline has room (`fill`) or one request (`!fill`).
-    fn send_some(&mut self, conn: &mut HttpConn, fill: bool) -> io::Result<()> {
+    fn send_some<S: crate::stream::Stream>(
+        &mut self,
+        conn: &mut HttpClient<S>,
+        fill: bool,
+    ) -> io::Result<()> {
         while self.sent_at.len() < self.depth && conn.can_send() {
             let spec = &self.requests[self.next];
             with_request(spec, |req| conn.send(req)).map_err(io::Error::from)?;
@@ -300,15 +328,15 @@ fn with_request<T>(spec: &RequestSpec, f: impl FnOnce(&Request<'_>) -> T) -> T {
     })
 }
 
-impl<H: HttpHook<C>, C> Endpoint<C> for HttpEndpoint<H> {
-    type Target = HttpConn;
+impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
+    type Target = HttpClient<MaybeTls<D::Stream>>;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.url.host(), self.url.port())
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<HttpConn> {
-        let tcp = TcpStream::connect(addr, &self.tcp)?;
+    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<Self::Target> {
+        let tcp = self.dial.dial(addr)?;
         let tls = if self.url.is_secure() {
             self.tls.as_ref()
         } else {
@@ -323,7 +351,7 @@ impl<H: HttpHook<C>, C> Endpoint<C> for HttpEndpoint<H> {
         Ok(HttpClient::new(stream, self.host.clone(), config))
     }
 
-    fn poll(&mut self, conn: &mut HttpConn, ctx: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, conn: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
         loop {
             let response = match conn.poll_response() {
                 Ok(Some(r)) => r,
@@ -356,7 +384,12 @@ impl<H: HttpHook<C>, C> Endpoint<C> for HttpEndpoint<H> {
         self.hook.on_event(event, ctx);
     }
 
-    fn on_timer(&mut self, conn: &mut HttpConn, now: Instant, _ctx: &mut C) -> io::Result<Flow> {
+    fn on_timer(
+        &mut self,
+        conn: &mut Self::Target,
+        now: Instant,
+        _ctx: &mut C,
+    ) -> io::Result<Flow> {
         if let Some(&oldest) = self.sent_at.front() {
             if now.saturating_duration_since(oldest) >= self.timeout {
                 self.stats.timeouts += 1;

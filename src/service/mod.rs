@@ -218,6 +218,12 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
         }
     }
 
+    /// The lifecycle policy of endpoint `id`, to change it while running (stop reconnecting before
+    /// a shutdown, say).
+    pub fn policy_mut(&mut self, id: EndpointId) -> &mut Policy {
+        &mut self.slots[id.0].policy
+    }
+
     /// Lifecycle counters of endpoint `id`.
     pub fn stats(&self, id: EndpointId) -> &Stats {
         &self.slots[id.0].stats
