@@ -4,8 +4,6 @@
 //! session, make no heap allocation, counted by a global allocator.
 #![cfg(feature = "fix")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use hotwire::fix::codec::{
@@ -14,38 +12,9 @@ use hotwire::fix::codec::{
 use hotwire::fix::session::{Action, MemoryStore, Now, Session, State};
 use hotwire::fix::{SessionConfig, Version};
 
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
+mod alloc_counter;
 
-/// Counts allocations made on the current thread, then defers to the system allocator.
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is a thread-local `Cell` that
-// needs no allocation.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
+use alloc_counter::allocs;
 
 const T0: u64 = 1_709_214_307_000_000_000;
 

@@ -3,45 +3,14 @@
 //! bodies streamed into a caller's buffer make no heap allocation, counted by a global allocator.
 #![cfg(feature = "http")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, Read, Write};
 
 use hotwire::http::{HttpClient, HttpConfig, Request};
 use hotwire::stream::Stream;
 
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
+mod alloc_counter;
 
-/// Counts allocations made on the current thread, then defers to the system allocator.
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is a thread-local `Cell` that
-// needs no allocation.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
+use alloc_counter::allocs;
 
 /// An in-memory server: one canned response (cycling through `responses`) per request written,
 /// served at most 1400 bytes per read so responses straddle reads. Allocation-free once built.

@@ -12,8 +12,6 @@
 //! thread running the service is measured.
 #![cfg(all(feature = "ws", feature = "venue"))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -24,37 +22,9 @@ use hotwire::service::Flow;
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
 use hotwire::ws::{Frame, OpCode};
 
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
+mod alloc_counter;
 
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is a const-initialised
-// thread-local `Cell`, which needs no allocation.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
-}
+use alloc_counter::allocs;
 
 #[derive(Default)]
 struct Count {
