@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use super::net::BaseStream;
 use crate::fix::client::clock;
 use crate::fix::codec::{Decimal, MsgType};
 use crate::fix::orders::{ExecReport, NewOrder, Side};
 use crate::fix::session::{FileStore, MemoryStore, MessageStore, State};
 use crate::fix::{FixEvent, FixSession, SessionConfig, Version};
 use crate::select::Selectable;
-use crate::stream::{wait_fd, Stream, TcpOptions, TcpStream};
+use crate::stream::{wait_fd, Stream};
 
 /// Arguments of `hotwire fix`.
 #[derive(clap::Args, Debug)]
@@ -71,6 +72,9 @@ pub struct FixArgs {
     /// Give up when logon, the orders or the logout take longer than this many seconds each.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
+    /// The network path (kernel TCP, or `--xdp IFACE --local-ip A.B.C.D/NN`).
+    #[command(flatten)]
+    pub net: super::probe_net::ProbeNet,
 }
 
 /// Runs the probe; the exit code is 0 on success (see the [module documentation](self)).
@@ -105,8 +109,7 @@ fn probe(args: &FixArgs) -> Result<String, String> {
         .map_err(|e| format!("cannot resolve {}: {e}", args.addr))?
         .next()
         .ok_or_else(|| format!("{} resolves to no address", args.addr))?;
-    let tcp = TcpStream::connect(addr, &TcpOptions::default())
-        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let tcp = args.net.connect(addr)?;
     let mut config = SessionConfig::new(version, &args.sender, &args.target);
     config.reset_on_logon = args.reset;
     config.heartbeat_interval = Duration::from_secs(args.heartbeat.max(1));
@@ -129,10 +132,10 @@ fn probe(args: &FixArgs) -> Result<String, String> {
 
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 fn tls_stream(
-    tcp: TcpStream,
+    tcp: BaseStream,
     args: &FixArgs,
     host: &str,
-) -> Result<crate::stream::MaybeTls<TcpStream>, String> {
+) -> Result<crate::stream::MaybeTls<BaseStream>, String> {
     use crate::stream::tls::TlsConfig;
     let connector = if args.tls {
         let mut cfg = match &args.ca {
@@ -150,7 +153,7 @@ fn tls_stream(
 }
 
 #[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
-fn tls_stream(tcp: TcpStream, args: &FixArgs, _host: &str) -> Result<TcpStream, String> {
+fn tls_stream(tcp: BaseStream, args: &FixArgs, _host: &str) -> Result<BaseStream, String> {
     if args.tls {
         return Err("--tls needs a build with a TLS feature".into());
     }

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::http::{connect, Body, HttpConfig, HttpUrl, Method, Request, Response};
+use crate::http::{Body, HttpClient, HttpConfig, HttpUrl, Method, Request, Response};
 use crate::stream::tls::TlsConfig;
-use crate::stream::TcpOptions;
+use crate::stream::{wait_connected, MaybeTls};
 
 /// Arguments of `hotwire http`.
 #[derive(clap::Args, Debug, Clone)]
@@ -47,6 +47,9 @@ pub struct HttpArgs {
     /// Give up connecting, or waiting for one response, after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub timeout: f64,
+    /// The network path (kernel TCP, or `--xdp IFACE --local-ip A.B.C.D/NN`).
+    #[command(flatten)]
+    pub net: super::probe_net::ProbeNet,
 }
 
 /// Runs the probe; the exit code is 0 on success (see the [module documentation](self)).
@@ -100,12 +103,16 @@ fn probe(args: &HttpArgs) -> Result<(), String> {
     } else {
         None
     };
-    let tcp = TcpOptions {
-        connect_timeout: Some(timeout),
-        ..TcpOptions::default()
-    };
-    let mut conn = connect(&url, tls.as_ref(), &tcp, &HttpConfig::default(), timeout)
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(url.host(), url.port()))
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host()))?
+        .next()
+        .ok_or_else(|| format!("{} has no address", url.host()))?;
+    let base = args.net.connect(addr)?;
+    let mut stream =
+        MaybeTls::new(base, tls.as_ref(), url.host()).map_err(|e| format!("TLS: {e}"))?;
+    wait_connected(&mut stream, timeout)
         .map_err(|e| format!("connect to {}:{}: {e}", url.host(), url.port()))?;
+    let mut conn = HttpClient::new(stream, url.host_header(), HttpConfig::default());
     let repeat = args.repeat.max(1);
     let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
         .map_err(|e| format!("histogram: {e}"))?;

@@ -12,6 +12,8 @@ pub mod fix_probe;
 #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
 pub mod http_probe;
 pub mod net;
+#[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
+pub mod probe_net;
 pub mod replay;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod run;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::stream::{Stream, TcpOptions, TcpStream};
+use crate::stream::Stream;
 use crate::ws::{ClientRequest, IntoWebsocket, Message, Websocket, WsError, WsUrl};
 
 /// Arguments of `hotwire ws`.
@@ -45,18 +45,9 @@ pub struct WsArgs {
     /// Give up when no message arrives for this many seconds (default: wait forever).
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<f64>,
-    /// Connect over the AF_XDP stack on this interface instead of kernel TCP (feature `xdp`).
-    #[arg(long, value_name = "IFACE", requires = "local_ip")]
-    pub xdp: Option<String>,
-    /// The XDP stack's address, `A.B.C.D/NN` (with `--xdp`).
-    #[arg(long, value_name = "A.B.C.D/NN", requires = "xdp")]
-    pub local_ip: Option<String>,
-    /// The XDP stack's next hop for off-link servers (with `--xdp`).
-    #[arg(long, value_name = "IP", requires = "xdp")]
-    pub gateway: Option<std::net::Ipv4Addr>,
-    /// The interface queue the XDP socket binds (with `--xdp`; default 0).
-    #[arg(long, value_name = "N", requires = "xdp")]
-    pub queue: Option<u32>,
+    /// The network path (kernel TCP, or `--xdp IFACE --local-ip A.B.C.D/NN`).
+    #[command(flatten)]
+    pub net: super::probe_net::ProbeNet,
 }
 
 /// Runs the probe; the exit code is 0 on success (see the [module documentation](self)).
@@ -94,7 +85,7 @@ pub fn probe<W: std::io::Write>(args: &WsArgs, out: &mut W) -> Result<(), String
         .next()
         .ok_or_else(|| format!("{} has no address", url.host()))?;
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.0));
-    let tcp = base_stream(args, addr, connect_timeout)?;
+    let tcp = args.net.connect(addr)?;
     let req = request(args, url.clone())?;
     #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
     {
@@ -114,55 +105,6 @@ pub fn probe<W: std::io::Write>(args: &WsArgs, out: &mut W) -> Result<(), String
         }
         session(tcp, req, args, connect_timeout, out)
     }
-}
-
-/// Kernel TCP, or with `--xdp` a connection of a stack opened for this probe.
-#[cfg(feature = "xdp")]
-fn base_stream(
-    args: &WsArgs,
-    addr: std::net::SocketAddr,
-    connect_timeout: Duration,
-) -> Result<crate::stream::Either<TcpStream, crate::xdp::XdpStream>, String> {
-    use crate::stream::Either;
-    let Some(iface) = &args.xdp else {
-        return kernel_stream(addr, connect_timeout).map(Either::Left);
-    };
-    let cidr = args.local_ip.as_deref().unwrap_or_default();
-    let (ip, len) = crate::xdp::parse_cidr(cidr).map_err(|e| format!("--local-ip: {e}"))?;
-    let mut cfg = crate::xdp::XdpConfig::new(iface.clone(), ip, len);
-    cfg.gateway = args.gateway;
-    cfg.queue = args.queue.unwrap_or(0);
-    let stack = crate::xdp::XdpStack::open(&cfg).map_err(|e| format!("AF_XDP on {iface}: {e}"))?;
-    crate::xdp::XdpStream::connect(&stack, addr)
-        .map(Either::Right)
-        .map_err(|e| format!("connect to {addr} over XDP: {e}"))
-}
-
-/// Kernel TCP (this build has no `xdp` feature, so `--xdp` is refused).
-#[cfg(not(feature = "xdp"))]
-fn base_stream(
-    args: &WsArgs,
-    addr: std::net::SocketAddr,
-    connect_timeout: Duration,
-) -> Result<TcpStream, String> {
-    if args.xdp.is_some() {
-        return Err("--xdp needs a build with the `xdp` feature".into());
-    }
-    kernel_stream(addr, connect_timeout)
-}
-
-fn kernel_stream(
-    addr: std::net::SocketAddr,
-    connect_timeout: Duration,
-) -> Result<TcpStream, String> {
-    TcpStream::connect(
-        addr,
-        &TcpOptions {
-            connect_timeout: Some(connect_timeout),
-            ..TcpOptions::default()
-        },
-    )
-    .map_err(|e| format!("connect to {addr}: {e}"))
 }
 
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]

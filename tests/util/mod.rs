@@ -34,8 +34,18 @@ pub(crate) fn repo_root() -> PathBuf {
 /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it for a bound socket that
 /// is closed again). Another process can take it in between: launchers retry on a bind failure.
 pub(crate) fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    // The kernel may hand the same ephemeral port to two binds in a row once the first is closed;
+    // tests running in parallel threads must never share one, so remember what was handed out.
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls until a TCP connect to `addr` succeeds; panics after `timeout`.
