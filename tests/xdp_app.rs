@@ -1,5 +1,6 @@
 //! The appliance and the probe on the AF_XDP path (root, veth namespaces): a TLS WebSocket session
-//! over XDP to the Python `websockets` server, and the fallback to kernel TCP (no privilege, unknown
+//! over XDP to the Python `websockets` server, the HTTP and FIX probes over XDP to the venue, and the
+//! fallback to kernel TCP (no privilege, unknown
 //! interface, queue taken) with its log line, or a startup error with `fallback = false`.
 #![cfg(all(
     feature = "xdp",
@@ -288,4 +289,68 @@ fn fallback_to_kernel_tcp_or_startup_error() {
     let out = run(&ns, &config(dir.path(), &ns, "hwnone0", false), false);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown interface"));
+}
+
+/// The REST and FIX probes take the same `--xdp` path: a venue with its REST API and FIX acceptor
+/// in the server namespace, `hotwire http` and `hotwire fix` over AF_XDP in the client namespace.
+#[cfg(all(feature = "http", feature = "fix"))]
+#[test]
+fn http_and_fix_probes_over_xdp() {
+    if !util::require_root("the AF_XDP tests") {
+        return;
+    }
+    let ns = Netns::up_pair();
+    let mut cmd = in_netns(&ns.server_ns, HOTWIRE);
+    cmd.args(["venue", "--listen", &format!("{}:9001", ns.server_ip)])
+        .args(["--http-listen", &format!("{}:9080", ns.server_ip)])
+        .args(["--fix-listen", &format!("{}:9876", ns.server_ip)])
+        .stdout(Stdio::piped());
+    let mut venue = ChildGuard::spawn(&mut cmd);
+    let out = venue.child().stdout.take().expect("stdout");
+    let mut reader = BufReader::new(out);
+    let mut seen = String::new();
+    // The venue prints one line per service, the FIX acceptor's last.
+    while !seen.contains("fix://") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).expect("read") > 0,
+            "venue ended: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let xdp = |probe: &str| {
+        let mut cmd = in_netns(client_ns(&ns), HOTWIRE);
+        cmd.arg(probe)
+            .args(["--xdp", &ns.client_if])
+            .args(["--local-ip", &format!("{}/24", stack_ip(&ns))])
+            .env("RUST_LOG", "info");
+        cmd
+    };
+    let out = xdp("http")
+        .arg(format!("http://{}:9080/api/book?symbol=HWX", ns.server_ip))
+        .args(["--repeat", "50"])
+        .output()
+        .expect("run hotwire http");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "hotwire http failed: {stderr}");
+    assert!(stderr.contains("AF_XDP on"), "not over XDP: {stderr}");
+    assert!(stdout.starts_with("HTTP/1.1 200"), "{stdout}");
+    assert!(stdout.contains("\"symbol\":\"HWX\""), "{stdout}");
+    assert!(stdout.contains("50 requests on 1 connection"), "{stdout}");
+
+    let out = xdp("fix")
+        .arg(format!("{}:9876", ns.server_ip))
+        .args(["--sender", "HW", "--target", "VENUE", "--orders", "200"])
+        .output()
+        .expect("run hotwire fix");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "hotwire fix failed: {stderr}");
+    assert!(stderr.contains("AF_XDP on"), "not over XDP: {stderr}");
+    assert!(stdout.contains("200 execution reports"), "{stdout}");
 }
