@@ -36,6 +36,8 @@
 pub mod select;
 pub mod service;
 pub mod stream;
+#[cfg(any(feature = "ws", feature = "http"))]
+pub mod url;
 
 #[cfg(feature = "fix")]
 pub mod fix;

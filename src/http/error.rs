@@ -197,29 +197,4 @@ pub enum UsageError {
     Failed,
 }
 
-/// Why a URL was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum UrlError {
-    /// Not `http://` or `https://`.
-    #[error("scheme must be http or https")]
-    Scheme,
-    /// Empty host.
-    #[error("missing host")]
-    Host,
-    /// A bracketed IPv6 literal that does not parse.
-    #[error("invalid IPv6 literal")]
-    Ipv6,
-    /// A port that is not a number in 1..=65535.
-    #[error("invalid port")]
-    Port,
-    /// Whitespace, control bytes or userinfo (`user@`), which are not supported.
-    #[error("invalid character (whitespace, control, or userinfo)")]
-    Character,
-    /// Longer than the limit.
-    #[error("URL longer than {max} bytes")]
-    TooLong {
-        /// The limit.
-        max: usize,
-    },
-}
+pub use crate::url::UrlError;

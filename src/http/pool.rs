@@ -42,7 +42,11 @@ pub fn connect(
 ) -> Result<HttpConn, HttpError> {
     let tls = match (url.is_secure(), tls) {
         (true, Some(c)) => Some(c),
-        (true, None) => return Err(HttpError::Url(super::error::UrlError::Scheme)),
+        (true, None) => {
+            return Err(HttpError::Url(super::error::UrlError::Scheme {
+                expected: "http:// (https:// needs a TLS connector)",
+            }))
+        }
         (false, _) => None,
     };
     let mut last = None;

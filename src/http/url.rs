@@ -7,7 +7,6 @@
 //! (RFC 9112 §3.2), the bare host for TLS server names, the target with its query.
 
 use std::fmt;
-use std::net::Ipv6Addr;
 
 use super::error::UrlError;
 
@@ -29,61 +28,22 @@ pub struct HttpUrl {
 impl HttpUrl {
     /// Parses `url`. A fragment (`#...`) is dropped: it is never sent (RFC 9110 §4.2.5).
     pub fn parse(url: &str) -> Result<HttpUrl, UrlError> {
-        if url.len() > MAX_URL_LEN {
-            return Err(UrlError::TooLong { max: MAX_URL_LEN });
-        }
-        if url.bytes().any(|b| b <= b' ' || b == 0x7F) {
-            return Err(UrlError::Character);
-        }
-        let (secure, rest) = match url.split_once("://") {
-            Some((s, rest)) if s.eq_ignore_ascii_case("http") => (false, rest),
-            Some((s, rest)) if s.eq_ignore_ascii_case("https") => (true, rest),
-            _ => return Err(UrlError::Scheme),
-        };
-        let rest = rest.split('#').next().unwrap_or("");
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, target) = rest.split_at(split);
-        if authority.contains('@') {
-            return Err(UrlError::Character);
-        }
-        let (host, ipv6, port) = if let Some(after) = authority.strip_prefix('[') {
-            let (lit, tail) = after.split_once(']').ok_or(UrlError::Ipv6)?;
-            lit.parse::<Ipv6Addr>().map_err(|_| UrlError::Ipv6)?;
-            let port = match tail {
-                "" => None,
-                t => Some(t.strip_prefix(':').ok_or(UrlError::Port)?),
-            };
-            (lit, true, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, false, Some(p)),
-                None => (authority, false, None),
-            }
-        };
-        if host.is_empty() || (!ipv6 && host.contains([':', '[', ']'])) {
-            return Err(UrlError::Host);
-        }
-        let default = if secure { 443 } else { 80 };
-        let port = match port {
-            // "http://host:/" is allowed by RFC 3986 and means the default port.
-            None | Some("") => default,
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
-                Ok(p) if p != 0 => p,
-                _ => return Err(UrlError::Port),
+        let parts = crate::url::split(
+            url,
+            MAX_URL_LEN,
+            &crate::url::Schemes {
+                names: ("http", "https"),
+                expected: "http:// or https://",
+                ports: (80, 443),
+                empty_port_is_default: true,
             },
-            Some(_) => return Err(UrlError::Port),
-        };
-        let target = if target.starts_with('/') {
-            target.to_owned()
-        } else {
-            format!("/{target}")
-        };
+        )?;
         Ok(HttpUrl {
-            secure,
-            host: host.to_ascii_lowercase(),
-            ipv6,
-            port,
-            target,
+            secure: parts.secure,
+            host: parts.host.to_ascii_lowercase(),
+            ipv6: parts.ipv6,
+            port: parts.port,
+            target: parts.target,
         })
     }
 
@@ -193,8 +153,18 @@ mod tests {
     #[test]
     fn refuses_bad_urls() {
         let bad = [
-            ("ftp://x/", UrlError::Scheme),
-            ("example.com/", UrlError::Scheme),
+            (
+                "ftp://x/",
+                UrlError::Scheme {
+                    expected: "http:// or https://",
+                },
+            ),
+            (
+                "example.com/",
+                UrlError::Scheme {
+                    expected: "http:// or https://",
+                },
+            ),
             ("http:///x", UrlError::Host),
             ("http://[::1/", UrlError::Ipv6),
             ("http://[zz::1]/", UrlError::Ipv6),

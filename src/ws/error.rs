@@ -155,34 +155,7 @@ pub enum HandshakeError {
     Eof,
 }
 
-/// Why a URL was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum UrlError {
-    /// The scheme is not `ws` or `wss`.
-    #[error("scheme must be ws:// or wss://")]
-    Scheme,
-    /// No host.
-    #[error("missing host")]
-    Host,
-    /// The port is not a number in 1..=65535.
-    #[error("invalid port")]
-    Port,
-    /// An IPv6 literal without its closing bracket or with a bad address.
-    #[error("invalid IPv6 literal")]
-    Ipv6,
-    /// Whitespace, control characters or user info in the URL.
-    #[error("invalid character in URL")]
-    Character,
-    /// Longer than the configured limit.
-    #[error("URL of {len} bytes exceeds the limit of {max}")]
-    TooLong {
-        /// The URL's length.
-        len: usize,
-        /// The configured limit.
-        max: usize,
-    },
-}
+pub use crate::url::UrlError;
 
 /// A call the client refused without touching the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

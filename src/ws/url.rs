@@ -6,7 +6,6 @@
 //! server name for TLS), and the length limit is the caller's, not a constant.
 
 use std::fmt;
-use std::net::Ipv6Addr;
 
 use super::error::UrlError;
 
@@ -35,70 +34,22 @@ impl WsUrl {
     ///
     /// A fragment (`#...`) is dropped, as §3 requires it never to be sent.
     pub fn parse_with_limit(url: &str, max_len: usize) -> Result<WsUrl, UrlError> {
-        if url.len() > max_len {
-            return Err(UrlError::TooLong {
-                len: url.len(),
-                max: max_len,
-            });
-        }
-        if url.bytes().any(|b| b <= b' ' || b == 0x7F) {
-            return Err(UrlError::Character);
-        }
-        let (secure, rest) = match url.split_once("://") {
-            Some((s, rest)) if s.eq_ignore_ascii_case("ws") => (false, rest),
-            Some((s, rest)) if s.eq_ignore_ascii_case("wss") => (true, rest),
-            _ => return Err(UrlError::Scheme),
-        };
-        let rest = rest.split('#').next().unwrap_or("");
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, resource) = rest.split_at(split);
-        if authority.contains('@') {
-            return Err(UrlError::Character);
-        }
-        let (host, ipv6, port) = if let Some(after) = authority.strip_prefix('[') {
-            let (lit, tail) = after.split_once(']').ok_or(UrlError::Ipv6)?;
-            lit.parse::<Ipv6Addr>().map_err(|_| UrlError::Ipv6)?;
-            let port = match tail {
-                "" => None,
-                t => Some(t.strip_prefix(':').ok_or(UrlError::Port)?),
-            };
-            (lit, true, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, false, Some(p)),
-                None => (authority, false, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(UrlError::Host);
-        }
-        let port = match port {
-            None => {
-                if secure {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                match p.parse::<u16>() {
-                    Ok(p) if p != 0 => p,
-                    _ => return Err(UrlError::Port),
-                }
-            }
-            Some(_) => return Err(UrlError::Port),
-        };
-        let resource = if resource.starts_with('/') {
-            resource.to_owned()
-        } else {
-            format!("/{resource}")
-        };
+        let parts = crate::url::split(
+            url,
+            max_len,
+            &crate::url::Schemes {
+                names: ("ws", "wss"),
+                expected: "ws:// or wss://",
+                ports: (80, 443),
+                empty_port_is_default: false,
+            },
+        )?;
         Ok(WsUrl {
-            secure,
-            host: host.to_owned(),
-            ipv6,
-            port,
-            resource,
+            secure: parts.secure,
+            host: parts.host.to_owned(),
+            ipv6: parts.ipv6,
+            port: parts.port,
+            resource: parts.target,
         })
     }
 
@@ -204,8 +155,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls() {
-        assert_eq!(WsUrl::parse("http://a/"), Err(UrlError::Scheme));
-        assert_eq!(WsUrl::parse("ws:/a"), Err(UrlError::Scheme));
+        assert_eq!(
+            WsUrl::parse("http://a/"),
+            Err(UrlError::Scheme {
+                expected: "ws:// or wss://"
+            })
+        );
+        assert_eq!(
+            WsUrl::parse("ws:/a"),
+            Err(UrlError::Scheme {
+                expected: "ws:// or wss://"
+            })
+        );
         assert_eq!(WsUrl::parse("ws:///x"), Err(UrlError::Host));
         assert_eq!(WsUrl::parse("ws://a:0/"), Err(UrlError::Port));
         assert_eq!(WsUrl::parse("ws://a:65536/"), Err(UrlError::Port));
