@@ -18,6 +18,26 @@ fn have_openssl() -> bool {
     util::require_peer("openssl", &util::system_bin("openssl"))
 }
 
+/// Trusts the test CA only, through `backend`.
+fn trusting(pki: &TestPki, backend: TlsBackend) -> TlsConfig {
+    TlsConfig {
+        backend,
+        ..TlsConfig::with_ca_file(&pki.ca_pem)
+    }
+}
+
+/// An `s_server -rev` with `cert`/`key` serving one connection, and a client session to it for
+/// `name` through `config`, not polled yet.
+fn start(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    name: &str,
+    config: &TlsConfig,
+) -> (util::ChildGuard, TlsStream<TcpStream>) {
+    let (server, port) = util::s_server(cert, key, util::TlsVersion::Any, 1, &[]);
+    (server, connect(port, name, config).unwrap())
+}
+
 fn connect(port: u16, name: &str, config: &TlsConfig) -> io::Result<TlsStream<TcpStream>> {
     let connector = config.build()?;
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -85,18 +105,12 @@ fn ip_address_server_names_are_verified() {
     }
     let pki = TestPki::new();
     for backend in BACKENDS {
-        let (_server, port) = util::s_server(
+        let (_server, mut s) = start(
             &pki.server_cert,
             &pki.server_key,
-            util::TlsVersion::Any,
-            1,
-            &[],
+            "127.0.0.1",
+            &trusting(&pki, backend),
         );
-        let config = TlsConfig {
-            backend,
-            ..TlsConfig::with_ca_file(&pki.ca_pem)
-        };
-        let mut s = connect(port, "127.0.0.1", &config).unwrap();
         wait_connected(&mut s, T).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
         assert_eq!(exchange(&mut s, "by address"), reversed("by address"));
     }
@@ -166,18 +180,12 @@ fn writes_before_the_handshake_are_queued_and_sent_in_order() {
     }
     let pki = TestPki::new();
     for backend in BACKENDS {
-        let (_server, port) = util::s_server(
+        let (_server, mut s) = start(
             &pki.server_cert,
             &pki.server_key,
-            util::TlsVersion::Any,
-            1,
-            &[],
+            "localhost",
+            &trusting(&pki, backend),
         );
-        let config = TlsConfig {
-            backend,
-            ..TlsConfig::with_ca_file(&pki.ca_pem)
-        };
-        let mut s = connect(port, "localhost", &config).unwrap();
         // Nothing has been polled yet: the TCP connect may still be in progress.
         assert!(!s.is_established());
         let mut early: &[u8] = b"first\nsecond\n";
