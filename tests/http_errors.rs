@@ -304,3 +304,28 @@ fn pool_retries_idempotent_requests_only() {
     assert_eq!(pool.stats().retries, 0, "a POST is never sent twice");
     handle.join().unwrap();
 }
+
+#[test]
+fn endless_interim_responses_are_refused() {
+    // Sixteen interim responses are tolerated before a final one; the seventeenth is an error, so
+    // a peer cannot keep a request in its head phase forever.
+    let mut ok = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(16);
+    ok.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let (addr, server) = server(1, move |_, s| {
+        if read_request(s).is_some() {
+            let _ = s.write_all(&ok);
+        }
+    });
+    let mut c = client(addr, HttpConfig::default());
+    let r = c
+        .request(&Request::get("/"), T)
+        .expect("16 interim responses then 200");
+    assert_eq!((r.status(), r.body()), (200, &b"ok"[..]));
+    drop(c);
+    server.join().unwrap();
+    let seventeen: &'static [u8] = b"HTTP/1.1 102 Processing\r\n\r\n".repeat(17).leak();
+    match error_for(seventeen, false, HttpConfig::default()) {
+        HttpError::TooManyInterim { max: 16 } => {}
+        other => panic!("expected TooManyInterim, got {other:?}"),
+    }
+}

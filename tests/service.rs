@@ -417,3 +417,52 @@ fn different_endpoint_kinds_share_one_service() {
     ));
     assert_eq!(seen.connected.get("listener"), Some(&1));
 }
+
+/// An endpoint that always has more work: it never drains and asks to be polled again.
+struct Spinner {
+    port: u16,
+    polls: u64,
+}
+
+impl Endpoint<Seen> for Spinner {
+    type Target = TcpStream;
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new("127.0.0.1", self.port)
+    }
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<TcpStream> {
+        TcpStream::connect(addr, &TcpOptions::default())
+    }
+    fn poll(&mut self, _: &mut TcpStream, _: &mut Seen) -> io::Result<Flow> {
+        self.polls += 1;
+        Ok(Flow::More)
+    }
+}
+
+#[test]
+fn an_endpoint_with_more_work_is_polled_again_without_starving_the_others() {
+    use hotwire::service::Mixed;
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    service.register(Mixed::A(Pinger::new(
+        "pinger",
+        "127.0.0.1",
+        server.addr.port(),
+    )));
+    let spinner = service.register(Mixed::B(Spinner {
+        port: server.addr.port(),
+        polls: 0,
+    }));
+    let mut seen = Seen::default();
+    // The pinger's timer keeps firing and its echoes keep arriving while the spinner, which never
+    // becomes readable, is polled on every round because it asked for more.
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |_, s| s.echoed.get("pinger").copied().unwrap_or(0) >= 100
+    ));
+    let Mixed::B(spinner) = service.endpoint(spinner) else {
+        unreachable!()
+    };
+    assert!(spinner.polls > 100, "polled {} times", spinner.polls);
+}

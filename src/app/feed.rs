@@ -200,7 +200,7 @@ impl<C> Endpoint<C> for WsFeed {
     }
 
     fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> io::Result<Flow> {
-        loop {
+        for _ in 0..crate::service::ws::FRAMES_PER_POLL {
             let frame = match ws.receive() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(Flow::Continue),
@@ -219,6 +219,7 @@ impl<C> Endpoint<C> for WsFeed {
                 _ => {}
             }
         }
+        Ok(Flow::More)
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {

@@ -33,8 +33,8 @@ pub struct FixArgs {
     /// BeginString: FIX.4.2, FIX.4.4 or FIXT.1.1 (FIX 5.0 SP2 applications).
     #[arg(long, default_value = "FIX.4.4")]
     pub begin_string: String,
-    /// How many orders to send.
-    #[arg(long, default_value_t = 100)]
+    /// How many orders to send (at most 10,000,000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     pub orders: u64,
     /// Orders outstanding at most (1: one at a time, the cleanest round-trip figure).
     #[arg(long, default_value_t = 1)]
@@ -175,7 +175,7 @@ fn drive<S: Stream, M: MessageStore>(
     args: &FixArgs,
     price: Decimal,
 ) -> Result<String, String> {
-    let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
+    let timeout = super::seconds_arg("--timeout", args.timeout)?.max(Duration::from_millis(1));
     let deadline = Instant::now() + timeout;
     while !fix.poll_connect().map_err(|e| format!("logon: {e}"))? {
         if Instant::now() >= deadline {

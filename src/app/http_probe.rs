@@ -89,7 +89,7 @@ fn probe(args: &HttpArgs) -> Result<(), String> {
         headers: &headers,
         body,
     };
-    let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
+    let timeout = super::seconds_arg("--timeout", args.timeout)?.max(Duration::from_millis(1));
     let tls = if url.is_secure() {
         let mut cfg = match &args.ca {
             Some(ca) => TlsConfig::with_ca_file(ca),

@@ -27,3 +27,13 @@ pub(crate) mod venue_fix;
 pub mod venue_http;
 #[cfg(feature = "ws")]
 pub mod ws_probe;
+
+/// A command-line duration in seconds: finite, not negative, at most a year.
+pub fn seconds_arg(flag: &str, secs: f64) -> Result<std::time::Duration, String> {
+    if !(0.0..=365.0 * 86400.0).contains(&secs) {
+        return Err(format!(
+            "{flag} {secs}: expected seconds between 0 and a year"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}

@@ -76,7 +76,18 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run_config(&config, args.duration.map(Duration::from_secs_f64), true) {
+    let duration = match args
+        .duration
+        .map(|d| super::seconds_arg("--duration", d))
+        .transpose()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hotwire run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_config(&config, duration, true) {
         Ok(report) => {
             print_report(&report);
             let json = args.json.clone().or_else(|| config.stats.json.clone());

@@ -232,6 +232,11 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
+/// The highest feed rate a client may ask for, messages per second.
+const MAX_RATE: u64 = 1_000_000;
+/// The largest feed message a client may ask for, bytes.
+const MAX_MESSAGE_SIZE: usize = 1 << 20;
+
 #[derive(Debug, Clone, Copy)]
 struct FeedDefaults {
     rate: u64,
@@ -445,8 +450,13 @@ fn feed<S: Socket>(
     stop: &AtomicBool,
     stats: &VenueStats,
 ) -> io::Result<()> {
-    let rate: u64 = query_param(query, "rate").unwrap_or(defaults.rate).max(1);
-    let size: usize = query_param(query, "size").unwrap_or(defaults.size);
+    // Bounded, so no client can make the venue allocate or loop without limit.
+    let rate: u64 = query_param(query, "rate")
+        .unwrap_or(defaults.rate)
+        .clamp(1, MAX_RATE);
+    let size: usize = query_param(query, "size")
+        .unwrap_or(defaults.size)
+        .min(MAX_MESSAGE_SIZE);
     let count: Option<u64> = query_param(query, "count");
     // Reads wait at most 1 ms: they double as the pacing sleep.
     ws.get_ref()

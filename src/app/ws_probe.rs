@@ -84,7 +84,7 @@ pub fn probe<W: std::io::Write>(args: &WsArgs, out: &mut W) -> Result<(), String
         .map_err(|e| format!("cannot resolve {}: {e}", url.host()))?
         .next()
         .ok_or_else(|| format!("{} has no address", url.host()))?;
-    let connect_timeout = Duration::from_secs_f64(args.connect_timeout.max(0.0));
+    let connect_timeout = super::seconds_arg("--connect-timeout", args.connect_timeout)?;
     let tcp = args.net.connect(addr)?;
     let req = request(args, url.clone())?;
     #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
@@ -136,7 +136,8 @@ fn session<S: Stream, W: std::io::Write>(
     let mut received = 0u64;
     let idle = args
         .idle_timeout
-        .map(|s| Duration::from_secs_f64(s.max(0.0)));
+        .map(|s| super::seconds_arg("--idle-timeout", s))
+        .transpose()?;
     let mut last = Instant::now();
     loop {
         if args.count.is_some_and(|n| received >= n) {

@@ -698,11 +698,19 @@ impl RawEndpoint {
                         ))
                     }
                 };
-                let positive = |v: &Option<Spanned<f64>>, key: &str, default: f64| match v {
+                // Orders carry six decimals and an i64 mantissa; rates are orders per second.
+                let within = |v: &Option<Spanned<f64>>,
+                              key: &str,
+                              default: f64,
+                              (lo, hi): (f64, f64)| match v {
                     None => Ok(default),
-                    Some(x) if x.get_ref().is_finite() && *x.get_ref() > 0.0 => Ok(*x.get_ref()),
-                    Some(x) => Err(loc.at(x, format!("endpoint {name:?}: {key} must be above 0"))),
+                    Some(x) if (lo..=hi).contains(x.get_ref()) => Ok(*x.get_ref()),
+                    Some(x) => Err(loc.at(
+                        x,
+                        format!("endpoint {name:?}: {key} must be within {lo}..={hi}"),
+                    )),
                 };
+                let amount = (1e-6, 9e12);
                 EndpointKind::Fix(FixSettings {
                     sender: f.sender.get_ref().clone(),
                     target: f.target.get_ref().clone(),
@@ -715,11 +723,11 @@ impl RawEndpoint {
                     order_rate: f
                         .order_rate
                         .as_ref()
-                        .map(|_| positive(&f.order_rate, "order_rate", 1.0))
+                        .map(|_| within(&f.order_rate, "order_rate", 1.0, (0.001, 1e6)))
                         .transpose()?,
                     symbol: f.symbol.clone().unwrap_or_else(|| "HWX".into()),
-                    quantity: positive(&f.quantity, "quantity", 1.0)?,
-                    price: positive(&f.price, "price", 100.0)?,
+                    quantity: within(&f.quantity, "quantity", 1.0, amount)?,
+                    price: within(&f.price, "price", 100.0, amount)?,
                 })
             }
         })

@@ -529,3 +529,19 @@ fn bad_fix_begin_string() {
         "unsupported begin_string",
     );
 }
+
+#[test]
+fn fix_order_values_are_bounded() {
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = { sender = \"a\", target = \"b\", order_rate = 1e-20 }\n",
+        4,
+        50,
+        "order_rate must be within",
+    );
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = { sender = \"a\", target = \"b\", price = 1e-7 }\n",
+        4,
+        45,
+        "price must be within",
+    );
+}

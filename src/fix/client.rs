@@ -369,6 +369,9 @@ impl<S: Stream, M: MessageStore> Selectable for FixSession<S, M> {
     }
 
     fn read_pending(&self) -> bool {
-        self.rend > self.rstart || self.stream.read_pending()
+        // A whole message (or a framing error to report) is buffered; a partial one waits for the
+        // descriptor, or a caller that sleeps only when nothing is pending would spin.
+        let buffered = &self.rbuf[self.rstart..self.rend];
+        !matches!(frame_len(buffered, self.max_message), Ok(None)) || self.stream.read_pending()
     }
 }

@@ -31,6 +31,9 @@ use super::response::{parse_decimal, parse_head, FieldSpan, Head, Limits, Respon
 use crate::select::Selectable;
 use crate::stream::{would_block, Stream};
 
+/// The most interim (1xx) responses accepted before a final response.
+pub const MAX_INTERIM: u32 = 16;
+
 /// Settings of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -100,6 +103,8 @@ pub struct HttpClient<S> {
     start: usize,
     filled: usize,
     fields: Vec<FieldSpan>,
+    /// Interim (1xx) responses seen before the current final one.
+    interim: u32,
     queue: VecDeque<Expect>,
     phase: Phase,
     done: Option<Done>,
@@ -141,6 +146,7 @@ impl<S: Stream> HttpClient<S> {
             start: 0,
             filled: 0,
             fields: Vec::with_capacity(config.limits.max_headers),
+            interim: 0,
             queue: VecDeque::with_capacity(max_in_flight),
             phase: Phase::Head,
             done: None,
@@ -375,10 +381,16 @@ impl<S: Stream> HttpClient<S> {
                         return Ok(false);
                     };
                     if (100..200).contains(&head.status) {
-                        // Interim responses precede the final one (RFC 9110 §15.2).
+                        // Interim responses precede the final one (RFC 9110 §15.2); a bounded
+                        // number of them, so a peer cannot keep the head phase going forever.
+                        self.interim += 1;
+                        if self.interim > MAX_INTERIM {
+                            return Err(HttpError::TooManyInterim { max: MAX_INTERIM });
+                        }
                         self.start += head.len;
                         continue;
                     }
+                    self.interim = 0;
                     if let Some(name) = &self.config.correlation_header {
                         let got = Response::new(head, input, &self.fields, &[], 0)
                             .header(name)

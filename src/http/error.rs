@@ -19,6 +19,13 @@ pub enum HttpError {
     /// The response head is not valid HTTP/1.x (RFC 9112 §2–§5).
     #[error("malformed response head: {0}")]
     Head(#[from] httparse::Error),
+    /// More interim (1xx) responses before a final one than [`MAX_INTERIM`](super::client::MAX_INTERIM):
+    /// a peer that could otherwise hold the connection in its head phase forever.
+    #[error("more than {max} interim (1xx) responses to one request")]
+    TooManyInterim {
+        /// The limit.
+        max: u32,
+    },
     /// The response head is larger than [`Limits::max_head`](super::Limits::max_head) bytes.
     #[error("response head exceeds {max} bytes")]
     HeadTooLarge {

@@ -117,6 +117,10 @@ pub enum Flow {
     Continue,
     /// Close it (reported as [`Disconnect::Requested`], then the policy decides about reconnecting).
     Close,
+    /// Keep it, and poll it again on the next round whatever the selector says: the endpoint
+    /// stopped before draining (a per-poll budget), so one busy connection cannot starve the
+    /// others of their turn and timers.
+    More,
 }
 
 /// A connection factory with the application logic that runs on the connection.
@@ -140,8 +144,9 @@ pub trait Endpoint<C = ()> {
     fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> io::Result<Self::Target>;
 
     /// Handles traffic. Called after readiness events (and on every poll with a busy-poll
-    /// selector). **Must drain**: read until the target returns `WouldBlock`, because readiness is
-    /// edge-triggered. An `Err` disconnects this endpoint only.
+    /// selector). **Must drain** — read until the target returns `WouldBlock`, because readiness is
+    /// edge-triggered — or return [`Flow::More`] to be polled again next round. An `Err`
+    /// disconnects this endpoint only.
     fn poll(&mut self, target: &mut Self::Target, ctx: &mut C) -> io::Result<Flow>;
 
     /// Connection lifecycle notifications. The default does nothing.

@@ -336,6 +336,10 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
                 slot.ready = false;
                 result = handler(target, &mut slot.endpoint, ctx);
             }
+            if let Ok(Flow::More) = result {
+                slot.ready = true;
+                result = Ok(Flow::Continue);
+            }
             if let (Ok(Flow::Continue), Some(due)) = (&result, *next_timer) {
                 if now >= due {
                     *next_timer = slot.policy.timer.map(|t| now + t);
@@ -347,7 +351,11 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
                 .max_lifetime
                 .is_some_and(|life| now.duration_since(*since) >= life);
             let reason = match result {
-                Ok(Flow::Continue) if lifetime_over => Disconnect::Lifetime,
+                Ok(Flow::Continue | Flow::More) if lifetime_over => Disconnect::Lifetime,
+                Ok(Flow::More) => {
+                    slot.ready = true;
+                    continue;
+                }
                 Ok(Flow::Continue) => continue,
                 Ok(Flow::Close) => Disconnect::Requested,
                 Err(e) => Disconnect::Error(e),

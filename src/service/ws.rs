@@ -38,6 +38,9 @@ use crate::stream::tls::{TlsConfig, TlsConnector};
 use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
 use crate::ws::{into_io, ClientRequest, Frame, Websocket, WsConfig, WsError, WsUrl};
 
+/// Frames handled per poll before the other endpoints get their turn ([`Flow::More`]).
+pub const FRAMES_PER_POLL: usize = 1024;
+
 /// The connection a [`WsEndpoint`] runs: WebSocket over the dialer's stream (kernel TCP by
 /// default), with TLS for `wss`.
 pub type WsConn<S = TcpStream> = Websocket<MaybeTls<S>>;
@@ -169,7 +172,7 @@ impl<H: WsHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for WsEndpoint<H, D> {
     }
 
     fn poll(&mut self, ws: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
-        loop {
+        for _ in 0..FRAMES_PER_POLL {
             match ws.receive() {
                 Ok(Some(frame)) => {
                     if self.handler.on_frame(frame, ctx)? == Flow::Close {
@@ -180,6 +183,7 @@ impl<H: WsHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for WsEndpoint<H, D> {
                 Err(e) => return Err(into_io(e)),
             }
         }
+        Ok(Flow::More)
     }
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {

@@ -117,6 +117,8 @@ pub struct KtlsStream {
     established: bool,
     send_offload: bool,
     recv_offload: bool,
+    /// [`KtlsMode::Require`] and the session was not offloaded: every call fails.
+    refused: bool,
 }
 
 impl std::fmt::Debug for KtlsStream {
@@ -170,6 +172,7 @@ impl KtlsStream {
             established: false,
             send_offload: false,
             recv_offload: false,
+            refused: false,
         })
     }
 
@@ -221,6 +224,15 @@ impl KtlsStream {
 
 impl Stream for KtlsStream {
     fn poll_connect(&mut self) -> io::Result<bool> {
+        if self.refused {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                KtlsError::NotActivated {
+                    send: self.send_offload,
+                    recv: self.recv_offload,
+                },
+            ));
+        }
         if self.established {
             return Ok(true);
         }
@@ -254,6 +266,7 @@ impl Stream for KtlsStream {
                 recv: self.recv_offload,
             };
             if self.mode == KtlsMode::Require {
+                self.refused = true;
                 return Err(io::Error::new(io::ErrorKind::Unsupported, e));
             }
             log::info!("kTLS: {e}; continuing in user space");

@@ -510,7 +510,7 @@ impl<'a> Fields<'a> {
         let tag = tag.number();
         let mut buf = self.buf;
         // Compare the tag's digits in place instead of parsing every tag.
-        let mut digits = [0u8; 10];
+        let mut digits = [0u8; 11];
         let n = {
             let mut tmp = [0u8; 20];
             let n = super::value::write_u64(u64::from(tag), &mut tmp);

@@ -226,7 +226,15 @@ pub enum SessionError {
     /// Application messages can only be sent while [`State::Active`]; nothing was sent.
     #[error("session not active")]
     NotActive,
+    /// Output not yet taken by the stream passed [`MAX_QUEUED_OUTPUT`]: the counterparty asks for
+    /// resends faster than it reads them. The session logs out.
+    #[error("more than {MAX_QUEUED_OUTPUT} bytes of output queued (resend requests not read)")]
+    OutputOverflow,
 }
+
+/// The most output a session queues before the stream takes it. Only resends can come near it; a
+/// counterparty that requests them without reading is logged out rather than let grow memory.
+pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
 
 /// The session state machine, over a [`MessageStore`].
 #[derive(Debug)]
@@ -587,8 +595,21 @@ impl<M: MessageStore> Session<M> {
         }
     }
 
-    /// Serves a ResendRequest from the store.
+    /// Serves a ResendRequest from the store, as long as the queued output stays under
+    /// [`MAX_QUEUED_OUTPUT`] (beyond it: Logout and [`SessionError::OutputOverflow`]).
     fn serve_resend(&mut self, now: Now, msg: &Message<'_>) -> Result<(), SessionError> {
+        self.serve_resend_bounded(now, msg).or_else(|e| match e {
+            SessionError::OutputOverflow => {
+                // The Logout queues behind what is already there: a partly written message must
+                // not be cut.
+                self.send_logout(now, Some(b"resend requests not read: output limit reached"))?;
+                Err(SessionError::OutputOverflow)
+            }
+            other => Err(other),
+        })
+    }
+
+    fn serve_resend_bounded(&mut self, now: Now, msg: &Message<'_>) -> Result<(), SessionError> {
         let next = self.store.next_sender_seq();
         let begin = msg.u64(Tag::BeginSeqNo)?.max(1);
         let end = match msg.u64(Tag::EndSeqNo)? {
@@ -621,6 +642,9 @@ impl<M: MessageStore> Session<M> {
                 enc.bytes(f.tag, f.value);
             }
             self.out.extend_from_slice(enc.finish()?);
+            if self.out.len() - self.out_pos > MAX_QUEUED_OUTPUT {
+                return Err(SessionError::OutputOverflow);
+            }
         }
         if let Some(start) = gap_start {
             gap_fill(&mut self.enc, &self.config, start, end + 1, now)?;

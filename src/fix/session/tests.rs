@@ -501,3 +501,37 @@ impl PartialEq for SessionError {
         format!("{self:?}") == format!("{other:?}")
     }
 }
+
+#[test]
+fn resend_requests_never_read_end_in_a_logout_not_in_unbounded_memory() {
+    let mut s = Script::fix44().logged_on();
+    for i in 0..2_000 {
+        s.order(1.0, &format!("order-{i}"));
+    }
+    s.sent();
+    // The counterparty keeps asking for everything and never reads: the queued output would grow
+    // by the whole history per request.
+    let mut result = Ok(Action::Handled);
+    for i in 0..2_000 {
+        result = s.feed(2.0 + f64::from(i) * 0.001, MsgType::ResendRequest, |e| {
+            e.u64(Tag::BeginSeqNo, 1).u64(Tag::EndSeqNo, 0);
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(
+        matches!(result, Err(SessionError::OutputOverflow)),
+        "{result:?}"
+    );
+    let queued = s.session.pending().len();
+    assert!(
+        queued <= MAX_QUEUED_OUTPUT + (1 << 20),
+        "{queued} bytes queued"
+    );
+    // The last message queued is the Logout saying why.
+    let out = s.sent();
+    let last = parse(out.last().unwrap());
+    assert_eq!(last.msg_type(), MsgType::Logout);
+    assert!(last.str(Tag::Text).unwrap().contains("output limit"));
+}
