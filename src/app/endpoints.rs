@@ -8,15 +8,21 @@
 //! endpoint, which is everything that can fail early — URL, TLS files — checked on the main thread.
 
 use std::io;
+#[cfg(any(feature = "http", feature = "fix"))]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[cfg(any(feature = "http", feature = "fix"))]
+use std::time::Duration;
+#[cfg(feature = "fix")]
+use std::time::Instant;
 
 use super::feed::WsFeed;
 use super::net::{BaseStream, Net};
 use super::stats::{Counters, LatencyRecorder};
 use crate::config::{EndpointConfig, EndpointKind};
-use crate::service::{Event, Flow, Mixed};
+#[cfg(any(feature = "http", feature = "fix"))]
+use crate::service::Event;
+use crate::service::{Flow, Mixed};
 use crate::stream::tls::{RootSource, TlsConfig, TlsConnector};
 
 #[cfg(feature = "fix")]
@@ -271,26 +277,6 @@ pub fn figures(endpoint: &AppEndpoint) -> Figures<'_> {
     }
 }
 
-/// Marks the counters of an endpoint up or down from a lifecycle event, counting lost connections.
-fn track(counters: &Counters, event: &Event<'_>, name: &str) {
-    match event {
-        Event::Connected { addr } => {
-            counters.set_up(true);
-            log::info!("{name}: connected to {addr}");
-        }
-        Event::Disconnected { reason, retry_in } => {
-            if counters.is_up() {
-                counters.reconnects.fetch_add(1, Ordering::Relaxed);
-            }
-            counters.set_up(false);
-            match retry_in {
-                Some(d) => log::warn!("{name}: {reason}; reconnecting in {d:?}"),
-                None => log::warn!("{name}: {reason}"),
-            }
-        }
-    }
-}
-
 /// The appliance's HTTP hook: counts responses and body bytes, records round trips.
 #[cfg(feature = "http")]
 #[derive(Debug)]
@@ -319,7 +305,7 @@ impl<C> HttpHook<C> for HttpMeter {
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
-        track(&self.counters, event, &self.name);
+        self.counters.track(event, &self.name, false);
     }
 }
 
@@ -473,11 +459,7 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
-        if self.shutting_down {
-            self.counters.set_up(false);
-            return;
-        }
-        track(&self.counters, event, &self.name);
+        self.counters.track(event, &self.name, self.shutting_down);
     }
 }
 

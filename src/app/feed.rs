@@ -223,24 +223,10 @@ impl<C> Endpoint<C> for WsFeed {
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
-        match event {
-            Event::Connected { addr } => {
-                self.counters.set_up(true);
-                log::info!("{}: connected to {addr}", self.name);
-            }
-            Event::Disconnected { .. } if self.shutting_down => self.counters.set_up(false),
-            Event::Disconnected { reason, retry_in } => {
-                if self.counters.is_up() {
-                    self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                }
-                self.counters.set_up(false);
-                self.ping_sent = None;
-                match retry_in {
-                    Some(d) => log::warn!("{}: {reason}; reconnecting in {d:?}", self.name),
-                    None => log::warn!("{}: {reason}", self.name),
-                }
-            }
+        if let Event::Disconnected { .. } = event {
+            self.ping_sent = None;
         }
+        self.counters.track(event, &self.name, self.shutting_down);
     }
 
     fn on_timer(&mut self, ws: &mut FeedConnection, now: Instant, _: &mut C) -> io::Result<Flow> {

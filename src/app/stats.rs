@@ -25,6 +25,29 @@ impl Counters {
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
+
+    /// Follows endpoint `name`'s lifecycle: up or down, lost connections counted, each change
+    /// logged. `orderly` (a shutdown under way) ends the connection without counting a loss.
+    pub fn track(&self, event: &crate::service::Event<'_>, name: &str, orderly: bool) {
+        use crate::service::Event;
+        match event {
+            Event::Connected { addr } => {
+                self.set_up(true);
+                log::info!("{name}: connected to {addr}");
+            }
+            Event::Disconnected { .. } if orderly => self.set_up(false),
+            Event::Disconnected { reason, retry_in } => {
+                if self.is_up() {
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.set_up(false);
+                match retry_in {
+                    Some(d) => log::warn!("{name}: {reason}; reconnecting in {d:?}"),
+                    None => log::warn!("{name}: {reason}"),
+                }
+            }
+        }
+    }
 }
 
 /// A latency histogram in nanoseconds (1 ns to 60 s, 3 significant digits), allocated once.

@@ -187,6 +187,8 @@ impl TlsConfig {
 #[derive(Clone)]
 pub struct TlsConnector {
     inner: ConnectorInner,
+    /// rustls keeps the SNI choice in its config; OpenSSL takes it per connection.
+    #[cfg_attr(not(feature = "tls-openssl"), allow(dead_code))]
     sni: bool,
 }
 
