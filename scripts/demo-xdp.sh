@@ -21,15 +21,20 @@ if [[ -z ${HOTWIRE_BIN:-} ]]; then
     cargo build --release --features xdp --bin hotwire >&2
     HOTWIRE_BIN=$CARGO_TARGET_DIR/release/hotwire
 fi
+# The UMEM goes on huge pages when enough are free: reserve some for the demo and put the count
+# back afterwards.
+HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
 WORK=$(mktemp -d /tmp/hotwire-demo-xdp.XXXXXX)
 eval "$(HOTWIRE_NETNS_OWNER=demo-xdp scripts/netns.sh up)"
 VENUE=""
 cleanup() {
     [[ -z $VENUE ]] || kill "$VENUE" 2>/dev/null || true
+    echo "$HUGE_BEFORE" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
     scripts/netns.sh down "$HW_ID" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+echo $((HUGE_BEFORE + 64)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 STACK_IP=${HW_CLIENT_IP%.*}.3
 
 ip netns exec "$HW_SERVER_NS" taskset -c 1 "$HOTWIRE_BIN" venue \

@@ -307,3 +307,45 @@ fn sigkill_detaches_and_rebinds() {
     let out = run_client(&ns, &["echo", "--server", &target, "--bytes", "100000"]);
     echo_ok(&out);
 }
+
+/// Reserves huge pages for the life of the value and puts the previous count back on drop.
+struct HugePages {
+    previous: String,
+}
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
+
+impl HugePages {
+    fn reserve(pages: u64) -> HugePages {
+        let previous = std::fs::read_to_string(NR_HUGEPAGES).expect("read nr_hugepages");
+        let now: u64 = previous.trim().parse().expect("a number");
+        std::fs::write(NR_HUGEPAGES, (now + pages).to_string()).expect("reserve huge pages");
+        HugePages { previous }
+    }
+}
+
+impl Drop for HugePages {
+    fn drop(&mut self) {
+        let _ = std::fs::write(NR_HUGEPAGES, self.previous.trim());
+    }
+}
+
+/// With huge pages reserved, the UMEM is mapped on them (every other test here runs on ordinary
+/// pages, none being reserved), and data still moves byte-exact.
+#[test]
+fn umem_on_huge_pages_when_reserved() {
+    let Some(ns) = setup() else { return };
+    let _pages = HugePages::reserve(64);
+    let server = echo_server(&ns);
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let out = run_client(&ns, &["echo", "--server", &target, "--bytes", "2000000"]);
+    let sha = echo_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("on huge pages"),
+        "UMEM not on huge pages: {stderr}"
+    );
+    let (bytes, server_sha) = server.received();
+    assert_eq!(bytes, 2_000_000);
+    assert_eq!(server_sha, sha);
+}
