@@ -135,3 +135,14 @@ pub(crate) fn split<'a>(
         target,
     })
 }
+
+/// The `Host` header value (RFC 9112 §3.2, RFC 6455 §4.1): the host, in brackets if IPv6, with
+/// `:port` unless the port is the scheme's default.
+pub(crate) fn host_header(host: &str, ipv6: bool, port: u16, default_port: u16) -> String {
+    match (ipv6, port == default_port) {
+        (true, true) => format!("[{host}]"),
+        (true, false) => format!("[{host}]:{port}"),
+        (false, true) => host.to_owned(),
+        (false, false) => format!("{host}:{port}"),
+    }
+}

@@ -11,8 +11,9 @@ use util::ChildGuard;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hotwire");
 
-/// Starts `hotwire venue` on the given ports (TLS too, with its CA in `dir`).
-fn venue(ws: u16, wss: u16, dir: &Path) -> ChildGuard {
+/// Starts `hotwire venue` on the given ports (TLS too, with its CA in `dir`), plus the services
+/// named in `extra` as (flag, port): `--http-listen`, `--fix-listen`.
+fn venue_with(ws: u16, wss: u16, dir: &Path, extra: &[(&str, u16)]) -> ChildGuard {
     let mut cmd = Command::new(BIN);
     cmd.args(["venue", "--tls", "--listen"])
         .arg(format!("127.0.0.1:{ws}"))
@@ -21,10 +22,19 @@ fn venue(ws: u16, wss: u16, dir: &Path) -> ChildGuard {
         .arg("--cert-dir")
         .arg(dir)
         .stdout(Stdio::null());
+    for (flag, port) in extra {
+        cmd.arg(flag).arg(format!("127.0.0.1:{port}"));
+    }
     let mut guard = ChildGuard::spawn(&mut cmd);
-    guard.wait_port(addr(ws), Duration::from_secs(10));
-    guard.wait_port(addr(wss), Duration::from_secs(10));
+    for port in [ws, wss].into_iter().chain(extra.iter().map(|(_, p)| *p)) {
+        guard.wait_port(addr(port), Duration::from_secs(10));
+    }
     guard
+}
+
+/// [`venue_with`] without the REST API and the FIX acceptor.
+fn venue(ws: u16, wss: u16, dir: &Path) -> ChildGuard {
+    venue_with(ws, wss, dir, &[])
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -231,20 +241,12 @@ fn websocket_http_and_fix_endpoints_share_one_io_thread() {
         util::free_port(),
         util::free_port(),
     );
-    let mut cmd = Command::new(BIN);
-    cmd.args(["venue", "--listen"])
-        .arg(format!("127.0.0.1:{ws}"))
-        .arg("--tls-listen")
-        .arg(format!("127.0.0.1:{wss}"))
-        .arg("--http-listen")
-        .arg(format!("127.0.0.1:{http}"))
-        .arg("--fix-listen")
-        .arg(format!("127.0.0.1:{fix}"))
-        .stdout(Stdio::null());
-    let mut venue = ChildGuard::spawn(&mut cmd);
-    for port in [ws, http, fix] {
-        venue.wait_port(addr(port), Duration::from_secs(10));
-    }
+    let _venue = venue_with(
+        ws,
+        wss,
+        dir.path(),
+        &[("--http-listen", http), ("--fix-listen", fix)],
+    );
     let config = dir.path().join("mixed.toml");
     std::fs::write(
         &config,

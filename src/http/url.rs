@@ -71,16 +71,7 @@ impl HttpUrl {
     /// port is the scheme's default.
     pub fn host_header(&self) -> String {
         let default = if self.secure { 443 } else { 80 };
-        let host = if self.ipv6 {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::url::host_header(&self.host, self.ipv6, self.port, default)
     }
 
     /// The same origin with another target (which must start with `/`; one is prepended if not).

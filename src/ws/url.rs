@@ -85,16 +85,7 @@ impl WsUrl {
 
     /// The `Host` header value (§4.1): IPv6 in brackets, and the port unless it is the default.
     pub fn host_header(&self) -> String {
-        let host = if self.ipv6 {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == self.default_port() {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::url::host_header(&self.host, self.ipv6, self.port, self.default_port())
     }
 }
 
