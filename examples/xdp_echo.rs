@@ -3,14 +3,21 @@
 //! the server namespace.
 //!
 //! ```text
-//! xdp_echo serve ADDR:PORT                      echo server (kernel TCP, a thread per connection);
-//!                                               prints "rx BYTES SHA256" per connection at its EOF
+//! xdp_echo serve ADDR:PORT                      servers (kernel TCP, a thread per connection):
+//!                                               PORT echo, printing "rx BYTES SHA256" per
+//!                                               connection at its EOF; PORT+1 sink; PORT+2 source
+//!                [--spin]                       echo threads busy-poll their sockets (no wake-ups)
 //! xdp_echo echo   --server A:P --bytes N [--connections C]   send N pseudo-random bytes on each of
 //!                                               C connections, read them back, compare byte for byte
 //! xdp_echo pingpong --server A:P --count K [--size 64]       round trips; prints p50/p99/p99.9
-//! xdp_echo bulk  --server A:P --bytes N         one-way send, echo drained; prints MB/s
+//! xdp_echo bulk  --server A:P --bytes N         send N bytes and read the echo; prints MB/s
+//! xdp_echo send  --server A:P --bytes N         one way out: N bytes to the sink (P+1), timed
+//!                                               until the sink confirms it has them all
+//! xdp_echo recv  --server A:P --bytes N         one way in: N bytes from the source (P+2), each
+//!                                               compared with the known block; prints MB/s
 //!   common: [--xdp IFACE --local-ip A.B.C.D/NN [--gateway IP] [--queue N] [--attach native|generic]
-//!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER] [--ack-delay-us US]]
+//!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER] [--ack-delay-us US] [--mtu BYTES]
+//!            [--frame-size BYTES] [--frames N]]
 //!          [--core N] [--timeout SECS]
 //! xdp_echo hold --xdp ... [--seconds S]        brings the stack up, prints "ready", polls it for S
 //!                                               seconds (answers ARP and ping on its address)
@@ -38,6 +45,7 @@ struct Args {
     xdp: Option<XdpConfig>,
     core: Option<usize>,
     timeout: Duration,
+    spin: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -55,10 +63,13 @@ fn parse() -> Result<Args, String> {
         xdp: None,
         core: None,
         timeout: Duration::from_secs(120),
+        spin: false,
     };
     let (mut iface, mut local, mut gateway, mut queue, mut attach, mut shared, mut impair) =
         (None, None, None, 0, AttachMode::Native, None, None);
     let mut ack_delay = None;
+    let mut mtu = None;
+    let (mut frame_size, mut frames) = (None, None);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -103,6 +114,12 @@ fn parse() -> Result<Args, String> {
                 let us: u64 = val()?.parse().map_err(|e| format!("--ack-delay-us: {e}"))?;
                 ack_delay = Some((us > 0).then(|| Duration::from_micros(us)));
             }
+            "--frame-size" => {
+                frame_size = Some(val()?.parse().map_err(|e| format!("--frame-size: {e}"))?)
+            }
+            "--frames" => frames = Some(val()?.parse().map_err(|e| format!("--frames: {e}"))?),
+            "--spin" => a.spin = true,
+            "--mtu" => mtu = Some(val()?.parse().map_err(|e| format!("--mtu: {e}"))?),
             "--seconds" => a.count = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
@@ -116,6 +133,15 @@ fn parse() -> Result<Args, String> {
         cfg.impair = impair;
         if let Some(d) = ack_delay {
             cfg.ack_delay = d;
+        }
+        if let Some(m) = mtu {
+            cfg.mtu = Some(m);
+        }
+        if let Some(f) = frame_size {
+            cfg.frame_size = f;
+        }
+        if let Some(f) = frames {
+            cfg.frames = f;
         }
         if let Some((first, last)) = shared {
             cfg.steer = SteerMode::SharedIp { first, last };
@@ -364,8 +390,211 @@ fn bulk(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<Stri
     ))
 }
 
-fn serve(addr: &str) -> Result<String, String> {
+/// The block the source sends over and over (and the receiver compares against).
+fn source_block() -> Vec<u8> {
+    let mut block = vec![0u8; SOURCE_BLOCK];
+    pattern(7, 0, &mut block);
+    block
+}
+
+const SOURCE_BLOCK: usize = 64 * 1024;
+
+fn port_plus(addr: SocketAddr, k: u16) -> SocketAddr {
+    SocketAddr::new(addr.ip(), addr.port() + k)
+}
+
+/// Writes all of `buf`, polling the network while the stream would block.
+fn write_all_polling(
+    net: &Net,
+    c: &mut Conn,
+    mut buf: &[u8],
+    deadline: Instant,
+) -> Result<(), String> {
+    while !buf.is_empty() {
+        match c.write(buf) {
+            Ok(k) => buf = &buf[k..],
+            Err(e) if would_block(&e) => {}
+            Err(e) => return Err(format!("write: {e}")),
+        }
+        let _ = c.flush();
+        net.tick().map_err(|e| e.to_string())?;
+        if Instant::now() >= deadline {
+            return Err("timed out writing".into());
+        }
+    }
+    Ok(())
+}
+
+/// One way out: the length, then the bytes; done when the sink's 8-byte count comes back.
+fn send(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<String, String> {
+    let mut c = connect_all(net, port_plus(addr, 1), 1, deadline)?.remove(0);
+    let block = source_block();
+    let start = Instant::now();
+    write_all_polling(net, &mut c, &a.bytes.to_be_bytes(), deadline)?;
+    let mut sent = 0u64;
+    let mut reply = [0u8; 8];
+    let mut got = 0;
+    while got < reply.len() {
+        if sent < a.bytes {
+            let n = (a.bytes - sent).min(block.len() as u64) as usize;
+            match c.write(&block[..n]) {
+                Ok(k) => sent += k as u64,
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(format!("write: {e}")),
+            }
+            let _ = c.flush();
+        }
+        net.tick().map_err(|e| e.to_string())?;
+        match c.read(&mut reply[got..]) {
+            Ok(0) => return Err(format!("EOF after {sent} bytes")),
+            Ok(n) => got += n,
+            Err(e) if would_block(&e) => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out: sent {sent}"));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let confirmed = u64::from_be_bytes(reply);
+    if confirmed != a.bytes {
+        return Err(format!("the sink counted {confirmed} of {} bytes", a.bytes));
+    }
+    Ok(format!(
+        "send bytes={} secs={secs:.3} MB_per_s={:.1}",
+        a.bytes,
+        a.bytes as f64 / secs / 1e6
+    ))
+}
+
+/// One way in: asks the source for the bytes and checks each against the block.
+fn recv(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<String, String> {
+    let mut c = connect_all(net, port_plus(addr, 2), 1, deadline)?.remove(0);
+    let block = source_block();
+    let mut inp = vec![0u8; 256 * 1024];
+    let start = Instant::now();
+    write_all_polling(net, &mut c, &a.bytes.to_be_bytes(), deadline)?;
+    let mut got = 0u64;
+    while got < a.bytes {
+        net.tick().map_err(|e| e.to_string())?;
+        loop {
+            match c.read(&mut inp) {
+                Ok(0) => return Err(format!("EOF after {got} bytes")),
+                Ok(n) => {
+                    let mut at = 0;
+                    while at < n {
+                        let off = ((got + at as u64) % SOURCE_BLOCK as u64) as usize;
+                        let k = (SOURCE_BLOCK - off).min(n - at);
+                        if inp[at..at + k] != block[off..off + k] {
+                            return Err(format!("wrong bytes near offset {}", got + at as u64));
+                        }
+                        at += k;
+                    }
+                    got += n as u64;
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out: received {got}"));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if got != a.bytes {
+        return Err(format!("received {got} bytes, asked for {}", a.bytes));
+    }
+    Ok(format!(
+        "recv bytes={} secs={secs:.3} MB_per_s={:.1}",
+        a.bytes,
+        a.bytes as f64 / secs / 1e6
+    ))
+}
+
+/// How long a spinning server thread waits for a silent peer before it gives up (a peer that
+/// vanished without a FIN must not keep a core busy for the rest of a benchmark).
+const SPIN_IDLE: Duration = Duration::from_secs(5);
+
+/// `read` that spins while a non-blocking socket would block (for at most [`SPIN_IDLE`]).
+fn read_spinning(conn: &mut std::net::TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        match conn.read(buf) {
+            Err(e) if would_block(&e) => {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > SPIN_IDLE {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                std::hint::spin_loop();
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Reads the 8-byte length that opens a sink or source connection.
+fn read_len(conn: &mut std::net::TcpStream) -> Option<u64> {
+    let mut len = [0u8; 8];
+    let mut got = 0;
+    while got < len.len() {
+        match read_spinning(conn, &mut len[got..]) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got += n,
+        }
+    }
+    Some(u64::from_be_bytes(len))
+}
+
+/// Sink: an 8-byte length, that many bytes, then the count back.
+fn sink(mut conn: std::net::TcpStream) {
+    let Some(want) = read_len(&mut conn) else {
+        return;
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    while total < want {
+        let n = (want - total).min(buf.len() as u64) as usize;
+        match read_spinning(&mut conn, &mut buf[..n]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n as u64,
+        }
+    }
+    let _ = write_all_spinning(&mut conn, &total.to_be_bytes());
+}
+
+/// Source: an 8-byte length, then that many bytes of the block, repeated.
+fn source(mut conn: std::net::TcpStream) {
+    let Some(mut left) = read_len(&mut conn) else {
+        return;
+    };
+    let block = source_block();
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        if write_all_spinning(&mut conn, &block[..n]).is_err() {
+            return;
+        }
+        left -= n as u64;
+    }
+    // Wait for the reader to close, so every byte is delivered before our FIN.
+    let _ = read_spinning(&mut conn, &mut [0u8; 8]);
+}
+
+fn serve(addr: &str, spin: bool) -> Result<String, String> {
     let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let echo_at = listener.local_addr().map_err(|e| e.to_string())?;
+    for (k, handler) in [(1u16, sink as fn(std::net::TcpStream)), (2, source)] {
+        let at = port_plus(echo_at, k);
+        let l = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let _ = conn.set_nodelay(true);
+                if spin && conn.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                std::thread::spawn(move || handler(conn));
+            }
+        });
+    }
     println!(
         "listening {}",
         listener.local_addr().map_err(|e| e.to_string())?
@@ -374,17 +603,20 @@ fn serve(addr: &str) -> Result<String, String> {
     for conn in listener.incoming() {
         let mut conn = conn.map_err(|e| e.to_string())?;
         let _ = conn.set_nodelay(true);
+        if spin && conn.set_nonblocking(true).is_err() {
+            continue;
+        }
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 256 * 1024];
             let mut hash = Sha256::new();
             let mut total = 0u64;
             loop {
-                match conn.read(&mut buf) {
+                match read_spinning(&mut conn, &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         hash.update(&buf[..n]);
                         total += n as u64;
-                        if conn.write_all(&buf[..n]).is_err() {
+                        if write_all_spinning(&mut conn, &buf[..n]).is_err() {
                             break;
                         }
                     }
@@ -397,6 +629,30 @@ fn serve(addr: &str) -> Result<String, String> {
     Ok(String::new())
 }
 
+/// `write_all` that also works on a non-blocking socket (spins while it would block, for at most
+/// [`SPIN_IDLE`] without progress).
+fn write_all_spinning(conn: &mut std::net::TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    let mut idle_since: Option<Instant> = None;
+    while !buf.is_empty() {
+        match conn.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                idle_since = None;
+            }
+            Err(e) if would_block(&e) => {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > SPIN_IDLE {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                std::hint::spin_loop();
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -407,7 +663,7 @@ fn run() -> Result<String, String> {
         let addr = a
             .server
             .map_or_else(|| "0.0.0.0:7000".to_owned(), |s| s.to_string());
-        return serve(&addr);
+        return serve(&addr, a.spin);
     }
     if let Some(core) = a.core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
@@ -432,13 +688,27 @@ fn run() -> Result<String, String> {
         "echo" => echo(&net, &a, addr, deadline),
         "pingpong" => pingpong(&net, &a, addr, deadline),
         "bulk" => bulk(&net, &a, addr, deadline),
+        "send" => send(&net, &a, addr, deadline),
+        "recv" => recv(&net, &a, addr, deadline),
         other => Err(format!("unknown mode {other}")),
     };
     if let Some(s) = &net.stack {
+        // The connections were dropped (closed): let their FIN exchanges finish, so the server's
+        // threads see an orderly end instead of a peer that vanished.
+        let until = Instant::now() + Duration::from_millis(500);
+        while s.socket_count() > 0 && Instant::now() < until {
+            let _ = s.poll();
+        }
         let c = s.counters();
         eprintln!(
-            "xdp_echo: rx {} tx {} kicks {} impaired drops {} reorders {}",
-            c.rx_frames, c.tx_frames, c.tx_kicks, c.impaired_drops, c.impaired_reorders
+            "xdp_echo: rx {} tx {} kicks {} starved {} bad checksums {} impaired drops {} reorders {}",
+            c.rx_frames,
+            c.tx_frames,
+            c.tx_kicks,
+            c.tx_starved,
+            c.rx_bad_checksum,
+            c.impaired_drops,
+            c.impaired_reorders
         );
     }
     result

@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # XDP path vs kernel TCP on the same veth pair, in one run (root). Not a timed test.
 #
-#   scripts/bench-xdp.sh [COUNT] [BULK_BYTES]
+#   scripts/bench-xdp.sh [COUNT] [BULK_BYTES] [ROUNDS] [JUMBO_MTU]
 #
-# Builds examples/xdp_echo (release, feature xdp), makes a namespace pair with scripts/netns.sh,
-# starts the kernel echo server in the server namespace (pinned to core 1) and runs, with the
-# client pinned to core 0 and busy-polling:
-#   - 64-byte ping-pong, COUNT round trips (default 20000): p50/p99/p99.9, kernel TCP then XDP;
-#   - bulk echo of BULK_BYTES (default 200 MB): MB/s one way, kernel TCP then XDP.
+# Builds examples/xdp_echo (release, feature xdp), makes a namespace pair with scripts/netns.sh and
+# starts the kernel servers in the server namespace, pinned to core 1 and busy-polling their sockets
+# (`serve --spin`, as a venue's gateway spins; a blocking server would add a thread wake-up to every
+# round trip, the same for both paths, and most of the run-to-run noise). The client is pinned to
+# core 0 and busy-polls. Kernel TCP and the XDP path alternate, ROUNDS times (default 3); each
+# figure is the median of its rounds.
+#   latency:    64-byte ping-pong, COUNT round trips (default 20000), MTU 1500: p50/p99/p99.9.
+#   throughput: BULK_BYTES (default 500 MB) per run, at MTU 1500 and at JUMBO_MTU (default 3500,
+#               the most a 4 KiB UMEM frame takes with native XDP on veth):
+#                 recv  one way in, from the server's source (the market-data direction)
+#                 send  one way out, to the server's sink, timed until the sink confirms
+#                 echo  out and back at once (every byte crosses the client twice); MB/s one way
+#               For these, the server end's received packets are processed on the server's core
+#               (RPS to core 1), as they would be on a separate machine. Without it a veth charges
+#               the server's TCP receive work to the sending client's core.
 # The XDP stack uses 10.77.ID.3 (dedicated IP) on the client end, whose kernel keeps 10.77.ID.2.
 # Prints a table and writes it to target/bench-xdp.txt.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 COUNT=${1:-20000}
-BULK=${2:-200000000}
+BULK=${2:-500000000}
+ROUNDS=${3:-3}
+JUMBO=${4:-3500}
 [[ $(id -u) -eq 0 ]] || { echo "bench-xdp.sh: needs root" >&2; exit 1; }
 
+./scripts/peers.sh >/dev/null
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --features xdp --example xdp_echo >&2
 ECHO=$CARGO_TARGET_DIR/release/examples/xdp_echo
@@ -29,35 +42,76 @@ cleanup() {
 trap cleanup EXIT
 STACK_IP=${HW_CLIENT_IP%.*}.3
 
-ip netns exec "$HW_SERVER_NS" taskset -c 1 "$ECHO" serve --server "$HW_SERVER_IP:7000" >/dev/null &
+ip netns exec "$HW_SERVER_NS" taskset -c 1 "$ECHO" serve --spin --server "$HW_SERVER_IP:7000" >/dev/null &
 SERVER=$!
 sleep 0.5
 
-client() { # MODE ARGS... (kernel) | xdp MODE ARGS...
-    local xdp=()
-    if [[ $1 == xdp ]]; then
-        shift
-        xdp=(--xdp "$HW_CLIENT_IF" --local-ip "$STACK_IP/24")
-    fi
+mtu() {
+    ip -n "$HW_SERVER_NS" link set "$HW_SERVER_IF" mtu "$1"
+    ip -n "$HW_CLIENT_NS" link set "$HW_CLIENT_IF" mtu "$1"
+}
+rps() { # CPU mask for the server end's receive processing (0: where the packet arrived)
+    ip netns exec "$HW_SERVER_NS" sh -c "echo $1 > /sys/class/net/$HW_SERVER_IF/queues/rx-0/rps_cpus"
+}
+client() { # kernel|xdp MODE ARGS...
+    local path=$1 xdp=()
+    shift
+    [[ $path == kernel ]] || xdp=(--xdp "$HW_CLIENT_IF" --local-ip "$STACK_IP/24")
     ip netns exec "$HW_CLIENT_NS" "$ECHO" "$@" --server "$HW_SERVER_IP:7000" --core 0 "${xdp[@]}" 2>/dev/null
 }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
+us() { awk -v n="$1" 'BEGIN { if (n == "n/a") print n; else printf "%.1f", n / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
-k_pp=$(client pingpong --count "$COUNT" --size 64)
-x_pp=$(client xdp pingpong --count "$COUNT" --size 64)
-k_bulk=$(client bulk --bytes "$BULK")
-x_bulk=$(client xdp bulk --bytes "$BULK")
+declare -A R # R[path,metric] = "v1 v2 ..."
+mtu 1500
+rps 0
+for _ in $(seq "$ROUNDS"); do
+    for path in kernel xdp; do
+        line=$(client "$path" pingpong --count "$COUNT" --size 64) || line=""
+        for q in p50 p99 p999; do R[$path,$q]+="$(field "$q" <<<"$line") "; done
+    done
+done
+rps 2
+for m in 1500 "$JUMBO"; do
+    mtu "$m"
+    for _ in $(seq "$ROUNDS"); do
+        for mode in recv send bulk; do
+            for path in kernel xdp; do
+                line=$(client "$path" "$mode" --bytes "$BULK") || line=""
+                R[$path,$mode,$m]+="$(field MB_per_s <<<"$line") "
+            done
+        done
+    done
+done
+rps 0
+med() { tr ' ' '\n' <<<"${R[$1]}" | sed '/^$/d' | median; }
 
-us() { awk -v n="$1" 'BEGIN { printf "%.1f", n / 1000 }'; }
-ratio=$(awk -v x="$(field p50 <<<"$x_pp")" -v k="$(field p50 <<<"$k_pp")" 'BEGIN { printf "%.2f", x / k }')
 {
-    echo "hotwire bench-xdp: veth pair $HW_CLIENT_NS/$HW_SERVER_NS, client pinned to core 0, server to core 1"
-    echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
-    printf '%-12s %10s %10s %10s %14s\n' path "p50 us" "p99 us" "p99.9 us" "bulk MB/s"
-    printf '%-12s %10s %10s %10s %14s\n' kernel-tcp "$(us "$(field p50 <<<"$k_pp")")" \
-        "$(us "$(field p99 <<<"$k_pp")")" "$(us "$(field p999 <<<"$k_pp")")" "$(field MB_per_s <<<"$k_bulk")"
-    printf '%-12s %10s %10s %10s %14s\n' xdp "$(us "$(field p50 <<<"$x_pp")")" \
-        "$(us "$(field p99 <<<"$x_pp")")" "$(us "$(field p999 <<<"$x_pp")")" "$(field MB_per_s <<<"$x_bulk")"
-    echo "xdp p50 / kernel p50 = $ratio (target <= 0.90); bulk target >= 1000 MB/s"
-    echo "ping-pong: $COUNT round trips of 64 bytes; bulk: $BULK bytes echoed, MB/s one way"
+    echo "hotwire bench-xdp: veth pair $HW_CLIENT_NS/$HW_SERVER_NS, client pinned to core 0, spinning server on core 1"
+    echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ); medians of $ROUNDS alternating rounds"
+    echo
+    echo "64 B ping-pong, $COUNT round trips, MTU 1500"
+    printf '%-12s %10s %10s %10s\n' path "p50 us" "p99 us" "p99.9 us"
+    for path in kernel xdp; do
+        printf '%-12s %10s %10s %10s\n' "$path" "$(us "$(med "$path,p50")")" \
+            "$(us "$(med "$path,p99")")" "$(us "$(med "$path,p999")")"
+    done
+    echo "xdp p50 / kernel p50 = $(ratio "$(med xdp,p50)" "$(med kernel,p50)") (target <= 0.90)"
+    echo
+    echo "throughput, MB/s one way, $BULK bytes per run (server's receive work on its core)"
+    printf '%-6s %-8s %10s %10s %10s\n' MTU path recv send echo
+    for m in 1500 "$JUMBO"; do
+        for path in kernel xdp; do
+            printf '%-6s %-8s %10s %10s %10s\n' "$m" "$path" "$(med "$path,recv,$m")" \
+                "$(med "$path,send,$m")" "$(med "$path,bulk,$m")"
+        done
+        printf '%-6s %-8s %10s %10s %10s\n' "$m" "xdp/kern" \
+            "$(ratio "$(med "xdp,recv,$m")" "$(med "kernel,recv,$m")")" \
+            "$(ratio "$(med "xdp,send,$m")" "$(med "kernel,send,$m")")" \
+            "$(ratio "$(med "xdp,bulk,$m")" "$(med "kernel,bulk,$m")")"
+    done
+    echo "bulk target >= 1000 MB/s; kernel TCP sends 64 KiB GSO segments through the veth, the XDP"
+    echo "path MTU-sized frames (AF_XDP has no segmentation offload)"
 } | tee "$CARGO_TARGET_DIR/bench-xdp.txt"

@@ -233,6 +233,23 @@ fn interface(
         let (frames, size, huge) = configured.map_or((4096, 4096, true), |x| {
             (x.umem_frames, x.frame_size, x.huge_pages)
         });
+        if let Ok(link) = crate::xdp::stack::interface_mtu(ifname) {
+            let frame = crate::xdp::max_mtu(size);
+            let wanted = configured.and_then(|x| x.mtu).map_or(link, |m| m as usize);
+            let mtu = wanted.min(link).min(frame);
+            // The stack advertises its MSS from `mtu`, so TCP peers never send it more.
+            out.push(finding(
+                if mtu < wanted { Level::Warn } else { Level::Ok },
+                format!(
+                    "{ifname}: MTU {link}; the stack uses {mtu}{} (a {size} B frame holds {frame})",
+                    if mtu < wanted {
+                        format!(", lowered from the configured {wanted}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
         let facts = umem::MemFacts::read();
         match umem::plan(frames, size, huge, &facts) {
             Ok(p) => out.push(finding(

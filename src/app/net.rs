@@ -91,6 +91,7 @@ impl Net {
             };
             cfg.frames = x.umem_frames;
             cfg.frame_size = x.frame_size;
+            cfg.mtu = x.mtu.map(|m| m as usize);
             cfg.huge_pages = x.huge_pages;
             Ok(match crate::xdp::open_or_fallback(&cfg, x.fallback)? {
                 Some(stack) => Net::Xdp(stack),

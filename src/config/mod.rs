@@ -92,6 +92,8 @@ pub struct XdpSettings {
     pub umem_frames: u32,
     /// UMEM frame size.
     pub frame_size: u32,
+    /// The stack's IP MTU; `None`: the interface's (never above it, nor above what a frame holds).
+    pub mtu: Option<u32>,
     /// Use huge pages when enough are free.
     pub huge_pages: bool,
     /// Fall back to kernel TCP when AF_XDP cannot be used (`false`: a startup error).

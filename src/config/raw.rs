@@ -40,6 +40,7 @@ struct RawNetwork {
     bind: Option<Spanned<String>>,
     umem_frames: Option<Spanned<i64>>,
     frame_size: Option<Spanned<i64>>,
+    mtu: Option<Spanned<i64>>,
     huge_pages: Option<bool>,
     fallback: Option<bool>,
 }
@@ -182,6 +183,26 @@ impl RawNetwork {
                     )
                 })?,
         };
+        // A frame holds the packet after the kernel's 256-byte headroom, Ethernet header included.
+        let max_mtu = i64::from(frame_size) - 256 - 14;
+        let mtu = match &self.mtu {
+            None => None,
+            Some(m) => Some(
+                u32::try_from(*m.get_ref())
+                    .ok()
+                    .filter(|v| (576..=max_mtu).contains(&i64::from(*v)))
+                    .ok_or_else(|| {
+                        loc.at(
+                            m,
+                            format!(
+                                "network.mtu: {} (expected 576..={max_mtu}: a {frame_size}-byte \
+                                 frame holds the packet after 270 bytes of headroom and header)",
+                                m.get_ref()
+                            ),
+                        )
+                    })?,
+            ),
+        };
         Ok(XdpSettings {
             interface,
             queue,
@@ -194,6 +215,7 @@ impl RawNetwork {
             zero_copy,
             umem_frames,
             frame_size,
+            mtu,
             huge_pages: self.huge_pages.unwrap_or(true),
             fallback: self.fallback.unwrap_or(true),
         })

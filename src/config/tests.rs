@@ -290,6 +290,7 @@ attach = "generic"
 bind = "zero-copy"
 umem_frames = 8192
 frame_size = 2048
+mtu = 1700
 huge_pages = false
 fallback = false
 
@@ -313,6 +314,7 @@ fn the_xdp_network_validates() {
     assert_eq!(x.ports, (40000, 40999));
     assert!(!x.native && x.zero_copy && !x.huge_pages && !x.fallback);
     assert_eq!((x.umem_frames, x.frame_size), (8192, 2048));
+    assert_eq!(x.mtu, Some(1700));
 }
 
 #[test]
@@ -331,6 +333,7 @@ fn xdp_defaults() {
     );
     assert!(x.native && !x.zero_copy && x.huge_pages && x.fallback);
     assert_eq!((x.umem_frames, x.frame_size, x.gateway), (4096, 4096, None));
+    assert_eq!(x.mtu, None, "the interface's MTU");
 }
 
 #[test]
@@ -418,7 +421,25 @@ fn malformed_xdp_settings_are_located() {
         "2048 or 4096",
     );
     fails_at(&with(&format!("{base}fallback = \"no\"\n")), 5, 12, "bool");
-    fails_at(&with(&format!("{base}mtu = 9000\n")), 5, 1, "unknown field");
+    fails_at(
+        &with(&format!("{base}mtu = 9000\n")),
+        5,
+        7,
+        "expected 576..=3826",
+    );
+    fails_at(
+        &with(&format!("{base}frame_size = 2048\nmtu = 1800\n")),
+        6,
+        7,
+        "expected 576..=1778",
+    );
+    fails_at(&with(&format!("{base}mtu = 500\n")), 5, 7, "576..=");
+    fails_at(
+        &with(&format!("{base}jumbo = true\n")),
+        5,
+        1,
+        "unknown field",
+    );
     fails_at(
         &with("path = \"dpdk\"\n"),
         2,

@@ -13,13 +13,14 @@ use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
+use super::csum;
 use super::umem::UmemPlan;
 
 /// How the socket is bound.
@@ -108,6 +109,8 @@ pub struct DeviceCounters {
     pub impaired_drops: u64,
     /// Frames reordered by the [`Impairment`].
     pub impaired_reorders: u64,
+    /// IPv4/TCP frames dropped on receive for a wrong TCP checksum.
+    pub rx_bad_checksum: u64,
 }
 
 impl std::fmt::Debug for XskDevice {
@@ -427,7 +430,10 @@ impl phy::TxToken for XskTxToken<'_> {
             let mut data = unsafe { self.umem.data_mut(&mut desc) };
             let mut cursor = data.cursor();
             cursor.set_pos(len);
-            f(data.contents_mut())
+            let r = f(data.contents_mut());
+            // smoltcp leaves TCP checksums to the device (see `capabilities`).
+            csum::fill_tcp(data.contents_mut());
+            r
         };
         self.ready.push(desc);
         r
@@ -447,7 +453,16 @@ impl Device for XskDevice {
             self.counters.tx_starved += 1;
             return None;
         }
-        let desc = self.next_rx()?;
+        let desc = loop {
+            let desc = self.next_rx()?;
+            // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
+            // the fill ring; this read ends before that.
+            if csum::verify_tcp(unsafe { self.umem.data(&desc) }.contents()) {
+                break desc;
+            }
+            self.counters.rx_bad_checksum += 1;
+            self.rx_done.push(desc);
+        };
         Some((
             XskRxToken {
                 umem: &self.umem,
@@ -481,6 +496,8 @@ impl Device for XskDevice {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + 14;
+        // The device checks and fills TCP checksums itself, faster than smoltcp (see `csum`).
+        caps.checksum.tcp = Checksum::None;
         caps
     }
 }

@@ -8,6 +8,7 @@
 //! ```
 //!
 //! - [`umem`]: UMEM sizing (memlock, huge pages) and the huge-page socket-buffer arena.
+//! - `csum`: TCP checksums done by the device (checksum offload, as a NIC does it).
 //! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
 //!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
 //! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link.
@@ -21,6 +22,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+mod csum;
 pub mod device;
 pub mod fallback;
 pub mod stack;
@@ -61,8 +63,9 @@ pub struct XdpConfig {
     pub frame_size: u32,
     /// Put the UMEM and socket buffers on huge pages when enough are free.
     pub huge_pages: bool,
-    /// IP MTU (capped to what a frame holds).
-    pub mtu: usize,
+    /// IP MTU. `None`: the interface's. Either way it is capped to the interface's MTU and to what
+    /// a frame holds after the kernel's 256-byte headroom ([`max_mtu`]).
+    pub mtu: Option<usize>,
     /// Receive and send buffer of each TCP connection, bytes.
     pub socket_buffer: usize,
     /// Connections the huge-page buffer arena is sized for (more use ordinary memory).
@@ -75,7 +78,8 @@ pub struct XdpConfig {
 
 impl XdpConfig {
     /// Defaults for `interface` and the stack address `local_ip/prefix_len`: queue 0, dedicated IP,
-    /// native attach, copy mode, 4096 frames of 4 KiB, huge pages when free, 256 KiB buffers.
+    /// native attach, copy mode, 4096 frames of 4 KiB, huge pages when free, 256 KiB buffers, the
+    /// interface's MTU.
     pub fn new(interface: impl Into<String>, local_ip: Ipv4Addr, prefix_len: u8) -> XdpConfig {
         XdpConfig {
             interface: interface.into(),
@@ -90,13 +94,19 @@ impl XdpConfig {
             frames: 4096,
             frame_size: 4096,
             huge_pages: true,
-            mtu: 1500,
+            mtu: None,
             socket_buffer: 256 * 1024,
             max_connections: 64,
             ack_delay: Some(Duration::from_millis(1)),
             impair: None,
         }
     }
+}
+
+/// The largest IP MTU a UMEM frame of `frame_size` bytes holds: the kernel puts packets 256 bytes
+/// (`XDP_PACKET_HEADROOM`) into the frame, and the Ethernet header takes 14 more.
+pub const fn max_mtu(frame_size: u32) -> usize {
+    frame_size as usize - 256 - 14
 }
 
 /// Parses `A.B.C.D/NN`.

@@ -117,6 +117,30 @@ pub fn mac_address(ifname: &str) -> io::Result<EthernetAddress> {
     Ok(EthernetAddress(bytes))
 }
 
+/// The MTU of `ifname` (sysfs).
+pub fn interface_mtu(ifname: &str) -> io::Result<usize> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))?;
+    text.trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("{ifname}: malformed MTU {text:?}")))
+}
+
+/// The stack's MTU: the configured one (or the interface's), never above the interface's or what
+/// a frame holds. A configured MTU that has to be lowered is logged.
+fn effective_mtu(cfg: &XdpConfig, link: usize) -> usize {
+    let frame = super::max_mtu(cfg.frame_size);
+    let wanted = cfg.mtu.unwrap_or(link);
+    let mtu = wanted.min(link).min(frame);
+    if cfg.mtu.is_some() && mtu < wanted {
+        log::warn!(
+            "{}: MTU {wanted} lowered to {mtu} (interface MTU {link}; a {} B frame holds {frame})",
+            cfg.interface,
+            cfg.frame_size
+        );
+    }
+    mtu
+}
+
 /// The number of RX queues of `ifname` (sysfs `queues/rx-*`).
 pub fn rx_queues(ifname: &str) -> io::Result<u32> {
     let dir = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))?;
@@ -150,7 +174,7 @@ impl XdpStack {
                 plan.frames
             );
         }
-        let mtu = cfg.mtu.min(cfg.frame_size as usize - 256 - 14);
+        let mtu = effective_mtu(cfg, interface_mtu(&cfg.interface)?);
         let mut device = XskDevice::open(&cfg.interface, cfg.queue, &plan, cfg.bind, mtu, BUSY_FOR)
             .map_err(|e| {
                 if e.raw_os_error() == Some(libc::EBUSY) {
@@ -203,7 +227,7 @@ impl XdpStack {
             SteerMode::DedicatedIp => cfg.port_range,
         };
         log::info!(
-            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}",
+            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}, MTU {}",
             cfg.interface,
             cfg.queue,
             match info.bind {
@@ -219,7 +243,8 @@ impl XdpStack {
                 ""
             },
             cfg.local_ip,
-            cfg.prefix_len
+            cfg.prefix_len,
+            mtu
         );
         Ok(XdpStack {
             inner: Rc::new(RefCell::new(StackInner {
@@ -488,6 +513,23 @@ impl PortAllocator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mtu_follows_the_link_and_the_frame() {
+        let mut cfg = XdpConfig::new("hw0", Ipv4Addr::new(10, 0, 0, 3), 24);
+        assert_eq!(
+            effective_mtu(&cfg, 1500),
+            1500,
+            "the interface's by default"
+        );
+        assert_eq!(effective_mtu(&cfg, 9000), 3826, "a 4 KiB frame holds 3826");
+        cfg.mtu = Some(1400);
+        assert_eq!(effective_mtu(&cfg, 1500), 1400);
+        cfg.mtu = Some(3500);
+        assert_eq!(effective_mtu(&cfg, 1500), 1500, "never above the link");
+        cfg.frame_size = 2048;
+        assert_eq!(effective_mtu(&cfg, 3500), 1778);
+    }
 
     #[test]
     fn ports_cycle_through_the_range_without_reuse() {
