@@ -342,12 +342,38 @@ fn umem_on_huge_pages_when_reserved() {
     let sha = echo_ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("on huge pages"),
+        stderr.contains("B on huge pages"),
         "UMEM not on huge pages: {stderr}"
+    );
+    assert!(
+        stderr.contains("socket buffers on huge pages")
+            && stderr.contains("read buffers on huge pages"),
+        "buffers not on huge pages: {stderr}"
     );
     let (bytes, server_sha) = server.received();
     assert_eq!(bytes, 2_000_000);
     assert_eq!(server_sha, sha);
+
+    // The pool the protocol clients' read buffers come from, in this process: it really takes
+    // huge pages, and a WebSocket-sized buffer lands in it, zeroed.
+    let huge_free = || -> u64 {
+        let info = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+        info.lines()
+            .find_map(|l| l.strip_prefix("HugePages_Free:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("HugePages_Free")
+    };
+    let before = huge_free();
+    assert!(hotwire::buf::install_huge_pool(4, 128 << 10));
+    let mut buf = hotwire::buf::HotBuf::new(64 << 10);
+    buf[100] = 1;
+    assert!(buf.on_huge_pages(), "a read buffer is not on huge pages");
+    assert!(
+        huge_free() < before,
+        "the pool took no huge page ({before} free before, {} after)",
+        huge_free()
+    );
+    assert_eq!(hotwire::buf::pool_status(), Some((128 << 10, 3)));
 }
 
 /// Jumbo frames: with MTU 3500 on both veth ends the stack takes the interface's MTU (no option

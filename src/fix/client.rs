@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use super::codec::{frame_len, Encoder, Message, DEFAULT_MAX_MESSAGE};
 use super::session::{Action, MessageStore, Now, Session, SessionConfig, SessionError, State};
+use crate::buf::HotBuf;
 use crate::select::Selectable;
 use crate::stream::{would_block, Stream};
 
@@ -105,7 +106,7 @@ fn write_out<S: Stream, M: MessageStore>(
 pub struct FixSession<S, M> {
     stream: S,
     session: Session<M>,
-    rbuf: Box<[u8]>,
+    rbuf: HotBuf,
     rstart: usize,
     rend: usize,
     max_message: usize,
@@ -129,7 +130,7 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
         FixSession {
             stream,
             session: Session::new(config, store, now),
-            rbuf: vec![0; max_message.max(256) * 2].into_boxed_slice(),
+            rbuf: HotBuf::new(max_message.max(256) * 2),
             rstart: 0,
             rend: 0,
             max_message,

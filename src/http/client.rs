@@ -28,6 +28,7 @@ use super::body::BodyDecoder;
 use super::error::{HttpError, UsageError};
 use super::request::{write_request, Method, Request};
 use super::response::{parse_decimal, parse_head, FieldSpan, Head, Limits, Response};
+use crate::buf::HotBuf;
 use crate::select::Selectable;
 use crate::stream::{would_block, Stream};
 
@@ -99,7 +100,7 @@ pub struct HttpClient<S> {
     out_pos: usize,
     /// The stream's own flush returned `WouldBlock`: bytes wait below us (TLS records).
     flush_pending: bool,
-    buf: Vec<u8>,
+    buf: HotBuf,
     start: usize,
     filled: usize,
     fields: Vec<FieldSpan>,
@@ -142,7 +143,7 @@ impl<S: Stream> HttpClient<S> {
             out: Vec::with_capacity(4096),
             out_pos: 0,
             flush_pending: false,
-            buf: vec![0; read_buffer],
+            buf: HotBuf::new(read_buffer),
             start: 0,
             filled: 0,
             fields: Vec::with_capacity(config.limits.max_headers),
@@ -518,7 +519,7 @@ impl<S: Stream> HttpClient<S> {
         if self.filled == self.buf.len() {
             // Limits are enforced by the parser and decoder; growth follows what they accepted.
             let new_len = (self.buf.len() * 2).max(self.config.read_buffer);
-            self.buf.resize(new_len, 0);
+            self.buf.resize(new_len);
         }
     }
 

@@ -33,6 +33,7 @@ use super::frame::{is_valid_close_code, CloseFrame, FrameHeader, OpCode, MAX_CON
 use super::handshake::{self, AcceptValue, ClientRequest};
 use super::mask::{mask_copy, KeyGen, MaskMode};
 use super::url::WsUrl;
+use crate::buf::HotBuf;
 use crate::stream::{wait_fd, would_block, Stream};
 
 /// Client settings. Every field has a [default](WsConfig::default); set the ones you need with
@@ -129,7 +130,7 @@ impl From<WsUrl> for ClientRequest {
 
 /// The receive buffer: bytes `start..end` of `buf` are unread.
 struct Rx {
-    buf: Vec<u8>,
+    buf: HotBuf,
     start: usize,
     end: usize,
 }
@@ -545,7 +546,7 @@ impl<S: Stream> Websocket<S> {
         let read_size = config.read_buffer_size.max(1024);
         Ok(Websocket {
             rx: Rx {
-                buf: vec![0u8; read_size],
+                buf: HotBuf::new(read_size),
                 start: 0,
                 end: 0,
             },
@@ -619,7 +620,7 @@ impl<S: Stream> Websocket<S> {
             }
             if rx.end == rx.buf.len() {
                 let len = rx.buf.len();
-                rx.buf.resize(len * 2, 0);
+                rx.buf.resize(len * 2);
             }
             match self.fill()? {
                 Fill::Data => {}
@@ -653,7 +654,7 @@ impl<S: Stream> Websocket<S> {
                 .max_frame_size
                 .saturating_add(FrameHeader::MAX_LEN);
             let target = want.next_power_of_two().min(cap).max(want);
-            rx.buf.resize(target, 0);
+            rx.buf.resize(target);
         }
         if self.rx.end == self.rx.buf.len() {
             // Only complete frames fill the buffer (a batch was dropped early): hand those out

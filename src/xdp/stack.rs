@@ -29,6 +29,10 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Extra egress rounds per poll (each sends at most one segment per socket).
 const EGRESS_ROUNDS: u32 = 8;
 
+/// Size of a read-buffer slot in the huge-page pool: the WebSocket and HTTP clients' default read
+/// buffers (64 KiB) and the FIX client's (two maximal messages, 128 KiB) fit.
+const READ_SLOT: usize = 128 * 1024;
+
 /// How long a busy queue is retried before giving up (see [`XskDevice::open`]).
 const BUSY_FOR: Duration = Duration::from_secs(1);
 
@@ -43,6 +47,8 @@ pub struct StackInfo {
     pub attach: AttachMode,
     /// Socket buffers on huge pages.
     pub buffers_on_huge_pages: bool,
+    /// The protocol clients' read buffers ([`crate::buf::HotBuf`]) come from a huge-page pool.
+    pub read_buffers_on_huge_pages: bool,
 }
 
 pub(crate) struct StackInner {
@@ -216,18 +222,24 @@ impl XdpStack {
         } else {
             None
         };
+        // One read buffer per connection, twice over: a reconnect may build its client before the
+        // old one is gone.
+        let read_pool = cfg.huge_pages
+            && crate::buf::install_huge_pool(cfg.max_connections.saturating_mul(2), READ_SLOT);
         let info = StackInfo {
             umem: plan,
             bind: device.bind_mode(),
             attach: link.attach_mode(),
             buffers_on_huge_pages: arena.is_some(),
+            read_buffers_on_huge_pages: read_pool,
         };
         let (first, last) = match cfg.steer {
             SteerMode::SharedIp { first, last } => (first, last),
             SteerMode::DedicatedIp => cfg.port_range,
         };
         log::info!(
-            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}, MTU {}",
+            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}, MTU {}; \
+             socket buffers {}, read buffers {}",
             cfg.interface,
             cfg.queue,
             match info.bind {
@@ -244,7 +256,9 @@ impl XdpStack {
             },
             cfg.local_ip,
             cfg.prefix_len,
-            mtu
+            mtu,
+            on_pages(info.buffers_on_huge_pages),
+            on_pages(info.read_buffers_on_huge_pages),
         );
         Ok(XdpStack {
             inner: Rc::new(RefCell::new(StackInner {
@@ -431,6 +445,14 @@ impl StackInner {
                 i += 1;
             }
         }
+    }
+}
+
+fn on_pages(huge: bool) -> &'static str {
+    if huge {
+        "on huge pages"
+    } else {
+        "on ordinary pages"
     }
 }
 
