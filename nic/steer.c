@@ -7,6 +7,8 @@
  *
  * Per packet:
  *   ARP whose target protocol address is OUR_IP            -> XSK of the RX queue
+ *                                       (dedicated-IP mode; a shared address's ARP stays with
+ *                                        the kernel, whose table the stack reads instead)
  *   IPv4 to OUR_IP (dedicated-IP mode)                       -> XSK of the RX queue
  *   IPv4/TCP to OUR_IP, dst port in [PORT_FIRST, PORT_LAST]  -> XSK (shared-IP mode)
  *   anything else, or a queue without a socket               -> XDP_PASS (kernel)
@@ -55,12 +57,14 @@ int hotwire_steer(struct xdp_md *ctx)
 	if (data + 42 > data_end)
 		return XDP_PASS;
 
+#ifndef SHARED_IP
 	if (eth->h_proto == __constant_htons(ETH_P_ARP)) {
 		/* Target protocol address: Ethernet 14 + ARP 24. */
 		if (*(__u32 *)(data + 14 + 24) != OUR_IP)
 			return XDP_PASS;
 		goto redirect;
 	}
+#endif
 	if (eth->h_proto != __constant_htons(ETH_P_IP))
 		return XDP_PASS;
 

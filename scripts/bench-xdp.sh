@@ -18,7 +18,8 @@
 #               For these, the server end's received packets are processed on the server's core
 #               (RPS to core 1), as they would be on a separate machine. Without it a veth charges
 #               the server's TCP receive work to the sending client's core.
-# The XDP stack uses 10.77.ID.3 (dedicated IP) on the client end, whose kernel keeps 10.77.ID.2.
+# The XDP stack uses 10.77.ID.3 (dedicated IP) on the client end, whose kernel keeps 10.77.ID.2;
+# 64 huge pages are reserved for the run (UMEM, socket and read buffers) and released after.
 # Prints a table and writes it to target/bench-xdp.txt.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -33,13 +34,18 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --features xdp --example xdp_echo >&2
 ECHO=$CARGO_TARGET_DIR/release/examples/xdp_echo
 
+# The stack's memory goes on huge pages, as in production (and the demo): reserve some for the
+# run and put the count back afterwards.
+HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
 eval "$(HOTWIRE_NETNS_OWNER=bench-xdp scripts/netns.sh up)"
 SERVER=""
 cleanup() {
     [[ -z $SERVER ]] || kill "$SERVER" 2>/dev/null || true
+    echo "$HUGE_BEFORE" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
     scripts/netns.sh down "$HW_ID" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+echo $((HUGE_BEFORE + 64)) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 STACK_IP=${HW_CLIENT_IP%.*}.3
 
 ip netns exec "$HW_SERVER_NS" taskset -c 1 "$ECHO" serve --spin --server "$HW_SERVER_IP:7000" >/dev/null &

@@ -224,10 +224,16 @@ fn sixty_four_connections_on_one_stack() {
 
 /// Starts `xdp_echo hold` and waits for "ready".
 fn hold(ns: &Netns, seconds: u32) -> ChildGuard {
-    let ip = format!("{}/24", stack_ip(ns));
+    hold_with(ns, seconds, stack_ip(ns), &[])
+}
+
+/// `hold` on address `ip`, with more options.
+fn hold_with(ns: &Netns, seconds: u32, ip: Ipv4Addr, extra: &[&str]) -> ChildGuard {
+    let ip = format!("{ip}/24");
     let mut cmd = in_netns(client_ns(ns), xdp_echo());
     cmd.args(["hold", "--seconds", &seconds.to_string()])
         .args(["--xdp", &ns.client_if, "--local-ip", &ip])
+        .args(extra)
         .stdout(Stdio::piped());
     let mut guard = ChildGuard::spawn(&mut cmd);
     let out = guard.child().stdout.take().expect("stdout");
@@ -425,4 +431,89 @@ fn jumbo_mtu_from_the_interface() {
         "rx {rx} / tx {tx} frames for {bytes} bytes: segments are not jumbo"
     );
     assert_eq!(counter("checksums"), 0, "frames failed the TCP checksum");
+}
+
+/// Empties the kernel's neighbour table for `dev` in `netns`.
+fn flush_neighbors(netns: &str, dev: &str) {
+    let ok = Command::new("ip")
+        .args(["-n", netns, "neigh", "flush", "dev", dev])
+        .status()
+        .expect("ip neigh flush");
+    assert!(ok.success(), "ip neigh flush dev {dev} failed");
+}
+
+/// Shared-IP mode on veth: the stack takes the kernel's own address and a reserved port range. ARP
+/// on that address stays with the kernel, so after the kernel forgets its neighbours the stack has
+/// it resolve the server again and learns the MAC from its table; and while the steering program
+/// is attached the kernel still resolves, answers ARP and ping, and runs its own TCP on the address.
+#[test]
+fn shared_ip_mode_leaves_the_kernel_its_address() {
+    let Some(ns) = setup() else { return };
+    let cns = client_ns(&ns).to_owned();
+    let server = echo_server(&ns);
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let shared = ["--shared-ports", "40000-40999"];
+
+    flush_neighbors(&cns, &ns.client_if);
+    let ip = format!("{}/24", ns.client_ip);
+    let mut cmd = in_netns(&cns, xdp_echo());
+    cmd.args(["echo", "--server", &target, "--bytes", "5000000"])
+        .args(["--xdp", &ns.client_if, "--local-ip", &ip])
+        .args(shared)
+        .env("RUST_LOG", "info");
+    let out = cmd.output().expect("run xdp_echo");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{stderr}");
+    let sha = echo_ok(&out);
+    let (bytes, server_sha) = server.received();
+    assert_eq!(bytes, 5_000_000);
+    assert_eq!(server_sha, sha);
+    assert!(
+        stderr.contains(&format!("next hop {} is at", ns.server_ip)),
+        "the stack did not learn the server from the kernel's table: {stderr}"
+    );
+    let reserved = Command::new("ip")
+        .args(["netns", "exec", &cns, "cat"])
+        .arg("/proc/sys/net/ipv4/ip_local_reserved_ports")
+        .output()
+        .expect("read reserved ports");
+    assert!(
+        String::from_utf8_lossy(&reserved.stdout).contains("40000-40999"),
+        "the port range is not reserved in the kernel"
+    );
+
+    let _held = hold_with(&ns, 30, ns.client_ip, &shared);
+    assert!(xdp_attached(&ns), "the steering program is not attached");
+    // Both kernels forget each other: each must ARP, and the replies must reach the kernel.
+    flush_neighbors(&cns, &ns.client_if);
+    flush_neighbors(&ns.server_ns, &ns.server_if);
+    assert!(
+        ping(&cns, ns.server_ip),
+        "the kernel cannot reach the server from the shared address"
+    );
+    flush_neighbors(&cns, &ns.client_if);
+    flush_neighbors(&ns.server_ns, &ns.server_if);
+    assert!(
+        ping(&ns.server_ns, ns.client_ip),
+        "the kernel no longer answers on the shared address"
+    );
+    // Kernel TCP from the shared address (its ports lie outside the reserved range).
+    let mut kernel = in_netns(&cns, xdp_echo());
+    let out = kernel
+        .args([
+            "echo",
+            "--server",
+            &target,
+            "--bytes",
+            "100000",
+            "--timeout",
+            "20",
+        ])
+        .output()
+        .expect("run xdp_echo");
+    assert!(
+        out.status.success(),
+        "kernel TCP on the shared address failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -92,6 +92,8 @@ pub struct XskDevice {
     copy_mode_kick: bool,
     counters: DeviceCounters,
     impair: Option<Impairer>,
+    /// Frames handed to smoltcp as if received, ahead of the RX ring (see [`XskDevice::inject`]).
+    injected: std::collections::VecDeque<Vec<u8>>,
 }
 
 /// Packet counters of a device.
@@ -221,7 +223,15 @@ impl XskDevice {
             copy_mode_kick: bind == BindMode::Copy,
             counters: DeviceCounters::default(),
             impair: None,
+            injected: std::collections::VecDeque::new(),
         })
+    }
+
+    /// Queues `frame` (a whole Ethernet frame) for smoltcp as if it had been received: the stack
+    /// uses it for ARP replies built from the kernel's neighbour table in shared-IP mode. Rare (per
+    /// next hop, every few seconds), so an owned buffer each.
+    pub fn inject(&mut self, frame: Vec<u8>) {
+        self.injected.push_back(frame);
     }
 
     /// Turns on deliberate loss and reordering (tests).
@@ -385,11 +395,20 @@ fn xsk_error(what: &str, e: &dyn std::error::Error) -> io::Error {
     }
 }
 
+/// Where a received frame is.
+#[derive(Debug)]
+enum RxSource {
+    /// A UMEM frame from the RX ring.
+    Frame(FrameDesc),
+    /// A frame queued by [`XskDevice::inject`].
+    Injected(Vec<u8>),
+}
+
 /// Hands one received frame to smoltcp.
 #[derive(Debug)]
 pub struct XskRxToken<'a> {
     umem: &'a Umem,
-    desc: FrameDesc,
+    source: RxSource,
     done: &'a mut Vec<FrameDesc>,
 }
 
@@ -398,12 +417,17 @@ impl phy::RxToken for XskRxToken<'_> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        // SAFETY: the frame came from this UMEM's RX ring and is ours until it is put back on the
-        // fill ring, which happens only after this read (it goes to `done` below).
-        let data = unsafe { self.umem.data(&self.desc) };
-        let r = f(data.contents());
-        self.done.push(self.desc);
-        r
+        match self.source {
+            RxSource::Frame(desc) => {
+                // SAFETY: the frame came from this UMEM's RX ring and is ours until it is put back
+                // on the fill ring, which happens only after this read (it goes to `done` below).
+                let data = unsafe { self.umem.data(&desc) };
+                let r = f(data.contents());
+                self.done.push(desc);
+                r
+            }
+            RxSource::Injected(frame) => f(&frame),
+        }
     }
 }
 
@@ -453,6 +477,20 @@ impl Device for XskDevice {
             self.counters.tx_starved += 1;
             return None;
         }
+        if let Some(frame) = self.injected.pop_front() {
+            return Some((
+                XskRxToken {
+                    umem: &self.umem,
+                    source: RxSource::Injected(frame),
+                    done: &mut self.rx_done,
+                },
+                XskTxToken {
+                    umem: &self.umem,
+                    free: &mut self.tx_free,
+                    ready: &mut self.tx_ready,
+                },
+            ));
+        }
         let desc = loop {
             let desc = self.next_rx()?;
             // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
@@ -466,7 +504,7 @@ impl Device for XskDevice {
         Some((
             XskRxToken {
                 umem: &self.umem,
-                desc,
+                source: RxSource::Frame(desc),
                 done: &mut self.rx_done,
             },
             XskTxToken {

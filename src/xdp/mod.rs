@@ -11,6 +11,7 @@
 //! - `csum`: TCP checksums done by the device (checksum offload, as a NIC does it).
 //! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
 //!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
+//! - `neigh`: next hops learned from the kernel's neighbour table (shared-IP mode).
 //! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link.
 //! - [`stack`]: `Interface` + `SocketSet` + poll, shared by every connection of a thread.
 //! - [`stream`]: [`XdpStream`], a TCP connection satisfying [`crate::stream::Stream`] (RFC 9293
@@ -25,6 +26,7 @@ use std::time::Duration;
 mod csum;
 pub mod device;
 pub mod fallback;
+mod neigh;
 pub mod stack;
 pub mod steer;
 pub mod stream;

@@ -19,6 +19,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
 use super::device::{BindMode, DeviceCounters, XskDevice};
+use super::neigh::Neighbors;
 use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
 use super::umem::{self, BufArena, MemFacts, UmemPlan};
 use super::XdpConfig;
@@ -69,6 +70,11 @@ pub(crate) struct StackInner {
     ack_delay: Option<Duration>,
     selector_driven: bool,
     info: StackInfo,
+    /// Shared-IP mode: next hops from the kernel's neighbour table (ARP is the kernel's there).
+    neighbors: Option<Neighbors>,
+    /// `local/prefix_len`, and the gateway: what a connection's next hop is.
+    subnet: Ipv4Cidr,
+    gateway: Option<Ipv4Addr>,
 }
 
 /// A handle to a stack (cheap to clone; all clones share it). Not `Send`: a stack lives on its IO
@@ -276,6 +282,14 @@ impl XdpStack {
                 ack_delay: cfg.ack_delay,
                 selector_driven: false,
                 info,
+                neighbors: match cfg.steer {
+                    SteerMode::SharedIp { .. } => {
+                        Some(Neighbors::new(&cfg.interface, mac, cfg.local_ip))
+                    }
+                    SteerMode::DedicatedIp => None,
+                },
+                subnet: Ipv4Cidr::new(cfg.local_ip, cfg.prefix_len),
+                gateway: cfg.gateway,
             })),
         })
     }
@@ -324,6 +338,9 @@ impl StackInner {
     }
 
     pub(crate) fn poll(&mut self) -> io::Result<bool> {
+        if let Some(n) = self.neighbors.as_mut() {
+            n.poll(&mut self.device);
+        }
         let now = self.now();
         let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged;
@@ -355,6 +372,13 @@ impl StackInner {
         &mut self,
         remote: std::net::SocketAddrV4,
     ) -> io::Result<(SocketHandle, u16)> {
+        if let Some(n) = self.neighbors.as_mut() {
+            let to = *remote.ip();
+            n.want(match self.gateway {
+                Some(gw) if !self.subnet.contains_addr(&to) => gw,
+                _ => to,
+            });
+        }
         let port = self.ports.take().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AddrInUse,

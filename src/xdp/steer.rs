@@ -4,7 +4,9 @@
 //! call; `nic/steer.c` is the same program in C, kept as the readable reference (the two must
 //! match; the veth tests check the behaviour). Per packet:
 //!
-//! - ARP whose target protocol address is our IP → the XSK of the receiving queue;
+//! - ARP whose target protocol address is our IP → the XSK of the receiving queue, in
+//!   [`SteerMode::DedicatedIp`] only: a shared address's ARP belongs to the kernel, which must keep
+//!   resolving its own neighbours (the stack learns its next hops from the kernel's table instead);
 //! - IPv4 to our IP → the XSK ([`SteerMode::DedicatedIp`]), or, in [`SteerMode::SharedIp`], only
 //!   TCP to our IP whose destination port lies in the reserved range;
 //! - everything else → `XDP_PASS` (the kernel), and so does a packet for a queue without a socket
@@ -172,15 +174,18 @@ pub(crate) fn program(ip: Ipv4Addr, mode: SteerMode, map_fd: RawFd) -> Vec<Insn>
     a.op(MOV64_X, R4, R2, 0, 0);
     a.op(ADD64_K, R4, 0, 0, 42);
     a.jump(JGT_X, R4, R3, 0, Label::Pass);
-    // EtherType.
+    // EtherType. A shared address's ARP stays with the kernel (the IPv4 check below passes it).
     a.op(LDX_H, R5, R2, 12, 0);
-    a.jump(
-        JEQ_K,
-        R5,
-        0,
-        i32::from(u16::from_ne_bytes([0x08, 0x06])),
-        Label::Arp,
-    );
+    let dedicated = mode == SteerMode::DedicatedIp;
+    if dedicated {
+        a.jump(
+            JEQ_K,
+            R5,
+            0,
+            i32::from(u16::from_ne_bytes([0x08, 0x06])),
+            Label::Arp,
+        );
+    }
     a.jump(
         JNE_K,
         R5,
@@ -220,11 +225,13 @@ pub(crate) fn program(ip: Ipv4Addr, mode: SteerMode, map_fd: RawFd) -> Vec<Insn>
         a.jump(JLT_K, R5, 0, i32::from(first), Label::Pass);
         a.jump(JGT_K, R5, 0, i32::from(last), Label::Pass);
     }
-    a.jump(0x05, 0, 0, 0, Label::Redirect); // ja
-    a.label(Label::Arp);
-    // ARP target protocol address (Ethernet 14 + ARP 24).
-    a.op(LDX_W, R5, R2, 14 + 24, 0);
-    a.jump(JNE32_K, R5, 0, ip_raw, Label::Pass);
+    if dedicated {
+        a.jump(0x05, 0, 0, 0, Label::Redirect); // ja
+        a.label(Label::Arp);
+        // ARP target protocol address (Ethernet 14 + ARP 24).
+        a.op(LDX_W, R5, R2, 14 + 24, 0);
+        a.jump(JNE32_K, R5, 0, ip_raw, Label::Pass);
+    }
     a.label(Label::Redirect);
     // bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS): no socket on the queue → kernel.
     a.op(LDX_W, R2, R1, 16, 0);
@@ -429,6 +436,22 @@ mod tests {
         let hits: Vec<_> = p.iter().filter(|i| i.code == JNE32_K).collect();
         assert_eq!(hits.len(), 2);
         assert!(hits.iter().all(|i| i.imm == want));
+    }
+
+    #[test]
+    fn shared_ip_mode_leaves_arp_to_the_kernel() {
+        let mode = SteerMode::SharedIp {
+            first: 40000,
+            last: 40999,
+        };
+        let p = program(Ipv4Addr::new(10, 77, 1, 2), mode, 7);
+        let arp = i32::from(u16::from_ne_bytes([0x08, 0x06]));
+        assert!(
+            !p.iter().any(|i| i.code == JEQ_K && i.imm == arp),
+            "no branch on the ARP EtherType"
+        );
+        // Only the IPv4 destination is compared with our address.
+        assert_eq!(p.iter().filter(|i| i.code == JNE32_K).count(), 1);
     }
 
     #[test]
