@@ -41,6 +41,7 @@ struct RawNetwork {
     umem_frames: Option<Spanned<i64>>,
     frame_size: Option<Spanned<i64>>,
     mtu: Option<Spanned<i64>>,
+    ack_delay_us: Option<Spanned<i64>>,
     huge_pages: Option<bool>,
     fallback: Option<bool>,
 }
@@ -203,6 +204,21 @@ impl RawNetwork {
                     })?,
             ),
         };
+        let ack_delay_us = match &self.ack_delay_us {
+            None => 1000,
+            Some(d) => u32::try_from(*d.get_ref())
+                .ok()
+                .filter(|d| *d <= 500_000)
+                .ok_or_else(|| {
+                    loc.at(
+                        d,
+                        format!(
+                            "network.ack_delay_us: {} (expected 0..=500000; 0 acknowledges at once)",
+                            d.get_ref()
+                        ),
+                    )
+                })?,
+        };
         Ok(XdpSettings {
             interface,
             queue,
@@ -216,6 +232,7 @@ impl RawNetwork {
             umem_frames,
             frame_size,
             mtu,
+            ack_delay_us,
             huge_pages: self.huge_pages.unwrap_or(true),
             fallback: self.fallback.unwrap_or(true),
         })

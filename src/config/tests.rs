@@ -291,6 +291,7 @@ bind = "zero-copy"
 umem_frames = 8192
 frame_size = 2048
 mtu = 1700
+ack_delay_us = 0
 huge_pages = false
 fallback = false
 
@@ -315,6 +316,7 @@ fn the_xdp_network_validates() {
     assert!(!x.native && x.zero_copy && !x.huge_pages && !x.fallback);
     assert_eq!((x.umem_frames, x.frame_size), (8192, 2048));
     assert_eq!(x.mtu, Some(1700));
+    assert_eq!(x.ack_delay_us, 0);
 }
 
 #[test]
@@ -334,6 +336,7 @@ fn xdp_defaults() {
     assert!(x.native && !x.zero_copy && x.huge_pages && x.fallback);
     assert_eq!((x.umem_frames, x.frame_size, x.gateway), (4096, 4096, None));
     assert_eq!(x.mtu, None, "the interface's MTU");
+    assert_eq!(x.ack_delay_us, 1000);
 }
 
 #[test]
@@ -434,6 +437,18 @@ fn malformed_xdp_settings_are_located() {
         "expected 576..=1778",
     );
     fails_at(&with(&format!("{base}mtu = 500\n")), 5, 7, "576..=");
+    fails_at(
+        &with(&format!("{base}ack_delay_us = 600000\n")),
+        5,
+        16,
+        "0..=500000",
+    );
+    fails_at(
+        &with(&format!("{base}ack_delay_us = -1\n")),
+        5,
+        16,
+        "0..=500000",
+    );
     fails_at(
         &with(&format!("{base}jumbo = true\n")),
         5,
