@@ -79,7 +79,7 @@ __attribute__((section("egress"), used)) int impair_egress(struct __sk_buff *skb
 	__u32 r = get_prandom_u32();
 	if (r < (__u32)LOSS)
 		return TC_ACT_SHOT;
-	if (r < (__u32)LOSS + (__u32)REORDER && slow_left == 0)
+	if ((__u64)r < (__u64)LOSS + (__u64)REORDER && slow_left == 0)
 		slow_left = RUN;
 	if (slow_left > 0) {
 		slow_left -= 1;

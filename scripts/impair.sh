@@ -28,7 +28,7 @@ threshold() {
     awk -v p="$1" 'BEGIN {
         if (p !~ /^[0-9]+(\.[0-9]+)?$/ || p > 100) exit 1
         t = int(p / 100 * 4294967296); if (t > 4294967295) t = 4294967295
-        printf "%d\n", t
+        printf "%.0f\n", t
     }' || die "not a percentage: $1"
 }
 

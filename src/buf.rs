@@ -37,6 +37,12 @@ impl Pool {
     #[cfg(feature = "xdp")]
     fn on_huge_pages(slots: usize, slot_size: usize) -> Option<Pool> {
         let layout = Self::layout(slots, slot_size)?;
+        // Asked first: the huge-page allocator assumes a kernel with HugeTLB (it cannot size a
+        // mapping without `Hugepagesize` in /proc/meminfo).
+        let facts = crate::xdp::umem::MemFacts::read();
+        if !huge_pages_suffice(&facts, layout.size()) {
+            return None;
+        }
         // SAFETY: the layout has a non-zero size; the region is released in `Drop` with it.
         let base = NonNull::new(unsafe { hugepage_rs::alloc(layout) })?;
         Some(Pool::new(base, layout, slots, slot_size, true))
@@ -106,6 +112,12 @@ impl Drop for Pool {
     }
 }
 
+/// `true` when the kernel has HugeTLB and at least `bytes` of free huge pages.
+#[cfg(feature = "xdp")]
+fn huge_pages_suffice(facts: &crate::xdp::umem::MemFacts, bytes: usize) -> bool {
+    facts.huge_size > 0 && facts.huge_free.saturating_mul(facts.huge_size) >= bytes as u64
+}
+
 /// The installed pool, if any.
 static POOL: Mutex<Option<Arc<Pool>>> = Mutex::new(None);
 
@@ -121,18 +133,21 @@ pub fn install_huge_pool(slots: usize, slot_size: usize) -> bool {
     let Ok(mut pool) = POOL.lock() else {
         return false;
     };
-    if pool.is_some() {
-        return true;
-    }
-    #[cfg(feature = "xdp")]
-    {
-        *pool = Pool::on_huge_pages(slots, slot_size.next_multiple_of(4096)).map(Arc::new);
-    }
-    #[cfg(not(feature = "xdp"))]
-    {
-        let _ = (slots, slot_size);
+    if pool.is_none() {
+        *pool = new_huge_pool(slots, slot_size);
     }
     pool.is_some()
+}
+
+#[cfg(feature = "xdp")]
+fn new_huge_pool(slots: usize, slot_size: usize) -> Option<Arc<Pool>> {
+    let size = slot_size.checked_next_multiple_of(4096)?;
+    Pool::on_huge_pages(slots, size).map(Arc::new)
+}
+
+#[cfg(not(feature = "xdp"))]
+fn new_huge_pool(_slots: usize, _slot_size: usize) -> Option<Arc<Pool>> {
+    None
 }
 
 /// `(slot size, free slots)` of the installed pool.
@@ -262,6 +277,31 @@ mod tests {
 
     fn pool(slots: usize) -> Option<Arc<Pool>> {
         Some(Arc::new(Pool::on_heap(slots, 8192).unwrap()))
+    }
+
+    #[cfg(feature = "xdp")]
+    #[test]
+    fn huge_pages_are_asked_for_only_when_the_kernel_has_them_free() {
+        use crate::xdp::umem::MemFacts;
+        let facts = |huge_free, huge_size| MemFacts {
+            cap_ipc_lock: true,
+            memlock: u64::MAX,
+            huge_free,
+            huge_size,
+        };
+        assert!(!huge_pages_suffice(&facts(512, 0), 4096), "no HugeTLB");
+        assert!(huge_pages_suffice(&facts(1, 2 << 20), 2 << 20));
+        assert!(!huge_pages_suffice(&facts(1, 2 << 20), (2 << 20) + 1));
+        assert!(!huge_pages_suffice(&facts(0, 2 << 20), 4096));
+        assert!(huge_pages_suffice(&facts(u64::MAX, 1 << 30), usize::MAX));
+    }
+
+    #[test]
+    fn an_impossible_slot_size_installs_nothing() {
+        // Rounding up to 4 KiB would overflow: refused, not a panic.
+        assert!(!install_huge_pool(1, usize::MAX));
+        assert!(!install_huge_pool(0, 4096));
+        assert!(pool_status().is_none());
     }
 
     #[test]

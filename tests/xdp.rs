@@ -288,19 +288,20 @@ fn wire_order(segments: &[Segment]) -> WireOrder {
     let Some(first) = segments.first() else {
         return WireOrder::default();
     };
-    // Offsets from the first sequence number (a 50 MB stream stays far below 2^31).
-    let rel = |s: &Segment| u64::from(s.seq.wrapping_sub(first.seq));
-    let marked: std::collections::HashSet<u64> =
+    // Signed offsets from the first captured sequence number (a 50 MB stream stays far below
+    // 2^31): a segment sent before it (the first one was lost or held back) is negative, not 2^32.
+    let rel = |s: &Segment| i64::from(s.seq.wrapping_sub(first.seq) as i32);
+    let marked: std::collections::HashSet<i64> =
         segments.iter().filter(|s| s.tos != 0).map(rel).collect();
     let mut seen = std::collections::HashSet::new();
-    let mut high = 0;
+    let mut high = i64::MIN;
     let mut order = WireOrder {
         segments: segments.len(),
         ..WireOrder::default()
     };
     for s in segments {
         let start = rel(s);
-        let end = start + u64::from(s.len);
+        let end = start + i64::from(s.len);
         if !seen.insert(start) {
             continue;
         }

@@ -96,6 +96,9 @@ pub struct XskDevice {
     injected: std::collections::VecDeque<Vec<u8>>,
 }
 
+/// Injected frames that may wait for smoltcp at once (see [`XskDevice::inject`]).
+pub const MAX_INJECTED: usize = 64;
+
 /// Packet counters of a device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeviceCounters {
@@ -230,7 +233,12 @@ impl XskDevice {
     /// Queues `frame` (a whole Ethernet frame) for smoltcp as if it had been received: the stack
     /// uses it for ARP replies built from the kernel's neighbour table in shared-IP mode. Rare (per
     /// next hop, every few seconds), so an owned buffer each.
+    /// At most [`MAX_INJECTED`] wait: beyond that the oldest is dropped (a newer reply about the
+    /// same hop supersedes it anyway).
     pub fn inject(&mut self, frame: Vec<u8>) {
+        if self.injected.len() >= MAX_INJECTED {
+            self.injected.pop_front();
+        }
         self.injected.push_back(frame);
     }
 

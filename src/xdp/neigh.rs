@@ -6,30 +6,42 @@
 //! learns the MAC of each next hop it sends to from `/proc/net/arp` (of its network namespace) and
 //! hands smoltcp an ARP reply built from it ([`super::device::XskDevice::inject`]). A next hop the
 //! kernel has not resolved yet is resolved by the kernel on request: a zero-length UDP datagram to
-//! its discard port (9) from an ordinary socket makes the kernel send its ARP request. Entries are
-//! re-read and re-injected every [`REFRESH`], well inside smoltcp's 60 s neighbour lifetime, so a
-//! changed MAC (a failed-over gateway) reaches the stack within that time.
+//! its discard port (9) from an ordinary socket makes the kernel send its ARP request.
+//!
+//! A next hop is remembered while a socket of the stack uses it and forgotten with its last one.
+//! An unresolved hop is looked up again after 1 ms, doubling to [`PENDING_MAX`] (a connect to a
+//! dead host costs a few table reads, not a thousand a second), and the kernel is asked again
+//! every [`REKICK`]. A known hop is re-read every [`REFRESH`], well inside smoltcp's 60 s
+//! neighbour lifetime, and injected again then or as soon as its MAC changes (a failed-over
+//! gateway), never more often.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
+use smoltcp::iface::SocketHandle;
 use smoltcp::wire::EthernetAddress;
 
 use super::device::XskDevice;
 
-/// How often known next hops are re-read and re-injected.
+/// How often a known next hop is re-read and re-injected.
 const REFRESH: Duration = Duration::from_secs(20);
-/// How often the table is read while a next hop is unresolved.
-const PENDING_CHECK: Duration = Duration::from_millis(1);
+/// The first re-read of an unresolved next hop; each later one waits twice as long...
+const PENDING_FIRST: Duration = Duration::from_millis(1);
+/// ...up to this.
+const PENDING_MAX: Duration = Duration::from_millis(500);
 /// How often the kernel is asked again to resolve a next hop.
 const REKICK: Duration = Duration::from_secs(1);
-/// Next hops remembered (the oldest is forgotten beyond this).
-const MAX_HOPS: usize = 256;
 
 #[derive(Debug)]
 struct Hop {
     ip: Ipv4Addr,
+    /// Sockets sending through this hop.
+    users: u32,
     known: Option<EthernetAddress>,
+    /// When to read the table for this hop next.
+    due: Instant,
+    /// The wait before the read after that, while unresolved.
+    backoff: Duration,
     kicked: Option<Instant>,
 }
 
@@ -40,6 +52,9 @@ pub(crate) struct Neighbors {
     our_mac: EthernetAddress,
     our_ip: Ipv4Addr,
     hops: Vec<Hop>,
+    /// The next hop of each socket.
+    of_socket: Vec<(SocketHandle, Ipv4Addr)>,
+    /// The earliest `due` of all hops.
     next_check: Instant,
     probe: Option<UdpSocket>,
 }
@@ -51,61 +66,101 @@ impl Neighbors {
             our_mac,
             our_ip,
             hops: Vec::new(),
+            of_socket: Vec::new(),
             next_check: Instant::now() + REFRESH,
             probe: None,
         }
     }
 
-    /// The stack is about to send to `ip` (a connection's next hop): learn it at the next poll.
-    pub(crate) fn want(&mut self, ip: Ipv4Addr) {
-        if !self.hops.iter().any(|h| h.ip == ip) {
-            if self.hops.len() == MAX_HOPS {
-                self.hops.remove(0);
+    /// Socket `socket` sends through next hop `ip`: remember it and learn it at the next poll.
+    pub(crate) fn attach(&mut self, socket: SocketHandle, ip: Ipv4Addr, now: Instant) {
+        self.detach(socket);
+        self.of_socket.push((socket, ip));
+        if let Some(hop) = self.hops.iter_mut().find(|h| h.ip == ip) {
+            hop.users += 1;
+            return;
+        }
+        self.hops.push(Hop {
+            ip,
+            users: 1,
+            known: None,
+            due: now,
+            backoff: PENDING_FIRST,
+            kicked: None,
+        });
+        self.next_check = now;
+    }
+
+    /// Socket `socket` is gone: its next hop is forgotten when no other socket uses it.
+    pub(crate) fn detach(&mut self, socket: SocketHandle) {
+        let Some(at) = self.of_socket.iter().position(|(s, _)| *s == socket) else {
+            return;
+        };
+        let (_, ip) = self.of_socket.swap_remove(at);
+        if let Some(at) = self.hops.iter().position(|h| h.ip == ip) {
+            self.hops[at].users -= 1;
+            if self.hops[at].users == 0 {
+                self.hops.swap_remove(at);
             }
-            self.hops.push(Hop {
-                ip,
-                known: None,
-                kicked: None,
-            });
-            self.next_check = Instant::now();
         }
     }
 
-    /// Reads the kernel's table when a check is due and injects what it knows.
-    pub(crate) fn poll(&mut self, device: &mut XskDevice) {
-        let now = Instant::now();
+    /// Next hops remembered (tests).
+    #[cfg(test)]
+    fn hop_count(&self) -> usize {
+        self.hops.len()
+    }
+
+    /// Reads the kernel's table when a hop is due and injects what changed or needs refreshing.
+    pub(crate) fn poll(&mut self, device: &mut XskDevice, now: Instant) {
         if now < self.next_check {
             return;
         }
         let table = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
-        let mut pending = false;
+        self.check(&table, now, |frame| device.inject(frame));
+    }
+
+    /// One check against `table` (the text of `/proc/net/arp`) at `now`: `inject` gets the ARP
+    /// replies to hand smoltcp.
+    fn check(&mut self, table: &str, now: Instant, mut inject: impl FnMut(Vec<u8>)) {
+        let mut next = now + REFRESH;
         for i in 0..self.hops.len() {
-            let ip = self.hops[i].ip;
-            match lookup(&table, &self.ifname, ip) {
-                Some(mac) => {
-                    if self.hops[i].known != Some(mac) {
-                        log::info!(
-                            "{}: next hop {ip} is at {mac} (the kernel's neighbour table)",
-                            self.ifname
-                        );
+            if self.hops[i].due <= now {
+                let ip = self.hops[i].ip;
+                match lookup(table, &self.ifname, ip) {
+                    Some(mac) => {
+                        let hop = &mut self.hops[i];
+                        if hop.known != Some(mac) {
+                            log::info!(
+                                "{}: next hop {ip} is at {mac} (the kernel's neighbour table)",
+                                self.ifname
+                            );
+                        }
+                        hop.known = Some(mac);
+                        hop.kicked = None;
+                        hop.backoff = PENDING_FIRST;
+                        hop.due = now + REFRESH;
+                        inject(arp_reply(self.our_mac, self.our_ip, mac, ip));
                     }
-                    device.inject(arp_reply(self.our_mac, self.our_ip, mac, ip));
-                    self.hops[i].known = Some(mac);
-                    self.hops[i].kicked = None;
-                }
-                None => {
-                    pending = true;
-                    let due = self.hops[i]
-                        .kicked
-                        .is_none_or(|t| now.duration_since(t) >= REKICK);
-                    if due {
-                        self.kick(ip);
-                        self.hops[i].kicked = Some(now);
+                    None => {
+                        // Unresolved, or no longer in the table (the kernel expired it): what
+                        // smoltcp knows stays valid until it ages out; ask the kernel again.
+                        let kick = self.hops[i]
+                            .kicked
+                            .is_none_or(|t| now.duration_since(t) >= REKICK);
+                        if kick {
+                            self.kick(ip);
+                            self.hops[i].kicked = Some(now);
+                        }
+                        let hop = &mut self.hops[i];
+                        hop.due = now + hop.backoff;
+                        hop.backoff = (hop.backoff * 2).min(PENDING_MAX);
                     }
                 }
             }
+            next = next.min(self.hops[i].due);
         }
-        self.next_check = now + if pending { PENDING_CHECK } else { REFRESH };
+        self.next_check = next;
     }
 
     /// Makes the kernel resolve `ip`: one empty datagram to its discard port.
@@ -130,10 +185,18 @@ impl Neighbors {
 fn lookup(table: &str, ifname: &str, ip: Ipv4Addr) -> Option<EthernetAddress> {
     // IP address  HW type  Flags  HW address  Mask  Device
     table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [addr, _hw, flags, mac, _mask, dev] = f[..] else {
+        let mut f = line.split_whitespace();
+        let (addr, _hw, flags, mac, _mask, dev) = (
+            f.next()?,
+            f.next()?,
+            f.next()?,
+            f.next()?,
+            f.next()?,
+            f.next()?,
+        );
+        if f.next().is_some() {
             return None;
-        };
+        }
         let complete = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()? & 0x2 != 0;
         if dev != ifname || !complete || addr.parse::<Ipv4Addr>().ok()? != ip {
             return None;
@@ -202,6 +265,88 @@ IP address       HW type     Flags       HW address            Mask     Device
         assert_eq!(lookup("header\n1 2 3\n", "hwc0", ip("10.77.1.1")), None);
         assert_eq!(parse_mac("aa:bb:cc:00:11"), None);
         assert_eq!(parse_mac("aa:bb:cc:00:11:22:33"), None);
+    }
+
+    /// Two socket handles (a set of two sockets) for the bookkeeping tests.
+    fn two_handles() -> (SocketHandle, SocketHandle) {
+        use smoltcp::socket::tcp;
+        let mut set = smoltcp::iface::SocketSet::new(vec![]);
+        let mut add = || {
+            set.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 16]),
+                tcp::SocketBuffer::new(vec![0; 16]),
+            ))
+        };
+        (add(), add())
+    }
+
+    fn neighbors() -> Neighbors {
+        Neighbors::new(
+            "hwc0",
+            EthernetAddress([2, 0, 0, 0, 0, 1]),
+            Ipv4Addr::new(127, 0, 0, 1),
+        )
+    }
+
+    // Next hops on loopback: the kernel is asked to resolve them with a datagram to port 9, and
+    // only loopback may carry a unit test's traffic.
+    const LOOPBACK_TABLE: &str = "\
+IP address       HW type     Flags       HW address            Mask     Device
+127.0.0.77       0x1         0x2         02:00:00:00:00:77     *        hwc0
+";
+
+    #[test]
+    fn an_unresolved_hop_is_read_with_backoff_and_a_known_one_injected_once() {
+        let (a, b) = two_handles();
+        let mut n = neighbors();
+        let t0 = Instant::now();
+        let pending = Ipv4Addr::new(127, 0, 0, 99);
+        let known = Ipv4Addr::new(127, 0, 0, 77);
+        n.attach(a, pending, t0);
+        n.attach(b, known, t0);
+        // Poll every 100 µs for 3 s: the pending hop is read with a doubling wait (1, 2, 4 ms...,
+        // then every 500 ms), not 30 000 times; the known one is injected on the first check only.
+        let (mut checks, mut injected) = (0, Vec::new());
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(3) {
+            if t >= n.next_check {
+                checks += 1;
+                n.check(LOOPBACK_TABLE, t, |f| injected.push(f));
+            }
+            t += Duration::from_micros(100);
+        }
+        assert!((9..=16).contains(&checks), "{checks} table reads in 3 s");
+        assert_eq!(injected.len(), 1, "the known hop is injected once");
+        let eth = smoltcp::wire::EthernetFrame::new_checked(&injected[0][..]).unwrap();
+        assert_eq!(eth.src_addr(), EthernetAddress([2, 0, 0, 0, 0, 0x77]));
+        // At its refresh it is injected again.
+        n.check(LOOPBACK_TABLE, t0 + REFRESH, |f| injected.push(f));
+        assert_eq!(injected.len(), 2);
+        // A changed MAC is injected at the hop's next read.
+        let moved = LOOPBACK_TABLE.replace("02:00:00:00:00:77", "02:00:00:00:00:78");
+        n.check(&moved, t0 + REFRESH * 2, |f| injected.push(f));
+        assert_eq!(injected.len(), 3);
+        let eth = smoltcp::wire::EthernetFrame::new_checked(&injected[2][..]).unwrap();
+        assert_eq!(eth.src_addr(), EthernetAddress([2, 0, 0, 0, 0, 0x78]));
+    }
+
+    #[test]
+    fn a_hop_lives_as_long_as_a_socket_uses_it() {
+        let (a, b) = two_handles();
+        let mut n = neighbors();
+        let now = Instant::now();
+        let gw = Ipv4Addr::new(127, 0, 0, 77);
+        n.attach(a, gw, now);
+        n.attach(b, gw, now);
+        assert_eq!(n.hop_count(), 1);
+        n.detach(a);
+        n.detach(a);
+        assert_eq!(n.hop_count(), 1, "b still sends through it");
+        n.attach(b, Ipv4Addr::new(127, 0, 0, 78), now);
+        assert_eq!(n.hop_count(), 1, "b moved: the old hop has no user left");
+        n.detach(b);
+        assert_eq!(n.hop_count(), 0);
+        assert!(n.of_socket.is_empty());
     }
 
     #[test]

@@ -333,15 +333,12 @@ impl XdpStack {
 }
 
 impl StackInner {
-    pub(crate) fn now(&self) -> Instant {
-        Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
-    }
-
     pub(crate) fn poll(&mut self) -> io::Result<bool> {
+        let wall = StdInstant::now();
         if let Some(n) = self.neighbors.as_mut() {
-            n.poll(&mut self.device);
+            n.poll(&mut self.device, wall);
         }
-        let now = self.now();
+        let now = Instant::from_micros(wall.duration_since(self.epoch).as_micros() as i64);
         let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged;
         // smoltcp sends at most one segment per socket per egress round: keep going while rounds
@@ -372,13 +369,6 @@ impl StackInner {
         &mut self,
         remote: std::net::SocketAddrV4,
     ) -> io::Result<(SocketHandle, u16)> {
-        if let Some(n) = self.neighbors.as_mut() {
-            let to = *remote.ip();
-            n.want(match self.gateway {
-                Some(gw) if !self.subnet.contains_addr(&to) => gw,
-                _ => to,
-            });
-        }
         let port = self.ports.take().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::AddrInUse,
@@ -425,6 +415,14 @@ impl StackInner {
         if let Some(slot) = slot {
             self.slots.push((handle, slot));
         }
+        if let Some(n) = self.neighbors.as_mut() {
+            let to = *remote.ip();
+            let hop = match self.gateway {
+                Some(gw) if !self.subnet.contains_addr(&to) => gw,
+                _ => to,
+            };
+            n.attach(handle, hop, StdInstant::now());
+        }
         Ok((handle, port))
     }
 
@@ -446,6 +444,9 @@ impl StackInner {
 
     fn remove(&mut self, handle: SocketHandle, port: u16) {
         drop(self.sockets.remove(handle));
+        if let Some(n) = self.neighbors.as_mut() {
+            n.detach(handle);
+        }
         if let Some(at) = self.slots.iter().position(|(h, _)| *h == handle) {
             let (_, slot) = self.slots.swap_remove(at);
             if let Some(a) = self.arena.as_mut() {
