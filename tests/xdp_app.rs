@@ -64,8 +64,10 @@ async def handler(ws):
         await ws.send(message)
 
 async def main():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    ctx = None
+    if len(sys.argv) > 3:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
     async with serve(handler, sys.argv[1], int(sys.argv[2]), ssl=ctx, compression=None):
         print("ready", flush=True)
         await asyncio.Future()
@@ -149,6 +151,100 @@ fn wss_session_over_xdp_to_python_websockets() {
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines, messages, "echoes differ");
+}
+
+/// `target/<profile>/examples/xdp_alloc`, built by `cargo test` with its features.
+#[cfg(feature = "tls-openssl")]
+fn xdp_alloc() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples/xdp_alloc");
+    assert!(
+        path.is_file(),
+        "{} is missing (cargo test builds it)",
+        path.display()
+    );
+    path
+}
+
+/// `xdp_alloc MODE --url URL [extra]` in the client namespace: (allocations, messages measured).
+#[cfg(feature = "tls-openssl")]
+fn count_allocations(ns: &Netns, mode: &str, url: &str, extra: &[&std::ffi::OsStr]) -> (u64, u64) {
+    let out = in_netns(client_ns(ns), xdp_alloc())
+        .args([mode, "--xdp", &ns.client_if])
+        .args(["--local-ip", &format!("{}/24", stack_ip(ns))])
+        .args(["--url", url])
+        .args(extra)
+        .output()
+        .expect("run xdp_alloc");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "xdp_alloc {mode} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("xdp_alloc {mode} {url}: {}", stdout.trim());
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    match words[..] {
+        ["allocations", a, "messages", m] => (a.parse().unwrap(), m.parse().unwrap()),
+        _ => panic!("unexpected output: {stdout}"),
+    }
+}
+
+/// The hot path over AF_XDP allocates nothing per message: the XDP selector, the smoltcp stack
+/// and its `XdpStream`, the IoService and the WebSocket client (and OpenSSL, for wss), counted by a
+/// global allocator in the process that runs them. A 100k msg/s feed from the venue; round trips to
+/// Python `websockets`, plain and TLS.
+#[cfg(feature = "tls-openssl")]
+#[test]
+fn xdp_hot_path_does_not_allocate() {
+    if !util::require_root("the AF_XDP tests") {
+        return;
+    }
+    let Some(python) = python_with_websockets() else {
+        return;
+    };
+    let ns = Netns::up_pair();
+    let _venue = venue(&ns);
+    let feed = format!("ws://{}:9001/feed?rate=100000&size=128", ns.server_ip);
+    let (allocations, messages) = count_allocations(&ns, "feed", &feed, &[]);
+    assert!(messages >= 20_000, "{messages}");
+    assert_eq!(
+        allocations, 0,
+        "feed: {allocations} allocations for {messages} messages"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = pki_for(dir.path(), ns.server_ip);
+    let mut cmd = in_netns(&ns.server_ns, &python);
+    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), "9080"])
+        .stdout(Stdio::piped());
+    let mut plain = ChildGuard::spawn(&mut cmd);
+    wait_ready(&mut plain);
+    let mut cmd = in_netns(&ns.server_ns, &python);
+    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), "9443"])
+        .arg(&cert)
+        .arg(&key)
+        .stdout(Stdio::piped());
+    let mut tls = ChildGuard::spawn(&mut cmd);
+    wait_ready(&mut tls);
+    let few = ["--warmup", "500", "--count", "5000"].map(std::ffi::OsStr::new);
+    let url = format!("ws://{}:9080/", ns.server_ip);
+    let (allocations, messages) = count_allocations(&ns, "echo", &url, &few);
+    assert!(messages >= 5_000, "{messages}");
+    assert_eq!(
+        allocations, 0,
+        "ws echo: {allocations} allocations for {messages} round trips"
+    );
+    let url = format!("wss://{}:9443/", ns.server_ip);
+    let mut args = few.to_vec();
+    args.extend([std::ffi::OsStr::new("--ca"), ca.as_os_str()]);
+    let (allocations, messages) = count_allocations(&ns, "echo", &url, &args);
+    assert!(messages >= 5_000, "{messages}");
+    assert_eq!(
+        allocations, 0,
+        "wss echo: {allocations} allocations for {messages} round trips"
+    );
 }
 
 /// A venue (plain ws) in the server namespace.
