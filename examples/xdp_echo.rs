@@ -17,7 +17,7 @@
 //!                                               compared with the known block; prints MB/s
 //!   common: [--xdp IFACE --local-ip A.B.C.D/NN [--gateway IP] [--queue N] [--attach native|generic]
 //!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER] [--ack-delay-us US] [--mtu BYTES]
-//!            [--frame-size BYTES] [--frames N]]
+//!            [--no-multi-buffer] [--frame-size BYTES] [--frames N]]
 //!          [--core N] [--timeout SECS]
 //! xdp_echo hold --xdp ... [--seconds S]        brings the stack up, prints "ready", polls it for S
 //!                                               seconds (answers ARP and ping on its address)
@@ -69,6 +69,7 @@ fn parse() -> Result<Args, String> {
         (None, None, None, 0, AttachMode::Native, None, None);
     let mut ack_delay = None;
     let mut mtu = None;
+    let mut multi_buffer = true;
     let (mut frame_size, mut frames) = (None, None);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -120,6 +121,7 @@ fn parse() -> Result<Args, String> {
             "--frames" => frames = Some(val()?.parse().map_err(|e| format!("--frames: {e}"))?),
             "--spin" => a.spin = true,
             "--mtu" => mtu = Some(val()?.parse().map_err(|e| format!("--mtu: {e}"))?),
+            "--no-multi-buffer" => multi_buffer = false,
             "--seconds" => a.count = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
@@ -137,6 +139,7 @@ fn parse() -> Result<Args, String> {
         if let Some(m) = mtu {
             cfg.mtu = Some(m);
         }
+        cfg.multi_buffer = multi_buffer;
         if let Some(f) = frame_size {
             cfg.frame_size = f;
         }
@@ -701,14 +704,18 @@ fn run() -> Result<String, String> {
         }
         let c = s.counters();
         eprintln!(
-            "xdp_echo: rx {} tx {} kicks {} starved {} bad checksums {} impaired drops {} reorders {}",
+            "xdp_echo: rx {} tx {} kicks {} starved {} bad checksums {} impaired drops {} reorders {} \
+             multi-frame rx {} tx {} broken {}",
             c.rx_frames,
             c.tx_frames,
             c.tx_kicks,
             c.tx_starved,
             c.rx_bad_checksum,
             c.impaired_drops,
-            c.impaired_reorders
+            c.impaired_reorders,
+            c.rx_multi_frame,
+            c.tx_multi_frame,
+            c.rx_broken
         );
     }
     result

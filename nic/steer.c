@@ -46,6 +46,13 @@ struct {
 	__uint(max_entries, 64);
 } xsks SEC(".maps");
 
+/*
+ * For an MTU larger than one UMEM frame holds, hotwire loads the same instructions with
+ * BPF_F_XDP_HAS_FRAGS (libbpf: SEC("xdp.frags")): the program reads only the headers, which are
+ * in the first buffer of a multi-buffer packet, so it is correct for both, and the flag lets
+ * native XDP run on a link whose MTU exceeds a page and hand whole jumbo packets to a
+ * multi-buffer (XDP_USE_SG) socket.
+ */
 SEC("xdp")
 int hotwire_steer(struct xdp_md *ctx)
 {

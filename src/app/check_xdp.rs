@@ -197,7 +197,19 @@ fn interface(
                 ));
             }
         }
-        // A trial generic attach: proves the program loads and the interface is free.
+        let (frames, size, huge) = configured.map_or((4096, 4096, true), |x| {
+            (x.umem_frames, x.frame_size, x.huge_pages)
+        });
+        let multi_buffer = configured.is_none_or(|x| x.multi_buffer);
+        let link_mtu = crate::xdp::stack::interface_mtu(ifname).ok();
+        let wanted = link_mtu.map(|link| {
+            configured
+                .and_then(|x| x.mtu)
+                .map_or(link, |m| (m as usize).min(link))
+        });
+        let frags = multi_buffer && wanted.is_some_and(|w| w > crate::xdp::max_mtu(size));
+        // A trial generic attach: proves the program loads (multi-buffer aware when the MTU needs
+        // it) and the interface is free.
         let trial = steer::XskMap::new(1).and_then(|map| {
             steer::SteerLink::attach(
                 map,
@@ -205,6 +217,7 @@ fn interface(
                 steer::SteerMode::DedicatedIp,
                 index,
                 steer::AttachMode::Generic,
+                frags,
             )
         });
         match trial {
@@ -212,7 +225,10 @@ fn interface(
                 drop(link);
                 out.push(finding(
                     Level::Ok,
-                    format!("{ifname}: steering program loads and attaches (generic trial)"),
+                    format!(
+                        "{ifname}: steering program loads and attaches (generic trial{})",
+                        if frags { ", multi-buffer" } else { "" }
+                    ),
                 ));
             }
             Err(e) => out.push(finding(
@@ -230,20 +246,26 @@ fn interface(
                 ),
             ));
         }
-        let (frames, size, huge) = configured.map_or((4096, 4096, true), |x| {
-            (x.umem_frames, x.frame_size, x.huge_pages)
-        });
-        if let Ok(link) = crate::xdp::stack::interface_mtu(ifname) {
+        if let (Some(link), Some(wanted)) = (link_mtu, wanted) {
             let frame = crate::xdp::max_mtu(size);
-            let wanted = configured.and_then(|x| x.mtu).map_or(link, |m| m as usize);
-            let mtu = wanted.min(link).min(frame);
+            let limit = if multi_buffer {
+                crate::xdp::max_mtu_multi_buffer(size)
+            } else {
+                frame
+            };
+            let mtu = wanted.min(limit);
             // The stack advertises its MSS from `mtu`, so TCP peers never send it more.
             out.push(finding(
                 if mtu < wanted { Level::Warn } else { Level::Ok },
                 format!(
-                    "{ifname}: MTU {link}; the stack uses {mtu}{} (a {size} B frame holds {frame})",
+                    "{ifname}: MTU {link}; the stack uses {mtu}{} (a {size} B frame holds {frame}{})",
                     if mtu < wanted {
-                        format!(", lowered from the configured {wanted}")
+                        format!(", lowered from {wanted}")
+                    } else {
+                        String::new()
+                    },
+                    if mtu > frame {
+                        format!("; a packet spans up to {} frames: multi-buffer AF_XDP, Linux 6.6+", (mtu + 14).div_ceil(size as usize - 256))
                     } else {
                         String::new()
                     }

@@ -92,6 +92,7 @@ impl Net {
             cfg.frames = x.umem_frames;
             cfg.frame_size = x.frame_size;
             cfg.mtu = x.mtu.map(|m| m as usize);
+            cfg.multi_buffer = x.multi_buffer;
             cfg.ack_delay = (x.ack_delay_us > 0)
                 .then(|| std::time::Duration::from_micros(u64::from(x.ack_delay_us)));
             cfg.huge_pages = x.huge_pages;

@@ -94,6 +94,8 @@ pub struct XdpSettings {
     pub frame_size: u32,
     /// The stack's IP MTU; `None`: the interface's (never above it, nor above what a frame holds).
     pub mtu: Option<u32>,
+    /// Let a packet span UMEM frames (AF_XDP multi-buffer) when the MTU is larger than a frame.
+    pub multi_buffer: bool,
     /// Delayed ACK of the stack's connections, µs: an ACK waits this long for outgoing data to
     /// ride on (RFC 9293 allows up to 500 ms); 0 acknowledges every segment at once.
     pub ack_delay_us: u32,

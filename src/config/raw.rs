@@ -41,6 +41,7 @@ struct RawNetwork {
     umem_frames: Option<Spanned<i64>>,
     frame_size: Option<Spanned<i64>>,
     mtu: Option<Spanned<i64>>,
+    multi_buffer: Option<bool>,
     ack_delay_us: Option<Spanned<i64>>,
     huge_pages: Option<bool>,
     fallback: Option<bool>,
@@ -184,8 +185,23 @@ impl RawNetwork {
                     )
                 })?,
         };
-        // A frame holds the packet after the kernel's 256-byte headroom, Ethernet header included.
-        let max_mtu = i64::from(frame_size) - 256 - 14;
+        // A frame holds the packet after the kernel's 256-byte headroom, Ethernet header included;
+        // in multi-buffer mode a packet may span up to MAX_FRAGS frames.
+        let multi_buffer = self.multi_buffer.unwrap_or(true);
+        let (max_mtu, holds) = if multi_buffer {
+            (
+                max_mtu_multi_buffer(frame_size),
+                format!("{MAX_FRAGS} {frame_size}-byte frames hold with multi_buffer"),
+            )
+        } else {
+            (
+                i64::from(frame_size) - 256 - 14,
+                format!(
+                    "a {frame_size}-byte frame holds the packet after 270 bytes of headroom and \
+                     header; multi_buffer = true spans frames"
+                ),
+            )
+        };
         let mtu = match &self.mtu {
             None => None,
             Some(m) => Some(
@@ -196,8 +212,7 @@ impl RawNetwork {
                         loc.at(
                             m,
                             format!(
-                                "network.mtu: {} (expected 576..={max_mtu}: a {frame_size}-byte \
-                                 frame holds the packet after 270 bytes of headroom and header)",
+                                "network.mtu: {} (expected 576..={max_mtu}: {holds})",
                                 m.get_ref()
                             ),
                         )
@@ -232,10 +247,32 @@ impl RawNetwork {
             umem_frames,
             frame_size,
             mtu,
+            multi_buffer,
             ack_delay_us,
             huge_pages: self.huge_pages.unwrap_or(true),
             fallback: self.fallback.unwrap_or(true),
         })
+    }
+}
+
+/// The most frames a packet spans in multi-buffer mode (the `xdp` module's `MAX_FRAGS`; this
+/// module builds without that feature).
+const MAX_FRAGS: i64 = 16;
+
+/// The largest MTU [`MAX_FRAGS`] frames hold (the `xdp` module's `max_mtu_multi_buffer`).
+fn max_mtu_multi_buffer(frame_size: u32) -> i64 {
+    (MAX_FRAGS * (i64::from(frame_size) - 256) - 14).min(65535)
+}
+
+#[cfg(all(test, feature = "xdp"))]
+#[test]
+fn multi_buffer_limits_agree_with_the_xdp_module() {
+    assert_eq!(MAX_FRAGS as usize, crate::xdp::MAX_FRAGS);
+    for size in [2048, 4096] {
+        assert_eq!(
+            max_mtu_multi_buffer(size) as usize,
+            crate::xdp::max_mtu_multi_buffer(size)
+        );
     }
 }
 

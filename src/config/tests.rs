@@ -291,6 +291,7 @@ bind = "zero-copy"
 umem_frames = 8192
 frame_size = 2048
 mtu = 1700
+multi_buffer = false
 ack_delay_us = 0
 huge_pages = false
 fallback = false
@@ -316,6 +317,7 @@ fn the_xdp_network_validates() {
     assert!(!x.native && x.zero_copy && !x.huge_pages && !x.fallback);
     assert_eq!((x.umem_frames, x.frame_size), (8192, 2048));
     assert_eq!(x.mtu, Some(1700));
+    assert!(!x.multi_buffer);
     assert_eq!(x.ack_delay_us, 0);
 }
 
@@ -336,6 +338,7 @@ fn xdp_defaults() {
     assert!(x.native && !x.zero_copy && x.huge_pages && x.fallback);
     assert_eq!((x.umem_frames, x.frame_size, x.gateway), (4096, 4096, None));
     assert_eq!(x.mtu, None, "the interface's MTU");
+    assert!(x.multi_buffer, "jumbo MTUs span frames");
     assert_eq!(x.ack_delay_us, 1000);
 }
 
@@ -425,17 +428,33 @@ fn malformed_xdp_settings_are_located() {
     );
     fails_at(&with(&format!("{base}fallback = \"no\"\n")), 5, 12, "bool");
     fails_at(
-        &with(&format!("{base}mtu = 9000\n")),
-        5,
+        &with(&format!("{base}multi_buffer = false\nmtu = 9000\n")),
+        6,
         7,
         "expected 576..=3826",
     );
     fails_at(
-        &with(&format!("{base}frame_size = 2048\nmtu = 1800\n")),
-        6,
+        &with(&format!(
+            "{base}frame_size = 2048\nmulti_buffer = false\nmtu = 1800\n"
+        )),
+        7,
         7,
         "expected 576..=1778",
     );
+    // With multi-buffer (the default) a packet spans up to 16 frames.
+    fails_at(
+        &with(&format!("{base}mtu = 65536\n")),
+        5,
+        7,
+        "expected 576..=61426: 16 4096-byte frames",
+    );
+    fails_at(
+        &with(&format!("{base}frame_size = 2048\nmtu = 30000\n")),
+        6,
+        7,
+        "expected 576..=28658",
+    );
+    fails_at(&with(&format!("{base}multi_buffer = 1\n")), 5, 16, "bool");
     fails_at(&with(&format!("{base}mtu = 500\n")), 5, 7, "576..=");
     fails_at(
         &with(&format!("{base}ack_delay_us = 600000\n")),

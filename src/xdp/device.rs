@@ -8,6 +8,12 @@
 //! Per [`XskDevice::flush`] (once per stack poll): completions are reaped first, frames smoltcp
 //! wrote are produced to the TX ring in one batch with one wake-up (`sendto`) when the kernel asks
 //! for it (need-wakeup) or in copy mode, and the fill ring is topped up (with a wake-up if asked).
+//!
+//! In multi-buffer mode (`XDP_USE_SG`, an MTU larger than a frame) a packet may span several
+//! frames, all but the last flagged `XDP_PKT_CONTD`. smoltcp wants one contiguous buffer, so such
+//! a packet is copied into a scratch buffer of the device on receive, and written into one before
+//! it is split across frames on transmit; a packet that fits one frame takes the zero-copy path as
+//! before. The scratch buffers are allocated once, at open.
 
 use std::io;
 use std::num::NonZeroU32;
@@ -68,6 +74,14 @@ impl Impairer {
 /// Frames pulled from the RX ring per batch.
 const RX_BATCH: usize = 64;
 
+/// The descriptor option "more frames of this packet follow" (`XDP_PKT_CONTD`).
+const XDP_PKT_CONTD: u32 = 1;
+
+/// Packet bytes a frame holds: the frame less the kernel's 256-byte headroom.
+const fn frame_capacity(frame_size: u32) -> usize {
+    frame_size as usize - 256
+}
+
 /// An AF_XDP socket with its UMEM and rings, as a smoltcp device.
 pub struct XskDevice {
     umem: Umem,
@@ -94,6 +108,16 @@ pub struct XskDevice {
     impair: Option<Impairer>,
     /// Frames handed to smoltcp as if received, ahead of the RX ring (see [`XskDevice::inject`]).
     injected: std::collections::VecDeque<Vec<u8>>,
+    /// Packets may span frames (`XDP_USE_SG` in effect).
+    multi_buffer: bool,
+    /// Packet bytes per frame.
+    frame_cap: usize,
+    /// Free TX frames needed before smoltcp may send: what its largest packet spans.
+    tx_need: usize,
+    /// Where a packet spanning frames is assembled for smoltcp (multi-buffer mode).
+    rx_scratch: Vec<u8>,
+    /// Where smoltcp writes a packet larger than a frame (multi-buffer mode).
+    tx_scratch: Vec<u8>,
 }
 
 /// Injected frames that may wait for smoltcp at once (see [`XskDevice::inject`]).
@@ -116,6 +140,13 @@ pub struct DeviceCounters {
     pub impaired_reorders: u64,
     /// IPv4/TCP frames dropped on receive for a wrong TCP checksum.
     pub rx_bad_checksum: u64,
+    /// Packets received across several frames (multi-buffer mode).
+    pub rx_multi_frame: u64,
+    /// Packets sent across several frames (multi-buffer mode).
+    pub tx_multi_frame: u64,
+    /// Packets dropped on receive because their frames did not form a whole packet of at most
+    /// [`super::MAX_FRAGS`] frames.
+    pub rx_broken: u64,
 }
 
 impl std::fmt::Debug for XskDevice {
@@ -123,6 +154,7 @@ impl std::fmt::Debug for XskDevice {
         f.debug_struct("XskDevice")
             .field("bind", &self.bind)
             .field("mtu", &self.mtu)
+            .field("multi_buffer", &self.multi_buffer)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
@@ -133,13 +165,17 @@ impl XskDevice {
     /// XDP program (the steering program is ours, see [`super::steer`]).
     ///
     /// Zero-copy falls back to copy mode when the driver refuses it; the returned mode says which.
-    /// A queue still busy after `busy_for` fails with `EBUSY`.
+    /// An `mtu` larger than a frame holds binds in multi-buffer mode (`XDP_USE_SG`) when
+    /// `multi_buffer` allows it; where the kernel refuses that, or it is not allowed, the MTU is
+    /// lowered to one frame ([`XskDevice::mtu`] says what is in effect). A queue still busy after
+    /// `busy_for` fails with `EBUSY`.
     pub fn open(
         ifname: &str,
         queue: u32,
         plan: &UmemPlan,
         bind: BindMode,
         mtu: usize,
+        multi_buffer: bool,
         busy_for: std::time::Duration,
     ) -> io::Result<XskDevice> {
         let half = plan.frames / 2;
@@ -184,22 +220,62 @@ impl XskDevice {
                 other => break other,
             }
         };
-        let (bind, created) = match bind {
-            BindMode::Copy => (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY)),
-            BindMode::ZeroCopy => match bind_retrying(BindFlags::XDP_ZEROCOPY) {
-                Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
-                    log::warn!(
-                        "{ifname} queue {queue}: the driver refuses zero-copy AF_XDP; using copy mode"
-                    );
-                    (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY))
-                }
-                other => (BindMode::ZeroCopy, other),
-            },
+        let one_frame = super::max_mtu(plan.frame_size);
+        let mut sg = multi_buffer && mtu > one_frame;
+        let bind_mode = |sg: bool| {
+            let extra = if sg {
+                BindFlags::XDP_USE_SG
+            } else {
+                BindFlags::empty()
+            };
+            match bind {
+                BindMode::Copy => (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY | extra)),
+                BindMode::ZeroCopy => match bind_retrying(BindFlags::XDP_ZEROCOPY | extra) {
+                    Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
+                        log::warn!(
+                            "{ifname} queue {queue}: the driver refuses zero-copy AF_XDP; using \
+                             copy mode"
+                        );
+                        (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY | extra))
+                    }
+                    other => (BindMode::ZeroCopy, other),
+                },
+            }
         };
+        let (mut bind, mut created) = bind_mode(sg);
+        if sg {
+            if let Err(e) = &created {
+                if matches!(raw_os_error(e), Some(libc::EINVAL | libc::EOPNOTSUPP)) {
+                    log::warn!(
+                        "{ifname} queue {queue}: the kernel refuses multi-buffer AF_XDP ({e}); \
+                         MTU {mtu} lowered to {one_frame}, what one frame holds"
+                    );
+                    sg = false;
+                    (bind, created) = bind_mode(false);
+                }
+            }
+        }
+        let mtu = if sg { mtu } else { mtu.min(one_frame) };
+        let frame_cap = frame_capacity(plan.frame_size);
+        let tx_need = (mtu + 14).div_ceil(frame_cap);
+        if sg && tx_need > super::MAX_FRAGS {
+            return Err(invalid(format!(
+                "MTU {mtu} spans {tx_need} frames of {} B; at most {} may carry a packet",
+                plan.frame_size,
+                super::MAX_FRAGS
+            )));
+        }
         let (tx, rx, rings) = created.map_err(|e| xsk_error("AF_XDP socket", &e))?;
         let (mut fill, comp) =
             rings.ok_or_else(|| io::Error::other("AF_XDP socket: no fill/completion rings"))?;
         let tx_free = descs.split_off(half as usize);
+        if tx_free.len() < 2 * tx_need {
+            return Err(invalid(format!(
+                "{} TX frames cannot carry packets of {} frames",
+                tx_free.len(),
+                tx_need
+            )));
+        }
         // SAFETY: the descriptors were just created for this UMEM and none is in any ring yet.
         let filled = unsafe { fill.produce(&descs) };
         if filled != descs.len() {
@@ -227,7 +303,30 @@ impl XskDevice {
             counters: DeviceCounters::default(),
             impair: None,
             injected: std::collections::VecDeque::new(),
+            multi_buffer: sg,
+            frame_cap,
+            tx_need,
+            rx_scratch: if sg {
+                Vec::with_capacity(super::MAX_FRAGS * frame_cap)
+            } else {
+                Vec::new()
+            },
+            tx_scratch: if sg {
+                Vec::with_capacity(mtu + 14)
+            } else {
+                Vec::new()
+            },
         })
+    }
+
+    /// The IP MTU in effect (lowered to one frame where multi-buffer mode was refused).
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// `true` when packets may span frames (`XDP_USE_SG` in effect).
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
     }
 
     /// Queues `frame` (a whole Ethernet frame) for smoltcp as if it had been received: the stack
@@ -242,8 +341,16 @@ impl XskDevice {
         self.injected.push_back(frame);
     }
 
-    /// Turns on deliberate loss and reordering (tests).
-    pub fn set_impairment(&mut self, cfg: Option<Impairment>) {
+    /// Turns on deliberate loss and reordering (tests). It works on single-frame packets, so it is
+    /// refused in multi-buffer mode.
+    pub fn set_impairment(&mut self, cfg: Option<Impairment>) -> io::Result<()> {
+        if cfg.is_some() && self.multi_buffer {
+            return Err(invalid(
+                "the impairment drops and reorders whole frames: it needs an MTU that fits one \
+                 frame (no multi-buffer)"
+                    .into(),
+            ));
+        }
         self.impair = cfg.map(|cfg| Impairer {
             cfg,
             rng: cfg.seed | 1,
@@ -252,6 +359,7 @@ impl XskDevice {
             dropped: 0,
             reordered: 0,
         });
+        Ok(())
     }
 
     /// The socket's descriptor (for the XSK map and `poll(2)`).
@@ -362,6 +470,44 @@ impl XskDevice {
         }
     }
 
+    /// Copies the packet whose first frame is `first` (flagged "more follow") and the frames after
+    /// it into `rx_scratch`; all of them go back to the fill ring. `false` when the frames do not
+    /// form a whole packet that fits (counted in `rx_broken`), the rest of it consumed anyway.
+    fn assemble(&mut self, first: FrameDesc) -> bool {
+        self.rx_scratch.clear();
+        let mut whole = true;
+        let mut desc = first;
+        loop {
+            // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
+            // the fill ring, after this copy.
+            let data = unsafe { self.umem.data(&desc) };
+            let part = data.contents();
+            if self.rx_scratch.len() + part.len() <= self.rx_scratch.capacity() {
+                self.rx_scratch.extend_from_slice(part);
+            } else {
+                whole = false;
+            }
+            self.rx_done.push(desc);
+            if !desc.has_more_frames() {
+                break;
+            }
+            if !self.refill_batch() {
+                // The kernel publishes a packet's frames together: this cannot happen unless the
+                // ring is misused. The packet is dropped.
+                whole = false;
+                break;
+            }
+            desc = self.rx_batch[self.rx_next];
+            self.rx_next += 1;
+        }
+        if whole {
+            self.counters.rx_multi_frame += 1;
+        } else {
+            self.counters.rx_broken += 1;
+        }
+        whole
+    }
+
     fn refill_batch(&mut self) -> bool {
         if self.rx_next < self.rx_len {
             return true;
@@ -405,9 +551,11 @@ fn xsk_error(what: &str, e: &dyn std::error::Error) -> io::Error {
 
 /// Where a received frame is.
 #[derive(Debug)]
-enum RxSource {
+enum RxSource<'a> {
     /// A UMEM frame from the RX ring.
     Frame(FrameDesc),
+    /// A packet that spanned frames, assembled in the device's scratch buffer.
+    Assembled(&'a [u8]),
     /// A frame queued by [`XskDevice::inject`].
     Injected(Vec<u8>),
 }
@@ -416,7 +564,7 @@ enum RxSource {
 #[derive(Debug)]
 pub struct XskRxToken<'a> {
     umem: &'a Umem,
-    source: RxSource,
+    source: RxSource<'a>,
     done: &'a mut Vec<FrameDesc>,
 }
 
@@ -434,6 +582,7 @@ impl phy::RxToken for XskRxToken<'_> {
                 self.done.push(desc);
                 r
             }
+            RxSource::Assembled(packet) => f(packet),
             RxSource::Injected(frame) => f(&frame),
         }
     }
@@ -445,6 +594,12 @@ pub struct XskTxToken<'a> {
     umem: &'a Umem,
     free: &'a mut Vec<FrameDesc>,
     ready: &'a mut Vec<FrameDesc>,
+    /// Packet bytes per frame.
+    frame_cap: usize,
+    /// Where a packet larger than a frame is written first (multi-buffer mode).
+    scratch: &'a mut Vec<u8>,
+    /// Counts packets sent across frames.
+    multi_frame: &'a mut u64,
 }
 
 impl phy::TxToken for XskTxToken<'_> {
@@ -452,10 +607,15 @@ impl phy::TxToken for XskTxToken<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
+        if len > self.frame_cap {
+            return self.consume_multi_frame(len, f);
+        }
         let mut desc = self
             .free
             .pop()
             .expect("a TX token is only handed out while a frame is free");
+        // A frame reused from an earlier multi-frame packet may still carry "more follow".
+        desc.set_options(0);
         let r = {
             // SAFETY: `desc` is a free TX frame of this UMEM: neither in a ring nor referenced
             // elsewhere, so this is the only access until it is produced to the TX ring.
@@ -472,15 +632,49 @@ impl phy::TxToken for XskTxToken<'_> {
     }
 }
 
+impl XskTxToken<'_> {
+    /// Multi-buffer mode: smoltcp writes the packet into the scratch buffer, which is then copied
+    /// into as many frames as it spans, all but the last flagged "more follow".
+    fn consume_multi_frame<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        // The scratch buffer was allocated for the MTU at open and smoltcp never sends more, so
+        // this neither allocates nor (the device hands out tokens only with enough frames free)
+        // runs out of frames.
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        let r = f(&mut self.scratch[..]);
+        csum::fill_tcp(&mut self.scratch[..]);
+        let parts = len.div_ceil(self.frame_cap);
+        for (i, part) in self.scratch.chunks(self.frame_cap).enumerate() {
+            let mut desc = self
+                .free
+                .pop()
+                .expect("a TX token is only handed out while the largest packet's frames are free");
+            // SAFETY: `desc` is a free TX frame of this UMEM, referenced nowhere else until it is
+            // produced to the TX ring.
+            let mut data = unsafe { self.umem.data_mut(&mut desc) };
+            let mut cursor = data.cursor();
+            cursor.set_pos(part.len());
+            data.contents_mut().copy_from_slice(part);
+            desc.set_options(if i + 1 < parts { XDP_PKT_CONTD } else { 0 });
+            self.ready.push(desc);
+        }
+        *self.multi_frame += 1;
+        r
+    }
+}
+
 impl Device for XskDevice {
     type RxToken<'a> = XskRxToken<'a>;
     type TxToken<'a> = XskTxToken<'a>;
 
     fn receive(&mut self, _: Instant) -> Option<(XskRxToken<'_>, XskTxToken<'_>)> {
-        if self.tx_free.is_empty() {
+        if self.tx_free.len() < self.tx_need {
             self.reap();
         }
-        if self.tx_free.is_empty() {
+        if self.tx_free.len() < self.tx_need {
             // No frame to answer with (smoltcp may reply to any packet): leave RX in the ring.
             self.counters.tx_starved += 1;
             return None;
@@ -496,15 +690,28 @@ impl Device for XskDevice {
                     umem: &self.umem,
                     free: &mut self.tx_free,
                     ready: &mut self.tx_ready,
+                    frame_cap: self.frame_cap,
+                    scratch: &mut self.tx_scratch,
+                    multi_frame: &mut self.counters.tx_multi_frame,
                 },
             ));
         }
-        let desc = loop {
+        let single = loop {
             let desc = self.next_rx()?;
+            if desc.has_more_frames() {
+                if !self.assemble(desc) {
+                    continue;
+                }
+                if csum::verify_tcp(&self.rx_scratch) {
+                    break None;
+                }
+                self.counters.rx_bad_checksum += 1;
+                continue;
+            }
             // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
             // the fill ring; this read ends before that.
             if csum::verify_tcp(unsafe { self.umem.data(&desc) }.contents()) {
-                break desc;
+                break Some(desc);
             }
             self.counters.rx_bad_checksum += 1;
             self.rx_done.push(desc);
@@ -512,21 +719,27 @@ impl Device for XskDevice {
         Some((
             XskRxToken {
                 umem: &self.umem,
-                source: RxSource::Frame(desc),
+                source: match single {
+                    Some(desc) => RxSource::Frame(desc),
+                    None => RxSource::Assembled(&self.rx_scratch),
+                },
                 done: &mut self.rx_done,
             },
             XskTxToken {
                 umem: &self.umem,
                 free: &mut self.tx_free,
                 ready: &mut self.tx_ready,
+                frame_cap: self.frame_cap,
+                scratch: &mut self.tx_scratch,
+                multi_frame: &mut self.counters.tx_multi_frame,
             },
         ))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<XskTxToken<'_>> {
-        if self.tx_free.is_empty() {
+        if self.tx_free.len() < self.tx_need {
             self.reap();
-            if self.tx_free.is_empty() {
+            if self.tx_free.len() < self.tx_need {
                 self.counters.tx_starved += 1;
                 return None;
             }
@@ -535,6 +748,9 @@ impl Device for XskDevice {
             umem: &self.umem,
             free: &mut self.tx_free,
             ready: &mut self.tx_ready,
+            frame_cap: self.frame_cap,
+            scratch: &mut self.tx_scratch,
+            multi_frame: &mut self.counters.tx_multi_frame,
         })
     }
 

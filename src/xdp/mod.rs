@@ -66,8 +66,14 @@ pub struct XdpConfig {
     /// Put the UMEM and socket buffers on huge pages when enough are free.
     pub huge_pages: bool,
     /// IP MTU. `None`: the interface's. Either way it is capped to the interface's MTU and to what
-    /// a frame holds after the kernel's 256-byte headroom ([`max_mtu`]).
+    /// a frame holds after the kernel's 256-byte headroom ([`max_mtu`]), or with
+    /// [`XdpConfig::multi_buffer`] to what [`MAX_FRAGS`] frames hold ([`max_mtu_multi_buffer`]).
     pub mtu: Option<usize>,
+    /// Let a packet span several UMEM frames (AF_XDP multi-buffer, `XDP_USE_SG`, Linux 6.6 and
+    /// later) when the MTU is larger than one frame holds: jumbo frames with 4 KiB frames. Used
+    /// only when the MTU needs it; where the kernel refuses it, the MTU is capped to one frame and
+    /// the log says so.
+    pub multi_buffer: bool,
     /// Receive and send buffer of each TCP connection, bytes.
     pub socket_buffer: usize,
     /// Connections the huge-page buffer arena is sized for (more use ordinary memory).
@@ -97,6 +103,7 @@ impl XdpConfig {
             frame_size: 4096,
             huge_pages: true,
             mtu: None,
+            multi_buffer: true,
             socket_buffer: 256 * 1024,
             max_connections: 64,
             ack_delay: Some(Duration::from_millis(1)),
@@ -109,6 +116,20 @@ impl XdpConfig {
 /// (`XDP_PACKET_HEADROOM`) into the frame, and the Ethernet header takes 14 more.
 pub const fn max_mtu(frame_size: u32) -> usize {
     frame_size as usize - 256 - 14
+}
+
+/// The most UMEM frames one packet may span in multi-buffer mode (the kernel builds a sent
+/// packet from at most 17 descriptors, `MAX_SKB_FRAGS` + 1).
+pub const MAX_FRAGS: usize = 16;
+
+/// The largest IP MTU [`MAX_FRAGS`] frames of `frame_size` bytes hold in multi-buffer mode.
+pub const fn max_mtu_multi_buffer(frame_size: u32) -> usize {
+    let mtu = MAX_FRAGS * (frame_size as usize - 256) - 14;
+    if mtu > 65535 {
+        65535
+    } else {
+        mtu
+    }
 }
 
 /// Parses `A.B.C.D/NN`.

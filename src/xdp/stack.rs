@@ -138,15 +138,21 @@ pub fn interface_mtu(ifname: &str) -> io::Result<usize> {
 }
 
 /// The stack's MTU: the configured one (or the interface's), never above the interface's or what
-/// a frame holds. A configured MTU that has to be lowered is logged.
+/// a frame holds (with multi-buffer: what [`super::MAX_FRAGS`] frames hold). A configured MTU that
+/// has to be lowered is logged.
 fn effective_mtu(cfg: &XdpConfig, link: usize) -> usize {
-    let frame = super::max_mtu(cfg.frame_size);
+    let frame = if cfg.multi_buffer {
+        super::max_mtu_multi_buffer(cfg.frame_size)
+    } else {
+        super::max_mtu(cfg.frame_size)
+    };
     let wanted = cfg.mtu.unwrap_or(link);
     let mtu = wanted.min(link).min(frame);
     if cfg.mtu.is_some() && mtu < wanted {
         log::warn!(
-            "{}: MTU {wanted} lowered to {mtu} (interface MTU {link}; a {} B frame holds {frame})",
+            "{}: MTU {wanted} lowered to {mtu} (interface MTU {link}; {} of {} B frames hold {frame})",
             cfg.interface,
+            if cfg.multi_buffer { "16" } else { "one" },
             cfg.frame_size
         );
     }
@@ -187,27 +193,44 @@ impl XdpStack {
             );
         }
         let mtu = effective_mtu(cfg, interface_mtu(&cfg.interface)?);
-        let mut device = XskDevice::open(&cfg.interface, cfg.queue, &plan, cfg.bind, mtu, BUSY_FOR)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::EBUSY) {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "{} queue {} is busy (another AF_XDP socket holds it): {e}",
-                            cfg.interface, cfg.queue
-                        ),
-                    )
-                } else {
-                    e
-                }
-            })?;
-        device.set_impairment(cfg.impair);
+        let mut device = XskDevice::open(
+            &cfg.interface,
+            cfg.queue,
+            &plan,
+            cfg.bind,
+            mtu,
+            cfg.multi_buffer,
+            BUSY_FOR,
+        )
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} queue {} is busy (another AF_XDP socket holds it): {e}",
+                        cfg.interface, cfg.queue
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        device.set_impairment(cfg.impair)?;
+        // Lowered to one frame where the kernel refused multi-buffer mode.
+        let mtu = device.mtu();
         let map = XskMap::new(queues.max(cfg.queue + 1))?;
         map.insert(cfg.queue, device.fd())?;
         if let SteerMode::SharedIp { first, last } = cfg.steer {
             reserve_ports(first, last)?;
         }
-        let link = SteerLink::attach(map, cfg.local_ip, cfg.steer, index, cfg.attach)?;
+        let link = SteerLink::attach(
+            map,
+            cfg.local_ip,
+            cfg.steer,
+            index,
+            cfg.attach,
+            device.multi_buffer(),
+        )?;
 
         let epoch = StdInstant::now();
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
@@ -244,7 +267,7 @@ impl XdpStack {
             SteerMode::DedicatedIp => cfg.port_range,
         };
         log::info!(
-            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}, MTU {}; \
+            "AF_XDP on {} queue {}: {} mode, {:?} attach, {} frames of {} B{}, stack {}/{}, MTU {}{}; \
              socket buffers {}, read buffers {}",
             cfg.interface,
             cfg.queue,
@@ -263,6 +286,11 @@ impl XdpStack {
             cfg.local_ip,
             cfg.prefix_len,
             mtu,
+            if device.multi_buffer() {
+                " (multi-buffer)"
+            } else {
+                ""
+            },
             on_pages(info.buffers_on_huge_pages),
             on_pages(info.read_buffers_on_huge_pages),
         );
@@ -569,6 +597,9 @@ mod tests {
             1500,
             "the interface's by default"
         );
+        assert_eq!(effective_mtu(&cfg, 9000), 9000, "multi-buffer: 3 frames");
+        assert_eq!(effective_mtu(&cfg, 65535), 61426, "16 frames at most");
+        cfg.multi_buffer = false;
         assert_eq!(effective_mtu(&cfg, 9000), 3826, "a 4 KiB frame holds 3826");
         cfg.mtu = Some(1400);
         assert_eq!(effective_mtu(&cfg, 1500), 1400);

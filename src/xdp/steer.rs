@@ -64,6 +64,8 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
+/// `prog_flags`: the XDP program handles multi-buffer packets.
+const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -323,7 +325,10 @@ pub struct SteerLink {
 }
 
 impl SteerLink {
-    /// Loads the program for `ip`/`mode` with `map` and attaches it to `ifindex` in `attach` mode.
+    /// Loads the program for `ip`/`mode` with `map` and attaches it to `ifindex` in `attach` mode;
+    /// `frags`: declared multi-buffer aware (`BPF_F_XDP_HAS_FRAGS`: it reads only the headers, which
+    /// are in the first buffer), so the interface may carry packets larger than a page and pass
+    /// them whole to a multi-buffer socket.
     ///
     /// Fails with `EBUSY` when another program is attached to the interface (for example libxdp's),
     /// and with `EPERM` without `CAP_BPF`/`CAP_NET_ADMIN`.
@@ -333,6 +338,7 @@ impl SteerLink {
         mode: SteerMode,
         ifindex: u32,
         attach: AttachMode,
+        frags: bool,
     ) -> io::Result<SteerLink> {
         let insns = program(ip, mode, map.fd.as_raw_fd());
         let license = c"GPL";
@@ -344,7 +350,7 @@ impl SteerLink {
         attr[2] = license.as_ptr() as u64;
         attr[3] = pack(1, log.len() as u32); // log_level, log_size
         attr[4] = log.as_mut_ptr() as u64;
-        attr[5] = pack(0, 0); // kern_version, prog_flags
+        attr[5] = pack(0, if frags { BPF_F_XDP_HAS_FRAGS } else { 0 }); // kern_version, prog_flags
         attr[6] = u64::from_ne_bytes(name[..8].try_into().expect("8 bytes"));
         attr[7] = u64::from_ne_bytes(name[8..].try_into().expect("8 bytes"));
         attr[8] = pack(0, BPF_XDP); // prog_ifindex, expected_attach_type
@@ -364,9 +370,15 @@ impl SteerLink {
         attr[0] = pack(prog.as_raw_fd() as u32, ifindex);
         attr[1] = pack(BPF_XDP, attach.flags());
         let link = bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::ERANGE) && !frags {
+                " (the interface's MTU is more than one page takes: native XDP there needs the \
+                 multi-buffer mode, or a smaller MTU)"
+            } else {
+                ""
+            };
             io::Error::new(
                 e.kind(),
-                format!("attach steering program ({attach:?} mode): {e}"),
+                format!("attach steering program ({attach:?} mode): {e}{hint}"),
             )
         })?;
         Ok(SteerLink {
