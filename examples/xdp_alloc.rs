@@ -11,8 +11,9 @@
 //!     OpenSSL backend, verifying the server against PEM
 //! ```
 //!
-//! Prints `allocations A messages M` on stdout (A counted on the IO thread, which runs the stack,
-//! the selector, TLS and the WebSocket client) and exits non-zero with a reason on any failure.
+//! Prints `allocations A messages M multi-frame P` on stdout (A counted on the IO thread, which
+//! runs the stack, the selector, TLS and the WebSocket client; P the packets received across
+//! several UMEM frames, with a jumbo MTU) and exits non-zero with a reason on any failure.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -165,6 +166,7 @@ fn run() -> Result<String, String> {
         };
         endpoint = endpoint.with_tls(tls.build().map_err(|e| format!("TLS: {e}"))?);
     }
+    let counters = stack.clone();
     let mut service: IoService<_, _, Count> =
         XdpSelector::new(stack).into_io_service_with_context();
     let id = service.register(endpoint);
@@ -182,7 +184,7 @@ fn run() -> Result<String, String> {
             target = count.messages + a.count;
         }
         service.poll(&mut count).map_err(|e| format!("poll: {e}"))?;
-        if echo {
+        if echo && count.messages < target {
             if let Some((ws, endpoint)) = service.connection_mut(id) {
                 let handler = endpoint.handler_mut();
                 if !handler.outstanding {
@@ -194,9 +196,10 @@ fn run() -> Result<String, String> {
     }
     let (before, first) = measured_from.unwrap_or((allocs(), count.messages));
     let line = format!(
-        "allocations {} messages {}",
+        "allocations {} messages {} multi-frame {}",
         allocs() - before,
-        count.messages - first
+        count.messages - first,
+        counters.counters().rx_multi_frame
     );
     // A close handshake, so the peer sees a clean end.
     if let Some((ws, _)) = service.connection_mut(id) {

@@ -167,9 +167,15 @@ fn xdp_alloc() -> PathBuf {
     path
 }
 
-/// `xdp_alloc MODE --url URL [extra]` in the client namespace: (allocations, messages measured).
+/// `xdp_alloc MODE --url URL [extra]` in the client namespace: (allocations, messages measured,
+/// packets received across frames).
 #[cfg(feature = "tls-openssl")]
-fn count_allocations(ns: &Netns, mode: &str, url: &str, extra: &[&std::ffi::OsStr]) -> (u64, u64) {
+fn count_allocations(
+    ns: &Netns,
+    mode: &str,
+    url: &str,
+    extra: &[&std::ffi::OsStr],
+) -> (u64, u64, u64) {
     let out = in_netns(client_ns(ns), xdp_alloc())
         .args([mode, "--xdp", &ns.client_if])
         .args(["--local-ip", &format!("{}/24", stack_ip(ns))])
@@ -186,7 +192,9 @@ fn count_allocations(ns: &Netns, mode: &str, url: &str, extra: &[&std::ffi::OsSt
     eprintln!("xdp_alloc {mode} {url}: {}", stdout.trim());
     let words: Vec<&str> = stdout.split_whitespace().collect();
     match words[..] {
-        ["allocations", a, "messages", m] => (a.parse().unwrap(), m.parse().unwrap()),
+        ["allocations", a, "messages", m, "multi-frame", p] => {
+            (a.parse().unwrap(), m.parse().unwrap(), p.parse().unwrap())
+        }
         _ => panic!("unexpected output: {stdout}"),
     }
 }
@@ -194,7 +202,7 @@ fn count_allocations(ns: &Netns, mode: &str, url: &str, extra: &[&std::ffi::OsSt
 /// The hot path over AF_XDP allocates nothing per message: the XDP selector, the smoltcp stack
 /// and its `XdpStream`, the IoService and the WebSocket client (and OpenSSL, for wss), counted by a
 /// global allocator in the process that runs them. A 100k msg/s feed from the venue; round trips to
-/// Python `websockets`, plain and TLS.
+/// Python `websockets`, plain and TLS; the feed again at MTU 9000, in multi-buffer packets.
 #[cfg(feature = "tls-openssl")]
 #[test]
 fn xdp_hot_path_does_not_allocate() {
@@ -207,7 +215,7 @@ fn xdp_hot_path_does_not_allocate() {
     let ns = Netns::up_pair();
     let _venue = venue(&ns);
     let feed = format!("ws://{}:9001/feed?rate=100000&size=128", ns.server_ip);
-    let (allocations, messages) = count_allocations(&ns, "feed", &feed, &[]);
+    let (allocations, messages, _) = count_allocations(&ns, "feed", &feed, &[]);
     assert!(messages >= 20_000, "{messages}");
     assert_eq!(
         allocations, 0,
@@ -230,7 +238,7 @@ fn xdp_hot_path_does_not_allocate() {
     wait_ready(&mut tls);
     let few = ["--warmup", "500", "--count", "5000"].map(std::ffi::OsStr::new);
     let url = format!("ws://{}:9080/", ns.server_ip);
-    let (allocations, messages) = count_allocations(&ns, "echo", &url, &few);
+    let (allocations, messages, _) = count_allocations(&ns, "echo", &url, &few);
     assert!(messages >= 5_000, "{messages}");
     assert_eq!(
         allocations, 0,
@@ -239,11 +247,35 @@ fn xdp_hot_path_does_not_allocate() {
     let url = format!("wss://{}:9443/", ns.server_ip);
     let mut args = few.to_vec();
     args.extend([std::ffi::OsStr::new("--ca"), ca.as_os_str()]);
-    let (allocations, messages) = count_allocations(&ns, "echo", &url, &args);
+    let (allocations, messages, _) = count_allocations(&ns, "echo", &url, &args);
     assert!(messages >= 5_000, "{messages}");
     assert_eq!(
         allocations, 0,
         "wss echo: {allocations} allocations for {messages} round trips"
+    );
+
+    // Jumbo frames: at MTU 9000 the venue's batches arrive in packets spanning several UMEM
+    // frames (multi-buffer), assembled for smoltcp in the device's buffer, still allocation-free.
+    for (netns, dev) in [
+        (ns.server_ns.as_str(), ns.server_if.as_str()),
+        (client_ns(&ns), ns.client_if.as_str()),
+    ] {
+        let ok = Command::new("ip")
+            .args(["-n", netns, "link", "set", dev, "mtu", "9000"])
+            .status()
+            .expect("ip link set mtu");
+        assert!(ok.success(), "cannot set MTU 9000 on {dev}");
+    }
+    let feed = format!("ws://{}:9001/feed?rate=100000&size=1000", ns.server_ip);
+    let (allocations, messages, multi_frame) = count_allocations(&ns, "feed", &feed, &[]);
+    assert!(messages >= 20_000, "{messages}");
+    assert!(
+        multi_frame > 100,
+        "only {multi_frame} packets spanned frames at MTU 9000"
+    );
+    assert_eq!(
+        allocations, 0,
+        "jumbo feed: {allocations} allocations for {messages} messages"
     );
 }
 
