@@ -7,13 +7,14 @@
 //! xdp_alloc feed --xdp IFACE --local-ip A.B.C.D/NN --url ws://HOST:PORT/feed [--warmup N] [--count N]
 //!     receives a feed; counts allocations over --count text messages after --warmup
 //! xdp_alloc echo --xdp IFACE --local-ip A.B.C.D/NN --url ws[s]://HOST:PORT/ [--ca PEM] [...]
-//!     sends a text message and waits for its echo, --count times after --warmup; wss uses the
-//!     OpenSSL backend, verifying the server against PEM
+//!     sends a text message (an order, padded to --size bytes) and waits for its echo, --count
+//!     times after --warmup; wss uses the OpenSSL backend, verifying the server against PEM
 //! ```
 //!
-//! Prints `allocations A messages M multi-frame P` on stdout (A counted on the IO thread, which
-//! runs the stack, the selector, TLS and the WebSocket client; P the packets received across
-//! several UMEM frames, with a jumbo MTU) and exits non-zero with a reason on any failure.
+//! Prints `allocations A messages M multi-frame-rx R multi-frame-tx T` on stdout, all counted over
+//! the measured messages: A on the IO thread, which runs the stack, the selector, TLS and the
+//! WebSocket client; R and T the packets received and sent across several UMEM frames (with a
+//! jumbo MTU). Exits non-zero with a reason on any failure.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -79,14 +80,14 @@ struct Count {
 
 /// Counts text messages; in echo mode checks each echo and lets the loop send the next one.
 struct Handler {
-    payload: Option<&'static str>,
+    payload: Option<String>,
     outstanding: bool,
 }
 
 impl<S: Stream> WsHandler<Count, S> for Handler {
     fn on_frame(&mut self, frame: Frame<'_>, count: &mut Count) -> io::Result<Flow> {
         if frame.opcode() == OpCode::Text {
-            if let Some(p) = self.payload {
+            if let Some(p) = &self.payload {
                 if frame.payload() != p.as_bytes() {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -107,6 +108,7 @@ struct Args {
     ca: Option<String>,
     warmup: u64,
     count: u64,
+    size: usize,
     xdp: XdpConfig,
 }
 
@@ -119,7 +121,7 @@ fn parse() -> Result<Args, String> {
         return Err(format!("unknown mode {mode}: feed or echo"));
     }
     let (mut iface, mut local, mut url, mut ca) = (None, None, None, None);
-    let (mut warmup, mut count) = (2_000, 20_000);
+    let (mut warmup, mut count, mut size) = (2_000, 20_000, ORDER.len());
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -129,6 +131,7 @@ fn parse() -> Result<Args, String> {
             "--ca" => ca = Some(val()?),
             "--warmup" => warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--count" => count = val()?.parse().map_err(|e| format!("--count: {e}"))?,
+            "--size" => size = val()?.parse().map_err(|e| format!("--size: {e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -140,11 +143,22 @@ fn parse() -> Result<Args, String> {
         ca,
         warmup,
         count,
+        size,
         xdp: XdpConfig::new(iface, ip, len),
     })
 }
 
 const ORDER: &str = r#"{"op":"order","sym":"XBTUSD","px":101.25,"qty":3,"tif":"IOC"}"#;
+
+/// The echo payload: the order, padded with spaces to `size` bytes (or cut to it).
+fn payload(size: usize) -> String {
+    let mut p = String::with_capacity(size);
+    p.push_str(&ORDER[..size.min(ORDER.len())]);
+    while p.len() < size {
+        p.push(' ');
+    }
+    p
+}
 
 fn run() -> Result<String, String> {
     let a = parse()?;
@@ -153,7 +167,7 @@ fn run() -> Result<String, String> {
     let mut endpoint = WsEndpoint::new(
         &a.url,
         Handler {
-            payload: echo.then_some(ORDER),
+            payload: echo.then(|| payload(a.size)),
             outstanding: false,
         },
     )
@@ -180,7 +194,7 @@ fn run() -> Result<String, String> {
             return Err(format!("only {} messages in 60 s", count.messages));
         }
         if count.messages >= a.warmup && measured_from.is_none() {
-            measured_from = Some((allocs(), count.messages));
+            measured_from = Some((allocs(), count.messages, counters.counters()));
             target = count.messages + a.count;
         }
         service.poll(&mut count).map_err(|e| format!("poll: {e}"))?;
@@ -189,17 +203,21 @@ fn run() -> Result<String, String> {
                 let handler = endpoint.handler_mut();
                 if !handler.outstanding {
                     handler.outstanding = true;
-                    ws.send_text(ORDER).map_err(|e| format!("send: {e}"))?;
+                    let text = handler.payload.as_deref().unwrap_or(ORDER);
+                    ws.send_text(text).map_err(|e| format!("send: {e}"))?;
                 }
             }
         }
     }
-    let (before, first) = measured_from.unwrap_or((allocs(), count.messages));
+    let (before, first, at_start) =
+        measured_from.unwrap_or((allocs(), count.messages, counters.counters()));
+    let now = counters.counters();
     let line = format!(
-        "allocations {} messages {} multi-frame {}",
+        "allocations {} messages {} multi-frame-rx {} multi-frame-tx {}",
         allocs() - before,
         count.messages - first,
-        counters.counters().rx_multi_frame
+        now.rx_multi_frame - at_start.rx_multi_frame,
+        now.tx_multi_frame - at_start.tx_multi_frame
     );
     // A close handshake, so the peer sees a clean end.
     if let Some((ws, _)) = service.connection_mut(id) {

@@ -17,7 +17,7 @@
 //!                                               compared with the known block; prints MB/s
 //!   common: [--xdp IFACE --local-ip A.B.C.D/NN [--gateway IP] [--queue N] [--attach native|generic]
 //!            [--shared-ports FIRST-LAST] [--impair LOSS,REORDER] [--ack-delay-us US] [--mtu BYTES]
-//!            [--no-multi-buffer] [--frame-size BYTES] [--frames N]]
+//!            [--no-multi-buffer] [--no-huge-pages] [--frame-size BYTES] [--frames N]]
 //!          [--core N] [--timeout SECS]
 //! xdp_echo hold --xdp ... [--seconds S]        brings the stack up, prints "ready", polls it for S
 //!                                               seconds (answers ARP and ping on its address)
@@ -70,6 +70,7 @@ fn parse() -> Result<Args, String> {
     let mut ack_delay = None;
     let mut mtu = None;
     let mut multi_buffer = true;
+    let mut huge_pages = true;
     let (mut frame_size, mut frames) = (None, None);
     while let Some(flag) = it.next() {
         let mut val = || it.next().ok_or(format!("{flag} needs a value"));
@@ -122,6 +123,7 @@ fn parse() -> Result<Args, String> {
             "--spin" => a.spin = true,
             "--mtu" => mtu = Some(val()?.parse().map_err(|e| format!("--mtu: {e}"))?),
             "--no-multi-buffer" => multi_buffer = false,
+            "--no-huge-pages" => huge_pages = false,
             "--seconds" => a.count = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             other => return Err(format!("unknown option {other}")),
         }
@@ -140,6 +142,7 @@ fn parse() -> Result<Args, String> {
             cfg.mtu = Some(m);
         }
         cfg.multi_buffer = multi_buffer;
+        cfg.huge_pages = huge_pages;
         if let Some(f) = frame_size {
             cfg.frame_size = f;
         }

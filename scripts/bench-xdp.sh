@@ -9,13 +9,16 @@
 # round trip, the same for both paths, and most of the run-to-run noise). The client is pinned to
 # core 0 and busy-polls. Kernel TCP and the XDP path alternate, ROUNDS times (default 3); each
 # figure is the median of its rounds.
-#   latency:    64-byte ping-pong, COUNT round trips (default 20000), MTU 1500: p50/p99/p99.9.
+#   latency:    64-byte ping-pong, COUNT round trips (default 20000), MTU 1500: p50/p99/p99.9;
+#               and a 64 KiB request echoed back (COUNT/10 round trips): p50, a burst of 45 frames.
 #   throughput: BULK_BYTES (default 500 MB) per run, at MTU 1500 and at each of JUMBO_MTUS
 #               (default "3500 9000": 3500 fits one 4 KiB UMEM frame, 9000 spans three, AF_XDP
 #               multi-buffer):
 #                 recv  one way in, from the server's source (the market-data direction)
 #                 send  one way out, to the server's sink, timed until the sink confirms
 #                 echo  out and back at once (every byte crosses the client twice); MB/s one way
+#   huge pages: the XDP path runs once more per round with everything on 4 KiB pages (xdp4k:
+#               ping-pong and recv), for the A/B of what huge pages buy on the packet path.
 #               For these, the server end's received packets are processed on the server's core
 #               (RPS to core 1), as they would be on a separate machine. Without it a veth charges
 #               the server's TCP receive work to the sending client's core.
@@ -60,10 +63,11 @@ mtu() {
 rps() { # CPU mask for the server end's receive processing (0: where the packet arrived)
     ip netns exec "$HW_SERVER_NS" sh -c "echo $1 > /sys/class/net/$HW_SERVER_IF/queues/rx-0/rps_cpus"
 }
-client() { # kernel|xdp MODE ARGS...
+client() { # kernel|xdp|xdp4k MODE ARGS...
     local path=$1 xdp=()
     shift
     [[ $path == kernel ]] || xdp=(--xdp "$HW_CLIENT_IF" --local-ip "$STACK_IP/24")
+    [[ $path != xdp4k ]] || xdp+=(--no-huge-pages)
     ip netns exec "$HW_CLIENT_NS" "$ECHO" "$@" --server "$HW_SERVER_IP:7000" --core 0 "${xdp[@]}" 2>/dev/null
 }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
@@ -75,9 +79,13 @@ declare -A R # R[path,metric] = "v1 v2 ..."
 mtu 1500
 rps 0
 for _ in $(seq "$ROUNDS"); do
-    for path in kernel xdp; do
+    for path in kernel xdp xdp4k; do
         line=$(client "$path" pingpong --count "$COUNT" --size 64) || line=""
         for q in p50 p99 p999; do R[$path,$q]+="$(field "$q" <<<"$line") "; done
+    done
+    for path in kernel xdp; do
+        line=$(client "$path" pingpong --count $((COUNT / 10)) --size 65536) || line=""
+        R[$path,big]+="$(field p50 <<<"$line") "
     done
 done
 rps 2
@@ -91,6 +99,8 @@ for m in 1500 $JUMBO; do
                 R[$path,$mode,$m]+="$(field MB_per_s <<<"$line") "
             done
         done
+        line=$(client xdp4k recv --bytes "$BULK") || line=""
+        R[xdp4k,recv,$m]+="$(field MB_per_s <<<"$line") "
     done
 done
 rps 0
@@ -102,11 +112,15 @@ med() { tr ' ' '\n' <<<"${R[$1]}" | sed '/^$/d' | median; }
     echo
     echo "64 B ping-pong, $COUNT round trips, MTU 1500"
     printf '%-12s %10s %10s %10s\n' path "p50 us" "p99 us" "p99.9 us"
-    for path in kernel xdp; do
+    for path in kernel xdp xdp4k; do
         printf '%-12s %10s %10s %10s\n' "$path" "$(us "$(med "$path,p50")")" \
             "$(us "$(med "$path,p99")")" "$(us "$(med "$path,p999")")"
     done
     echo "xdp p50 / kernel p50 = $(ratio "$(med xdp,p50)" "$(med kernel,p50)") (target <= 0.90)"
+    echo "xdp4k: the XDP path with UMEM, socket and read buffers on 4 KiB pages; huge / 4 KiB p50 ="\
+        "$(ratio "$(med xdp,p50)" "$(med xdp4k,p50)")"
+    echo "64 KiB request and echo, $((COUNT / 10)) round trips: p50 kernel $(us "$(med kernel,big)") us," \
+        "xdp $(us "$(med xdp,big)") us, ratio $(ratio "$(med xdp,big)" "$(med kernel,big)")"
     echo
     echo "throughput, MB/s one way, $BULK bytes per run (server's receive work on its core)"
     printf '%-6s %-8s %10s %10s %10s\n' MTU path recv send echo
@@ -120,6 +134,11 @@ med() { tr ' ' '\n' <<<"${R[$1]}" | sed '/^$/d' | median; }
             "$(ratio "$(med "xdp,recv,$m")" "$(med "kernel,recv,$m")")" \
             "$(ratio "$(med "xdp,send,$m")" "$(med "kernel,send,$m")")" \
             "$(ratio "$(med "xdp,bulk,$m")" "$(med "kernel,bulk,$m")")"
+    done
+    # shellcheck disable=SC2086 # JUMBO is a list
+    for m in 1500 $JUMBO; do
+        printf '%-6s %-8s %10s %10s\n' "$m" "xdp4k" "$(med "xdp4k,recv,$m")" \
+            "huge/4k $(ratio "$(med "xdp,recv,$m")" "$(med "xdp4k,recv,$m")")"
     done
     echo "bulk target >= 1000 MB/s; kernel TCP sends 64 KiB GSO segments through the veth, the XDP"
     echo "path MTU-sized packets (AF_XDP has no segmentation offload; above 3826 a packet spans"

@@ -633,7 +633,8 @@ fn jumbo_mtu_from_the_interface() {
 /// The steering program is loaded multi-buffer aware (native XDP on veth refuses an MTU above a
 /// page otherwise), the socket binds with `XDP_USE_SG`, received packets are assembled from their
 /// frames and sent ones split across frames, and 20 MB echo byte-exact with the checksums holding.
-/// Both attach modes. Without multi-buffer the same link cannot take native XDP: a clear error.
+/// Both attach modes; and a stack MTU of one frame on the same link. Without multi-buffer at all
+/// the link cannot take native XDP: a clear error.
 #[test]
 fn mtu_9000_spans_frames() {
     let Some(ns) = setup() else { return };
@@ -700,6 +701,21 @@ fn mtu_9000_spans_frames() {
         assert_eq!(after(&multi, "broken"), 0, "{attach}: {counters}");
         assert_eq!(after(counters, "checksums"), 0, "{attach}: {counters}");
     }
+    // A stack MTU of one frame on the same link: single-frame sockets, but the program is still
+    // loaded multi-buffer aware, which native XDP needs on a link of MTU 9000.
+    let out = run_client(
+        &ns,
+        &[
+            "echo", "--server", &target, "--bytes", "2000000", "--mtu", "1500",
+        ],
+    );
+    let sha = echo_ok(&out);
+    assert_eq!(server.received(), (2_000_000, sha));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Native attach") && stderr.contains("MTU 1500;"),
+        "{stderr}"
+    );
     let out = run_client(
         &ns,
         &[

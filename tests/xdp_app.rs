@@ -167,15 +167,15 @@ fn xdp_alloc() -> PathBuf {
     path
 }
 
-/// `xdp_alloc MODE --url URL [extra]` in the client namespace: (allocations, messages measured,
-/// packets received across frames).
+/// `xdp_alloc MODE --url URL [extra]` in the client namespace: (allocations, messages, packets
+/// received across frames, packets sent across frames), all over the measured messages.
 #[cfg(feature = "tls-openssl")]
 fn count_allocations(
     ns: &Netns,
     mode: &str,
     url: &str,
     extra: &[&std::ffi::OsStr],
-) -> (u64, u64, u64) {
+) -> (u64, u64, u64, u64) {
     let out = in_netns(client_ns(ns), xdp_alloc())
         .args([mode, "--xdp", &ns.client_if])
         .args(["--local-ip", &format!("{}/24", stack_ip(ns))])
@@ -192,9 +192,12 @@ fn count_allocations(
     eprintln!("xdp_alloc {mode} {url}: {}", stdout.trim());
     let words: Vec<&str> = stdout.split_whitespace().collect();
     match words[..] {
-        ["allocations", a, "messages", m, "multi-frame", p] => {
-            (a.parse().unwrap(), m.parse().unwrap(), p.parse().unwrap())
-        }
+        ["allocations", a, "messages", m, "multi-frame-rx", r, "multi-frame-tx", t] => (
+            a.parse().unwrap(),
+            m.parse().unwrap(),
+            r.parse().unwrap(),
+            t.parse().unwrap(),
+        ),
         _ => panic!("unexpected output: {stdout}"),
     }
 }
@@ -202,7 +205,8 @@ fn count_allocations(
 /// The hot path over AF_XDP allocates nothing per message: the XDP selector, the smoltcp stack
 /// and its `XdpStream`, the IoService and the WebSocket client (and OpenSSL, for wss), counted by a
 /// global allocator in the process that runs them. A 100k msg/s feed from the venue; round trips to
-/// Python `websockets`, plain and TLS; the feed again at MTU 9000, in multi-buffer packets.
+/// Python `websockets`, plain and TLS; at MTU 9000 the feed and 20 KB echoes again, in packets
+/// spanning UMEM frames both ways.
 #[cfg(feature = "tls-openssl")]
 #[test]
 fn xdp_hot_path_does_not_allocate() {
@@ -215,7 +219,7 @@ fn xdp_hot_path_does_not_allocate() {
     let ns = Netns::up_pair();
     let _venue = venue(&ns);
     let feed = format!("ws://{}:9001/feed?rate=100000&size=128", ns.server_ip);
-    let (allocations, messages, _) = count_allocations(&ns, "feed", &feed, &[]);
+    let (allocations, messages, _, _) = count_allocations(&ns, "feed", &feed, &[]);
     assert!(messages >= 20_000, "{messages}");
     assert_eq!(
         allocations, 0,
@@ -238,7 +242,7 @@ fn xdp_hot_path_does_not_allocate() {
     wait_ready(&mut tls);
     let few = ["--warmup", "500", "--count", "5000"].map(std::ffi::OsStr::new);
     let url = format!("ws://{}:9080/", ns.server_ip);
-    let (allocations, messages, _) = count_allocations(&ns, "echo", &url, &few);
+    let (allocations, messages, _, _) = count_allocations(&ns, "echo", &url, &few);
     assert!(messages >= 5_000, "{messages}");
     assert_eq!(
         allocations, 0,
@@ -247,7 +251,7 @@ fn xdp_hot_path_does_not_allocate() {
     let url = format!("wss://{}:9443/", ns.server_ip);
     let mut args = few.to_vec();
     args.extend([std::ffi::OsStr::new("--ca"), ca.as_os_str()]);
-    let (allocations, messages, _) = count_allocations(&ns, "echo", &url, &args);
+    let (allocations, messages, _, _) = count_allocations(&ns, "echo", &url, &args);
     assert!(messages >= 5_000, "{messages}");
     assert_eq!(
         allocations, 0,
@@ -267,15 +271,28 @@ fn xdp_hot_path_does_not_allocate() {
         assert!(ok.success(), "cannot set MTU 9000 on {dev}");
     }
     let feed = format!("ws://{}:9001/feed?rate=100000&size=1000", ns.server_ip);
-    let (allocations, messages, multi_frame) = count_allocations(&ns, "feed", &feed, &[]);
+    let (allocations, messages, multi_rx, _) = count_allocations(&ns, "feed", &feed, &[]);
     assert!(messages >= 20_000, "{messages}");
     assert!(
-        multi_frame > 100,
-        "only {multi_frame} packets spanned frames at MTU 9000"
+        multi_rx > 100,
+        "only {multi_rx} packets spanned frames at MTU 9000"
     );
     assert_eq!(
         allocations, 0,
         "jumbo feed: {allocations} allocations for {messages} messages"
+    );
+    // And sending: 20 KB messages leave in 8960-byte segments, each split across frames.
+    let url = format!("ws://{}:9080/", ns.server_ip);
+    let big = ["--warmup", "100", "--count", "1000", "--size", "20000"].map(std::ffi::OsStr::new);
+    let (allocations, messages, multi_rx, multi_tx) = count_allocations(&ns, "echo", &url, &big);
+    assert!(messages >= 1_000, "{messages}");
+    assert!(
+        multi_rx >= 1_000 && multi_tx >= 1_000,
+        "{multi_rx} packets received and {multi_tx} sent across frames for {messages} 20 KB echoes"
+    );
+    assert_eq!(
+        allocations, 0,
+        "jumbo echo: {allocations} allocations for {messages} round trips"
     );
 }
 

@@ -207,7 +207,7 @@ fn interface(
                 .and_then(|x| x.mtu)
                 .map_or(link, |m| (m as usize).min(link))
         });
-        let frags = multi_buffer && wanted.is_some_and(|w| w > crate::xdp::max_mtu(size));
+        let frags = multi_buffer && link_mtu.is_some_and(|l| l > crate::xdp::max_mtu(size));
         // A trial generic attach: proves the program loads (multi-buffer aware when the MTU needs
         // it) and the interface is free.
         let trial = steer::XskMap::new(1).and_then(|map| {

@@ -77,6 +77,12 @@ const RX_BATCH: usize = 64;
 /// The descriptor option "more frames of this packet follow" (`XDP_PKT_CONTD`).
 const XDP_PKT_CONTD: u32 = 1;
 
+/// The frames a packet may span in zero-copy multi-buffer mode. The driver sets the real bound
+/// (`xdp_zc_max_segs`, published over the netdev netlink family, not read here); a longer packet is
+/// invalid and its frames are never completed, so the MTU is kept to a conservative 5 frames
+/// (9000-byte jumbo frames take 3 of 4 KiB). Not verifiable on veth, which has no zero-copy.
+const ZC_MAX_FRAGS: usize = 5;
+
 /// Packet bytes a frame holds: the frame less the kernel's 256-byte headroom.
 const fn frame_capacity(frame_size: u32) -> usize {
     frame_size as usize - 256
@@ -104,6 +110,8 @@ pub struct XskDevice {
     mtu: usize,
     bind: BindMode,
     copy_mode_kick: bool,
+    /// Slots of the TX ring.
+    tx_ring_size: u32,
     counters: DeviceCounters,
     impair: Option<Impairer>,
     /// Frames handed to smoltcp as if received, ahead of the RX ring (see [`XskDevice::inject`]).
@@ -116,12 +124,20 @@ pub struct XskDevice {
     tx_need: usize,
     /// Where a packet spanning frames is assembled for smoltcp (multi-buffer mode).
     rx_scratch: Vec<u8>,
-    /// Where smoltcp writes a packet larger than a frame (multi-buffer mode).
+    /// Where smoltcp writes a packet larger than a frame (multi-buffer mode): MTU-sized.
     tx_scratch: Vec<u8>,
 }
 
-/// Injected frames that may wait for smoltcp at once (see [`XskDevice::inject`]).
-pub const MAX_INJECTED: usize = 64;
+/// Injected frames that may wait for smoltcp at once (see [`XskDevice::inject`]): more next hops
+/// than a stack's sockets could use.
+pub const MAX_INJECTED: usize = 4096;
+
+/// The sender protocol address of an Ethernet/ARP frame for IPv4.
+fn arp_sender_ip(frame: &[u8]) -> Option<[u8; 4]> {
+    (frame.len() >= 42 && frame[12..14] == [0x08, 0x06])
+        .then(|| frame[28..32].try_into().ok())
+        .flatten()
+}
 
 /// Packet counters of a device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,42 +237,78 @@ impl XskDevice {
             }
         };
         let one_frame = super::max_mtu(plan.frame_size);
-        let mut sg = multi_buffer && mtu > one_frame;
-        let bind_mode = |sg: bool| {
-            let extra = if sg {
+        let sg_wanted = multi_buffer && mtu > one_frame;
+        // What to try, in order of preference: the mode asked for, with multi-buffer if the MTU
+        // needs it; zero-copy without multi-buffer (a driver may do one and not the other: keep
+        // zero-copy, cap the MTU); copy mode, with and then without multi-buffer.
+        let mut tries = Vec::with_capacity(4);
+        if bind == BindMode::ZeroCopy {
+            if sg_wanted {
+                tries.push((BindMode::ZeroCopy, true));
+            }
+            tries.push((BindMode::ZeroCopy, false));
+        }
+        if sg_wanted {
+            tries.push((BindMode::Copy, true));
+        }
+        tries.push((BindMode::Copy, false));
+        let mut outcome = None;
+        for (i, &(mode, sg)) in tries.iter().enumerate() {
+            let flags = match mode {
+                BindMode::Copy => BindFlags::XDP_COPY,
+                BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
+            } | if sg {
                 BindFlags::XDP_USE_SG
             } else {
                 BindFlags::empty()
             };
-            match bind {
-                BindMode::Copy => (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY | extra)),
-                BindMode::ZeroCopy => match bind_retrying(BindFlags::XDP_ZEROCOPY | extra) {
-                    Err(e) if raw_os_error(&e) == Some(libc::EOPNOTSUPP) => {
-                        log::warn!(
-                            "{ifname} queue {queue}: the driver refuses zero-copy AF_XDP; using \
-                             copy mode"
-                        );
-                        (BindMode::Copy, bind_retrying(BindFlags::XDP_COPY | extra))
-                    }
-                    other => (BindMode::ZeroCopy, other),
+            let result = bind_retrying(flags);
+            let refused = match &result {
+                Err(e) => match raw_os_error(e) {
+                    Some(libc::EOPNOTSUPP) => true,
+                    // An older kernel rejects the multi-buffer flag itself.
+                    Some(libc::EINVAL) => sg,
+                    _ => false,
                 },
-            }
-        };
-        let (mut bind, mut created) = bind_mode(sg);
-        if sg {
-            if let Err(e) = &created {
-                if matches!(raw_os_error(e), Some(libc::EINVAL | libc::EOPNOTSUPP)) {
-                    log::warn!(
-                        "{ifname} queue {queue}: the kernel refuses multi-buffer AF_XDP ({e}); \
-                         MTU {mtu} lowered to {one_frame}, what one frame holds"
-                    );
-                    sg = false;
-                    (bind, created) = bind_mode(false);
-                }
+                Ok(_) => false,
+            };
+            let Some(&(next_mode, next_sg)) = tries.get(i + 1).filter(|_| refused) else {
+                outcome = Some((mode, sg, result));
+                break;
+            };
+            if mode == BindMode::ZeroCopy && next_mode == BindMode::ZeroCopy {
+                log::warn!(
+                    "{ifname} queue {queue}: the driver does zero-copy but not multi-buffer \
+                     zero-copy; zero-copy kept, MTU {mtu} lowered to {one_frame}, what one frame \
+                     holds"
+                );
+            } else if mode == BindMode::ZeroCopy {
+                log::warn!(
+                    "{ifname} queue {queue}: the driver refuses zero-copy AF_XDP; using copy mode"
+                );
+            } else if sg && !next_sg {
+                log::warn!(
+                    "{ifname} queue {queue}: the kernel refuses multi-buffer AF_XDP; MTU {mtu} \
+                     lowered to {one_frame}, what one frame holds"
+                );
             }
         }
-        let mtu = if sg { mtu } else { mtu.min(one_frame) };
+        let Some((bind, sg, created)) = outcome else {
+            unreachable!("the last try always ends the loop");
+        };
         let frame_cap = frame_capacity(plan.frame_size);
+        let mut mtu = if sg { mtu } else { mtu.min(one_frame) };
+        if sg && bind == BindMode::ZeroCopy {
+            // In zero-copy mode the driver bounds a packet's frames (see `ZC_MAX_FRAGS`).
+            let most = ZC_MAX_FRAGS * frame_cap - 14;
+            if mtu > most {
+                log::warn!(
+                    "{ifname} queue {queue}: zero-copy multi-buffer: MTU {mtu} lowered to {most} \
+                     ({ZC_MAX_FRAGS} frames a packet)"
+                );
+                mtu = most;
+            }
+        }
         let tx_need = (mtu + 14).div_ceil(frame_cap);
         if sg && tx_need > super::MAX_FRAGS {
             return Err(invalid(format!(
@@ -300,6 +352,7 @@ impl XskDevice {
             mtu,
             bind,
             copy_mode_kick: bind == BindMode::Copy,
+            tx_ring_size: half,
             counters: DeviceCounters::default(),
             impair: None,
             injected: std::collections::VecDeque::new(),
@@ -311,11 +364,7 @@ impl XskDevice {
             } else {
                 Vec::new()
             },
-            tx_scratch: if sg {
-                Vec::with_capacity(mtu + 14)
-            } else {
-                Vec::new()
-            },
+            tx_scratch: if sg { vec![0; mtu + 14] } else { Vec::new() },
         })
     }
 
@@ -332,9 +381,20 @@ impl XskDevice {
     /// Queues `frame` (a whole Ethernet frame) for smoltcp as if it had been received: the stack
     /// uses it for ARP replies built from the kernel's neighbour table in shared-IP mode. Rare (per
     /// next hop, every few seconds), so an owned buffer each.
-    /// At most [`MAX_INJECTED`] wait: beyond that the oldest is dropped (a newer reply about the
-    /// same hop supersedes it anyway).
+    ///
+    /// An ARP reply replaces one still queued about the same address (the newer MAC wins), so the
+    /// queue holds at most one per next hop; beyond [`MAX_INJECTED`] frames the oldest is dropped.
     pub fn inject(&mut self, frame: Vec<u8>) {
+        if let Some(ip) = arp_sender_ip(&frame) {
+            if let Some(queued) = self
+                .injected
+                .iter_mut()
+                .find(|q| arp_sender_ip(q) == Some(ip))
+            {
+                *queued = frame;
+                return;
+            }
+        }
         if self.injected.len() >= MAX_INJECTED {
             self.injected.pop_front();
         }
@@ -406,16 +466,22 @@ impl XskDevice {
                 i += 1;
             }
         }
+        let mut produced = 0;
         if !self.tx_ready.is_empty() {
             // SAFETY: every descriptor in `tx_ready` belongs to this UMEM, was written by a TX
             // token and is owned by us until the completion ring hands it back.
-            let n = unsafe { self.tx.produce(&self.tx_ready) };
-            self.counters.tx_frames += n as u64;
-            self.tx_ready.drain(..n);
-            if self.copy_mode_kick || self.tx.needs_wakeup() {
-                self.counters.tx_kicks += 1;
-                self.tx.wakeup()?;
-            }
+            produced = unsafe { self.tx.produce(&self.tx_ready) };
+            self.counters.tx_frames += produced as u64;
+            self.tx_ready.drain(..produced);
+        }
+        // A kick sends at most 32 frames in copy mode (the kernel's TX batch), so frames produced
+        // earlier may still wait in the ring: kick while any do, not only when new ones came, or
+        // the tail of a burst would wait for the next write (and, with every TX frame in the ring,
+        // smoltcp could never write again).
+        let waiting = produced > 0 || self.tx.nb_free_exact() < self.tx_ring_size;
+        if waiting && (self.copy_mode_kick || self.tx.needs_wakeup()) {
+            self.counters.tx_kicks += 1;
+            self.tx.wakeup()?;
         }
         if !self.rx_done.is_empty() {
             // SAFETY: these frames came from this UMEM's RX ring and smoltcp is done with them.
@@ -596,8 +662,8 @@ pub struct XskTxToken<'a> {
     ready: &'a mut Vec<FrameDesc>,
     /// Packet bytes per frame.
     frame_cap: usize,
-    /// Where a packet larger than a frame is written first (multi-buffer mode).
-    scratch: &'a mut Vec<u8>,
+    /// Where a packet larger than a frame is written first (multi-buffer mode; MTU-sized).
+    scratch: &'a mut [u8],
     /// Counts packets sent across frames.
     multi_frame: &'a mut u64,
 }
@@ -639,15 +705,14 @@ impl XskTxToken<'_> {
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        // The scratch buffer was allocated for the MTU at open and smoltcp never sends more, so
-        // this neither allocates nor (the device hands out tokens only with enough frames free)
-        // runs out of frames.
-        self.scratch.clear();
-        self.scratch.resize(len, 0);
-        let r = f(&mut self.scratch[..]);
-        csum::fill_tcp(&mut self.scratch[..]);
+        // The scratch buffer was sized for the MTU at open and smoltcp never sends more, so this
+        // neither allocates nor (the device hands out tokens only with enough frames free) runs
+        // out of frames.
+        let packet = &mut self.scratch[..len];
+        let r = f(packet);
+        csum::fill_tcp(packet);
         let parts = len.div_ceil(self.frame_cap);
-        for (i, part) in self.scratch.chunks(self.frame_cap).enumerate() {
+        for (i, part) in packet.chunks(self.frame_cap).enumerate() {
             let mut desc = self
                 .free
                 .pop()

@@ -11,9 +11,10 @@
 //! A next hop is remembered while a socket of the stack uses it and forgotten with its last one.
 //! An unresolved hop is looked up again after 1 ms, doubling to [`PENDING_MAX`] (a connect to a
 //! dead host costs a few table reads, not a thousand a second), and the kernel is asked again
-//! every [`REKICK`]. A known hop is re-read every [`REFRESH`], well inside smoltcp's 60 s
-//! neighbour lifetime, and injected again then or as soon as its MAC changes (a failed-over
-//! gateway), never more often.
+//! every [`REKICK`]. A known hop is re-read every [`REREAD`], so a changed MAC (a failed-over
+//! gateway) reaches the stack within that time, and injected when it changes and every
+//! [`REINJECT`], well inside smoltcp's 60 s neighbour lifetime. The table is read into a buffer
+//! kept between reads.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
@@ -23,8 +24,10 @@ use smoltcp::wire::EthernetAddress;
 
 use super::device::XskDevice;
 
-/// How often a known next hop is re-read and re-injected.
-const REFRESH: Duration = Duration::from_secs(20);
+/// How often a known next hop is looked up again.
+const REREAD: Duration = Duration::from_secs(1);
+/// How often an unchanged next hop is injected again.
+const REINJECT: Duration = Duration::from_secs(20);
 /// The first re-read of an unresolved next hop; each later one waits twice as long...
 const PENDING_FIRST: Duration = Duration::from_millis(1);
 /// ...up to this.
@@ -38,6 +41,8 @@ struct Hop {
     /// Sockets sending through this hop.
     users: u32,
     known: Option<EthernetAddress>,
+    /// When its MAC was last injected.
+    injected: Option<Instant>,
     /// When to read the table for this hop next.
     due: Instant,
     /// The wait before the read after that, while unresolved.
@@ -57,6 +62,8 @@ pub(crate) struct Neighbors {
     /// The earliest `due` of all hops.
     next_check: Instant,
     probe: Option<UdpSocket>,
+    /// The text of `/proc/net/arp`, kept between reads.
+    table: String,
 }
 
 impl Neighbors {
@@ -67,8 +74,9 @@ impl Neighbors {
             our_ip,
             hops: Vec::new(),
             of_socket: Vec::new(),
-            next_check: Instant::now() + REFRESH,
+            next_check: Instant::now() + REREAD,
             probe: None,
+            table: String::new(),
         }
     }
 
@@ -84,6 +92,7 @@ impl Neighbors {
             ip,
             users: 1,
             known: None,
+            injected: None,
             due: now,
             backoff: PENDING_FIRST,
             kicked: None,
@@ -116,21 +125,30 @@ impl Neighbors {
         if now < self.next_check {
             return;
         }
-        let table = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
+        let mut table = std::mem::take(&mut self.table);
+        table.clear();
+        if let Ok(mut f) = std::fs::File::open("/proc/net/arp") {
+            use std::io::Read;
+            if f.read_to_string(&mut table).is_err() {
+                table.clear();
+            }
+        }
         self.check(&table, now, |frame| device.inject(frame));
+        self.table = table;
     }
 
     /// One check against `table` (the text of `/proc/net/arp`) at `now`: `inject` gets the ARP
     /// replies to hand smoltcp.
     fn check(&mut self, table: &str, now: Instant, mut inject: impl FnMut(Vec<u8>)) {
-        let mut next = now + REFRESH;
+        let mut next = now + REREAD;
         for i in 0..self.hops.len() {
             if self.hops[i].due <= now {
                 let ip = self.hops[i].ip;
                 match lookup(table, &self.ifname, ip) {
                     Some(mac) => {
                         let hop = &mut self.hops[i];
-                        if hop.known != Some(mac) {
+                        let changed = hop.known != Some(mac);
+                        if changed {
                             log::info!(
                                 "{}: next hop {ip} is at {mac} (the kernel's neighbour table)",
                                 self.ifname
@@ -139,8 +157,14 @@ impl Neighbors {
                         hop.known = Some(mac);
                         hop.kicked = None;
                         hop.backoff = PENDING_FIRST;
-                        hop.due = now + REFRESH;
-                        inject(arp_reply(self.our_mac, self.our_ip, mac, ip));
+                        hop.due = now + REREAD;
+                        let stale = hop
+                            .injected
+                            .is_none_or(|t| now.duration_since(t) >= REINJECT);
+                        if changed || stale {
+                            hop.injected = Some(now);
+                            inject(arp_reply(self.our_mac, self.our_ip, mac, ip));
+                        }
                     }
                     None => {
                         // Unresolved, or no longer in the table (the kernel expired it): what
@@ -305,7 +329,8 @@ IP address       HW type     Flags       HW address            Mask     Device
         n.attach(a, pending, t0);
         n.attach(b, known, t0);
         // Poll every 100 µs for 3 s: the pending hop is read with a doubling wait (1, 2, 4 ms...,
-        // then every 500 ms), not 30 000 times; the known one is injected on the first check only.
+        // then every 500 ms), not 30 000 times; the known one is read every second but injected
+        // on the first check only.
         let (mut checks, mut injected) = (0, Vec::new());
         let mut t = t0;
         while t < t0 + Duration::from_secs(3) {
@@ -315,16 +340,20 @@ IP address       HW type     Flags       HW address            Mask     Device
             }
             t += Duration::from_micros(100);
         }
-        assert!((9..=16).contains(&checks), "{checks} table reads in 3 s");
+        assert!((9..=20).contains(&checks), "{checks} table reads in 3 s");
         assert_eq!(injected.len(), 1, "the known hop is injected once");
         let eth = smoltcp::wire::EthernetFrame::new_checked(&injected[0][..]).unwrap();
         assert_eq!(eth.src_addr(), EthernetAddress([2, 0, 0, 0, 0, 0x77]));
-        // At its refresh it is injected again.
-        n.check(LOOPBACK_TABLE, t0 + REFRESH, |f| injected.push(f));
+        // It is read again every second but injected again only when due.
+        n.check(LOOPBACK_TABLE, t0 + REINJECT - REREAD, |f| injected.push(f));
+        assert_eq!(injected.len(), 1);
+        n.check(LOOPBACK_TABLE, t0 + REINJECT, |f| injected.push(f));
         assert_eq!(injected.len(), 2);
-        // A changed MAC is injected at the hop's next read.
+        // A changed MAC is injected at the hop's next read, a second later.
         let moved = LOOPBACK_TABLE.replace("02:00:00:00:00:77", "02:00:00:00:00:78");
-        n.check(&moved, t0 + REFRESH * 2, |f| injected.push(f));
+        let t = t0 + REINJECT + REREAD;
+        assert!(n.next_check <= t);
+        n.check(&moved, t, |f| injected.push(f));
         assert_eq!(injected.len(), 3);
         let eth = smoltcp::wire::EthernetFrame::new_checked(&injected[2][..]).unwrap();
         assert_eq!(eth.src_addr(), EthernetAddress([2, 0, 0, 0, 0, 0x78]));

@@ -192,7 +192,8 @@ impl XdpStack {
                 plan.frames
             );
         }
-        let mtu = effective_mtu(cfg, interface_mtu(&cfg.interface)?);
+        let link_mtu = interface_mtu(&cfg.interface)?;
+        let mtu = effective_mtu(cfg, link_mtu);
         let mut device = XskDevice::open(
             &cfg.interface,
             cfg.queue,
@@ -223,14 +224,12 @@ impl XdpStack {
         if let SteerMode::SharedIp { first, last } = cfg.steer {
             reserve_ports(first, last)?;
         }
-        let link = SteerLink::attach(
-            map,
-            cfg.local_ip,
-            cfg.steer,
-            index,
-            cfg.attach,
-            device.multi_buffer(),
-        )?;
+        // Multi-buffer aware whenever the link's MTU is more than a frame, even where the stack's
+        // own is not: native XDP refuses such a link a program without the flag (the program only
+        // reads headers, so it is correct either way).
+        let frags = device.multi_buffer()
+            || (cfg.multi_buffer && link_mtu > super::max_mtu(cfg.frame_size));
+        let link = SteerLink::attach(map, cfg.local_ip, cfg.steer, index, cfg.attach, frags)?;
 
         let epoch = StdInstant::now();
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
