@@ -16,8 +16,6 @@
 //! WebSocket client; R and T the packets received and sent across several UMEM frames (with a
 //! jumbo MTU). Exits non-zero with a reason on any failure.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -29,37 +27,12 @@ use hotwire::stream::Stream;
 use hotwire::ws::{Frame, OpCode};
 use hotwire::xdp::{self, XdpConfig, XdpStack, XdpStream};
 
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts the allocations and reallocations of each thread, then defers to `System`.
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to `System`; the counter is a const-initialised
-// thread-local `Cell`, which needs no allocation (`try_with` tolerates thread teardown).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+// The counting allocator of the allocation tests (per thread, installed as the global one).
+#[path = "../tests/alloc_counter/mod.rs"]
+mod alloc_counter;
 
 fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
+    alloc_counter::allocs() as u64
 }
 
 /// Opens every connection on the one XDP stack.

@@ -21,15 +21,7 @@ use util::{in_netns, ChildGuard, Netns};
 
 /// `target/<profile>/examples/xdp_echo`, built by `cargo test` with the `xdp` feature.
 fn xdp_echo() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("examples/xdp_echo");
-    assert!(
-        path.is_file(),
-        "{} is missing (cargo test builds it)",
-        path.display()
-    );
-    path
+    util::example("xdp_echo")
 }
 
 fn stack_ip(ns: &Netns) -> Ipv4Addr {
@@ -73,6 +65,19 @@ fn echo_server(ns: &Netns) -> Server {
 }
 
 impl Server {
+    /// `xdp_echo echo` of `bytes` to this server over the XDP path (with `extra` options): the
+    /// echo is byte-exact and the server received exactly what was sent.
+    fn echo_through(&self, ns: &Netns, bytes: u64, extra: &[&str]) -> Output {
+        let target = format!("{}:{}", ns.server_ip, self.port);
+        let count = bytes.to_string();
+        let mut args = vec!["echo", "--server", &target, "--bytes", &count];
+        args.extend_from_slice(extra);
+        let out = run_client(ns, &args);
+        let sha = echo_ok(&out);
+        assert_eq!(self.received(), (bytes, sha), "{extra:?}");
+        out
+    }
+
     /// The next "rx BYTES SHA256" line.
     fn received(&self) -> (u64, String) {
         let line = self
@@ -585,48 +590,61 @@ fn umem_on_huge_pages_when_reserved() {
 #[test]
 fn jumbo_mtu_from_the_interface() {
     let Some(ns) = setup() else { return };
-    for (netns, dev) in [
-        (ns.server_ns.as_str(), ns.server_if.as_str()),
-        (client_ns(&ns), ns.client_if.as_str()),
-    ] {
-        let ok = Command::new("ip")
-            .args(["-n", netns, "link", "set", dev, "mtu", "3500"])
-            .status()
-            .expect("ip link set mtu");
-        assert!(ok.success(), "cannot set MTU 3500 on {dev}");
-    }
+    ns.set_mtu(3500);
     let server = echo_server(&ns);
-    let target = format!("{}:{}", ns.server_ip, server.port);
     let bytes = 20_000_000u64;
-    let out = run_client(
-        &ns,
-        &["echo", "--server", &target, "--bytes", &bytes.to_string()],
-    );
-    let sha = echo_ok(&out);
-    let (got, server_sha) = server.received();
-    assert_eq!(got, bytes);
-    assert_eq!(server_sha, sha);
+    let out = server.echo_through(&ns, bytes, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("MTU 3500"), "stack MTU not 3500: {stderr}");
-    let counters = stderr
-        .lines()
-        .find(|l| l.starts_with("xdp_echo: rx "))
-        .unwrap_or_else(|| panic!("no counters in {stderr}"));
-    let counter = |name: &str| -> u64 {
-        counters
-            .split(&format!(" {name} "))
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} counter in {counters}"))
-    };
+    let c = Counters::of(&out);
     // 1460-byte segments would take 13,700 frames each way; 3460-byte ones about 5,800.
-    let (rx, tx) = (counter("rx"), counter("tx"));
+    let (rx, tx) = (c.get("rx"), c.get("tx"));
     assert!(
         rx < bytes / 2500 && tx < bytes / 2500,
         "rx {rx} / tx {tx} frames for {bytes} bytes: segments are not jumbo"
     );
-    assert_eq!(counter("checksums"), 0, "frames failed the TCP checksum");
+    assert_eq!(c.get("checksums"), 0, "frames failed the TCP checksum");
+}
+
+/// The device counters `xdp_echo` prints at exit ("xdp_echo: rx N tx N ... multi-frame rx N tx N
+/// broken N").
+struct Counters(String);
+
+impl Counters {
+    fn of(out: &Output) -> Counters {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("xdp_echo: rx "))
+            .unwrap_or_else(|| panic!("no counters in {stderr}"));
+        Counters(line.to_owned())
+    }
+
+    /// The first counter called `name`.
+    fn get(&self, name: &str) -> u64 {
+        Self::after(&self.0, name).unwrap_or_else(|| panic!("no {name} counter in {}", self.0))
+    }
+
+    /// A counter of the multi-frame group (`rx`, `tx`, `broken`).
+    fn multi(&self, name: &str) -> u64 {
+        self.0
+            .split_once(" multi-frame")
+            .and_then(|(_, rest)| Self::after(rest, name))
+            .unwrap_or_else(|| panic!("no multi-frame {name} counter in {}", self.0))
+    }
+
+    fn after(text: &str, name: &str) -> Option<u64> {
+        text.split(&format!(" {name} "))
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    fn line(&self) -> &str {
+        &self.0
+    }
 }
 
 /// AF_XDP multi-buffer: with MTU 9000 on both veth ends a packet spans three 4 KiB UMEM frames.
@@ -638,79 +656,35 @@ fn jumbo_mtu_from_the_interface() {
 #[test]
 fn mtu_9000_spans_frames() {
     let Some(ns) = setup() else { return };
-    for (netns, dev) in [
-        (ns.server_ns.as_str(), ns.server_if.as_str()),
-        (client_ns(&ns), ns.client_if.as_str()),
-    ] {
-        let ok = Command::new("ip")
-            .args(["-n", netns, "link", "set", dev, "mtu", "9000"])
-            .status()
-            .expect("ip link set mtu");
-        assert!(ok.success(), "cannot set MTU 9000 on {dev}");
-    }
+    ns.set_mtu(9000);
     let server = echo_server(&ns);
     let target = format!("{}:{}", ns.server_ip, server.port);
     let bytes = 20_000_000u64;
     for attach in ["native", "generic"] {
-        let out = run_client(
-            &ns,
-            &[
-                "echo",
-                "--server",
-                &target,
-                "--bytes",
-                &bytes.to_string(),
-                "--attach",
-                attach,
-            ],
-        );
-        let sha = echo_ok(&out);
-        let (got, server_sha) = server.received();
-        assert_eq!((got, &server_sha), (bytes, &sha), "{attach}");
+        let out = server.echo_through(&ns, bytes, &["--attach", attach]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("MTU 9000 (multi-buffer)"),
             "{attach}: not multi-buffer at MTU 9000: {stderr}"
         );
-        let counters = stderr
-            .lines()
-            .find(|l| l.starts_with("xdp_echo: rx "))
-            .unwrap_or_else(|| panic!("no counters in {stderr}"));
-        let after = |text: &str, name: &str| -> u64 {
-            text.split(&format!(" {name} "))
-                .nth(1)
-                .and_then(|s| s.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("no {name} counter in {counters}"))
-        };
-        let multi = counters
-            .split("multi-frame")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no multi-frame counters in {counters}"));
-        let multi = format!(" {multi}");
+        let c = Counters::of(&out);
+        let counters = c.line();
         // 8960-byte segments: about 2,200 packets each way for 20 MB, three frames each.
-        let (rx_multi, tx_multi) = (after(&multi, "rx"), after(&multi, "tx"));
+        let (rx_multi, tx_multi) = (c.multi("rx"), c.multi("tx"));
         assert!(
             rx_multi > bytes / 10_000 && tx_multi > bytes / 10_000,
             "{attach}: {rx_multi} packets received and {tx_multi} sent across frames: {counters}"
         );
         assert!(
-            after(counters, "rx") >= 2 * rx_multi,
+            c.get("rx") >= 2 * rx_multi,
             "{attach}: a packet across frames takes two or more: {counters}"
         );
-        assert_eq!(after(&multi, "broken"), 0, "{attach}: {counters}");
-        assert_eq!(after(counters, "checksums"), 0, "{attach}: {counters}");
+        assert_eq!(c.multi("broken"), 0, "{attach}: {counters}");
+        assert_eq!(c.get("checksums"), 0, "{attach}: {counters}");
     }
     // A stack MTU of one frame on the same link: single-frame sockets, but the program is still
     // loaded multi-buffer aware, which native XDP needs on a link of MTU 9000.
-    let out = run_client(
-        &ns,
-        &[
-            "echo", "--server", &target, "--bytes", "2000000", "--mtu", "1500",
-        ],
-    );
-    let sha = echo_ok(&out);
-    assert_eq!(server.received(), (2_000_000, sha));
+    let out = server.echo_through(&ns, 2_000_000, &["--mtu", "1500"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("Native attach") && stderr.contains("MTU 1500;"),

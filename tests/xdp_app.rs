@@ -156,15 +156,7 @@ fn wss_session_over_xdp_to_python_websockets() {
 /// `target/<profile>/examples/xdp_alloc`, built by `cargo test` with its features.
 #[cfg(feature = "tls-openssl")]
 fn xdp_alloc() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let path = dir.join("examples/xdp_alloc");
-    assert!(
-        path.is_file(),
-        "{} is missing (cargo test builds it)",
-        path.display()
-    );
-    path
+    util::example("xdp_alloc")
 }
 
 /// `xdp_alloc MODE --url URL [extra]` in the client namespace: (allocations, messages, packets
@@ -260,16 +252,7 @@ fn xdp_hot_path_does_not_allocate() {
 
     // Jumbo frames: at MTU 9000 the venue's batches arrive in packets spanning several UMEM
     // frames (multi-buffer), assembled for smoltcp in the device's buffer, still allocation-free.
-    for (netns, dev) in [
-        (ns.server_ns.as_str(), ns.server_if.as_str()),
-        (client_ns(&ns), ns.client_if.as_str()),
-    ] {
-        let ok = Command::new("ip")
-            .args(["-n", netns, "link", "set", dev, "mtu", "9000"])
-            .status()
-            .expect("ip link set mtu");
-        assert!(ok.success(), "cannot set MTU 9000 on {dev}");
-    }
+    ns.set_mtu(9000);
     let feed = format!("ws://{}:9001/feed?rate=100000&size=1000", ns.server_ip);
     let (allocations, messages, multi_rx, _) = count_allocations(&ns, "feed", &feed, &[]);
     assert!(messages >= 20_000, "{messages}");

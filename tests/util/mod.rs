@@ -33,6 +33,21 @@ pub(crate) fn repo_root() -> PathBuf {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it for a bound socket that
 /// is closed again). Another process can take it in between: launchers retry on a bind failure.
+/// `target/<profile>/examples/NAME`, which `cargo test` builds (with the features the example
+/// requires) before it runs the tests.
+#[allow(dead_code)] // not every test binary that has `util` runs an example
+pub(crate) fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing (cargo test builds it)",
+        path.display()
+    );
+    path
+}
+
 pub(crate) fn free_port() -> u16 {
     // The kernel may hand the same ephemeral port to two binds in a row once the first is closed;
     // tests running in parallel threads must never share one, so remember what was handed out.
@@ -431,6 +446,27 @@ impl Netns {
     }
 
     /// Any `HW_*` value the script printed (e.g. `HW_SERVER_MAC`).
+    /// Sets the MTU of both veth ends (jumbo-frame tests; the set is removed afterwards anyway).
+    #[allow(dead_code)] // not every test binary that has `util` sets MTUs
+    pub(crate) fn set_mtu(&self, mtu: u32) {
+        let mtu = mtu.to_string();
+        let ends = [
+            (Some(self.server_ns.as_str()), self.server_if.as_str()),
+            (self.client_ns.as_deref(), self.client_if.as_str()),
+        ];
+        for (netns, dev) in ends {
+            let mut cmd = Command::new("ip");
+            if let Some(ns) = netns {
+                cmd.args(["-n", ns]);
+            }
+            let ok = cmd
+                .args(["link", "set", dev, "mtu", &mtu])
+                .status()
+                .expect("ip link set mtu");
+            assert!(ok.success(), "cannot set MTU {mtu} on {dev}");
+        }
+    }
+
     pub(crate) fn var(&self, key: &str) -> Option<&str> {
         self.vars.get(key).map(String::as_str)
     }
