@@ -92,6 +92,20 @@ fn python_with_websockets() -> Option<PathBuf> {
     ok.then_some(python)
 }
 
+/// The Python `websockets` echo server on `port` of the server namespace (TLS with `tls`: the
+/// certificate and key files), started and answering.
+fn python_echo(ns: &Netns, python: &Path, port: u16, tls: Option<(&Path, &Path)>) -> ChildGuard {
+    let mut cmd = in_netns(&ns.server_ns, python);
+    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), &port.to_string()]);
+    if let Some((cert, key)) = tls {
+        cmd.arg(cert).arg(key);
+    }
+    cmd.stdout(Stdio::piped());
+    let mut server = ChildGuard::spawn(&mut cmd);
+    wait_ready(&mut server);
+    server
+}
+
 fn wait_ready(guard: &mut ChildGuard) {
     let out = guard.child().stdout.take().expect("stdout");
     let mut line = String::new();
@@ -112,13 +126,7 @@ fn wss_session_over_xdp_to_python_websockets() {
     let ns = Netns::up_pair();
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca, cert, key) = pki_for(dir.path(), ns.server_ip);
-    let mut cmd = in_netns(&ns.server_ns, &python);
-    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), "9443"])
-        .arg(&cert)
-        .arg(&key)
-        .stdout(Stdio::piped());
-    let mut server = ChildGuard::spawn(&mut cmd);
-    wait_ready(&mut server);
+    let _server = python_echo(&ns, &python, 9443, Some((&cert, &key)));
     let messages = ["hello over AF_XDP", "second message", &"x".repeat(20_000)];
     let mut probe = in_netns(client_ns(&ns), HOTWIRE);
     probe
@@ -220,18 +228,8 @@ fn xdp_hot_path_does_not_allocate() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca, cert, key) = pki_for(dir.path(), ns.server_ip);
-    let mut cmd = in_netns(&ns.server_ns, &python);
-    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), "9080"])
-        .stdout(Stdio::piped());
-    let mut plain = ChildGuard::spawn(&mut cmd);
-    wait_ready(&mut plain);
-    let mut cmd = in_netns(&ns.server_ns, &python);
-    cmd.args(["-c", WSS_ECHO, &ns.server_ip.to_string(), "9443"])
-        .arg(&cert)
-        .arg(&key)
-        .stdout(Stdio::piped());
-    let mut tls = ChildGuard::spawn(&mut cmd);
-    wait_ready(&mut tls);
+    let _plain = python_echo(&ns, &python, 9080, None);
+    let _tls = python_echo(&ns, &python, 9443, Some((&cert, &key)));
     let few = ["--warmup", "500", "--count", "5000"].map(std::ffi::OsStr::new);
     let url = format!("ws://{}:9080/", ns.server_ip);
     let (allocations, messages, _, _) = count_allocations(&ns, "echo", &url, &few);

@@ -207,7 +207,8 @@ fn interface(
                 .and_then(|x| x.mtu)
                 .map_or(link, |m| (m as usize).min(link))
         });
-        let frags = multi_buffer && link_mtu.is_some_and(|l| l > crate::xdp::max_mtu(size));
+        let frags =
+            link_mtu.is_some_and(|l| crate::xdp::steering_needs_frags(l, size, multi_buffer));
         // A trial generic attach: proves the program loads (multi-buffer aware when the MTU needs
         // it) and the interface is free.
         let trial = steer::XskMap::new(1).and_then(|map| {
@@ -248,12 +249,7 @@ fn interface(
         }
         if let (Some(link), Some(wanted)) = (link_mtu, wanted) {
             let frame = crate::xdp::max_mtu(size);
-            let limit = if multi_buffer {
-                crate::xdp::max_mtu_multi_buffer(size)
-            } else {
-                frame
-            };
-            let mtu = wanted.min(limit);
+            let mtu = wanted.min(crate::xdp::mtu_limit(size, multi_buffer));
             // The stack advertises its MSS from `mtu`, so TCP peers never send it more.
             out.push(finding(
                 if mtu < wanted { Level::Warn } else { Level::Ok },
@@ -265,7 +261,10 @@ fn interface(
                         String::new()
                     },
                     if mtu > frame {
-                        format!("; a packet spans up to {} frames: multi-buffer AF_XDP, Linux 6.6+", (mtu + 14).div_ceil(size as usize - 256))
+                        format!(
+                            "; a packet spans up to {} frames: multi-buffer AF_XDP, Linux 6.6+",
+                            crate::xdp::frames_per_packet(mtu, size)
+                        )
                     } else {
                         String::new()
                     }

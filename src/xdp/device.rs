@@ -83,11 +83,6 @@ const XDP_PKT_CONTD: u32 = 1;
 /// (9000-byte jumbo frames take 3 of 4 KiB). Not verifiable on veth, which has no zero-copy.
 const ZC_MAX_FRAGS: usize = 5;
 
-/// Packet bytes a frame holds: the frame less the kernel's 256-byte headroom.
-const fn frame_capacity(frame_size: u32) -> usize {
-    frame_size as usize - 256
-}
-
 /// An AF_XDP socket with its UMEM and rings, as a smoltcp device.
 pub struct XskDevice {
     umem: Umem,
@@ -296,7 +291,7 @@ impl XskDevice {
         let Some((bind, sg, created)) = outcome else {
             unreachable!("the last try always ends the loop");
         };
-        let frame_cap = frame_capacity(plan.frame_size);
+        let frame_cap = super::frame_capacity(plan.frame_size);
         let mut mtu = if sg { mtu } else { mtu.min(one_frame) };
         if sg && bind == BindMode::ZeroCopy {
             // In zero-copy mode the driver bounds a packet's frames (see `ZC_MAX_FRAGS`).
@@ -309,7 +304,7 @@ impl XskDevice {
                 mtu = most;
             }
         }
-        let tx_need = (mtu + 14).div_ceil(frame_cap);
+        let tx_need = super::frames_per_packet(mtu, plan.frame_size);
         if sg && tx_need > super::MAX_FRAGS {
             return Err(invalid(format!(
                 "MTU {mtu} spans {tx_need} frames of {} B; at most {} may carry a packet",

@@ -112,10 +112,16 @@ impl XdpConfig {
     }
 }
 
-/// The largest IP MTU a UMEM frame of `frame_size` bytes holds: the kernel puts packets 256 bytes
-/// (`XDP_PACKET_HEADROOM`) into the frame, and the Ethernet header takes 14 more.
+/// Packet bytes a UMEM frame of `frame_size` bytes holds: the kernel puts packets 256 bytes
+/// (`XDP_PACKET_HEADROOM`) into the frame.
+pub const fn frame_capacity(frame_size: u32) -> usize {
+    frame_size as usize - 256
+}
+
+/// The largest IP MTU a UMEM frame of `frame_size` bytes holds (the Ethernet header takes 14 bytes
+/// of [`frame_capacity`]).
 pub const fn max_mtu(frame_size: u32) -> usize {
-    frame_size as usize - 256 - 14
+    frame_capacity(frame_size) - 14
 }
 
 /// The most UMEM frames one packet may span in multi-buffer mode (the kernel builds a sent
@@ -124,12 +130,34 @@ pub const MAX_FRAGS: usize = 16;
 
 /// The largest IP MTU [`MAX_FRAGS`] frames of `frame_size` bytes hold in multi-buffer mode.
 pub const fn max_mtu_multi_buffer(frame_size: u32) -> usize {
-    let mtu = MAX_FRAGS * (frame_size as usize - 256) - 14;
+    let mtu = MAX_FRAGS * frame_capacity(frame_size) - 14;
     if mtu > 65535 {
         65535
     } else {
         mtu
     }
+}
+
+/// The largest IP MTU the stack takes: what one frame holds, or with `multi_buffer` what
+/// [`MAX_FRAGS`] frames hold.
+pub const fn mtu_limit(frame_size: u32, multi_buffer: bool) -> usize {
+    if multi_buffer {
+        max_mtu_multi_buffer(frame_size)
+    } else {
+        max_mtu(frame_size)
+    }
+}
+
+/// The UMEM frames a packet of IP MTU `mtu` spans.
+pub const fn frames_per_packet(mtu: usize, frame_size: u32) -> usize {
+    (mtu + 14).div_ceil(frame_capacity(frame_size))
+}
+
+/// Whether the steering program must be loaded multi-buffer aware on a link of MTU `link_mtu`:
+/// native XDP refuses a link whose MTU is more than a frame a program without the flag (the
+/// program only reads headers, so it is correct either way).
+pub const fn steering_needs_frags(link_mtu: usize, frame_size: u32, multi_buffer: bool) -> bool {
+    multi_buffer && link_mtu > max_mtu(frame_size)
 }
 
 /// Parses `A.B.C.D/NN`.

@@ -141,18 +141,18 @@ pub fn interface_mtu(ifname: &str) -> io::Result<usize> {
 /// a frame holds (with multi-buffer: what [`super::MAX_FRAGS`] frames hold). A configured MTU that
 /// has to be lowered is logged.
 fn effective_mtu(cfg: &XdpConfig, link: usize) -> usize {
-    let frame = if cfg.multi_buffer {
-        super::max_mtu_multi_buffer(cfg.frame_size)
-    } else {
-        super::max_mtu(cfg.frame_size)
-    };
+    let frame = super::mtu_limit(cfg.frame_size, cfg.multi_buffer);
     let wanted = cfg.mtu.unwrap_or(link);
     let mtu = wanted.min(link).min(frame);
     if cfg.mtu.is_some() && mtu < wanted {
         log::warn!(
             "{}: MTU {wanted} lowered to {mtu} (interface MTU {link}; {} of {} B frames hold {frame})",
             cfg.interface,
-            if cfg.multi_buffer { "16" } else { "one" },
+            if cfg.multi_buffer {
+                super::MAX_FRAGS.to_string()
+            } else {
+                "one".into()
+            },
             cfg.frame_size
         );
     }
@@ -224,11 +224,9 @@ impl XdpStack {
         if let SteerMode::SharedIp { first, last } = cfg.steer {
             reserve_ports(first, last)?;
         }
-        // Multi-buffer aware whenever the link's MTU is more than a frame, even where the stack's
-        // own is not: native XDP refuses such a link a program without the flag (the program only
-        // reads headers, so it is correct either way).
+        // Multi-buffer aware whenever the link needs it, even where the stack's own MTU does not.
         let frags = device.multi_buffer()
-            || (cfg.multi_buffer && link_mtu > super::max_mtu(cfg.frame_size));
+            || super::steering_needs_frags(link_mtu, cfg.frame_size, cfg.multi_buffer);
         let link = SteerLink::attach(map, cfg.local_ip, cfg.steer, index, cfg.attach, frags)?;
 
         let epoch = StdInstant::now();
