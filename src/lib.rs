@@ -34,6 +34,7 @@
 //! The non-blocking contract every stream follows is documented once, in [`stream`].
 
 pub mod buf;
+pub mod cpu;
 pub mod select;
 pub mod service;
 pub mod stream;

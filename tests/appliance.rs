@@ -314,3 +314,126 @@ fix = {{ sender = "HW", target = "VENUE", order_rate = 200.0, store = "{store}" 
             > 0
     );
 }
+
+/// A host that isolates core 1 (`isolcpus=1`) starts the appliance with an affinity mask of the
+/// other cores: `taskset -c 0` gives the same mask. A thread pinned to core 1 must be accepted
+/// (`core` is checked against the online CPUs, not the mask), really run there (read back), and
+/// `check` must report the online cores and the mask.
+#[test]
+fn a_thread_pinned_outside_the_isolcpus_mask_runs_there() {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    assert_eq!(
+        online.trim(),
+        "0-1",
+        "this test expects the 2-core CI machines"
+    );
+    let taskset = util::system_bin("taskset");
+    assert!(util::require_peer("taskset", &taskset));
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, wss) = (util::free_port(), util::free_port());
+    let _venue = venue(ws, wss, dir.path());
+    let config = dir.path().join("pinned.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[thread]]
+name = "io"
+core = 1
+selector = "direct"
+
+[[endpoint]]
+name = "feed"
+url = "ws://127.0.0.1:{ws}/feed?rate=2000&count=800"
+reconnect = {{ enabled = false }}
+"#
+        ),
+    )
+    .unwrap();
+    let out = Command::new(&taskset)
+        .args(["-c", "0", BIN, "check"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("online 0-1;") && stdout.contains("this process may run on 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"io\" pinned to core 1, which is not isolated"),
+        "{stdout}"
+    );
+    let json = dir.path().join("report.json");
+    let out = Command::new(&taskset)
+        .args(["-c", "0", BIN, "run"])
+        .arg(&config)
+        .args(["--duration", "3", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("thread \"io\": runs on cpu 1 (affinity read back)"),
+        "{stderr}"
+    );
+    assert_eq!(endpoint(&report(&json), "feed")["messages"], 800);
+}
+
+/// A cpuset that does not contain the configured core makes the pin fail: that is a startup error
+/// that names the core, not a thread quietly running elsewhere.
+#[test]
+fn a_failed_pin_is_a_startup_error() {
+    if !util::require_root("cpuset cgroups") {
+        return;
+    }
+    // cgroup v1 (these machines) or v2.
+    let (group, v1) = if Path::new("/sys/fs/cgroup/cpuset/cgroup.procs").exists() {
+        (
+            format!("/sys/fs/cgroup/cpuset/hotwire-pin-{}", std::process::id()),
+            true,
+        )
+    } else {
+        (
+            format!("/sys/fs/cgroup/hotwire-pin-{}", std::process::id()),
+            false,
+        )
+    };
+    std::fs::create_dir(&group).expect("create a cpuset cgroup");
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _cleanup = Remove(group.clone());
+    std::fs::write(format!("{group}/cpuset.cpus"), "0").unwrap();
+    if v1 {
+        std::fs::write(format!("{group}/cpuset.mems"), "0").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pinned.toml");
+    std::fs::write(
+        &config,
+        "[[thread]]\nname = \"io\"\ncore = 1\n\n[[endpoint]]\nname = \"feed\"\n\
+         url = \"ws://127.0.0.1:1/feed\"\n",
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {group}/cgroup.procs && exec \"$0\" run \"$1\" --duration 5"
+        ))
+        .arg(BIN)
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("thread \"io\": cannot pin to core 1"),
+        "{stderr}"
+    );
+}

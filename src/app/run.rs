@@ -111,7 +111,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
 pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io::Result<Report> {
     signals::install();
     let stop = Arc::new(AtomicBool::new(false));
-    let isolated = super::check::isolated_cores();
+    let host = crate::cpu::HostCpus::read();
+    // Each IO thread says whether it started (pinned, network up, endpoints built) before the run
+    // goes on: a thread that cannot pin is a startup error, not a silent slow thread.
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut counters = Vec::new();
     let mut threads = Vec::new();
     for thread in &config.threads {
@@ -127,21 +130,40 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
             continue;
         }
         if let Some(core) = thread.core {
-            if !isolated.contains(&core) {
+            if !host.isolated.contains(&core) {
                 log::warn!(
                     "thread {:?}: core {core} is not isolated; expect scheduler jitter",
                     thread.name
                 );
             }
         }
-        let (t, stop) = (thread.clone(), stop.clone());
+        let (t, stop, started) = (thread.clone(), stop.clone(), started_tx.clone());
         // One AF_XDP socket per (interface, queue): the first thread with endpoints takes it.
         let (network, owns_xdp) = (config.network.clone(), threads.is_empty());
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hw-{}", thread.name))
-                .spawn(move || io_thread(&t, &network, owns_xdp, feeds, &stop))?,
+                .spawn(move || io_thread(&t, &network, owns_xdp, feeds, &stop, &started))?,
         );
+    }
+    drop(started_tx);
+    let mut startup_error = None;
+    for _ in 0..threads.len() {
+        match started_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                startup_error.get_or_insert(e);
+            }
+            // A thread that ended without a word panicked or returned early: join says which.
+            Err(_) => break,
+        }
+    }
+    if let Some(e) = startup_error {
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        return Err(io::Error::other(e));
     }
 
     let start = Instant::now();
@@ -202,22 +224,41 @@ fn io_thread(
     owns_xdp: bool,
     prepared: Vec<Prepared>,
     stop: &AtomicBool,
+    started: &std::sync::mpsc::Sender<Result<(), String>>,
 ) -> io::Result<ThreadResult> {
-    if let Some(core) = thread.core {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-            log::warn!("thread {:?}: cannot pin to core {core}", thread.name);
+    let setup = || -> io::Result<_> {
+        if let Some(core) = thread.core {
+            crate::cpu::pin_current(core)
+                .map_err(|e| io::Error::new(e.kind(), format!("thread {:?}: {e}", thread.name)))?;
         }
-    }
-    let net = Net::open(network, owns_xdp)?;
-    log::info!("thread {:?}: network path {}", thread.name, net.name());
-    let (selector, timeout) = net.selector(thread.selector)?;
-    let mut service: IoService<AnySelector, AppEndpoint> =
-        IoService::new(selector).with_poll_timeout(timeout);
-    let mut ids: Vec<(usize, String, String, EndpointId)> = Vec::new();
-    for p in prepared {
-        let (index, name, url) = (p.index, p.config.name.clone(), p.config.url.clone());
-        ids.push((index, name, url, service.register(p.build(&net)?)));
-    }
+        let affinity = crate::cpu::current_affinity()?;
+        log::info!(
+            "thread {:?}: runs on cpu {} (affinity read back)",
+            thread.name,
+            crate::cpu::format_cpu_list(&affinity)
+        );
+        let net = Net::open(network, owns_xdp)?;
+        log::info!("thread {:?}: network path {}", thread.name, net.name());
+        let (selector, timeout) = net.selector(thread.selector)?;
+        let mut service: IoService<AnySelector, AppEndpoint> =
+            IoService::new(selector).with_poll_timeout(timeout);
+        let mut ids: Vec<(usize, String, String, EndpointId)> = Vec::new();
+        for p in prepared {
+            let (index, name, url) = (p.index, p.config.name.clone(), p.config.url.clone());
+            ids.push((index, name, url, service.register(p.build(&net)?)));
+        }
+        Ok((service, ids))
+    };
+    let (mut service, ids) = match setup() {
+        Ok(s) => {
+            let _ = started.send(Ok(()));
+            s
+        }
+        Err(e) => {
+            let _ = started.send(Err(e.to_string()));
+            return Err(e);
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
         service.poll(&mut ())?;
     }

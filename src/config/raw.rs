@@ -406,7 +406,9 @@ impl RawConfig {
 
         let mut threads = Vec::new();
         let mut thread_names = HashSet::new();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Against the online CPUs, never the process's affinity mask: `isolcpus` (or `taskset`)
+        // leaves the isolated cores out of that mask, and those are the ones IO threads want.
+        let online = crate::cpu::online();
         for t in &self.threads {
             let name = t.name.get_ref().clone();
             if name.is_empty() {
@@ -419,12 +421,13 @@ impl RawConfig {
                 None => None,
                 Some(c) => {
                     let v = *c.get_ref();
-                    if v < 0 || v as usize >= cores {
+                    if v < 0 || !online.contains(&(v as usize)) {
                         return Err(loc.at(
                             c,
                             format!(
-                                "thread {name:?}: core {v} does not exist (this host has cores 0..{})",
-                                cores - 1
+                                "thread {name:?}: core {v} does not exist or is offline (online \
+                                 cores: {})",
+                                crate::cpu::format_cpu_list(&online)
                             ),
                         ));
                     }

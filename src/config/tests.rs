@@ -170,7 +170,7 @@ fn core_out_of_range() {
         "[[thread]]\nname = \"t\"\ncore = 4096\n",
         3,
         8,
-        "core 4096 does not exist",
+        "core 4096 does not exist or is offline (online cores: ",
     );
 }
 
