@@ -8,7 +8,12 @@
 #   scripts/netns.sh down ID         removes that set (namespaces, veth, bookkeeping)
 #   scripts/netns.sh down-owner TAG  removes every set created with HOTWIRE_NETNS_OWNER=TAG
 #   scripts/netns.sh down-stale      removes sets whose owner was a scripts/test.sh run that is gone
+#   scripts/netns.sh steer ID Q=ADDR...  packets to ADDR leave the server end on queue Q, so they
+#                                    arrive on the client end's RX queue Q (HOTWIRE_NETNS_QUEUES)
 #   scripts/netns.sh list            the sets that exist, one "ID MODE OWNER" line each
+#
+# HOTWIRE_NETNS_QUEUES=N (default 1) gives both ends N TX and N RX queues, for one AF_XDP socket
+# per queue. The peer then answers every flow on the queue it arrived on (see "Multi-queue" below).
 #
 # ID is the third octet of the subnet (1..254). Without one, `up` takes the lowest free ID: creating
 # the namespace hws-ID is the lock (it fails if it exists), so parallel runs never collide. `up`
@@ -20,7 +25,13 @@
 # The recipe follows shared/XDP.md so AF_XDP and smoltcp work on it: one TX and one RX queue per end
 # (packets on a queue without a bound XSK never arrive); on the server end (the kernel peer) TX
 # checksum offload off (smoltcp drops partial checksums) and TSO/GSO off (large segments stall
-# generic-mode XDP). IPv6 is disabled on both ends so no router solicitations or DAD probes add
+# generic-mode XDP).
+#
+# Multi-queue: a real NIC puts each flow on its AF_XDP thread's queue with an n-tuple rule
+# (`ethtool -N`, nic/tune.sh). A veth picks the client end's RX queue from the TX queue the server
+# end sends on, so `steer` does it on the server end's egress: scripts/queue-steer.bpf.c (see
+# there why this takes a BPF classifier and not `tc ... action skbedit`, which these kernels lack).
+# IPv6 is disabled on both ends so no router solicitations or DAD probes add
 # packets: the interface counters then count only the tests' own traffic.
 set -Eeuo pipefail
 
@@ -33,7 +44,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -91,7 +102,9 @@ cmd_up() { # MODE [ID]
     trap 'cmd_down '"$id"' >/dev/null 2>&1' ERR
 
     local sns=hws-$id sif=hws0 sip=$PREFIX.$id.1 cns cif cip=$PREFIX.$id.2
-    local q=(numtxqueues 1 numrxqueues 1)
+    local nq=${HOTWIRE_NETNS_QUEUES:-1}
+    [[ $nq =~ ^[0-9]+$ ]] && ((nq >= 1 && nq <= 16)) || die "HOTWIRE_NETNS_QUEUES must be 1..16"
+    local q=(numtxqueues "$nq" numrxqueues "$nq")
     if [[ $mode == pair ]]; then
         cns=hwc-$id cif=hwc0
         ip netns add "$cns"
@@ -109,6 +122,7 @@ cmd_up() { # MODE [ID]
 HW_ID=$id
 HW_MODE=$mode
 HW_PREFIX_LEN=24
+HW_QUEUES=$nq
 HW_SERVER_NS=$sns
 HW_SERVER_IF=$sif
 HW_SERVER_IP=$sip
@@ -118,6 +132,34 @@ HW_CLIENT_IF=$cif
 HW_CLIENT_IP=$cip
 HW_CLIENT_MAC=$(mac_of "$cns" "$cif")
 EOF
+}
+
+cmd_steer() { # ID Q=ADDR...
+    local id=$1 rules='' r q a dir
+    shift
+    valid_id "$id" || die "ID must be 1..254, got '$id'"
+    ip netns pids "hws-$id" >/dev/null 2>&1 || die "no set $id"
+    command -v clang >/dev/null || die "clang is needed (scripts/peers.sh installs it)"
+    (($#)) || die "steer needs at least one Q=ADDR"
+    for r in "$@"; do
+        [[ $r =~ ^([0-9]+)=([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)$ ]] || die "not Q=A.B.C.D: $r"
+        q=${BASH_REMATCH[1]}
+        a=$(printf '0x%02x%02x%02x%02x' "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}" \
+            "${BASH_REMATCH[4]}" "${BASH_REMATCH[5]}")
+        rules+="RULE($a,$q) "
+    done
+    dir=$(mktemp -d)
+    clang -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu "-DRULES=$rules" \
+        -c "$(dirname "$0")/queue-steer.bpf.c" -o "$dir/steer.o"
+    # The pick honours the recorded queue only where no XPS map decides first.
+    local t
+    for t in /sys/class/net/hws0/queues/tx-*; do
+        ip netns exec "hws-$id" sh -c "echo 0 > $t/xps_cpus; echo 0 > $t/xps_rxqs" 2>/dev/null || true
+    done
+    ip netns exec "hws-$id" tc qdisc replace dev hws0 clsact
+    ip netns exec "hws-$id" tc filter replace dev hws0 egress prio 1 handle 1 bpf obj "$dir/steer.o" \
+        sec egress da
+    rm -rf "$dir"
 }
 
 cmd_down() { # ID
@@ -168,6 +210,7 @@ up-host) cmd_up host "${2:-}" ;;
 down) [[ -n ${2:-} ]] || usage; cmd_down "$2" ;;
 down-owner) [[ -n ${2:-} ]] || usage; cmd_down_owner "$2" ;;
 down-stale) cmd_down_stale ;;
+steer) [[ -n ${2:-} ]] || usage; shift; cmd_steer "$@" ;;
 list) cmd_list ;;
 *) usage ;;
 esac

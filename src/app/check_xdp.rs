@@ -146,7 +146,86 @@ pub(super) fn findings(config: Option<&Config>) -> Vec<Finding> {
     for ifname in interfaces {
         interface(&mut out, &ifname, configured);
     }
+    if let (Some(config), Some(x)) = (config, configured) {
+        threads(&mut out, config, x);
+    }
     out
+}
+
+/// One line per IO thread: its queue and steering on the AF_XDP path, or why it uses kernel TCP,
+/// and what the host still lacks for it.
+fn threads(out: &mut Vec<Finding>, config: &Config, x: &crate::config::XdpSettings) {
+    use crate::config::Steering;
+    use crate::xdp::stack;
+    let blocking = if x.fallback { Level::Warn } else { Level::Fail };
+    let queues = stack::rx_queues(&x.interface).unwrap_or(0);
+    let local = stack::local_addresses(&x.interface).unwrap_or_default();
+    let several = config.threads.iter().filter(|t| t.xdp.is_some()).count() > 1;
+    for t in &config.threads {
+        let busy = config.endpoints.iter().any(|e| e.thread == t.name);
+        let Some(q) = &t.xdp else {
+            if busy {
+                out.push(finding(
+                    Level::Warn,
+                    format!(
+                        "thread {:?}: kernel TCP (no AF_XDP queue of its own: set `queue` in its \
+                         [[thread]])",
+                        t.name
+                    ),
+                ));
+            }
+            continue;
+        };
+        let mut missing = Vec::new();
+        if q.queue >= queues {
+            missing.push(format!(
+                "queue {} does not exist ({} has {queues}; ethtool -L {} combined {})",
+                q.queue,
+                x.interface,
+                x.interface,
+                q.queue + 1
+            ));
+        }
+        if several && !local.contains(&q.local_ip) {
+            missing.push(format!(
+                "the kernel answers ARP for the stacks here, but {} is not an address of {} \
+                 (ip addr add {}/32 dev {})",
+                q.local_ip, x.interface, q.local_ip, x.interface
+            ));
+        }
+        if t.core.is_none() {
+            missing.push("the thread is not pinned (core = N)".into());
+        }
+        let steering = match x.steering {
+            Steering::DedicatedIp => format!(
+                "IPv4 to {} (ethtool -N {} flow-type tcp4 dst-ip {} action {})",
+                q.local_ip, x.interface, q.local_ip, q.queue
+            ),
+            Steering::SharedIp => {
+                format!("TCP to {} ports {}-{}", q.local_ip, q.ports.0, q.ports.1)
+            }
+        };
+        out.push(finding(
+            if missing.is_empty() {
+                Level::Ok
+            } else if q.queue >= queues {
+                blocking
+            } else {
+                Level::Warn
+            },
+            format!(
+                "thread {:?}: AF_XDP queue {} on {}, steering {steering}{}",
+                t.name,
+                q.queue,
+                x.interface,
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; missing: {}", missing.join("; "))
+                }
+            ),
+        ));
+    }
 }
 
 fn interface(
@@ -214,8 +293,9 @@ fn interface(
         let trial = steer::XskMap::new(1).and_then(|map| {
             steer::SteerLink::attach(
                 map,
-                std::net::Ipv4Addr::UNSPECIFIED,
+                &[std::net::Ipv4Addr::UNSPECIFIED],
                 steer::SteerMode::DedicatedIp,
+                false,
                 index,
                 steer::AttachMode::Generic,
                 frags,

@@ -9,10 +9,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::config::{NetworkPath, SelectorKind};
+#[cfg(feature = "xdp")]
+use crate::config::XdpSettings;
+use crate::config::{NetworkPath, SelectorKind, ThreadConfig, ThreadXdp};
 use crate::select::{AnySelector, DirectSelector, MioSelector};
 use crate::service::Dial;
 use crate::stream::{TcpOptions, TcpStream};
+#[cfg(feature = "xdp")]
+use crate::xdp::XdpConfig;
 
 /// The stream every appliance endpoint is built on.
 #[cfg(feature = "xdp")]
@@ -51,60 +55,103 @@ impl Dial for Net {
     }
 }
 
-impl Net {
-    /// Brings up the network `path` for an IO thread. `owns_xdp` is true for the one thread that
-    /// takes the AF_XDP socket (one socket per interface and queue); the others use kernel TCP.
-    ///
-    /// When AF_XDP cannot be used, returns [`Net::Kernel`] and logs why (once), or fails when the
-    /// configuration says `fallback = false`.
-    pub fn open(path: &NetworkPath, owns_xdp: bool) -> io::Result<Net> {
+/// The network of a whole run, decided on the main thread before the IO threads start. On the
+/// AF_XDP path it holds the steering program every AF_XDP thread shares (one program, one XSK map
+/// indexed by queue); each thread then opens its own socket, UMEM and stack with [`NetPlan::open`].
+#[derive(Debug, Clone)]
+pub struct NetPlan {
+    path: NetworkPath,
+    /// `None` on the kernel path, or when the whole AF_XDP path fell back.
+    #[cfg(feature = "xdp")]
+    steering: Option<std::sync::Arc<crate::xdp::SharedSteering>>,
+    /// Several AF_XDP threads: ARP stays with the kernel ([`XdpConfig::kernel_arp`]).
+    #[cfg(feature = "xdp")]
+    kernel_arp: bool,
+}
+
+impl NetPlan {
+    /// Prepares `path` for `threads` (those that will run: with endpoints). On the AF_XDP path this
+    /// attaches the steering program for the addresses of every AF_XDP thread; when that is not
+    /// possible every thread uses kernel TCP and the log says why (once), or, with
+    /// `fallback = false`, it is the error.
+    pub fn prepare(path: &NetworkPath, threads: &[&ThreadConfig]) -> io::Result<NetPlan> {
         let NetworkPath::Xdp(x) = path else {
-            return Ok(Net::Kernel);
+            return Ok(NetPlan {
+                path: path.clone(),
+                #[cfg(feature = "xdp")]
+                steering: None,
+                #[cfg(feature = "xdp")]
+                kernel_arp: false,
+            });
         };
-        if !owns_xdp {
-            return Ok(Net::Kernel);
-        }
+        let xdp: Vec<&ThreadXdp> = threads.iter().filter_map(|t| t.xdp.as_ref()).collect();
         #[cfg(feature = "xdp")]
         {
             use crate::config::Steering;
-            use crate::xdp::{AttachMode, BindMode, SteerMode, XdpConfig};
-            let mut cfg = XdpConfig::new(x.interface.clone(), x.local_ip, x.prefix_len);
-            cfg.queue = x.queue;
-            cfg.gateway = x.gateway;
-            cfg.steer = match x.steering {
+            use crate::xdp::{stack::interface_mtu, SharedSteering, SteerMode};
+            if xdp.is_empty() {
+                return Ok(NetPlan {
+                    path: path.clone(),
+                    steering: None,
+                    kernel_arp: false,
+                });
+            }
+            let cfgs: Vec<XdpConfig> = xdp
+                .iter()
+                .map(|t| {
+                    let mut cfg = xdp_config(x, t);
+                    // Several stacks on one interface: ARP belongs to no single queue.
+                    cfg.kernel_arp = xdp.len() > 1;
+                    cfg
+                })
+                .collect();
+            let mut ips: Vec<_> = xdp.iter().map(|t| t.local_ip).collect();
+            ips.dedup();
+            let mode = match x.steering {
                 Steering::DedicatedIp => SteerMode::DedicatedIp,
                 Steering::SharedIp => SteerMode::SharedIp {
                     first: x.ports.0,
                     last: x.ports.1,
                 },
             };
-            cfg.port_range = x.ports;
-            cfg.attach = if x.native {
-                AttachMode::Native
-            } else {
-                AttachMode::Generic
-            };
-            cfg.bind = if x.zero_copy {
-                BindMode::ZeroCopy
-            } else {
-                BindMode::Copy
-            };
-            cfg.frames = x.umem_frames;
-            cfg.frame_size = x.frame_size;
-            cfg.mtu = x.mtu.map(|m| m as usize);
-            cfg.multi_buffer = x.multi_buffer;
-            cfg.ack_delay = (x.ack_delay_us > 0)
-                .then(|| std::time::Duration::from_micros(u64::from(x.ack_delay_us)));
-            cfg.huge_pages = x.huge_pages;
-            Ok(match crate::xdp::open_or_fallback(&cfg, x.fallback)? {
-                Some(stack) => Net::Xdp(stack),
-                None => Net::Kernel,
+            let frags = interface_mtu(&x.interface)
+                .map(|mtu| SharedSteering::needs_frags(&cfgs.iter().collect::<Vec<_>>(), mtu))
+                .unwrap_or(false);
+            let kernel_arp = cfgs[0].kernel_arp;
+            if kernel_arp {
+                warn_unless_local(&x.interface, &ips);
+            }
+            let steering = crate::xdp::attach_or_fallback(
+                &x.interface,
+                &ips,
+                mode,
+                kernel_arp,
+                cfgs[0].attach,
+                frags,
+                x.fallback,
+            )?;
+            if let Some(s) = &steering {
+                log::info!(
+                    "steering program on {} ({:?} attach) for {} AF_XDP thread(s): {}",
+                    x.interface,
+                    s.attach_mode(),
+                    xdp.len(),
+                    xdp.iter()
+                        .map(|t| format!("queue {} -> {}", t.queue, t.local_ip))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(NetPlan {
+                path: path.clone(),
+                steering,
+                kernel_arp,
             })
         }
         #[cfg(not(feature = "xdp"))]
         {
             let why = "this hotwire was built without the `xdp` feature";
-            if !x.fallback {
+            if !x.fallback && !xdp.is_empty() {
                 return Err(io::Error::other(format!(
                     "network.path = \"xdp\" is unavailable ({why}) and fallback is off"
                 )));
@@ -113,10 +160,100 @@ impl Net {
                 "AF_XDP on {} is unavailable ({why}); using kernel TCP",
                 x.interface
             );
-            Ok(Net::Kernel)
+            Ok(NetPlan { path: path.clone() })
         }
     }
 
+    /// Brings up the network of `thread` (on the thread itself: a stack is not `Send`): its own
+    /// AF_XDP socket and stack when it has a queue and the steering program is up, kernel TCP
+    /// otherwise. A failure of this thread's socket falls back for this thread only (logged), or
+    /// is the error with `fallback = false`.
+    pub fn open(&self, thread: &ThreadConfig) -> io::Result<Net> {
+        let NetworkPath::Xdp(x) = &self.path else {
+            return Ok(Net::Kernel);
+        };
+        let Some(t) = &thread.xdp else {
+            log::info!(
+                "thread {:?}: no AF_XDP queue of its own (set `queue` in its [[thread]]); kernel TCP",
+                thread.name
+            );
+            return Ok(Net::Kernel);
+        };
+        #[cfg(feature = "xdp")]
+        {
+            let Some(steering) = &self.steering else {
+                return Ok(Net::Kernel);
+            };
+            let mut cfg = xdp_config(x, t);
+            cfg.kernel_arp = self.kernel_arp;
+            Ok(
+                match crate::xdp::open_with_or_fallback(&cfg, steering.clone(), x.fallback)? {
+                    Some(stack) => Net::Xdp(stack),
+                    None => Net::Kernel,
+                },
+            )
+        }
+        #[cfg(not(feature = "xdp"))]
+        {
+            let _ = (x, t);
+            Ok(Net::Kernel)
+        }
+    }
+}
+
+/// Several stacks leave ARP to the kernel, which answers only for its own addresses: say so when
+/// a stack address is not one (the stack's peers could not resolve it).
+#[cfg(feature = "xdp")]
+fn warn_unless_local(interface: &str, ips: &[std::net::Ipv4Addr]) {
+    let local = crate::xdp::stack::local_addresses(interface).unwrap_or_default();
+    for ip in ips.iter().filter(|ip| !local.contains(ip)) {
+        log::warn!(
+            "{interface}: several AF_XDP threads leave ARP to the kernel, but {ip} is not an \
+             address of {interface}, so nobody answers ARP for it (ip addr add {ip}/32 dev \
+             {interface}; the steering program still takes its packets)"
+        );
+    }
+}
+
+/// The stack settings of one AF_XDP thread: the network's, with the thread's queue, address and
+/// ports.
+#[cfg(feature = "xdp")]
+pub fn xdp_config(x: &XdpSettings, t: &ThreadXdp) -> XdpConfig {
+    use crate::config::Steering;
+    use crate::xdp::{AttachMode, BindMode, SteerMode};
+    let mut cfg = XdpConfig::new(x.interface.clone(), t.local_ip, t.prefix_len);
+    cfg.queue = t.queue;
+    cfg.gateway = x.gateway;
+    // Shared-IP: the program steers the whole reserved range; the stack allocates from its slice.
+    cfg.steer = match x.steering {
+        Steering::DedicatedIp => SteerMode::DedicatedIp,
+        Steering::SharedIp => SteerMode::SharedIp {
+            first: t.ports.0,
+            last: t.ports.1,
+        },
+    };
+    cfg.port_range = t.ports;
+    cfg.attach = if x.native {
+        AttachMode::Native
+    } else {
+        AttachMode::Generic
+    };
+    cfg.bind = if x.zero_copy {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Copy
+    };
+    cfg.frames = x.umem_frames;
+    cfg.frame_size = x.frame_size;
+    cfg.mtu = x.mtu.map(|m| m as usize);
+    cfg.multi_buffer = x.multi_buffer;
+    cfg.ack_delay =
+        (x.ack_delay_us > 0).then(|| std::time::Duration::from_micros(u64::from(x.ack_delay_us)));
+    cfg.huge_pages = x.huge_pages;
+    cfg
+}
+
+impl Net {
     /// The selector for this network and the thread's configured kind, with its poll timeout. The
     /// XDP stack is always busy-polled by its own selector.
     pub fn selector(&self, kind: SelectorKind) -> io::Result<(AnySelector, Duration)> {
@@ -134,6 +271,22 @@ impl Net {
             ),
             SelectorKind::Direct => (AnySelector::Direct(DirectSelector::new()), Duration::ZERO),
         })
+    }
+
+    /// On the AF_XDP path, the device's packet counters in a line for the log.
+    pub fn xdp_summary(&self) -> Option<String> {
+        match self {
+            Net::Kernel => None,
+            #[cfg(feature = "xdp")]
+            Net::Xdp(stack) => {
+                let c = stack.counters();
+                Some(format!(
+                    "rx {} frames, {} for another address (wrong queue), {} bad checksum; tx {} \
+                     frames, {} kicks",
+                    c.rx_frames, c.rx_foreign, c.rx_bad_checksum, c.tx_frames, c.tx_kicks
+                ))
+            }
+        }
     }
 
     /// `"xdp"` or `"kernel"`, for reports.

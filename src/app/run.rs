@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::endpoints::{figures, prepare, AppEndpoint, Prepared};
-use super::net::Net;
+use super::net::NetPlan;
 use super::signals;
 use super::stats::{human_ns, human_rate, Percentiles};
-use crate::config::{Config, NetworkPath, ThreadConfig};
+use crate::config::{Config, ThreadConfig};
 use crate::select::AnySelector;
 use crate::service::{EndpointId, IoService, Mixed, MixedTarget};
 
@@ -117,6 +117,12 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut counters = Vec::new();
     let mut threads = Vec::new();
+    let running: Vec<&ThreadConfig> = config
+        .threads
+        .iter()
+        .filter(|t| config.endpoints.iter().any(|e| e.thread == t.name))
+        .collect();
+    let plan = NetPlan::prepare(&config.network, &running)?;
     for thread in &config.threads {
         let mut feeds = Vec::new();
         for (index, e) in config.endpoints.iter().enumerate() {
@@ -138,12 +144,12 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
             }
         }
         let (t, stop, started) = (thread.clone(), stop.clone(), started_tx.clone());
-        // One AF_XDP socket per (interface, queue): the first thread with endpoints takes it.
-        let (network, owns_xdp) = (config.network.clone(), threads.is_empty());
+        // Each AF_XDP thread opens its own socket on its own queue under the shared program.
+        let plan = plan.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("hw-{}", thread.name))
-                .spawn(move || io_thread(&t, &network, owns_xdp, feeds, &stop, &started))?,
+                .spawn(move || io_thread(&t, &plan, feeds, &stop, &started))?,
         );
     }
     drop(started_tx);
@@ -220,8 +226,7 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
 
 fn io_thread(
     thread: &ThreadConfig,
-    network: &NetworkPath,
-    owns_xdp: bool,
+    plan: &NetPlan,
     prepared: Vec<Prepared>,
     stop: &AtomicBool,
     started: &std::sync::mpsc::Sender<Result<(), String>>,
@@ -237,7 +242,7 @@ fn io_thread(
             thread.name,
             crate::cpu::format_cpu_list(&affinity)
         );
-        let net = Net::open(network, owns_xdp)?;
+        let net = plan.open(thread)?;
         log::info!("thread {:?}: network path {}", thread.name, net.name());
         let (selector, timeout) = net.selector(thread.selector)?;
         let mut service: IoService<AnySelector, AppEndpoint> =
@@ -247,9 +252,9 @@ fn io_thread(
             let (index, name, url) = (p.index, p.config.name.clone(), p.config.url.clone());
             ids.push((index, name, url, service.register(p.build(&net)?)));
         }
-        Ok((service, ids))
+        Ok((service, ids, net))
     };
-    let (mut service, ids) = match setup() {
+    let (mut service, ids, net) = match setup() {
         Ok(s) => {
             let _ = started.send(Ok(()));
             s
@@ -280,6 +285,13 @@ fn io_thread(
             .any(|(_, _, _, id)| service.state(*id) == crate::service::State::Established)
     {
         service.poll(&mut ())?;
+    }
+    if let (Some(summary), Some(x)) = (net.xdp_summary(), &thread.xdp) {
+        log::info!(
+            "thread {:?}: AF_XDP queue {}: {summary}",
+            thread.name,
+            x.queue
+        );
     }
     let reports = ids
         .into_iter()

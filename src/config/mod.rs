@@ -72,9 +72,10 @@ pub enum Steering {
 pub struct XdpSettings {
     /// The interface.
     pub interface: String,
-    /// The RX queue bound (the queue the NIC steers the venue's flows to).
+    /// The RX queue bound when no `[[thread]]` names its own (`queue = N` there): the first thread
+    /// with endpoints takes it. Per-thread settings are in [`ThreadConfig::xdp`].
     pub queue: u32,
-    /// The stack's IPv4 address.
+    /// The stack's IPv4 address (the first AF_XDP thread's, unless it sets its own).
     pub local_ip: std::net::Ipv4Addr,
     /// Its prefix length.
     pub prefix_len: u8,
@@ -123,6 +124,23 @@ pub struct ThreadConfig {
     pub core: Option<usize>,
     /// The readiness mechanism.
     pub selector: SelectorKind,
+    /// With `network.path = "xdp"`: this thread's own AF_XDP socket, queue and address. `None`:
+    /// the thread uses kernel TCP (or the path is `kernel`).
+    pub xdp: Option<ThreadXdp>,
+}
+
+/// The part of the AF_XDP path one IO thread owns: its queue (its own XSK socket, UMEM and smoltcp
+/// stack) and its address, or in shared-IP mode its slice of the reserved ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadXdp {
+    /// The RX queue its socket binds (the NIC steers this thread's flows there).
+    pub queue: u32,
+    /// The stack's IPv4 address (dedicated-IP mode: its own; shared-IP: the shared one).
+    pub local_ip: std::net::Ipv4Addr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+    /// Local ports its connections use: in shared-IP mode this thread's slice of `network.ports`.
+    pub ports: (u16, u16),
 }
 
 /// TLS settings of an endpoint.

@@ -600,3 +600,114 @@ fn fix_order_values_are_bounded() {
         "price must be within",
     );
 }
+
+const XDP_NET: &str =
+    "[network]\npath = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2/24\"\n";
+
+fn xdp_threads(network_extra: &str, threads: &str) -> String {
+    format!(
+        "{XDP_NET}{network_extra}\n{threads}\n[[endpoint]]\nname = \"a\"\nurl = \"ws://10.0.0.1:1/\"\n\
+         thread = \"a\"\n[[endpoint]]\nname = \"b\"\nurl = \"ws://10.0.0.1:1/\"\nthread = \"b\"\n"
+    )
+}
+
+#[test]
+fn one_af_xdp_queue_per_thread() {
+    let text = xdp_threads(
+        "",
+        "[[thread]]\nname = \"a\"\ncore = 0\nqueue = 0\n\
+         [[thread]]\nname = \"b\"\ncore = 1\nqueue = 1\nlocal_ip = \"10.0.0.3/24\"\n\
+         [[thread]]\nname = \"idle\"\n",
+    );
+    let c = parse(&text).unwrap();
+    let xdp: Vec<_> = c.threads.iter().map(|t| t.xdp).collect();
+    let ip = |d| std::net::Ipv4Addr::new(10, 0, 0, d);
+    assert_eq!(
+        xdp[0],
+        Some(ThreadXdp {
+            queue: 0,
+            local_ip: ip(2),
+            prefix_len: 24,
+            ports: (32768, 60999)
+        })
+    );
+    assert_eq!(xdp[1].map(|x| (x.queue, x.local_ip)), Some((1, ip(3))));
+    assert_eq!(xdp[2], None);
+}
+
+#[test]
+fn without_thread_queues_the_first_busy_thread_takes_the_network_queue() {
+    let text = xdp_threads(
+        "queue = 3\n",
+        "[[thread]]\nname = \"idle\"\n[[thread]]\nname = \"a\"\n[[thread]]\nname = \"b\"\n",
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.threads[0].xdp, None, "no endpoints: no socket");
+    assert_eq!(c.threads[1].xdp.map(|x| x.queue), Some(3));
+    assert_eq!(c.threads[2].xdp, None, "kernel TCP");
+}
+
+#[test]
+fn shared_ip_threads_split_the_port_range() {
+    let text = xdp_threads(
+        "steering = \"shared-ip\"\nports = \"40000-40999\"\n",
+        "[[thread]]\nname = \"a\"\nqueue = 0\n[[thread]]\nname = \"b\"\nqueue = 1\n",
+    );
+    let c = parse(&text).unwrap();
+    let a = c.threads[0].xdp.unwrap();
+    let b = c.threads[1].xdp.unwrap();
+    assert_eq!((a.ports, b.ports), ((40000, 40499), (40500, 40999)));
+    assert_eq!(a.local_ip, b.local_ip);
+}
+
+#[test]
+fn per_thread_xdp_mistakes_are_located() {
+    let two = |b: &str| {
+        xdp_threads(
+            "",
+            &format!("[[thread]]\nname = \"a\"\nqueue = 0\n[[thread]]\nname = \"b\"\n{b}"),
+        )
+    };
+    // Lines: 4 of [network], a blank line, then the threads.
+    fails_at(
+        &two("queue = 0\n"),
+        11,
+        9,
+        "queue 0 is already thread \"a\"'s",
+    );
+    fails_at(&two("queue = 1\n"), 11, 9, "needs its own `local_ip`");
+    fails_at(
+        &two("queue = 1\nlocal_ip = \"10.0.0.2/24\"\n"),
+        12,
+        12,
+        "local_ip 10.0.0.2 is already thread \"a\"'s",
+    );
+    fails_at(&two("queue = 4096\n"), 11, 9, "queue 4096 is not 0..4095");
+    fails_at(
+        &two("local_ip = \"10.0.0.3/24\"\n"),
+        11,
+        12,
+        "`local_ip` needs `queue`",
+    );
+    fails_at(
+        &two("queue = 1\nlocal_ip = \"10.0.0.3\"\n"),
+        12,
+        12,
+        "is not A.B.C.D/NN",
+    );
+    fails_at(
+        &xdp_threads(
+            "queue = 1\n",
+            "[[thread]]\nname = \"a\"\nqueue = 0\n[[thread]]\nname = \"b\"\n",
+        ),
+        5,
+        9,
+        "leave network.queue out",
+    );
+    fails_at(
+        "[[thread]]\nname = \"a\"\nqueue = 0\n[[endpoint]]\nname = \"e\"\nurl = \"ws://h:1/\"\n",
+        3,
+        9,
+        "applies to network.path = \"xdp\" only",
+    );
+}

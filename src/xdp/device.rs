@@ -108,6 +108,8 @@ pub struct XskDevice {
     /// Slots of the TX ring.
     tx_ring_size: u32,
     counters: DeviceCounters,
+    /// The stack's address, for [`DeviceCounters::rx_foreign`] (set by the stack).
+    local_ip: Option<[u8; 4]>,
     impair: Option<Impairer>,
     /// Frames handed to smoltcp as if received, ahead of the RX ring (see [`XskDevice::inject`]).
     injected: std::collections::VecDeque<Vec<u8>>,
@@ -158,6 +160,15 @@ pub struct DeviceCounters {
     /// Packets dropped on receive because their frames did not form a whole packet of at most
     /// [`super::MAX_FRAGS`] frames.
     pub rx_broken: u64,
+    /// IPv4 packets received for an address that is not the stack's: steered to the wrong queue
+    /// (several stacks share the interface and a flow reached another's queue). smoltcp drops
+    /// them; a non-zero count means the NIC's flow rules and the threads' queues disagree.
+    pub rx_foreign: u64,
+}
+
+/// Whether `frame` is an IPv4 packet to an address other than `ours`.
+fn is_foreign(frame: &[u8], ours: [u8; 4]) -> bool {
+    frame.len() >= 34 && frame[12..14] == [0x08, 0x00] && frame[30..34] != ours
 }
 
 impl std::fmt::Debug for XskDevice {
@@ -349,6 +360,7 @@ impl XskDevice {
             copy_mode_kick: bind == BindMode::Copy,
             tx_ring_size: half,
             counters: DeviceCounters::default(),
+            local_ip: None,
             impair: None,
             injected: std::collections::VecDeque::new(),
             multi_buffer: sg,
@@ -425,6 +437,11 @@ impl XskDevice {
     /// The bind mode in effect (after any fallback).
     pub fn bind_mode(&self) -> BindMode {
         self.bind
+    }
+
+    /// Counts received IPv4 packets not addressed to `ip` ([`DeviceCounters::rx_foreign`]).
+    pub fn set_local_ip(&mut self, ip: std::net::Ipv4Addr) {
+        self.local_ip = Some(ip.octets());
     }
 
     /// Packet counters.
@@ -762,6 +779,9 @@ impl Device for XskDevice {
                 if !self.assemble(desc) {
                     continue;
                 }
+                if let Some(ip) = self.local_ip {
+                    self.counters.rx_foreign += u64::from(is_foreign(&self.rx_scratch, ip));
+                }
                 if csum::verify_tcp(&self.rx_scratch) {
                     break None;
                 }
@@ -770,7 +790,11 @@ impl Device for XskDevice {
             }
             // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
             // the fill ring; this read ends before that.
-            if csum::verify_tcp(unsafe { self.umem.data(&desc) }.contents()) {
+            let frame = unsafe { self.umem.data(&desc) }.contents();
+            if let Some(ip) = self.local_ip {
+                self.counters.rx_foreign += u64::from(is_foreign(frame, ip));
+            }
+            if csum::verify_tcp(frame) {
                 break Some(desc);
             }
             self.counters.rx_bad_checksum += 1;

@@ -6,10 +6,10 @@
 //! the reason becomes the error.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::umem::{has_capability, CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN};
-use super::{XdpConfig, XdpStack};
+use super::{SharedSteering, XdpConfig, XdpStack};
 
 /// Why the XDP path is not available.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +76,38 @@ pub fn classify(e: &io::Error) -> Unavailable {
     }
 }
 
-static REPORTED: AtomicBool = AtomicBool::new(false);
+/// What was already said, so each (interface, queue) explains its fallback once.
+static REPORTED: Mutex<Vec<(String, Option<u32>)>> = Mutex::new(Vec::new());
 
-/// Opens the stack for `cfg`. On failure: with `fallback`, logs the reason (once per process) and
-/// returns `Ok(None)` so the caller uses kernel TCP; without, returns the reason as the error.
+/// With `fallback`: logs why AF_XDP on `interface` (`queue`, or all queues) is not used, once, and
+/// returns `Ok(None)`; without: the reason as the error.
+fn fall_back<T>(
+    interface: &str,
+    queue: Option<u32>,
+    reason: Unavailable,
+    fallback: bool,
+) -> io::Result<Option<T>> {
+    let what = match queue {
+        Some(q) => format!("AF_XDP on {interface} queue {q}"),
+        None => format!("AF_XDP on {interface}"),
+    };
+    if !fallback {
+        return Err(io::Error::other(format!(
+            "{what} is unavailable ({reason}) and fallback is off"
+        )));
+    }
+    let mut said = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+    let key = (interface.to_owned(), queue);
+    if !said.contains(&key) {
+        log::warn!("{what} is unavailable ({reason}); using kernel TCP");
+        said.push(key);
+    }
+    Ok(None)
+}
+
+/// Opens the stack for `cfg`. On failure: with `fallback`, logs the reason (once per interface and
+/// queue) and returns `Ok(None)` so the caller uses kernel TCP; without, returns the reason as the
+/// error.
 pub fn open_or_fallback(cfg: &XdpConfig, fallback: bool) -> io::Result<Option<XdpStack>> {
     let reason = match missing_capability() {
         Some(cap) => Unavailable::Privilege(cap),
@@ -88,20 +116,45 @@ pub fn open_or_fallback(cfg: &XdpConfig, fallback: bool) -> io::Result<Option<Xd
             Err(e) => classify(&e),
         },
     };
-    if !fallback {
-        return Err(io::Error::other(format!(
-            "AF_XDP on {} queue {} is unavailable ({reason}) and fallback is off",
-            cfg.interface, cfg.queue
-        )));
-    }
-    if !REPORTED.swap(true, Ordering::Relaxed) {
-        log::warn!(
-            "AF_XDP on {} queue {} is unavailable ({reason}); using kernel TCP",
-            cfg.interface,
-            cfg.queue
-        );
-    }
-    Ok(None)
+    fall_back(&cfg.interface, Some(cfg.queue), reason, fallback)
+}
+
+/// Attaches the steering program shared by several stacks ([`SharedSteering::attach`]). On
+/// failure every thread falls back: with `fallback`, logs the reason once and returns `Ok(None)`;
+/// without, returns it as the error.
+pub fn attach_or_fallback(
+    interface: &str,
+    ips: &[std::net::Ipv4Addr],
+    mode: super::SteerMode,
+    kernel_arp: bool,
+    attach: super::AttachMode,
+    frags: bool,
+    fallback: bool,
+) -> io::Result<Option<Arc<SharedSteering>>> {
+    let reason = match missing_capability() {
+        Some(cap) => Unavailable::Privilege(cap),
+        None => match SharedSteering::attach(interface, ips, mode, kernel_arp, attach, frags) {
+            Ok(s) => return Ok(Some(Arc::new(s))),
+            Err(e) => classify(&e),
+        },
+    };
+    fall_back(interface, None, reason, fallback)
+}
+
+/// Opens one stack of several under `steering` ([`XdpStack::open_with`]). A failure here (the
+/// queue busy or missing, memlock) concerns this thread only: with `fallback` it logs the reason
+/// once and returns `Ok(None)` (this thread uses kernel TCP, the others keep AF_XDP); without, it
+/// is the error.
+pub fn open_with_or_fallback(
+    cfg: &XdpConfig,
+    steering: Arc<SharedSteering>,
+    fallback: bool,
+) -> io::Result<Option<XdpStack>> {
+    let reason = match XdpStack::open_with(cfg, steering) {
+        Ok(stack) => return Ok(Some(stack)),
+        Err(e) => classify(&e),
+    };
+    fall_back(&cfg.interface, Some(cfg.queue), reason, fallback)
 }
 
 #[cfg(test)]

@@ -33,8 +33,8 @@ pub mod stream;
 pub mod umem;
 
 pub use device::{BindMode, Impairment};
-pub use fallback::{open_or_fallback, Unavailable};
-pub use stack::{StackInfo, XdpStack};
+pub use fallback::{attach_or_fallback, open_or_fallback, open_with_or_fallback, Unavailable};
+pub use stack::{SharedSteering, StackInfo, XdpStack};
 pub use steer::{AttachMode, SteerMode};
 pub use stream::XdpStream;
 
@@ -82,6 +82,13 @@ pub struct XdpConfig {
     pub ack_delay: Option<Duration>,
     /// Deliberate loss and reordering (tests on kernels without netem). `None` in production.
     pub impair: Option<Impairment>,
+    /// Leave ARP to the kernel in dedicated-IP mode too, and learn next hops from its neighbour
+    /// table, as shared-IP mode always does. Needed when several stacks share the interface, each
+    /// on its own queue: an ARP packet lands on whatever queue the NIC picks (n-tuple rules match
+    /// IP flows, not ARP), so no one stack can own it. The kernel must then answer ARP for the
+    /// stack's address: make it a local address of the interface (`ip addr add A.B.C.D/32 dev
+    /// IF`); packets to it still never reach the kernel, the steering program takes them first.
+    pub kernel_arp: bool,
 }
 
 impl XdpConfig {
@@ -108,6 +115,7 @@ impl XdpConfig {
             max_connections: 64,
             ack_delay: Some(Duration::from_millis(1)),
             impair: None,
+            kernel_arp: false,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::io;
 use std::net::Ipv4Addr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -58,7 +59,7 @@ pub(crate) struct StackInner {
     arena: Option<BufArena>,
     iface: Interface,
     device: XskDevice,
-    link: SteerLink,
+    steering: Arc<SharedSteering>,
     epoch: StdInstant,
     local: Ipv4Addr,
     ports: PortAllocator,
@@ -159,6 +160,38 @@ fn effective_mtu(cfg: &XdpConfig, link: usize) -> usize {
     mtu
 }
 
+/// The IPv4 addresses the kernel has on `ifname` (`getifaddrs`).
+pub fn local_addresses(ifname: &str) -> io::Result<Vec<Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; the list is freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        // SAFETY: ifa_addr points to a sockaddr of at least its family's size.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if name.to_bytes() != ifname.as_bytes() || family != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: an AF_INET address is a sockaddr_in.
+        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+        out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
 /// The number of RX queues of `ifname` (sysfs `queues/rx-*`).
 pub fn rx_queues(ifname: &str) -> io::Result<u32> {
     let dir = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))?;
@@ -168,10 +201,128 @@ pub fn rx_queues(ifname: &str) -> io::Result<u32> {
         .count() as u32)
 }
 
+/// The steering program of one interface with its XSK map (indexed by RX queue), shared by the
+/// stacks of several IO threads, each bound to its own queue: one program serves them all.
+///
+/// `Send + Sync`: attach it once (on the main thread), hand an `Arc` of it to each IO thread,
+/// which opens its stack with [`XdpStack::open_with`]. The program stays attached while any stack
+/// or the caller holds it, and leaves the interface with the last holder (or the process).
+#[derive(Debug)]
+pub struct SharedSteering {
+    link: SteerLink,
+    interface: String,
+    queues: u32,
+    ips: Vec<Ipv4Addr>,
+    mode: SteerMode,
+}
+
+impl SharedSteering {
+    /// Loads and attaches the steering program to `interface` for the stack addresses `ips` (one
+    /// per AF_XDP thread in dedicated-IP mode; the shared address in shared-IP mode, whose whole
+    /// port range `mode` names and which is reserved in the kernel here). `frags`: load it
+    /// multi-buffer aware ([`super::steering_needs_frags`], or a stack MTU above one frame).
+    ///
+    /// `kernel_arp`: leave ARP to the kernel in dedicated-IP mode too, as several stacks on one
+    /// interface need ([`XdpConfig::kernel_arp`]).
+    pub fn attach(
+        interface: &str,
+        ips: &[Ipv4Addr],
+        mode: SteerMode,
+        kernel_arp: bool,
+        attach: AttachMode,
+        frags: bool,
+    ) -> io::Result<SharedSteering> {
+        let index = ifindex(interface)?;
+        let queues = rx_queues(interface)?;
+        let map = XskMap::new(queues)?;
+        if let SteerMode::SharedIp { first, last } = mode {
+            reserve_ports(first, last)?;
+        }
+        let link = SteerLink::attach(map, ips, mode, kernel_arp, index, attach, frags)?;
+        Ok(SharedSteering {
+            link,
+            interface: interface.to_owned(),
+            queues,
+            ips: ips.to_vec(),
+            mode,
+        })
+    }
+
+    /// Whether the program for stacks configured as `cfgs` on a link of MTU `link_mtu` must be
+    /// multi-buffer aware.
+    pub fn needs_frags(cfgs: &[&XdpConfig], link_mtu: usize) -> bool {
+        cfgs.iter().any(|cfg| {
+            super::steering_needs_frags(link_mtu, cfg.frame_size, cfg.multi_buffer)
+                || (cfg.multi_buffer
+                    && effective_mtu(cfg, link_mtu) > super::max_mtu(cfg.frame_size))
+        })
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// The RX queues the interface has (the XSK map's size).
+    pub fn queues(&self) -> u32 {
+        self.queues
+    }
+
+    /// The addresses steered.
+    pub fn ips(&self) -> &[Ipv4Addr] {
+        &self.ips
+    }
+
+    /// What the program steers.
+    pub fn mode(&self) -> SteerMode {
+        self.mode
+    }
+
+    /// The attach mode in effect.
+    pub fn attach_mode(&self) -> AttachMode {
+        self.link.attach_mode()
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.link.ifindex()
+    }
+}
+
 impl XdpStack {
     /// Opens the socket, attaches the steering program and builds the stack for `cfg`.
     pub fn open(cfg: &XdpConfig) -> io::Result<XdpStack> {
-        let index = ifindex(&cfg.interface)?;
+        Self::open_inner(cfg, None)
+    }
+
+    /// Opens the socket on `cfg.queue` and builds the stack, steered by the program `steering`
+    /// already attached to the interface (one of several stacks, each on its own queue). The
+    /// program must steer `cfg.local_ip` and, in shared-IP mode, `cfg`'s ports.
+    pub fn open_with(cfg: &XdpConfig, steering: Arc<SharedSteering>) -> io::Result<XdpStack> {
+        if steering.interface != cfg.interface {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "stack on {} given the steering program of {}",
+                    cfg.interface, steering.interface
+                ),
+            ));
+        }
+        if !steering.ips.contains(&cfg.local_ip) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the steering program of {} does not steer {}",
+                    cfg.interface, cfg.local_ip
+                ),
+            ));
+        }
+        Self::open_inner(cfg, Some(steering))
+    }
+
+    fn open_inner(cfg: &XdpConfig, steering: Option<Arc<SharedSteering>>) -> io::Result<XdpStack> {
+        // The clearest error for a missing interface.
+        ifindex(&cfg.interface)?;
         let queues = rx_queues(&cfg.interface)?;
         if cfg.queue >= queues {
             return Err(io::Error::new(
@@ -217,17 +368,30 @@ impl XdpStack {
             }
         })?;
         device.set_impairment(cfg.impair)?;
+        device.set_local_ip(cfg.local_ip);
         // Lowered to one frame where the kernel refused multi-buffer mode.
         let mtu = device.mtu();
-        let map = XskMap::new(queues.max(cfg.queue + 1))?;
-        map.insert(cfg.queue, device.fd())?;
-        if let SteerMode::SharedIp { first, last } = cfg.steer {
-            reserve_ports(first, last)?;
-        }
-        // Multi-buffer aware whenever the link needs it, even where the stack's own MTU does not.
-        let frags = device.multi_buffer()
-            || super::steering_needs_frags(link_mtu, cfg.frame_size, cfg.multi_buffer);
-        let link = SteerLink::attach(map, cfg.local_ip, cfg.steer, index, cfg.attach, frags)?;
+        let steering = match steering {
+            Some(s) => s,
+            None => {
+                // Multi-buffer aware whenever the link needs it, even where the stack's own MTU
+                // does not.
+                let frags = device.multi_buffer()
+                    || super::steering_needs_frags(link_mtu, cfg.frame_size, cfg.multi_buffer);
+                Arc::new(SharedSteering::attach(
+                    &cfg.interface,
+                    &[cfg.local_ip],
+                    cfg.steer,
+                    cfg.kernel_arp,
+                    cfg.attach,
+                    frags,
+                )?)
+            }
+        };
+        // From here on the program sends this queue's packets to this socket (before, to the
+        // kernel: `bpf_redirect_map` falls back to XDP_PASS for an empty slot). The kernel removes
+        // the entry when the socket closes.
+        steering.link.map().insert(cfg.queue, device.fd())?;
 
         let epoch = StdInstant::now();
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
@@ -255,7 +419,7 @@ impl XdpStack {
         let info = StackInfo {
             umem: plan,
             bind: device.bind_mode(),
-            attach: link.attach_mode(),
+            attach: steering.attach_mode(),
             buffers_on_huge_pages: arena.is_some(),
             read_buffers_on_huge_pages: read_pool,
         };
@@ -297,7 +461,7 @@ impl XdpStack {
                 arena,
                 iface,
                 device,
-                link,
+                steering,
                 epoch,
                 local: cfg.local_ip,
                 ports: PortAllocator::new(first, last, seed()),
@@ -309,6 +473,9 @@ impl XdpStack {
                 info,
                 neighbors: match cfg.steer {
                     SteerMode::SharedIp { .. } => {
+                        Some(Neighbors::new(&cfg.interface, mac, cfg.local_ip))
+                    }
+                    SteerMode::DedicatedIp if cfg.kernel_arp => {
                         Some(Neighbors::new(&cfg.interface, mac, cfg.local_ip))
                     }
                     SteerMode::DedicatedIp => None,
@@ -342,7 +509,7 @@ impl XdpStack {
 
     /// The interface index the steering program is attached to.
     pub fn ifindex(&self) -> u32 {
-        self.inner.borrow().link.ifindex()
+        self.inner.borrow().steering.ifindex()
     }
 
     /// Declares that something (the [`crate::select::XdpSelector`], or a tool's own loop) polls

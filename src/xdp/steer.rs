@@ -103,6 +103,7 @@ const JGT_X: u8 = 0x2d;
 const JGT_K: u8 = 0x25;
 const JLT_K: u8 = 0xa5;
 const JNE32_K: u8 = 0x56; // BPF_JMP32: compares the low 32 bits, no sign extension of imm
+const JEQ32_K: u8 = 0x16;
 const CALL: u8 = 0x85;
 const EXIT: u8 = 0x95;
 const LD_IMM64: u8 = 0x18;
@@ -120,6 +121,7 @@ const R5: u8 = 5;
 enum Label {
     Pass,
     Arp,
+    Ours,
     Redirect,
 }
 
@@ -161,12 +163,26 @@ impl Asm {
     }
 }
 
-/// The program's instructions for `ip` and `mode`, with `map_fd` as the XSK map.
+/// The program's instructions for the stack addresses `ips` (one per IO thread in dedicated-IP
+/// mode; the one shared address in shared-IP mode) and `mode`, with `map_fd` as the XSK map.
+/// `kernel_arp`: ARP stays with the kernel in dedicated-IP mode too (several stacks on one
+/// interface: an ARP packet reaches whichever queue the NIC picks, not its stack's; the kernel
+/// answers for the stack addresses and the stacks learn their next hops from its table). Shared-IP
+/// mode always leaves ARP to the kernel.
 ///
 /// Packet loads are little-endian on the hosts this runs on, so constants compared against raw
 /// packet fields are the network-order bytes read as a native integer.
-pub(crate) fn program(ip: Ipv4Addr, mode: SteerMode, map_fd: RawFd) -> Vec<Insn> {
-    let ip_raw = i32::from_ne_bytes(ip.octets());
+///
+/// # Panics
+/// When `ips` is empty (a program that steers nothing is a caller's bug).
+pub(crate) fn program(
+    ips: &[Ipv4Addr],
+    mode: SteerMode,
+    kernel_arp: bool,
+    map_fd: RawFd,
+) -> Vec<Insn> {
+    let (last, others) = ips.split_last().expect("at least one stack address");
+    let raw = |ip: &Ipv4Addr| i32::from_ne_bytes(ip.octets());
     let mut a = Asm::default();
     // r2 = data, r3 = data_end (struct xdp_md), r1 stays the context for the helper.
     a.op(LDX_W, R2, R1, 0, 0);
@@ -179,7 +195,8 @@ pub(crate) fn program(ip: Ipv4Addr, mode: SteerMode, map_fd: RawFd) -> Vec<Insn>
     // EtherType. A shared address's ARP stays with the kernel (the IPv4 check below passes it).
     a.op(LDX_H, R5, R2, 12, 0);
     let dedicated = mode == SteerMode::DedicatedIp;
-    if dedicated {
+    let steer_arp = dedicated && !kernel_arp;
+    if steer_arp {
         a.jump(
             JEQ_K,
             R5,
@@ -195,9 +212,14 @@ pub(crate) fn program(ip: Ipv4Addr, mode: SteerMode, map_fd: RawFd) -> Vec<Insn>
         i32::from(u16::from_ne_bytes([0x08, 0x00])),
         Label::Pass,
     );
-    // IPv4 destination address.
+    // IPv4 destination address: one of ours (32-bit compares, so an address above 128.0.0.0,
+    // negative as i32, is not sign-extended).
     a.op(LDX_W, R5, R2, 14 + 16, 0);
-    a.jump(JNE32_K, R5, 0, ip_raw, Label::Pass);
+    for ip in others {
+        a.jump(JEQ32_K, R5, 0, raw(ip), Label::Ours);
+    }
+    a.jump(JNE32_K, R5, 0, raw(last), Label::Pass);
+    a.label(Label::Ours);
     if let SteerMode::SharedIp { first, last } = mode {
         // TCP only.
         a.op(LDX_B, R5, R2, 14 + 9, 0);
@@ -227,12 +249,15 @@ pub(crate) fn program(ip: Ipv4Addr, mode: SteerMode, map_fd: RawFd) -> Vec<Insn>
         a.jump(JLT_K, R5, 0, i32::from(first), Label::Pass);
         a.jump(JGT_K, R5, 0, i32::from(last), Label::Pass);
     }
-    if dedicated {
+    if steer_arp {
         a.jump(0x05, 0, 0, 0, Label::Redirect); // ja
         a.label(Label::Arp);
         // ARP target protocol address (Ethernet 14 + ARP 24).
         a.op(LDX_W, R5, R2, 14 + 24, 0);
-        a.jump(JNE32_K, R5, 0, ip_raw, Label::Pass);
+        for ip in others {
+            a.jump(JEQ32_K, R5, 0, raw(ip), Label::Redirect);
+        }
+        a.jump(JNE32_K, R5, 0, raw(last), Label::Pass);
     }
     a.label(Label::Redirect);
     // bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS): no socket on the queue → kernel.
@@ -325,7 +350,8 @@ pub struct SteerLink {
 }
 
 impl SteerLink {
-    /// Loads the program for `ip`/`mode` with `map` and attaches it to `ifindex` in `attach` mode;
+    /// Loads the program for the stack addresses `ips` (see [`program`]) and `mode` with `map` and
+    /// attaches it to `ifindex` in `attach` mode;
     /// `frags`: declared multi-buffer aware (`BPF_F_XDP_HAS_FRAGS`: it reads only the headers, which
     /// are in the first buffer), so the interface may carry packets larger than a page and pass
     /// them whole to a multi-buffer socket.
@@ -334,13 +360,20 @@ impl SteerLink {
     /// and with `EPERM` without `CAP_BPF`/`CAP_NET_ADMIN`.
     pub fn attach(
         map: XskMap,
-        ip: Ipv4Addr,
+        ips: &[Ipv4Addr],
         mode: SteerMode,
+        kernel_arp: bool,
         ifindex: u32,
         attach: AttachMode,
         frags: bool,
     ) -> io::Result<SteerLink> {
-        let insns = program(ip, mode, map.fd.as_raw_fd());
+        if ips.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "steering program: no stack address",
+            ));
+        }
+        let insns = program(ips, mode, kernel_arp, map.fd.as_raw_fd());
         let license = c"GPL";
         let name = *b"hotwire_steer\0\0\0";
         let mut log = vec![0u8; 16 * 1024];
@@ -424,7 +457,7 @@ mod tests {
                 last: 40999,
             },
         ] {
-            let p = program(Ipv4Addr::new(10, 77, 1, 200), mode, 7);
+            let p = program(&[Ipv4Addr::new(10, 77, 1, 200)], mode, false, 7);
             for (i, insn) in p.iter().enumerate() {
                 let class = insn.code & 0x07;
                 let is_jump =
@@ -441,7 +474,12 @@ mod tests {
 
     #[test]
     fn address_constant_is_the_raw_network_order_word() {
-        let p = program(Ipv4Addr::new(10, 77, 1, 200), SteerMode::DedicatedIp, 7);
+        let p = program(
+            &[Ipv4Addr::new(10, 77, 1, 200)],
+            SteerMode::DedicatedIp,
+            false,
+            7,
+        );
         let want = i32::from_ne_bytes([10, 77, 1, 200]);
         // Two comparisons against our address (IPv4 destination and ARP target), 32-bit compares so
         // an address above 128.0.0.0 (negative as i32) is not sign-extended.
@@ -451,12 +489,61 @@ mod tests {
     }
 
     #[test]
+    fn every_stack_address_is_steered() {
+        let ips = [
+            Ipv4Addr::new(10, 77, 1, 2),
+            Ipv4Addr::new(10, 77, 1, 3),
+            Ipv4Addr::new(200, 1, 1, 4),
+        ];
+        let p = program(&ips, SteerMode::DedicatedIp, false, 7);
+        let raw: Vec<i32> = ips
+            .iter()
+            .map(|ip| i32::from_ne_bytes(ip.octets()))
+            .collect();
+        // IPv4 destination and ARP target: the first addresses jump on equality, the last falls
+        // through or passes.
+        let eq: Vec<i32> = p
+            .iter()
+            .filter(|i| i.code == JEQ32_K)
+            .map(|i| i.imm)
+            .collect();
+        let ne: Vec<i32> = p
+            .iter()
+            .filter(|i| i.code == JNE32_K)
+            .map(|i| i.imm)
+            .collect();
+        assert_eq!(eq, [raw[0], raw[1], raw[0], raw[1]]);
+        assert_eq!(ne, [raw[2], raw[2]]);
+        for (i, insn) in p.iter().enumerate() {
+            if insn.code == JEQ32_K || insn.code == JNE32_K {
+                let to = i as isize + 1 + insn.off as isize;
+                assert!(to > i as isize && (to as usize) < p.len(), "{i}: {insn:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn several_stacks_can_leave_arp_to_the_kernel() {
+        let ips = [Ipv4Addr::new(10, 77, 1, 2), Ipv4Addr::new(10, 77, 1, 3)];
+        let p = program(&ips, SteerMode::DedicatedIp, true, 7);
+        let arp = i32::from(u16::from_ne_bytes([0x08, 0x06]));
+        assert!(!p.iter().any(|i| i.code == JEQ_K && i.imm == arp));
+        // Only the IPv4 destination is compared with the addresses.
+        assert_eq!(
+            p.iter()
+                .filter(|i| i.code == JEQ32_K || i.code == JNE32_K)
+                .count(),
+            2
+        );
+    }
+
+    #[test]
     fn shared_ip_mode_leaves_arp_to_the_kernel() {
         let mode = SteerMode::SharedIp {
             first: 40000,
             last: 40999,
         };
-        let p = program(Ipv4Addr::new(10, 77, 1, 2), mode, 7);
+        let p = program(&[Ipv4Addr::new(10, 77, 1, 2)], mode, false, 7);
         let arp = i32::from(u16::from_ne_bytes([0x08, 0x06]));
         assert!(
             !p.iter().any(|i| i.code == JEQ_K && i.imm == arp),
@@ -468,7 +555,7 @@ mod tests {
 
     #[test]
     fn map_fd_is_a_pseudo_map_load() {
-        let p = program(Ipv4Addr::LOCALHOST, SteerMode::DedicatedIp, 42);
+        let p = program(&[Ipv4Addr::LOCALHOST], SteerMode::DedicatedIp, false, 42);
         let at = p.iter().position(|i| i.code == LD_IMM64).expect("ld_imm64");
         assert_eq!(p[at].imm, 42);
         assert_eq!(p[at].regs >> 4, PSEUDO_MAP_FD);

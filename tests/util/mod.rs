@@ -398,18 +398,41 @@ pub(crate) struct Netns {
 impl Netns {
     /// Two namespaces: client `hwc-ID`, server `hws-ID`. Needs root ([`require_root`]).
     pub(crate) fn up_pair() -> Netns {
-        Netns::up("up")
+        Netns::up("up", 1)
+    }
+
+    /// [`Netns::up_pair`] with `queues` TX and RX queues on both ends (one AF_XDP socket each);
+    /// [`Netns::steer`] puts flows on them.
+    pub(crate) fn up_pair_with_queues(queues: u32) -> Netns {
+        Netns::up("up", queues)
+    }
+
+    /// Packets from the server end to each address leave on the paired queue, so they arrive on
+    /// the client end's RX queue of that number (`scripts/netns.sh steer`).
+    pub(crate) fn steer(&self, rules: &[(u32, Ipv4Addr)]) {
+        let out = Command::new(repo_root().join("scripts/netns.sh"))
+            .arg("steer")
+            .arg(self.id.to_string())
+            .args(rules.iter().map(|(q, ip)| format!("{q}={ip}")))
+            .output()
+            .expect("run scripts/netns.sh steer");
+        assert!(
+            out.status.success(),
+            "scripts/netns.sh steer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// One namespace (server `hws-ID`); the client end stays in the root namespace, so a process of
     /// this test can bind to it. Needs root.
     pub(crate) fn up_host() -> Netns {
-        Netns::up("up-host")
+        Netns::up("up-host", 1)
     }
 
-    fn up(mode: &str) -> Netns {
+    fn up(mode: &str, queues: u32) -> Netns {
         let out = Command::new(repo_root().join("scripts/netns.sh"))
             .arg(mode)
+            .env("HOTWIRE_NETNS_QUEUES", queues.to_string())
             .output()
             .expect("run scripts/netns.sh");
         assert!(
