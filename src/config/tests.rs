@@ -600,3 +600,5 @@ fn fix_order_values_are_bounded() {
         "price must be within",
     );
 }
+
+mod conn;
