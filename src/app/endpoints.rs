@@ -210,9 +210,7 @@ pub fn prepare(index: usize, config: &EndpointConfig) -> io::Result<Prepared> {
                 .into_io())
             }
             (Err(e), _) => {
-                log::warn!(
-                    "endpoint {name:?}: tls.ktls = \"prefer\": {e}; TLS runs in user space"
-                );
+                log::warn!("endpoint {name:?}: tls.ktls = \"prefer\": {e}; TLS runs in user space");
                 None
             }
         }

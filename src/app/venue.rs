@@ -16,7 +16,7 @@
 //! acceptor speak TLS on `--https-listen` and `--fixs-listen`. Every TLS listener uses one
 //! certificate generated at start-up for `localhost`, `127.0.0.1` and `::1`, signed by the CA in
 //! `<cert-dir>/ca.pem` (created on first use, reused after) for clients to trust; mutual TLS with
-//! `--client-ca` / `--require-client-cert` (see [`super::venue_tls`]).
+//! `--client-ca` / `--require-client-cert`.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
