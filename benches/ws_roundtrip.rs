@@ -103,6 +103,11 @@ fn main() {
         http_listen: None,
         #[cfg(feature = "fix")]
         fix_listen: None,
+        https_listen: None,
+        #[cfg(feature = "fix")]
+        fixs_listen: None,
+        client_ca: None,
+        require_client_cert: false,
     })
     .unwrap();
     println!("64-byte WebSocket round trips to the venue's echo on loopback, {n} per client");

@@ -92,6 +92,11 @@ fn venue() -> Venue {
         http_listen: None,
         #[cfg(feature = "fix")]
         fix_listen: None,
+        https_listen: None,
+        #[cfg(feature = "fix")]
+        fixs_listen: None,
+        client_ca: None,
+        require_client_cert: false,
     })
     .unwrap()
 }

@@ -17,13 +17,16 @@ use std::time::Duration;
 use std::time::Instant;
 
 use super::feed::WsFeed;
-use super::net::{BaseStream, Net};
+use super::net::{BaseStream, EndpointNet, Net};
 use super::stats::{Counters, LatencyRecorder};
-use crate::config::{EndpointConfig, EndpointKind};
+use crate::config::{
+    EndpointConfig, EndpointKind, KtlsSetting, TcpSettings, TlsProtocol, TlsRoots,
+};
 #[cfg(any(feature = "http", feature = "fix"))]
 use crate::service::Event;
 use crate::service::{Flow, Mixed};
-use crate::stream::tls::{RootSource, TlsConfig, TlsConnector};
+use crate::stream::tls::{ClientCert, RootSource, TlsConfig, TlsConnector, TlsVersion};
+use crate::stream::TcpOptions;
 
 #[cfg(feature = "fix")]
 use crate::fix::{
@@ -37,14 +40,14 @@ use crate::http::{HttpEndpoint, HttpHook, Method, RequestSpec, Response};
 
 /// The HTTP endpoint kind of the appliance.
 #[cfg(feature = "http")]
-pub type HttpKind = HttpEndpoint<HttpMeter, Net>;
+pub type HttpKind = HttpEndpoint<HttpMeter, EndpointNet>;
 /// The HTTP endpoint kind (compiled out: the `http` feature is off).
 #[cfg(not(feature = "http"))]
 pub type HttpKind = Unavailable;
 
 /// The FIX endpoint kind of the appliance.
 #[cfg(feature = "fix")]
-pub type FixKind = FixEndpoint<FixTrader, Net>;
+pub type FixKind = FixEndpoint<FixTrader, EndpointNet>;
 /// The FIX endpoint kind (compiled out: the `fix` feature is off).
 #[cfg(not(feature = "fix"))]
 pub type FixKind = Unavailable;
@@ -80,6 +83,48 @@ pub struct Prepared {
     /// Shared with the stats printer.
     pub counters: Arc<Counters>,
     tls: Option<TlsConnector>,
+    /// kTLS to set up in the dialer (the kernel has the TLS ULP; `tls.ktls` is on).
+    #[cfg(feature = "ktls")]
+    ktls: Option<crate::stream::ktls::KtlsMode>,
+}
+
+/// Why an endpoint with `tls.ktls = "require"` cannot run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KtlsRequired {
+    /// The kernel (or OpenSSL) cannot offload the session.
+    #[cfg(feature = "ktls")]
+    #[error("endpoint {endpoint:?}: tls.ktls = \"require\": {source}")]
+    Unavailable {
+        /// The endpoint.
+        endpoint: String,
+        /// What the probe found.
+        source: crate::stream::ktls::KtlsError,
+    },
+    /// This build has no kTLS.
+    #[error(
+        "endpoint {endpoint:?}: tls.ktls = \"require\" but this hotwire was built without the \
+         `ktls` feature"
+    )]
+    NotBuilt {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// The endpoint runs over the AF_XDP stack, which has no kernel socket to offload to.
+    #[error(
+        "endpoint {endpoint:?}: tls.ktls = \"require\" needs kernel TCP, and this endpoint runs \
+         over AF_XDP"
+    )]
+    NotKernelTcp {
+        /// The endpoint.
+        endpoint: String,
+    },
+}
+
+impl KtlsRequired {
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, self)
+    }
 }
 
 /// `true` for URL schemes that use TLS.
@@ -90,36 +135,120 @@ fn secure(url: &str) -> bool {
     )
 }
 
-/// Checks what can fail before any thread starts: builds the TLS connector (reading the CA file).
+/// The TLS library settings of an endpoint's `[endpoint.tls]`.
+pub fn tls_config(config: &EndpointConfig) -> io::Result<TlsConfig> {
+    let t = &config.tls;
+    let backend = t
+        .backend
+        .parse()
+        .map_err(|e: String| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let version = |v| match v {
+        TlsProtocol::Tls12 => TlsVersion::Tls12,
+        TlsProtocol::Tls13 => TlsVersion::Tls13,
+    };
+    Ok(TlsConfig {
+        backend,
+        roots: match t.roots {
+            TlsRoots::Builtin => RootSource::Builtin,
+            TlsRoots::Os => RootSource::Native,
+            TlsRoots::None => RootSource::None,
+        },
+        ca_file: t.ca.clone(),
+        client_cert: t.client_cert.as_ref().map(|(chain, key)| ClientCert {
+            chain: chain.clone(),
+            key: key.clone(),
+        }),
+        alpn: t.alpn.clone(),
+        min_version: version(t.min_version),
+        max_version: version(t.max_version),
+        insecure: !t.verify,
+        ..TlsConfig::default()
+    })
+}
+
+/// The kernel socket options of an endpoint's `[endpoint.tcp]`.
+pub fn tcp_options(tcp: &TcpSettings) -> TcpOptions {
+    TcpOptions {
+        bind_device: tcp.bind_device.clone(),
+        bind_addr: tcp.bind_addr,
+        nodelay: tcp.nodelay,
+        incoming_cpu: tcp.incoming_cpu,
+        busy_poll_us: tcp.busy_poll_us,
+        recv_buffer: tcp.recv_buffer,
+        send_buffer: tcp.send_buffer,
+        ..TcpOptions::default()
+    }
+}
+
+/// Checks what can fail before any thread starts: builds the TLS connector (reading the CA file,
+/// the client certificate and key) and decides kTLS: with `ktls = "prefer"` on a kernel without
+/// the TLS ULP (or a build without the `ktls` feature) TLS runs in user space, said once in the
+/// log; with `"require"` the endpoint fails here with a [`KtlsRequired`] error.
 pub fn prepare(index: usize, config: &EndpointConfig) -> io::Result<Prepared> {
+    let name = &config.name;
     let tls = if secure(&config.url) {
-        let backend = config
-            .tls
-            .backend
-            .parse()
-            .map_err(|e: String| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let mut tls = TlsConfig {
-            backend,
-            insecure: !config.tls.verify,
-            ..TlsConfig::default()
-        };
-        if let Some(ca) = &config.tls.ca {
-            tls.ca_file = Some(ca.clone());
-            tls.roots = RootSource::None;
-        }
         Some(
-            tls.build()
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", config.name)))?,
+            tls_config(config)?
+                .build()
+                .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?,
         )
     } else {
         None
     };
+    let wants_ktls = tls.is_some() && config.tls.ktls != KtlsSetting::Off;
+    #[cfg(feature = "ktls")]
+    let ktls = if wants_ktls {
+        use crate::stream::ktls::{kernel_support, KtlsMode};
+        match (kernel_support(), config.tls.ktls) {
+            (Ok(()), KtlsSetting::Require) => Some(KtlsMode::Require),
+            (Ok(()), _) => Some(KtlsMode::Prefer),
+            (Err(source), KtlsSetting::Require) => {
+                return Err(KtlsRequired::Unavailable {
+                    endpoint: name.clone(),
+                    source,
+                }
+                .into_io())
+            }
+            (Err(e), _) => {
+                log::warn!("endpoint {name:?}: tls.ktls = \"prefer\": {e}; TLS runs in user space");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    #[cfg(not(feature = "ktls"))]
+    if wants_ktls {
+        if config.tls.ktls == KtlsSetting::Require {
+            return Err(KtlsRequired::NotBuilt {
+                endpoint: name.clone(),
+            }
+            .into_io());
+        }
+        log::warn!(
+            "endpoint {name:?}: tls.ktls = \"prefer\" but this hotwire was built without the \
+             `ktls` feature; TLS runs in user space"
+        );
+    }
     Ok(Prepared {
         index,
         config: config.clone(),
         counters: Arc::new(Counters::default()),
         tls,
+        #[cfg(feature = "ktls")]
+        ktls,
     })
+}
+
+/// The host part of `scheme://host:port/...` (IPv6 without brackets).
+#[cfg(feature = "ktls")]
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(authority.rsplit_once(':').map_or(authority, |(h, _)| h))
 }
 
 fn invalid(name: &str, what: impl std::fmt::Display) -> io::Error {
@@ -127,16 +256,58 @@ fn invalid(name: &str, what: impl std::fmt::Display) -> io::Error {
 }
 
 impl Prepared {
+    /// The endpoint's dialer over `net`, with its socket options and kTLS. Returns the TLS
+    /// connector the endpoint itself must use (`None` when the dialer makes the TLS session).
+    fn dialer(&mut self, net: &Net) -> io::Result<(EndpointNet, Option<TlsConnector>)> {
+        let cfg = &self.config;
+        let dial = EndpointNet::new(net.clone(), tcp_options(&cfg.tcp));
+        if !matches!(net, Net::Kernel) && !cfg.tcp.is_default() {
+            log::warn!(
+                "endpoint {:?}: [endpoint.tcp] options apply to kernel TCP only; this endpoint \
+                 runs over AF_XDP without them",
+                cfg.name
+            );
+        }
+        #[cfg(feature = "ktls")]
+        if let (Some(mode), Some(tls)) = (self.ktls, &self.tls) {
+            use crate::stream::ktls::KtlsMode;
+            if !matches!(net, Net::Kernel) {
+                if mode == KtlsMode::Require {
+                    return Err(KtlsRequired::NotKernelTcp {
+                        endpoint: cfg.name.clone(),
+                    }
+                    .into_io());
+                }
+                log::warn!(
+                    "endpoint {:?}: kTLS needs kernel TCP and this endpoint runs over AF_XDP; TLS \
+                     runs in user space",
+                    cfg.name
+                );
+                return Ok((dial, self.tls.take()));
+            }
+            let server_name = cfg
+                .tls
+                .server_name
+                .clone()
+                .or_else(|| url_host(&cfg.url).map(str::to_owned))
+                .ok_or_else(|| invalid(&cfg.name, format!("{:?} has no host", cfg.url)))?;
+            let ktls = super::net::KtlsDial {
+                connector: tls.clone(),
+                server_name,
+                mode,
+            };
+            return Ok((dial.with_ktls(ktls), None));
+        }
+        Ok((dial, self.tls.take()))
+    }
+
     /// Builds the endpoint over `net` (on its IO thread).
-    pub fn build(self, net: &Net) -> io::Result<AppEndpoint> {
+    pub fn build(mut self, net: &Net) -> io::Result<AppEndpoint> {
+        let (dial, tls) = self.dialer(net)?;
+        let tls_in_dialer = self.tls.is_some() && tls.is_none();
         let cfg = &self.config;
         match &cfg.kind {
-            EndpointKind::WebSocket => Ok(Mixed::A(WsFeed::new(
-                cfg,
-                self.counters,
-                self.tls,
-                net.clone(),
-            )?)),
+            EndpointKind::WebSocket => Ok(Mixed::A(WsFeed::new(cfg, self.counters, tls, dial)?)),
             #[cfg(feature = "http")]
             EndpointKind::Http(h) => {
                 let requests = if h.requests.is_empty() {
@@ -171,9 +342,11 @@ impl Prepared {
                     .with_interval(h.interval)
                     .with_pipeline(h.pipeline)
                     .with_policy(cfg.policy.clone())
-                    .with_dialer(net.clone());
-                if let Some(tls) = self.tls {
-                    e = e.with_tls(tls);
+                    .with_dialer(dial);
+                match tls {
+                    Some(tls) => e = e.with_tls(tls),
+                    None if tls_in_dialer => e = e.with_tls_in_dialer(),
+                    None => {}
                 }
                 Ok(Mixed::B(Mixed::A(e)))
             }
@@ -209,11 +382,11 @@ impl Prepared {
                 };
                 let mut e = FixEndpoint::new(&host, port, session, trader)
                     .with_policy(policy)
-                    .with_dialer(net.clone());
+                    .with_dialer(dial);
                 if let Some(dir) = &f.store {
                     e = e.with_file_store(dir.clone());
                 }
-                if let Some(tls) = self.tls {
+                if let Some(tls) = tls {
                     let name = cfg.tls.server_name.clone().unwrap_or_else(|| host.clone());
                     e = e.with_tls(tls, &name);
                 }
@@ -481,5 +654,18 @@ mod tests {
         assert_eq!(fix_address("fix://:1"), None);
         assert_eq!(fix_address("http://h:1"), None);
         assert_eq!(fix_address("fix://h:99999"), None);
+    }
+
+    #[cfg(feature = "ktls")]
+    #[test]
+    fn url_hosts() {
+        assert_eq!(
+            url_host("https://venue.example:8443/api"),
+            Some("venue.example")
+        );
+        assert_eq!(url_host("wss://[::1]:9443/feed"), Some("::1"));
+        assert_eq!(url_host("fixs://127.0.0.1:9877"), Some("127.0.0.1"));
+        assert_eq!(url_host("https://h?x=1"), Some("h"));
+        assert_eq!(url_host("nothing"), None);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::net::{BaseStream, Net};
+use super::net::{BaseStream, EndpointNet};
 use super::stats::{Counters, LatencyRecorder};
 use crate::config::{EndpointConfig, LatencyMode};
 use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, Policy};
@@ -29,7 +29,7 @@ pub struct WsFeed {
     url: WsUrl,
     server_name: String,
     tls: Option<TlsConnector>,
-    net: Net,
+    net: EndpointNet,
     send: Vec<String>,
     record: Option<PathBuf>,
     latency_mode: LatencyMode,
@@ -54,13 +54,14 @@ impl std::fmt::Debug for WsFeed {
 }
 
 impl WsFeed {
-    /// Builds the endpoint: `tls` is the connector for `wss` (see [`super::endpoints`]), `net`
-    /// the IO thread's network path.
+    /// Builds the endpoint: `tls` is the connector for `wss` (see [`super::endpoints`]; `None`
+    /// when the dialer makes the TLS session, with kTLS), `net` the endpoint's dialer on its IO
+    /// thread's network path.
     pub fn new(
         cfg: &EndpointConfig,
         counters: Arc<Counters>,
         tls: Option<TlsConnector>,
-        net: Net,
+        net: EndpointNet,
     ) -> io::Result<WsFeed> {
         let url = WsUrl::parse(&cfg.url).map_err(|e| {
             io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {e}", cfg.name))

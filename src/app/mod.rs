@@ -25,6 +25,8 @@ pub mod venue;
 pub(crate) mod venue_fix;
 #[cfg(feature = "venue")]
 pub mod venue_http;
+#[cfg(feature = "venue")]
+pub(crate) mod venue_tls;
 #[cfg(feature = "ws")]
 pub mod ws_probe;
 

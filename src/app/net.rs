@@ -1,7 +1,8 @@
 //! The appliance's network path per IO thread: kernel TCP, or the AF_XDP stack with its fallback.
 //!
-//! [`Net`] is a [`Dial`]er: every endpoint of an IO thread holds a clone and opens its base stream
-//! through it, so one endpoint type runs over either path. The base stream is [`BaseStream`] (kernel
+//! [`Net`] is a [`Dial`]er: every endpoint of an IO thread holds a clone, inside an
+//! [`EndpointNet`] with its own socket options, and opens its base stream through it, so one
+//! endpoint type runs over either path. The base stream is [`BaseStream`] (kernel
 //! `TcpStream`, or `XdpStream` with the `xdp` feature), and TLS, recording, WebSocket, HTTP and FIX
 //! compose on it unchanged.
 
@@ -18,18 +19,101 @@ use crate::stream::{TcpOptions, TcpStream};
 #[cfg(feature = "xdp")]
 use crate::xdp::XdpConfig;
 
+/// A kernel TCP connection: the socket, or (feature `ktls`) a TLS session run by OpenSSL on it and
+/// offloaded to the kernel, which the endpoint then uses as a plain stream.
+#[cfg(feature = "ktls")]
+pub type KernelStream = crate::stream::Either<TcpStream, crate::stream::ktls::KtlsStream>;
+/// A kernel TCP connection.
+#[cfg(not(feature = "ktls"))]
+pub type KernelStream = TcpStream;
+
 /// The stream every appliance endpoint is built on.
 #[cfg(feature = "xdp")]
-pub type BaseStream = crate::stream::Either<TcpStream, crate::xdp::XdpStream>;
+pub type BaseStream = crate::stream::Either<KernelStream, crate::xdp::XdpStream>;
 /// The stream every appliance endpoint is built on.
 #[cfg(not(feature = "xdp"))]
-pub type BaseStream = TcpStream;
+pub type BaseStream = KernelStream;
 
-fn kernel(addr: SocketAddr) -> io::Result<BaseStream> {
-    let tcp = TcpStream::connect(addr, &TcpOptions::default())?;
+fn base(stream: KernelStream) -> BaseStream {
     #[cfg(feature = "xdp")]
-    let tcp = crate::stream::Either::Left(tcp);
-    Ok(tcp)
+    let stream = crate::stream::Either::Left(stream);
+    stream
+}
+
+fn tcp(stream: TcpStream) -> KernelStream {
+    #[cfg(feature = "ktls")]
+    let stream = crate::stream::Either::Left(stream);
+    stream
+}
+
+fn kernel(addr: SocketAddr, options: &TcpOptions) -> io::Result<BaseStream> {
+    Ok(base(tcp(TcpStream::connect(addr, options)?)))
+}
+
+/// kTLS set up by the dialer: the session is made on the kernel socket before the endpoint sees it.
+#[cfg(feature = "ktls")]
+#[derive(Debug, Clone)]
+pub struct KtlsDial {
+    /// The OpenSSL connector (the endpoint's TLS settings).
+    pub connector: crate::stream::tls::TlsConnector,
+    /// The name verified and sent as SNI.
+    pub server_name: String,
+    /// Offload or fail, or offload when possible.
+    pub mode: crate::stream::ktls::KtlsMode,
+}
+
+/// The dialer of one endpoint: its IO thread's network with the endpoint's own kernel socket
+/// options (`[endpoint.tcp]`), and with kTLS when the endpoint asks for it. The AF_XDP stack
+/// ignores the socket options (it has no kernel socket).
+#[derive(Debug, Clone)]
+pub struct EndpointNet {
+    net: Net,
+    options: TcpOptions,
+    #[cfg(feature = "ktls")]
+    ktls: Option<KtlsDial>,
+}
+
+impl EndpointNet {
+    /// Dials through `net` with `options` for kernel sockets.
+    pub fn new(net: Net, options: TcpOptions) -> EndpointNet {
+        EndpointNet {
+            net,
+            options,
+            #[cfg(feature = "ktls")]
+            ktls: None,
+        }
+    }
+
+    /// Makes every kernel connection a kTLS session (the endpoint must then add no TLS itself).
+    #[cfg(feature = "ktls")]
+    pub fn with_ktls(mut self, ktls: KtlsDial) -> EndpointNet {
+        self.ktls = Some(ktls);
+        self
+    }
+
+    /// The network under it.
+    pub fn net(&self) -> &Net {
+        &self.net
+    }
+}
+
+impl Dial for EndpointNet {
+    type Stream = BaseStream;
+    fn dial(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
+        #[cfg(feature = "ktls")]
+        if let (Net::Kernel, Some(k)) = (&self.net, &self.ktls) {
+            let socket = TcpStream::connect(addr, &self.options)?;
+            let session =
+                crate::stream::ktls::KtlsStream::new(&k.connector, &k.server_name, socket, k.mode)
+                    .map_err(|refused| io::Error::new(io::ErrorKind::Unsupported, refused.error))?;
+            return Ok(base(crate::stream::Either::Right(session)));
+        }
+        match self.net {
+            Net::Kernel => kernel(addr, &self.options),
+            #[cfg(feature = "xdp")]
+            Net::Xdp(_) => self.net.dial(addr),
+        }
+    }
 }
 
 /// The network of one IO thread (cheap to clone: an XDP stack is a shared handle).
@@ -46,7 +130,7 @@ impl Dial for Net {
     type Stream = BaseStream;
     fn dial(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
         match self {
-            Net::Kernel => kernel(addr),
+            Net::Kernel => kernel(addr, &TcpOptions::default()),
             #[cfg(feature = "xdp")]
             Net::Xdp(stack) => {
                 crate::xdp::XdpStream::connect(stack, addr).map(crate::stream::Either::Right)

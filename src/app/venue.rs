@@ -12,13 +12,15 @@
 //! With `--http-listen`, a REST API ([`super::venue_http`]); with `--fix-listen`, a FIX acceptor that
 //! fills every order.
 //!
-//! Plain on `--listen`, and with `--tls` also TLS on `--tls-listen`, with a certificate generated at
-//! start-up for `localhost`, `127.0.0.1` and `::1`, signed by the CA in `<cert-dir>/ca.pem` (created
-//! on first use, reused after) for clients to trust.
+//! Plain on `--listen`, and with `--tls` also TLS on `--tls-listen`; the REST API and the FIX
+//! acceptor speak TLS on `--https-listen` and `--fixs-listen`. Every TLS listener uses one
+//! certificate generated at start-up for `localhost`, `127.0.0.1` and `::1`, signed by the CA in
+//! `<cert-dir>/ca.pem` (created on first use, reused after) for clients to trust; mutual TLS with
+//! `--client-ca` / `--require-client-cert`.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
 use tungstenite::{Message, WebSocket};
+
+use super::venue_tls::{ClientAuth, Socket};
 
 /// Venue options (`hotwire venue --help`).
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +59,33 @@ pub struct VenueArgs {
     #[cfg(feature = "fix")]
     #[arg(long)]
     pub fix_listen: Option<SocketAddr>,
+    /// Also serve the REST API over TLS (https://, ALPN `http/1.1`) here, with the venue's
+    /// certificate.
+    #[arg(long)]
+    pub https_listen: Option<SocketAddr>,
+    /// Also run the FIX acceptor over TLS (fixs://) here, with the venue's certificate.
+    #[cfg(feature = "fix")]
+    #[arg(long)]
+    pub fixs_listen: Option<SocketAddr>,
+    /// Verify client certificates on every TLS listener against the CAs in this PEM file
+    /// (clients without one are still served unless `--require-client-cert`).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse TLS clients without a valid certificate (mutual TLS), signed by `--client-ca` or, when
+    /// that is not given, by the venue's own CA (which signs `<cert-dir>/client.pem` for tests).
+    #[arg(long)]
+    pub require_client_cert: bool,
+}
+
+impl VenueArgs {
+    /// `true` when any listener needs the TLS identity.
+    fn any_tls(&self) -> bool {
+        #[cfg(feature = "fix")]
+        let fixs = self.fixs_listen.is_some();
+        #[cfg(not(feature = "fix"))]
+        let fixs = false;
+        self.tls || self.https_listen.is_some() || fixs
+    }
 }
 
 /// A running venue; stops its listeners when dropped.
@@ -70,6 +101,12 @@ pub struct Venue {
     pub http_addr: Option<SocketAddr>,
     /// The FIX acceptor's address, when on.
     pub fix_addr: Option<SocketAddr>,
+    /// The REST API's TLS address, when on.
+    pub https_addr: Option<SocketAddr>,
+    /// The TLS FIX acceptor's address, when on.
+    pub fixs_addr: Option<SocketAddr>,
+    /// A client certificate and its key signed by the venue's CA (when TLS is on), for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     stop: Arc<AtomicBool>,
     stats: Arc<VenueStats>,
     _tempdir: Option<TempDir>,
@@ -99,8 +136,8 @@ impl Venue {
             .map_err(|e| io::Error::new(e.kind(), format!("venue: bind {}: {e}", args.listen)))?;
         let ws_addr = plain.local_addr()?;
         spawn_acceptor(plain, None, defaults, stop.clone(), stats.clone())?;
-        let (mut wss_addr, mut ca_pem, mut tempdir) = (None, None, None);
-        if args.tls {
+        let (mut wss_addr, mut tempdir) = (None, None);
+        let identity = if args.any_tls() {
             let dir = match &args.cert_dir {
                 Some(d) => {
                     std::fs::create_dir_all(d)?;
@@ -113,44 +150,66 @@ impl Venue {
                     p
                 }
             };
-            let (config, ca) = tls_config(&dir)?;
-            let listener = TcpListener::bind(args.tls_listen).map_err(|e| {
-                io::Error::new(e.kind(), format!("venue: bind {}: {e}", args.tls_listen))
-            })?;
+            let auth = ClientAuth {
+                ca: args.client_ca.clone(),
+                required: args.require_client_cert,
+            };
+            Some(super::venue_tls::identity(&dir, &auth)?)
+        } else {
+            None
+        };
+        let bind = |addr: SocketAddr| {
+            TcpListener::bind(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("venue: bind {addr}: {e}")))
+        };
+        if let (true, Some(id)) = (args.tls, &identity) {
+            let listener = bind(args.tls_listen)?;
             wss_addr = Some(listener.local_addr()?);
-            ca_pem = Some(ca);
             spawn_acceptor(
                 listener,
-                Some(config),
+                Some(id.server.clone()),
                 defaults,
                 stop.clone(),
                 stats.clone(),
             )?;
         }
-        let bind = |addr: SocketAddr| {
-            TcpListener::bind(addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("venue: bind {addr}: {e}")))
-        };
         let mut http_addr = None;
         if let Some(addr) = args.http_listen {
             let listener = bind(addr)?;
             http_addr = Some(listener.local_addr()?);
-            super::venue_http::spawn_rest(listener, stop.clone())?;
+            super::venue_http::spawn_rest(listener, None, stop.clone())?;
+        }
+        let mut https_addr = None;
+        if let (Some(addr), Some(id)) = (args.https_listen, &identity) {
+            let listener = bind(addr)?;
+            https_addr = Some(listener.local_addr()?);
+            let tls = id.with_alpn(&[b"http/1.1"]);
+            super::venue_http::spawn_rest(listener, Some(tls), stop.clone())?;
         }
         #[allow(unused_mut)]
-        let mut fix_addr = None;
+        let (mut fix_addr, mut fixs_addr) = (None, None);
         #[cfg(feature = "fix")]
-        if let Some(addr) = args.fix_listen {
-            let listener = bind(addr)?;
-            fix_addr = Some(listener.local_addr()?);
-            super::venue_fix::spawn_fix(listener, stop.clone())?;
+        {
+            if let Some(addr) = args.fix_listen {
+                let listener = bind(addr)?;
+                fix_addr = Some(listener.local_addr()?);
+                super::venue_fix::spawn_fix(listener, None, stop.clone())?;
+            }
+            if let (Some(addr), Some(id)) = (args.fixs_listen, &identity) {
+                let listener = bind(addr)?;
+                fixs_addr = Some(listener.local_addr()?);
+                super::venue_fix::spawn_fix(listener, Some(id.server.clone()), stop.clone())?;
+            }
         }
         Ok(Venue {
             ws_addr,
             wss_addr,
-            ca_pem,
+            ca_pem: identity.as_ref().map(|id| id.ca.clone()),
             http_addr,
             fix_addr,
+            https_addr,
+            fixs_addr,
+            client_cert: identity.map(|id| (id.client_cert, id.client_key)),
             stop,
             stats,
             _tempdir: tempdir,
@@ -221,6 +280,24 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
     if let Some(addr) = venue.fix_addr {
         println!("venue: fix://{addr} (any SenderCompID/TargetCompID; fills every NewOrderSingle)");
     }
+    if let Some(addr) = venue.https_addr {
+        println!("venue: https://{addr}/api/time  https://{addr}/api/book?symbol=HWX");
+    }
+    if let Some(addr) = venue.fixs_addr {
+        println!("venue: fixs://{addr}");
+    }
+    if let Some((cert, key)) = &venue.client_cert {
+        let required = if args.require_client_cert {
+            "required"
+        } else {
+            "optional"
+        };
+        println!(
+            "venue: client certificate {} key {} (client certificates {required})",
+            cert.display(),
+            key.display()
+        );
+    }
     let _ = io::stdout().flush();
     crate::app::signals::wait_for_termination();
     println!(
@@ -241,60 +318,6 @@ const MAX_MESSAGE_SIZE: usize = 1 << 20;
 struct FeedDefaults {
     rate: u64,
     size: usize,
-}
-
-/// The venue's TLS identity. The CA lives in `dir` (`ca.pem`, `ca-key.pem`) and is reused when it is
-/// already there, so a restarted venue is still trusted by clients that loaded the CA earlier.
-fn tls_config(dir: &Path) -> io::Result<(Arc<rustls::ServerConfig>, PathBuf)> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let err = |e: rcgen::Error| io::Error::other(format!("venue certificate: {e}"));
-    let (ca_path, ca_key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
-    let issuer = if ca_path.exists() && ca_key_path.exists() {
-        let key = KeyPair::from_pem(&std::fs::read_to_string(&ca_key_path)?).map_err(err)?;
-        Issuer::from_ca_cert_pem(&std::fs::read_to_string(&ca_path)?, key).map_err(err)?
-    } else {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "hotwire venue CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_key = KeyPair::generate().map_err(err)?;
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-        write_private(&ca_key_path, &ca_key.serialize_pem())?;
-        std::fs::write(&ca_path, ca_cert.pem())?;
-        Issuer::new(ca_params, ca_key)
-    };
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let mut leaf = CertificateParams::new(names).map_err(err)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let leaf_key = KeyPair::generate().map_err(err)?;
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| io::Error::other(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf_cert.der().clone()], key)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    Ok((Arc::new(config), ca_path))
-}
-
-/// Writes a private key readable by its owner only.
-fn write_private(path: &Path, pem: &str) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(pem.as_bytes())
 }
 
 fn spawn_acceptor(
@@ -356,30 +379,6 @@ fn serve(
             let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
             session(rustls::StreamOwned::new(conn, sock), defaults, stop, stats)
         }
-    }
-}
-
-trait Socket: io::Read + io::Write {
-    fn tcp(&self) -> &TcpStream;
-    /// Ends the session at the transport: close_notify for TLS, then FIN.
-    fn close_transport(&mut self);
-}
-impl Socket for TcpStream {
-    fn tcp(&self) -> &TcpStream {
-        self
-    }
-    fn close_transport(&mut self) {
-        let _ = self.shutdown(std::net::Shutdown::Write);
-    }
-}
-impl Socket for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        &self.sock
-    }
-    fn close_transport(&mut self) {
-        self.conn.send_close_notify();
-        let _ = self.conn.complete_io(&mut self.sock);
-        let _ = self.sock.shutdown(std::net::Shutdown::Write);
     }
 }
 

@@ -9,22 +9,25 @@
 //! replies swap them. It uses hotwire's codec, which keeps the acceptor small; the QuickFIX tests
 //! are what checks the codec against someone else's.
 
-// `spawn_fix` is wired into `hotwire venue --fix-listen` by src/app/venue.rs; until that lands only
-// the tests below call it.
-
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::venue_tls::{Conn, Socket};
 use crate::fix::codec::{
     frame_len, Encoder, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
     DEFAULT_MAX_MESSAGE,
 };
 
-/// Accepts FIX connections on `listener` until `stop` is set, each served on its own thread.
-pub(crate) fn spawn_fix(listener: TcpListener, stop: Arc<AtomicBool>) -> io::Result<()> {
+/// Accepts FIX connections on `listener` until `stop` is set, each served on its own thread, over
+/// TLS with `tls` when given (fixs).
+pub(crate) fn spawn_fix(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("venue-fix".into())
@@ -32,11 +35,15 @@ pub(crate) fn spawn_fix(listener: TcpListener, stop: Arc<AtomicBool>) -> io::Res
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((sock, peer)) => {
-                        let stop = stop.clone();
+                        let (stop, tls) = (stop.clone(), tls.clone());
                         let _ = std::thread::Builder::new()
                             .name("venue-fix-conn".into())
                             .spawn(move || {
-                                if let Err(e) = serve(sock, &stop) {
+                                let served = sock
+                                    .set_nonblocking(false)
+                                    .and_then(|()| Conn::new(sock, tls.as_ref()))
+                                    .and_then(|conn| serve(conn, &stop));
+                                if let Err(e) = served {
                                     log::debug!("venue fix: {peer}: {e}");
                                 }
                             });
@@ -194,9 +201,10 @@ impl Acceptor {
     }
 }
 
-fn serve(mut sock: TcpStream, stop: &AtomicBool) -> io::Result<()> {
-    sock.set_nodelay(true)?;
-    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+fn serve(mut sock: Conn, stop: &AtomicBool) -> io::Result<()> {
+    sock.tcp().set_nodelay(true)?;
+    sock.tcp()
+        .set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut a = Acceptor {
         begin_string: Vec::new(),
         ours: String::new(),
@@ -266,7 +274,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_fix(listener, stop.clone()).unwrap();
+        spawn_fix(listener, None, stop.clone()).unwrap();
         for version in [Version::Fix42, Version::Fix44, Version::Fixt11] {
             let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             tcp.set_nonblocking(true).unwrap();

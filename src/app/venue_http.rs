@@ -11,34 +11,50 @@
 //! close` and HTTP/1.0 without keep-alive end the connection after the response.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use super::venue_tls::{Conn, Socket};
 
 /// The largest request head or body accepted.
 const MAX_REQUEST: usize = 1024 * 1024;
 
 /// Serves the REST API on `listener` from a background thread (one more thread per connection)
-/// until `stop` is set. Returns once the accept thread is running.
-pub fn spawn_rest(listener: TcpListener, stop: Arc<AtomicBool>) -> io::Result<()> {
+/// until `stop` is set, over TLS with `tls` when given (https). Returns once the accept thread is
+/// running.
+pub fn spawn_rest(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let orders = Arc::new(AtomicU64::new(0));
     std::thread::Builder::new()
         .name("venue-rest".into())
-        .spawn(move || accept_loop(&listener, &stop, &orders))?;
+        .spawn(move || accept_loop(&listener, tls, &stop, &orders))?;
     Ok(())
 }
 
-fn accept_loop(listener: &TcpListener, stop: &Arc<AtomicBool>, orders: &Arc<AtomicU64>) {
+fn accept_loop(
+    listener: &TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: &Arc<AtomicBool>,
+    orders: &Arc<AtomicU64>,
+) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, peer)) => {
-                let (stop, orders) = (stop.clone(), orders.clone());
+                let (stop, orders, tls) = (stop.clone(), orders.clone(), tls.clone());
                 let spawned = std::thread::Builder::new()
                     .name("venue-rest-conn".into())
                     .spawn(move || {
-                        if let Err(e) = serve(stream, &stop, &orders) {
+                        let served = stream
+                            .set_nonblocking(false)
+                            .and_then(|()| Conn::new(stream, tls.as_ref()))
+                            .and_then(|conn| serve(conn, &stop, &orders));
+                        if let Err(e) = served {
                             log::debug!("venue REST connection from {peer}: {e}");
                         }
                     });
@@ -66,11 +82,12 @@ struct Parsed {
     head_len: usize,
 }
 
-fn serve(mut stream: TcpStream, stop: &AtomicBool, orders: &AtomicU64) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_nodelay(true)?;
+fn serve(mut stream: Conn, stop: &AtomicBool, orders: &AtomicU64) -> io::Result<()> {
+    stream.tcp().set_nodelay(true)?;
     // Wake up now and then to notice `stop`.
-    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    stream
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = [0u8; 16 * 1024];
     let mut out = Vec::with_capacity(4096);
@@ -254,7 +271,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_rest(listener, stop.clone()).unwrap();
+        spawn_rest(listener, None, stop.clone()).unwrap();
         let t = Duration::from_secs(5);
         let mut tcp = crate::stream::TcpStream::connect(addr, &TcpOptions::default()).unwrap();
         wait_connected(&mut tcp, t).unwrap();

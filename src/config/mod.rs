@@ -154,6 +154,107 @@ pub struct TlsSettings {
     pub verify: bool,
     /// The name to send as SNI and verify against, when it differs from the URL's host.
     pub server_name: Option<String>,
+    /// The trust anchors besides `ca` (default: none when `ca` is given, builtin otherwise).
+    pub roots: TlsRoots,
+    /// A client certificate chain (PEM, leaf first) for mutual TLS, with its private key.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// ALPN protocols to offer, most preferred first (empty: no ALPN extension).
+    pub alpn: Vec<String>,
+    /// The lowest TLS version accepted.
+    pub min_version: TlsProtocol,
+    /// The highest TLS version offered.
+    pub max_version: TlsProtocol,
+    /// Kernel TLS offload (OpenSSL backend, kernel TCP path).
+    pub ktls: KtlsSetting,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            backend: "rustls".into(),
+            ca: None,
+            verify: true,
+            server_name: None,
+            roots: TlsRoots::Builtin,
+            client_cert: None,
+            alpn: Vec::new(),
+            min_version: TlsProtocol::Tls12,
+            max_version: TlsProtocol::Tls13,
+            ktls: KtlsSetting::Off,
+        }
+    }
+}
+
+/// `roots`: where trust anchors come from besides the `ca` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// The library's built-in set (Mozilla's roots with rustls, OpenSSL's default paths).
+    Builtin,
+    /// The operating system's certificate store.
+    Os,
+    /// None: only `ca` is trusted.
+    None,
+}
+
+/// A TLS protocol version in the configuration (`"1.2"`, `"1.3"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsProtocol {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// `ktls`: whether the kernel does the record crypto after the OpenSSL handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KtlsSetting {
+    /// User-space TLS.
+    Off,
+    /// Offload when the kernel and OpenSSL can, otherwise user-space TLS (logged once).
+    Prefer,
+    /// Offload or fail the endpoint with a typed error.
+    Require,
+}
+
+/// `[endpoint.tcp]`: kernel socket options of an endpoint's connections (the AF_XDP path has
+/// its own stack and ignores them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSettings {
+    /// Bind to this interface (`SO_BINDTODEVICE`; needs `CAP_NET_RAW`).
+    pub bind_device: Option<String>,
+    /// Bind to this local address (port 0: any) before connecting.
+    pub bind_addr: Option<std::net::SocketAddr>,
+    /// `SO_BUSY_POLL`, µs.
+    pub busy_poll_us: Option<u32>,
+    /// `SO_INCOMING_CPU`.
+    pub incoming_cpu: Option<u32>,
+    /// `SO_RCVBUF`, bytes.
+    pub recv_buffer: Option<usize>,
+    /// `SO_SNDBUF`, bytes.
+    pub send_buffer: Option<usize>,
+    /// `TCP_NODELAY` (default on).
+    pub nodelay: bool,
+}
+
+impl Default for TcpSettings {
+    fn default() -> Self {
+        TcpSettings {
+            bind_device: None,
+            bind_addr: None,
+            busy_poll_us: None,
+            incoming_cpu: None,
+            recv_buffer: None,
+            send_buffer: None,
+            nodelay: true,
+        }
+    }
+}
+
+impl TcpSettings {
+    /// `true` when nothing differs from the defaults.
+    pub fn is_default(&self) -> bool {
+        *self == TcpSettings::default()
+    }
 }
 
 /// How an endpoint measures latency.
@@ -182,8 +283,10 @@ pub struct EndpointConfig {
     pub heartbeat: Option<Duration>,
     /// Record the session's bytes into this file (above TLS).
     pub record: Option<PathBuf>,
-    /// TLS settings (used for `wss`).
+    /// TLS settings (used for `wss`, `https` and `fixs`).
     pub tls: TlsSettings,
+    /// Kernel TCP socket options.
+    pub tcp: TcpSettings,
     /// The service policy (timeouts, backoff, lifetime).
     pub policy: crate::service::Policy,
     /// How latency is measured.

@@ -9,9 +9,13 @@ use toml::Spanned;
 use super::{
     parse_duration, Config, ConfigError, EndpointConfig, EndpointKind, FixSettings,
     HttpRequestSettings, HttpSettings, LatencyMode, Locator, NetworkPath, SelectorKind,
-    StatsConfig, Steering, ThreadConfig, ThreadXdp, TlsSettings, XdpSettings,
+    StatsConfig, Steering, TcpSettings, ThreadConfig, ThreadXdp, TlsSettings, XdpSettings,
 };
 use crate::service::Policy;
+
+mod conn;
+
+use conn::{RawTcp, RawTls};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -332,6 +336,7 @@ struct RawEndpoint {
     heartbeat: Option<Spanned<String>>,
     record: Option<String>,
     tls: Option<RawTls>,
+    tcp: Option<RawTcp>,
     reconnect: Option<RawReconnect>,
     connect_timeout: Option<Spanned<String>>,
     lifetime: Option<Spanned<String>>,
@@ -368,15 +373,6 @@ struct RawFix {
     symbol: Option<String>,
     quantity: Option<Spanned<f64>>,
     price: Option<Spanned<f64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    backend: Option<Spanned<String>>,
-    ca: Option<String>,
-    verify: Option<bool>,
-    server_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -763,36 +759,13 @@ impl RawEndpoint {
             .as_ref()
             .map(|h| duration(loc, &format!("endpoint {name:?}: heartbeat"), h))
             .transpose()?;
-        let tls = match self.tls {
-            None => TlsSettings {
-                backend: "rustls".into(),
-                ca: None,
-                verify: true,
-                server_name: None,
-            },
-            Some(t) => {
-                let backend = match &t.backend {
-                    None => "rustls".to_owned(),
-                    Some(b) if matches!(b.get_ref().as_str(), "rustls" | "openssl") => {
-                        b.get_ref().clone()
-                    }
-                    Some(b) => {
-                        return Err(loc.at(
-                            b,
-                            format!(
-                                "endpoint {name:?}: unknown TLS backend {:?} (expected rustls or openssl)",
-                                b.get_ref()
-                            ),
-                        ))
-                    }
-                };
-                TlsSettings {
-                    backend,
-                    ca: t.ca.as_deref().map(|p| loc.path(p)),
-                    verify: t.verify.unwrap_or(true),
-                    server_name: t.server_name,
-                }
-            }
+        let tls = match &self.tls {
+            None => TlsSettings::default(),
+            Some(t) => t.validate(loc, &name)?,
+        };
+        let tcp = match &self.tcp {
+            None => TcpSettings::default(),
+            Some(t) => t.validate(loc, &name)?,
         };
         let mut policy = Policy::default();
         if let Some(t) = &self.connect_timeout {
@@ -855,6 +828,7 @@ impl RawEndpoint {
             heartbeat,
             record: self.record.as_deref().map(|p| loc.path(p)),
             tls,
+            tcp,
             policy,
             latency,
             kind,

@@ -711,3 +711,4 @@ fn per_thread_xdp_mistakes_are_located() {
         "applies to network.path = \"xdp\" only",
     );
 }
+mod conn;

@@ -234,6 +234,13 @@ impl<H, D> HttpEndpoint<H, D> {
         self
     }
 
+    /// For `https` URLs whose dialer already returns TLS sessions (kernel TLS set up by the
+    /// dialer): no TLS layer is added on top of the dialed stream.
+    pub fn with_tls_in_dialer(mut self) -> Self {
+        self.tls = None;
+        self
+    }
+
     /// Connection settings (limits, buffers). The pipeline depth comes from
     /// [`HttpEndpoint::with_pipeline`].
     pub fn with_config(mut self, config: HttpConfig) -> Self {
