@@ -198,6 +198,24 @@ fn each_pinned_thread_has_its_own_queue() {
         assert!(!line.contains("missing"), "{line}");
     }
 
+    // nic/tune.sh plans one flow rule per thread from the same configuration (it then refuses to
+    // apply on a 2-core machine whose cores are both the threads', which is right).
+    let out = in_netns(client_ns(&ns), util::repo_root().join("nic/tune.sh"))
+        .arg("plan")
+        .arg(&cfg)
+        .env("HOTWIRE", HOTWIRE)
+        .output()
+        .expect("nic/tune.sh plan");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    for n in 0..2u8 {
+        let rule = format!(
+            "would run: ethtool -N {} flow-type tcp4 dst-ip {} action {n}",
+            ns.client_if,
+            stack_ip(&ns, n)
+        );
+        assert!(plan.contains(&rule), "{rule:?} missing from {plan}");
+    }
+
     // Both threads on AF_XDP at once, each on its own queue.
     let before = redirects(&ns);
     let json = dir.path().join("both.json");

@@ -14,6 +14,38 @@ pub struct CheckArgs {
     /// The configuration to validate.
     #[arg(default_value = "config/hotwire.toml")]
     pub config: PathBuf,
+    /// Print the AF_XDP threads' queue plan instead (one `key=value` line per thread:
+    /// interface, steering mode, thread, core, queue, ip, ports), for `nic/tune.sh`.
+    #[arg(long)]
+    pub nic_plan: bool,
+}
+
+/// The queue plan of `config` for `nic/tune.sh`: one line per AF_XDP thread.
+pub fn nic_plan(config: &Config) -> Vec<String> {
+    let crate::config::NetworkPath::Xdp(x) = &config.network else {
+        return Vec::new();
+    };
+    let mode = match x.steering {
+        crate::config::Steering::DedicatedIp => "dedicated-ip",
+        crate::config::Steering::SharedIp => "shared-ip",
+    };
+    config
+        .threads
+        .iter()
+        .filter_map(|t| {
+            let q = t.xdp.as_ref()?;
+            Some(format!(
+                "interface={} mode={mode} thread={} core={} queue={} ip={} ports={}-{}",
+                x.interface,
+                t.name,
+                t.core.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                q.queue,
+                q.local_ip,
+                q.ports.0,
+                q.ports.1
+            ))
+        })
+        .collect()
 }
 
 /// How bad a finding is.
@@ -244,6 +276,20 @@ pub fn host_findings(config: Option<&Config>) -> Vec<Finding> {
 
 /// Runs `hotwire check`.
 pub fn run(args: &CheckArgs) -> ExitCode {
+    if args.nic_plan {
+        return match Config::load(&args.config) {
+            Ok(c) => {
+                for line in nic_plan(&c) {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hotwire check: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let mut findings = Vec::new();
     let config = match Config::load(&args.config) {
         Ok(c) => {
@@ -369,6 +415,23 @@ mod tests {
         assert!(
             f[1].level == Level::Warn && f[1].message.contains("not in nohz_full, rcu_nocbs"),
             "{f:?}"
+        );
+    }
+
+    #[test]
+    fn the_nic_plan_has_a_line_per_af_xdp_thread() {
+        let text = "[network]\npath = \"xdp\"\ninterface = \"eth1\"\nlocal_ip = \"10.0.0.2/24\"\n\
+                    steering = \"shared-ip\"\nports = \"40000-40999\"\n\
+                    [[thread]]\nname = \"a\"\ncore = 0\nqueue = 2\n[[thread]]\nname = \"b\"\nqueue = 3\n\
+                    [[thread]]\nname = \"k\"\n\
+                    [[endpoint]]\nname = \"e\"\nurl = \"ws://10.0.0.1:1/\"\nthread = \"a\"\n";
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            nic_plan(&c),
+            [
+                "interface=eth1 mode=shared-ip thread=a core=0 queue=2 ip=10.0.0.2 ports=40000-40499",
+                "interface=eth1 mode=shared-ip thread=b core=- queue=3 ip=10.0.0.2 ports=40500-40999",
+            ]
         );
     }
 

@@ -481,6 +481,10 @@ fn feed<S: Socket>(
                             return Ok(());
                         }
                     }
+                    // The client answered the close: end TLS with close_notify, as a server should.
+                    Err(
+                        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                    ) => return finish_close(ws),
                     Err(_) => return Ok(()),
                 }
             }
