@@ -110,9 +110,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
 /// Runs `config` until SIGINT/SIGTERM or `duration`, printing the live stats line when `live`.
 pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io::Result<Report> {
     signals::install();
+    let started = Instant::now();
+    let metrics_listener = metrics_bind(config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let isolated = super::check::isolated_cores();
     let mut counters = Vec::new();
+    #[cfg(feature = "metrics")]
+    let mut sources = Vec::new();
     let mut threads = Vec::new();
     for thread in &config.threads {
         let mut feeds = Vec::new();
@@ -120,6 +124,8 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
             if e.thread == thread.name {
                 let prepared = prepare(index, e)?;
                 counters.push((e.name.clone(), prepared.counters.clone()));
+                #[cfg(feature = "metrics")]
+                sources.push(super::metrics::Source::new(e, prepared.counters.clone()));
                 feeds.push(prepared);
             }
         }
@@ -144,6 +150,16 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
         );
     }
 
+    #[cfg(feature = "metrics")]
+    let _metrics = match metrics_listener {
+        Some(l) => Some(super::metrics::MetricsServer::spawn(
+            l,
+            super::metrics::registry(sources, started),
+        )?),
+        None => None,
+    };
+    #[cfg(not(feature = "metrics"))]
+    let () = metrics_listener;
     let start = Instant::now();
     let mut last = start;
     let mut last_counts: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
@@ -194,6 +210,28 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
         seconds,
         endpoints: reports.into_iter().map(|(_, r)| r).collect(),
     })
+}
+
+/// Binds `[metrics] listen`, if configured, before any IO thread starts.
+#[cfg(feature = "metrics")]
+fn metrics_bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
+    config
+        .metrics
+        .as_ref()
+        .map(|m| super::metrics::bind(m.listen))
+        .transpose()
+}
+
+/// Without the `metrics` feature a `[metrics]` section is an error, not silently ignored.
+#[cfg(not(feature = "metrics"))]
+fn metrics_bind(config: &Config) -> io::Result<()> {
+    match config.metrics {
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "[metrics] needs hotwire built with the `metrics` cargo feature",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn io_thread(

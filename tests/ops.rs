@@ -1,0 +1,266 @@
+//! Operations: the Prometheus endpoint of `hotwire run`, scraped with curl and checked by
+//! `promtool check metrics` and Python's `prometheus_client` parser, with `hotwire venue` as the
+//! peer.
+
+mod util;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::ChildGuard;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hotwire");
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// `curl` GET of `url`: the body, or panics with curl's error.
+fn curl(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "5", url])
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("exposition is UTF-8")
+}
+
+/// The value of the sample `name{labels}` (labels exactly as the exposition writes them).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .expect("a number")
+}
+
+/// `promtool check metrics` on `text`: must exit 0 and report nothing.
+fn promtool_check(promtool: &Path, text: &str) {
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {:?}\n{report}\n--- exposition:\n{text}",
+        out.status
+    );
+}
+
+/// Python `prometheus_client` parses `text`; returns `name type` of each family it found.
+fn python_families(python: &Path, text: &str) -> String {
+    let mut child = Command::new(python)
+        .args([
+            "-c",
+            "import sys\n\
+             from prometheus_client.parser import text_string_to_metric_families as p\n\
+             for f in p(sys.stdin.read()):\n    print(f.name, f.type, len(f.samples))\n",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client cannot parse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn metrics_endpoint_passes_promtool_and_moves() {
+    let promtool = util::system_bin("promtool");
+    let python = util::venv_bin("python3");
+    let curl_bin = util::system_bin("curl");
+    if !util::require_peer("promtool", &promtool)
+        || !util::require_peer("python3 (venv)", &python)
+        || !util::require_peer("curl", &curl_bin)
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, metrics, dead) = (util::free_port(), util::free_port(), util::free_port());
+    let mut venue = ChildGuard::spawn(
+        Command::new(BIN)
+            .args(["venue", "--listen"])
+            .arg(format!("127.0.0.1:{ws}"))
+            .stdout(Stdio::null()),
+    );
+    venue.wait_port(addr(ws), Duration::from_secs(10));
+    let config = dir.path().join("ops.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[thread]]
+name = "md"
+
+[[endpoint]]
+name = "feed"
+url = "ws://127.0.0.1:{ws}/feed?rate=2000&size=100"
+heartbeat = "200ms"
+
+[[endpoint]]
+name = "dead"
+url = "ws://127.0.0.1:{dead}/feed"
+reconnect = {{ initial = "100ms", max = "200ms" }}
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+"#
+        ),
+    )
+    .unwrap();
+    let mut run = ChildGuard::spawn(
+        Command::new(BIN)
+            .arg("run")
+            .arg(&config)
+            .args(["--duration", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    run.wait_port(addr(metrics), Duration::from_secs(10));
+    let url = format!("http://127.0.0.1:{metrics}/metrics");
+    let feed = r#"endpoint="feed",kind="websocket",thread="md""#;
+    let dead_labels = r#"endpoint="dead",kind="websocket",thread="md""#;
+
+    // Wait for the feed to come up and carry messages, and for a ping round trip.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let text = curl(&url);
+        if sample(&text, &format!("hotwire_endpoint_up{{{feed}}}")) == 1.0
+            && sample(&text, &format!("hotwire_endpoint_messages_total{{{feed}}}")) > 0.0
+            && sample(
+                &text,
+                &format!("hotwire_endpoint_round_trip_seconds_count{{{feed}}}"),
+            ) > 0.0
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "feed never up:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    promtool_check(&promtool, &first);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = curl(&url);
+    promtool_check(&promtool, &second);
+
+    let messages = |t: &str| sample(t, &format!("hotwire_endpoint_messages_total{{{feed}}}"));
+    assert!(
+        messages(&second) > messages(&first),
+        "messages did not move: {} then {}",
+        messages(&first),
+        messages(&second)
+    );
+    let bytes = sample(
+        &second,
+        &format!("hotwire_endpoint_received_bytes_total{{{feed}}}"),
+    );
+    assert!(bytes >= 100.0 * messages(&second), "{bytes} bytes");
+    assert_eq!(
+        sample(
+            &second,
+            &format!("hotwire_endpoint_connects_total{{{feed}}}")
+        ),
+        1.0
+    );
+    // Every message carries the venue's timestamp: the latency histogram counts them all (at
+    // least those before the first scrape; the scrape reads the counter before the histogram).
+    let latency = sample(
+        &second,
+        &format!("hotwire_endpoint_latency_seconds_count{{{feed}}}"),
+    );
+    assert!(latency >= messages(&first), "{latency}");
+    let inf = sample(
+        &second,
+        &format!(r#"hotwire_endpoint_latency_seconds_bucket{{{feed},le="+Inf"}}"#),
+    );
+    assert_eq!(inf, latency);
+    assert!(sample(&second, "hotwire_uptime_seconds") > sample(&first, "hotwire_uptime_seconds"));
+
+    // The endpoint nobody listens for: down, never connected, its last error says why.
+    assert_eq!(
+        sample(&second, &format!("hotwire_endpoint_up{{{dead_labels}}}")),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &second,
+            &format!("hotwire_endpoint_connects_total{{{dead_labels}}}")
+        ),
+        0.0
+    );
+    let error = second
+        .lines()
+        .find(|l| l.starts_with(&format!("hotwire_endpoint_last_error_info{{{dead_labels},")))
+        .unwrap_or_else(|| panic!("no last error for dead:\n{second}"));
+    assert!(
+        error.contains("error=\"connect: ") && error.contains("Connection refused"),
+        "{error}"
+    );
+    assert!(!second.contains(&format!("hotwire_endpoint_last_error_info{{{feed}")));
+
+    // Python's parser reads the same text: the families and their types.
+    let families = python_families(&python, &second);
+    for family in [
+        "hotwire_build_info gauge",
+        "hotwire_uptime_seconds gauge",
+        "hotwire_endpoint_up gauge",
+        "hotwire_endpoint_messages counter",
+        "hotwire_endpoint_received_bytes counter",
+        "hotwire_endpoint_last_error_info gauge",
+        "hotwire_endpoint_latency_seconds histogram",
+        "hotwire_endpoint_round_trip_seconds histogram",
+    ] {
+        assert!(
+            families.lines().any(|l| l.starts_with(family)),
+            "{family} missing from\n{families}"
+        );
+    }
+
+    // Anything but GET /metrics is refused politely.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{metrics}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "405");
+    drop(run);
+}
