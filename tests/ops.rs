@@ -264,3 +264,56 @@ listen = "127.0.0.1:{metrics}"
     assert_eq!(String::from_utf8_lossy(&out.stdout), "405");
     drop(run);
 }
+
+/// `hotwire check` on an AF_XDP configuration names each capability the path needs; run under
+/// capsh without two of them, it says which are missing and what for.
+#[test]
+fn check_names_missing_capabilities() {
+    let capsh = util::system_bin("capsh");
+    if !util::require_peer("capsh", &capsh) || !util::require_root("dropping capabilities") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("xdp.toml");
+    std::fs::write(
+        &config,
+        "[network]\npath = \"xdp\"\ninterface = \"lo\"\nlocal_ip = \"10.0.0.2/24\"\n\
+         fallback = false\n[[endpoint]]\nname = \"a\"\nurl = \"ws://10.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&out.stdout);
+    for cap in ["CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_BPF", "CAP_IPC_LOCK"] {
+        assert!(
+            all.contains(&format!("ok   caps       {cap} held")),
+            "{all}"
+        );
+    }
+    let out = Command::new(&capsh)
+        .args(["--drop=cap_bpf,cap_ipc_lock", "--", "-c"])
+        .arg(format!("{BIN} check {}", config.display()))
+        .output()
+        .unwrap();
+    let dropped = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "no fallback: a missing CAP_BPF fails\n{dropped}"
+    );
+    assert!(
+        dropped
+            .contains("FAIL caps       CAP_BPF missing: needed for loading the steering program"),
+        "{dropped}"
+    );
+    assert!(
+        dropped.contains("warn caps       CAP_IPC_LOCK missing: needed for registering a UMEM"),
+        "{dropped}"
+    );
+    assert!(
+        dropped.contains("ok   caps       CAP_NET_RAW held"),
+        "{dropped}"
+    );
+}
