@@ -317,3 +317,48 @@ fn check_names_missing_capabilities() {
         "{dropped}"
     );
 }
+
+/// `config/hotwire.service` passes `systemd-analyze verify` without a word (systemd reports bad
+/// keys and values as warnings with exit 0, so any output fails), pointed at the built binary.
+#[test]
+fn systemd_unit_verifies() {
+    let analyze = util::system_bin("systemd-analyze");
+    if !util::require_peer("systemd-analyze", &analyze) {
+        return;
+    }
+    let unit = std::fs::read_to_string(util::repo_root().join("config/hotwire.service")).unwrap();
+    let caps = "CAP_NET_RAW CAP_NET_ADMIN CAP_BPF CAP_IPC_LOCK";
+    for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
+        assert!(unit.contains(&format!("\n{key}={caps}\n")), "{key}");
+    }
+    assert!(!unit
+        .lines()
+        .any(|l| !l.starts_with('#') && l.contains("CAP_SYS_ADMIN")));
+    for line in [
+        "User=hotwire",
+        "NoNewPrivileges=yes",
+        "LimitMEMLOCK=infinity",
+        "Restart=on-failure",
+        "ExecStart=/usr/local/bin/hotwire run /etc/hotwire/hotwire.toml",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hotwire.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/hotwire", BIN)).unwrap();
+    let out = Command::new(&analyze)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {:?}\n{said}",
+        out.status
+    );
+}
