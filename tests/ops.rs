@@ -362,3 +362,94 @@ fn systemd_unit_verifies() {
         out.status
     );
 }
+
+/// The element names, the text of every `<text>` and the root tag of an SVG file, parsed by
+/// Python's XML parser (any malformed file fails).
+fn svg_outline(path: &Path) -> (String, String) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E\n\
+             root = E.parse(sys.argv[1]).getroot()\n\
+             print(root.tag)\n\
+             print('|'.join(''.join(t.itertext()) for t in root.iter() if t.tag.endswith('text')))\n",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{} is not XML: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (root, texts) = text.split_once('\n').unwrap();
+    (root.to_owned(), texts.trim_end().to_owned())
+}
+
+/// `hotwire run --plot DIR`: one SVG per endpoint with data, named after it, with percentile
+/// ticks on the x axis and both measurements of a WebSocket feed; none for an endpoint that never
+/// connected.
+#[test]
+fn run_plots_latency_percentiles_per_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, dead) = (util::free_port(), util::free_port());
+    let mut venue = ChildGuard::spawn(
+        Command::new(BIN)
+            .args(["venue", "--listen"])
+            .arg(format!("127.0.0.1:{ws}"))
+            .stdout(Stdio::null()),
+    );
+    venue.wait_port(addr(ws), Duration::from_secs(10));
+    let config = dir.path().join("plot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[endpoint]]
+name = "feed"
+url = "ws://127.0.0.1:{ws}/feed?rate=3000&size=100"
+heartbeat = "50ms"
+
+[[endpoint]]
+name = "dead"
+url = "ws://127.0.0.1:{dead}/feed"
+"#
+        ),
+    )
+    .unwrap();
+    let plots = dir.path().join("plots");
+    let out = Command::new(BIN)
+        .arg("run")
+        .arg(&config)
+        .args(["--duration", "3", "--plot"])
+        .arg(&plots)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut files: Vec<String> = std::fs::read_dir(&plots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["feed.svg"], "one plot, for the endpoint with data");
+    let (root, texts) = svg_outline(&plots.join("feed.svg"));
+    assert_eq!(root, "{http://www.w3.org/2000/svg}svg");
+    for needle in [
+        "feed: latency by percentile",
+        "percentile",
+        "latency (µs)",
+        "90%",
+        "99%",
+        "99.9%",
+        "one-way latency (n=",
+        "round trip (n=",
+    ] {
+        assert!(
+            texts.contains(needle),
+            "{needle:?} not in the SVG's text: {texts}"
+        );
+    }
+}

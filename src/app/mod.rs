@@ -14,6 +14,8 @@ pub mod http_probe;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod net;
+#[cfg(feature = "plot")]
+pub mod plot;
 #[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
 pub mod probe_net;
 pub mod replay;

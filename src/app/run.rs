@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::endpoints::{figures, prepare, AppEndpoint, Prepared};
 use super::net::Net;
 use super::signals;
-use super::stats::{human_ns, human_rate, Percentiles};
+use super::stats::{human_ns, human_rate, LatencyRecorder, Percentiles};
 use crate::config::{Config, NetworkPath, ThreadConfig};
 use crate::select::AnySelector;
 use crate::service::{EndpointId, IoService, Mixed, MixedTarget};
@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Also write the final report as JSON to this file (overrides `stats.json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// At the end, write one latency-percentile plot per endpoint with data (`DIR/<name>.svg`).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
 }
 
 /// The final figures of one endpoint.
@@ -52,6 +55,12 @@ pub struct EndpointReport {
     pub latency_ns: Option<Percentiles>,
     /// Ping round trips (ns).
     pub round_trip_ns: Option<Percentiles>,
+    /// The whole one-way latency histogram (for plots).
+    #[serde(skip)]
+    pub latency_hist: Option<LatencyRecorder>,
+    /// The whole round-trip histogram (for plots).
+    #[serde(skip)]
+    pub round_trip_hist: Option<LatencyRecorder>,
 }
 
 /// The whole report.
@@ -95,6 +104,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 let text = serde_json::to_string_pretty(&report).unwrap_or_default();
                 if let Err(e) = std::fs::write(&path, text + "\n") {
                     eprintln!("hotwire run: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            if let Some(dir) = &args.plot {
+                if let Err(e) = write_plots(&report, dir) {
+                    eprintln!("hotwire run: {e}");
                     return ExitCode::FAILURE;
                 }
             }
@@ -212,6 +227,33 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
     })
 }
 
+/// `--plot DIR`: one SVG per endpoint with samples.
+#[cfg(feature = "plot")]
+fn write_plots(report: &Report, dir: &std::path::Path) -> io::Result<()> {
+    for e in &report.endpoints {
+        let mut series = Vec::new();
+        if let Some(h) = &e.latency_hist {
+            series.push(("one-way latency", h));
+        }
+        if let Some(h) = &e.round_trip_hist {
+            series.push(("round trip", h));
+        }
+        if let Some(path) = super::plot::write_plot(dir, &e.name, &series)? {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Without the `plot` feature `--plot` is an error, not silently ignored.
+#[cfg(not(feature = "plot"))]
+fn write_plots(_: &Report, _: &std::path::Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "--plot needs hotwire built with the `plot` cargo feature",
+    ))
+}
+
 /// Binds `[metrics] listen`, if configured, before any IO thread starts.
 #[cfg(feature = "metrics")]
 fn metrics_bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
@@ -294,6 +336,8 @@ fn io_thread(
                     reconnects: c.reconnects.load(Ordering::Relaxed),
                     latency_ns: f.latency.and_then(|l| l.percentiles()),
                     round_trip_ns: f.round_trip.and_then(|l| l.percentiles()),
+                    latency_hist: f.latency.cloned(),
+                    round_trip_hist: f.round_trip.cloned(),
                 },
             )
         })

@@ -271,6 +271,32 @@ impl LatencyRecorder {
         let _ = self.hist.add(&other.hist);
     }
 
+    /// The percentile distribution (HdrHistogram's "percentile distribution" output): points
+    /// (quantile, ns) at quantiles that step ever closer to 1 (five per halving of the distance),
+    /// below 1 itself; empty without samples.
+    pub fn percentile_curve(&self) -> Vec<(f64, u64)> {
+        self.hist
+            .iter_quantiles(5)
+            .map(|v| (v.quantile_iterated_to(), v.value_iterated_to()))
+            .filter(|&(q, _)| q < 1.0)
+            .collect()
+    }
+
+    /// The largest sample, or `None` without samples.
+    pub fn max(&self) -> Option<u64> {
+        (!self.hist.is_empty()).then(|| self.hist.max())
+    }
+
+    /// Samples recorded.
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// `true` without samples.
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
     /// The percentiles, or `None` without samples.
     pub fn percentiles(&self) -> Option<Percentiles> {
         if self.hist.is_empty() {
