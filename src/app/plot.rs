@@ -15,6 +15,9 @@ use super::stats::LatencyRecorder;
 /// Width and height of a plot (px).
 const SIZE: (u32, u32) = (960, 560);
 
+/// One line of a plot: its label, its sample count, its points (x = 1/(1-p), y = µs).
+type Curve<'a> = (&'a str, u64, Vec<(f64, f64)>);
+
 /// The x coordinate of quantile `q`: 1/(1-q).
 fn x_of(q: f64) -> f64 {
     1.0 / (1.0 - q)
@@ -54,7 +57,7 @@ pub fn write_plot(
     endpoint: &str,
     series: &[(&str, &LatencyRecorder)],
 ) -> io::Result<Option<PathBuf>> {
-    let curves: Vec<(&str, u64, Vec<(f64, f64)>)> = series
+    let curves: Vec<Curve<'_>> = series
         .iter()
         .filter(|(_, h)| !h.is_empty())
         .map(|(label, h)| {
