@@ -125,7 +125,6 @@ pub fn run(args: &RunArgs) -> ExitCode {
 /// Runs `config` until SIGINT/SIGTERM or `duration`, printing the live stats line when `live`.
 pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io::Result<Report> {
     signals::install();
-    let started = Instant::now();
     let metrics_listener = metrics_bind(config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let isolated = super::check::isolated_cores();
@@ -165,17 +164,17 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
         );
     }
 
+    let start = Instant::now();
     #[cfg(feature = "metrics")]
     let _metrics = match metrics_listener {
         Some(l) => Some(super::metrics::MetricsServer::spawn(
             l,
-            super::metrics::registry(sources, started),
+            super::metrics::registry(sources, start),
         )?),
         None => None,
     };
     #[cfg(not(feature = "metrics"))]
-    let () = metrics_listener;
-    let start = Instant::now();
+    drop(metrics_listener);
     let mut last = start;
     let mut last_counts: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
     while !signals::terminated() && duration.is_none_or(|d| start.elapsed() < d) {
@@ -266,13 +265,13 @@ fn metrics_bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
 
 /// Without the `metrics` feature a `[metrics]` section is an error, not silently ignored.
 #[cfg(not(feature = "metrics"))]
-fn metrics_bind(config: &Config) -> io::Result<()> {
+fn metrics_bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
     match config.metrics {
         Some(_) => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "[metrics] needs hotwire built with the `metrics` cargo feature",
         )),
-        None => Ok(()),
+        None => Ok(None),
     }
 }
 
