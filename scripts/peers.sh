@@ -26,6 +26,9 @@ export DEBIAN_FRONTEND=noninteractive
 #   clang libelf-dev m4 libpcap-dev    the AF_XDP build (libxdp-sys builds libbpf and libxdp)
 #   zlib1g-dev                         ditto
 #   libquickfix-dev libquickfix-doc g++  the QuickFIX executor, built from the doc package's example
+#   prometheus curl                    promtool lints the metrics endpoint's exposition, curl scrapes it
+#   librsvg2-bin                       rsvg-convert: the latency plots rendered to PNG for a look
+#   systemd                            systemd-analyze verify on config/hotwire.service
 APT_PACKAGES=(
     openssl libssl-dev pkg-config
     nginx
@@ -34,12 +37,15 @@ APT_PACKAGES=(
     valgrind libcap2-bin
     clang libelf-dev m4 libpcap-dev zlib1g-dev
     libquickfix-dev libquickfix-doc g++
+    prometheus curl librsvg2-bin systemd
 )
 
-# Pinned Python peers (PEERS.md): kosoku drives the Autobahn cases; websockets is the echo server.
+# Pinned Python peers (PEERS.md): kosoku drives the Autobahn cases; websockets is the echo server;
+# prometheus_client parses the metrics endpoint's exposition.
 PIP_PACKAGES=(
     kosoku==0.1.0
     websockets==17.4
+    prometheus_client==0.26.0
 )
 
 # npm peers as name@version. None are needed yet; the installer below handles the list when one is.

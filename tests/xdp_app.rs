@@ -1,7 +1,8 @@
 //! The appliance and the probe on the AF_XDP path (root, veth namespaces): a TLS WebSocket session
 //! over XDP to the Python `websockets` server, the HTTP and FIX probes over XDP to the venue, and the
 //! fallback to kernel TCP (no privilege, unknown
-//! interface, queue taken) with its log line, or a startup error with `fallback = false`.
+//! interface, queue taken) with its log line, or a startup error with `fallback = false`; and the
+//! AF_XDP path run by a non-root user holding only the four capabilities of config/hotwire.service.
 #![cfg(all(
     feature = "xdp",
     feature = "ws",
@@ -479,4 +480,133 @@ fn http_and_fix_probes_over_xdp() {
     assert!(out.status.success(), "hotwire fix failed: {stderr}");
     assert!(stderr.contains("AF_XDP on"), "not over XDP: {stderr}");
     assert!(stdout.contains("200 execution reports"), "{stdout}");
+}
+
+/// The system user the unprivileged AF_XDP run uses (created if missing, kept afterwards).
+const XDP_USER: &str = "hotwire-xdp-test";
+
+/// Creates [`XDP_USER`] unless it exists.
+fn ensure_user() {
+    let exists = Command::new("id")
+        .arg("-u")
+        .arg(XDP_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run id")
+        .success();
+    if !exists {
+        let status = Command::new(util::system_bin("useradd"))
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(XDP_USER)
+            .status()
+            .expect("run useradd");
+        // A parallel run may have created it meanwhile (exit 9: the name is taken).
+        assert!(
+            status.success() || status.code() == Some(9),
+            "useradd {XDP_USER}: {status}"
+        );
+    }
+}
+
+/// `hotwire run CONFIG --duration 2` in the client namespace as [`XDP_USER`], holding exactly
+/// `caps` (effective, permitted, inheritable and ambient) and nothing else. Prints `uid=N` and the
+/// CapEff line first, from the same process image, so the test can check who ran.
+fn run_as_user(ns: &Netns, config: &Path, caps: &str) -> Output {
+    let mut cmd = in_netns(client_ns(ns), "capsh");
+    cmd.arg(format!(
+        "--caps={caps}+eip cap_setpcap,cap_setuid,cap_setgid+ep"
+    ))
+    .arg("--keep=1")
+    .arg(format!("--user={XDP_USER}"))
+    .arg(format!("--addamb={caps}"))
+    .arg("--")
+    .arg("-c")
+    .arg(format!(
+        "echo uid=$(id -u); grep CapEff /proc/self/status; exec {HOTWIRE} run {} --duration 2",
+        config.display()
+    ));
+    let out = cmd.env("RUST_LOG", "info").output().expect("run capsh");
+    eprintln!(
+        "hotwire run as {XDP_USER} with {caps}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Messages in a `hotwire run` report.
+fn reported_messages(stdout: &str) -> u64 {
+    stdout
+        .split("messages ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no report with a message count: {stdout}"))
+}
+
+/// The AF_XDP path as a non-root user holding only CAP_NET_RAW, CAP_NET_ADMIN, CAP_BPF and
+/// CAP_IPC_LOCK (what config/hotwire.service grants): the path comes up (`fallback = false`, so a
+/// fallback would fail the run) and messages flow. Without CAP_IPC_LOCK it still comes up, with the
+/// UMEM lowered to fit RLIMIT_MEMLOCK.
+#[test]
+fn af_xdp_as_an_unprivileged_user_with_four_capabilities() {
+    if !util::require_root("the AF_XDP tests (creating a user, namespaces)")
+        || !util::require_peer("capsh", &util::system_bin("capsh"))
+    {
+        return;
+    }
+    ensure_user();
+    let ns = Netns::up_pair();
+    let _venue = venue(&ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The user must reach the config through the temporary directory (created 0700).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let strict = config(dir.path(), &ns, &ns.client_if, false);
+    std::fs::set_permissions(&strict, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = run_as_user(
+        &ns,
+        &strict,
+        "cap_net_raw,cap_net_admin,cap_bpf,cap_ipc_lock",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hotwire run failed: {stderr}");
+    let uid: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("uid="))
+        .and_then(|u| u.parse().ok())
+        .expect("uid line");
+    assert_ne!(uid, 0, "ran as root");
+    // Bits 12, 13, 14 and 39: CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_BPF; nothing else.
+    let cap_eff = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).expect("hex"))
+        .expect("CapEff line");
+    assert_eq!(cap_eff, (1 << 12) | (1 << 13) | (1 << 14) | (1 << 39));
+    assert!(stderr.contains("network path xdp"), "{stderr}");
+    assert!(!stderr.contains("using kernel TCP"), "{stderr}");
+    assert!(!stderr.contains("RLIMIT_MEMLOCK"), "UMEM capped: {stderr}");
+    let messages = reported_messages(&stdout);
+    assert!(messages > 100, "only {messages} messages over AF_XDP");
+
+    // Without CAP_IPC_LOCK the same path comes up with a UMEM sized to RLIMIT_MEMLOCK.
+    let out = run_as_user(&ns, &strict, "cap_net_raw,cap_net_admin,cap_bpf");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hotwire run failed: {stderr}");
+    assert!(stderr.contains("network path xdp"), "{stderr}");
+    assert!(
+        stderr.contains("no CAP_IPC_LOCK; UMEM lowered to"),
+        "{stderr}"
+    );
+    assert!(reported_messages(&stdout) > 100, "{stdout}");
 }

@@ -112,6 +112,92 @@ pub fn has_capability(cap: u32) -> bool {
 
 /// `CAP_IPC_LOCK`: lock memory beyond `RLIMIT_MEMLOCK`.
 pub const CAP_IPC_LOCK: u32 = 14;
+/// `CAP_NET_ADMIN`: attach XDP programs to interfaces, configure them.
+pub const CAP_NET_ADMIN: u32 = 12;
+/// `CAP_NET_RAW`: open AF_XDP (and raw) sockets.
+pub const CAP_NET_RAW: u32 = 13;
+/// `CAP_BPF` (Linux 5.8+): load BPF programs and create maps.
+pub const CAP_BPF: u32 = 39;
+
+/// The capabilities the AF_XDP path needs, with what each is for (`CAP_SYS_ADMIN` is not one).
+pub const XDP_CAPABILITIES: [(u32, &str, &str, Level); 4] = [
+    (
+        CAP_NET_RAW,
+        "CAP_NET_RAW",
+        "opening the AF_XDP socket",
+        Level::Fail,
+    ),
+    (
+        CAP_NET_ADMIN,
+        "CAP_NET_ADMIN",
+        "attaching the steering program to the interface with a BPF link",
+        Level::Fail,
+    ),
+    (
+        CAP_BPF,
+        "CAP_BPF",
+        "loading the steering program and its XSK map",
+        Level::Fail,
+    ),
+    (
+        CAP_IPC_LOCK,
+        "CAP_IPC_LOCK",
+        "registering a UMEM larger than RLIMIT_MEMLOCK",
+        Level::Warn,
+    ),
+];
+
+/// The highest capability number this kernel knows (`CAP_BPF` needs 39, Linux 5.8).
+fn last_capability() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// When `config` takes the AF_XDP path: each capability it needs, held or missing, and what for.
+/// A missing one that blocks AF_XDP fails the check unless `fallback` lets the kernel path run.
+pub fn capability_findings(config: Option<&Config>) -> Vec<Finding> {
+    let Some(crate::config::NetworkPath::Xdp(x)) = config.map(|c| &c.network) else {
+        return Vec::new();
+    };
+    let held = |cap: u32| has_capability(cap);
+    let bpf_known = last_capability().is_none_or(|last| last >= CAP_BPF);
+    XDP_CAPABILITIES
+        .iter()
+        .map(|&(cap, name, what, blocking)| {
+            if cap == CAP_BPF && !bpf_known {
+                return finding(
+                    if x.fallback { Level::Warn } else { Level::Fail },
+                    "caps",
+                    format!(
+                        "{name} unknown to this kernel (before 5.8): loading the steering program \
+                         needs CAP_SYS_ADMIN instead"
+                    ),
+                );
+            }
+            if held(cap) {
+                finding(Level::Ok, "caps", format!("{name} held ({what})"))
+            } else {
+                let level = match blocking {
+                    Level::Fail if x.fallback => Level::Warn,
+                    l => l,
+                };
+                let then = if level == Level::Warn && blocking == Level::Fail {
+                    "; the kernel path will be used (fallback)"
+                } else if blocking == Level::Warn {
+                    "; the UMEM is sized down to fit"
+                } else {
+                    ""
+                };
+                finding(
+                    level,
+                    "caps",
+                    format!("{name} missing: needed for {what}{then}"),
+                )
+            }
+        })
+        .collect()
+}
 
 /// Huge pages: (total, free, page size in KiB) from `/proc/meminfo`.
 pub fn huge_pages() -> (u64, u64, u64) {
@@ -311,6 +397,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
         }
     };
     findings.extend(host_findings(config.as_ref()));
+    findings.extend(capability_findings(config.as_ref()));
     #[cfg(feature = "xdp")]
     findings.extend(super::check_xdp::findings(config.as_ref()));
     #[cfg(not(feature = "xdp"))]
@@ -433,6 +520,38 @@ mod tests {
                 "interface=eth1 mode=shared-ip thread=b core=- queue=3 ip=10.0.0.2 ports=40500-40999",
             ]
         );
+    }
+
+    #[test]
+    fn xdp_configs_name_each_capability() {
+        let kernel = Config::parse(
+            "[[endpoint]]\nname = \"a\"\nurl = \"ws://127.0.0.1:1/\"\n",
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        assert!(capability_findings(Some(&kernel)).is_empty());
+        assert!(capability_findings(None).is_empty());
+        let xdp = Config::parse(
+            "[network]\npath = \"xdp\"\ninterface = \"lo\"\nlocal_ip = \"10.0.0.2/24\"\n\
+             fallback = false\n[[endpoint]]\nname = \"a\"\nurl = \"ws://10.0.0.1:1/\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let f = capability_findings(Some(&xdp));
+        for name in ["CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_BPF", "CAP_IPC_LOCK"] {
+            let line = f
+                .iter()
+                .find(|x| x.message.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} missing: {f:?}"));
+            let cap = XDP_CAPABILITIES.iter().find(|c| c.1 == name).unwrap().0;
+            if has_capability(cap) {
+                assert_eq!(line.level, Level::Ok, "{line:?}");
+                assert!(line.message.contains("held"), "{line:?}");
+            } else {
+                assert_ne!(line.level, Level::Ok, "{line:?}");
+                assert!(line.message.contains("missing: needed for"), "{line:?}");
+            }
+        }
     }
 
     #[test]

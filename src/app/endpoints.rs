@@ -473,7 +473,9 @@ impl<C> HttpHook<C> for HttpMeter {
         self.counters
             .bytes
             .fetch_add(response.body().len() as u64, Ordering::Relaxed);
-        self.round_trip.record_ns(rtt.as_nanos() as u64);
+        let ns = rtt.as_nanos() as u64;
+        self.round_trip.record_ns(ns);
+        self.counters.round_trip.record_ns(ns);
         Ok(Flow::Continue)
     }
 
@@ -610,7 +612,9 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
                 let slot = &mut self.sent[(id as usize) % ORDER_RING];
                 if slot.0 == id {
                     if let Some(t) = slot.1.take() {
-                        self.round_trip.record_ns(t.elapsed().as_nanos() as u64);
+                        let ns = t.elapsed().as_nanos() as u64;
+                        self.round_trip.record_ns(ns);
+                        self.counters.round_trip.record_ns(ns);
                     }
                 }
             }

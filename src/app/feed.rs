@@ -127,7 +127,9 @@ impl WsFeed {
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         if self.latency_mode == LatencyMode::EmbeddedTimestamp {
             if let Some(sent) = embedded_timestamp(payload) {
-                self.latency.record_ns(unix_now_ns().saturating_sub(sent));
+                let ns = unix_now_ns().saturating_sub(sent);
+                self.latency.record_ns(ns);
+                self.counters.latency.record_ns(ns);
             }
         }
     }
@@ -214,7 +216,9 @@ impl<C> Endpoint<C> for WsFeed {
                 }
                 OpCode::Pong => {
                     if let Some(sent) = self.ping_sent.take() {
-                        self.round_trip.record_ns(sent.elapsed().as_nanos() as u64);
+                        let ns = sent.elapsed().as_nanos() as u64;
+                        self.round_trip.record_ns(ns);
+                        self.counters.round_trip.record_ns(ns);
                     }
                 }
                 _ => {}

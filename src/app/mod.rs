@@ -11,7 +11,11 @@ pub mod feed;
 pub mod fix_probe;
 #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
 pub mod http_probe;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod net;
+#[cfg(feature = "plot")]
+pub mod plot;
 #[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
 pub mod probe_net;
 pub mod replay;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::endpoints::{figures, prepare, AppEndpoint, Prepared};
 use super::net::NetPlan;
 use super::signals;
-use super::stats::{human_ns, human_rate, Percentiles};
+use super::stats::{human_ns, human_rate, LatencyRecorder, Percentiles};
 use crate::config::{Config, ThreadConfig};
 use crate::select::AnySelector;
 use crate::service::{EndpointId, IoService, Mixed, MixedTarget};
@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Also write the final report as JSON to this file (overrides `stats.json`).
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// At the end, write one latency-percentile plot per endpoint with data (`DIR/<name>.svg`).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
 }
 
 /// The final figures of one endpoint.
@@ -52,6 +55,12 @@ pub struct EndpointReport {
     pub latency_ns: Option<Percentiles>,
     /// Ping round trips (ns).
     pub round_trip_ns: Option<Percentiles>,
+    /// The whole one-way latency histogram (for plots).
+    #[serde(skip)]
+    pub latency_hist: Option<LatencyRecorder>,
+    /// The whole round-trip histogram (for plots).
+    #[serde(skip)]
+    pub round_trip_hist: Option<LatencyRecorder>,
 }
 
 /// The whole report.
@@ -98,6 +107,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
+            if let Some(dir) = &args.plot {
+                if let Err(e) = write_plots(&report, dir) {
+                    eprintln!("hotwire run: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -110,12 +125,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
 /// Runs `config` until SIGINT/SIGTERM or `duration`, printing the live stats line when `live`.
 pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io::Result<Report> {
     signals::install();
+    let metrics_listener = metrics_bind(config)?;
     let stop = Arc::new(AtomicBool::new(false));
     let host = crate::cpu::HostCpus::read();
     // Each IO thread says whether it started (pinned, network up, endpoints built) before the run
     // goes on: a thread that cannot pin is a startup error, not a silent slow thread.
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut counters = Vec::new();
+    #[cfg(feature = "metrics")]
+    let mut sources = Vec::new();
     let mut threads = Vec::new();
     let running: Vec<&ThreadConfig> = config
         .threads
@@ -129,6 +147,8 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
             if e.thread == thread.name {
                 let prepared = prepare(index, e)?;
                 counters.push((e.name.clone(), prepared.counters.clone()));
+                #[cfg(feature = "metrics")]
+                sources.push(super::metrics::Source::new(e, prepared.counters.clone()));
                 feeds.push(prepared);
             }
         }
@@ -173,6 +193,16 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
     }
 
     let start = Instant::now();
+    #[cfg(feature = "metrics")]
+    let _metrics = match metrics_listener {
+        Some(l) => Some(super::metrics::MetricsServer::spawn(
+            l,
+            super::metrics::registry(sources, start),
+        )?),
+        None => None,
+    };
+    #[cfg(not(feature = "metrics"))]
+    drop(metrics_listener);
     let mut last = start;
     let mut last_counts: Vec<(u64, u64)> = vec![(0, 0); counters.len()];
     while !signals::terminated() && duration.is_none_or(|d| start.elapsed() < d) {
@@ -222,6 +252,55 @@ pub fn run_config(config: &Config, duration: Option<Duration>, live: bool) -> io
         seconds,
         endpoints: reports.into_iter().map(|(_, r)| r).collect(),
     })
+}
+
+/// `--plot DIR`: one SVG per endpoint with samples.
+#[cfg(feature = "plot")]
+fn write_plots(report: &Report, dir: &std::path::Path) -> io::Result<()> {
+    for e in &report.endpoints {
+        let mut series = Vec::new();
+        if let Some(h) = &e.latency_hist {
+            series.push(("one-way latency", h));
+        }
+        if let Some(h) = &e.round_trip_hist {
+            series.push(("round trip", h));
+        }
+        if let Some(path) = super::plot::write_plot(dir, &e.name, &series)? {
+            println!("plot: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Without the `plot` feature `--plot` is an error, not silently ignored.
+#[cfg(not(feature = "plot"))]
+fn write_plots(_: &Report, _: &std::path::Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "--plot needs hotwire built with the `plot` cargo feature",
+    ))
+}
+
+/// Binds `[metrics] listen`, if configured, before any IO thread starts.
+#[cfg(feature = "metrics")]
+fn metrics_bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
+    config
+        .metrics
+        .as_ref()
+        .map(|m| super::metrics::bind(m.listen))
+        .transpose()
+}
+
+/// Without the `metrics` feature a `[metrics]` section is an error, not silently ignored.
+#[cfg(not(feature = "metrics"))]
+fn metrics_bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
+    match config.metrics {
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "[metrics] needs hotwire built with the `metrics` cargo feature",
+        )),
+        None => Ok(None),
+    }
 }
 
 fn io_thread(
@@ -309,6 +388,8 @@ fn io_thread(
                     reconnects: c.reconnects.load(Ordering::Relaxed),
                     latency_ns: f.latency.and_then(|l| l.percentiles()),
                     round_trip_ns: f.round_trip.and_then(|l| l.percentiles()),
+                    latency_hist: f.latency.cloned(),
+                    round_trip_hist: f.round_trip.cloned(),
                 },
             )
         })

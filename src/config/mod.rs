@@ -369,6 +369,13 @@ pub struct StatsConfig {
     pub json: Option<PathBuf>,
 }
 
+/// The Prometheus endpoint (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served (port 0: any free port, logged at start).
+    pub listen: std::net::SocketAddr,
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -380,6 +387,8 @@ pub struct Config {
     pub endpoints: Vec<EndpointConfig>,
     /// Stats output.
     pub stats: StatsConfig,
+    /// The Prometheus endpoint, if configured.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl Config {

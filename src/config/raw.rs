@@ -8,8 +8,9 @@ use toml::Spanned;
 
 use super::{
     parse_duration, Config, ConfigError, EndpointConfig, EndpointKind, FixSettings,
-    HttpRequestSettings, HttpSettings, LatencyMode, Locator, NetworkPath, SelectorKind,
-    StatsConfig, Steering, TcpSettings, ThreadConfig, ThreadXdp, TlsSettings, XdpSettings,
+    HttpRequestSettings, HttpSettings, LatencyMode, Locator, MetricsConfig, NetworkPath,
+    SelectorKind, StatsConfig, Steering, TcpSettings, ThreadConfig, ThreadXdp, TlsSettings,
+    XdpSettings,
 };
 use crate::service::Policy;
 
@@ -28,6 +29,8 @@ pub(super) struct RawConfig {
     endpoints: Vec<RawEndpoint>,
     #[serde(default)]
     stats: Option<RawStats>,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,6 +394,28 @@ struct RawStats {
     json: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Spanned<String>,
+}
+
+impl RawMetrics {
+    fn validate(&self, loc: &Locator<'_>) -> Result<MetricsConfig, ConfigError> {
+        let text = self.listen.get_ref();
+        let listen = text.parse().map_err(|_| {
+            loc.at(
+                &self.listen,
+                format!(
+                    "metrics.listen {text:?} is not an address and port \
+                     (expected e.g. \"127.0.0.1:9464\" or \"[::1]:9464\")"
+                ),
+            )
+        })?;
+        Ok(MetricsConfig { listen })
+    }
+}
+
 fn duration(loc: &Locator<'_>, what: &str, v: &Spanned<String>) -> Result<Duration, ConfigError> {
     parse_duration(v.get_ref()).map_err(|e| loc.at(v, format!("{what}: {e}")))
 }
@@ -501,11 +526,13 @@ impl RawConfig {
                 }
             }
         };
+        let metrics = self.metrics.as_ref().map(|m| m.validate(loc)).transpose()?;
         Ok(Config {
             network,
             threads,
             endpoints,
             stats,
+            metrics,
         })
     }
 }

@@ -712,3 +712,46 @@ fn per_thread_xdp_mistakes_are_located() {
     );
 }
 mod conn;
+const ONE_ENDPOINT: &str = "[[endpoint]]\nname = \"a\"\nurl = \"ws://localhost:9001/\"\n";
+
+#[test]
+fn metrics_listen_address() {
+    assert_eq!(parse(ONE_ENDPOINT).unwrap().metrics, None);
+    let c = parse(&format!(
+        "{ONE_ENDPOINT}[metrics]\nlisten = \"127.0.0.1:9464\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.metrics.unwrap().listen, "127.0.0.1:9464".parse().unwrap());
+    let c = parse(&format!("{ONE_ENDPOINT}[metrics]\nlisten = \"[::1]:0\"\n")).unwrap();
+    assert_eq!(c.metrics.unwrap().listen, "[::1]:0".parse().unwrap());
+}
+
+#[test]
+fn metrics_listen_without_port() {
+    fails_at(
+        &format!("{ONE_ENDPOINT}[metrics]\nlisten = \"127.0.0.1\"\n"),
+        5,
+        10,
+        "metrics.listen \"127.0.0.1\" is not an address and port",
+    );
+}
+
+#[test]
+fn metrics_unknown_key() {
+    fails_at(
+        &format!("{ONE_ENDPOINT}[metrics]\nlisten = \"127.0.0.1:1\"\npath = \"/m\"\n"),
+        6,
+        1,
+        "unknown field `path`",
+    );
+}
+
+#[test]
+fn metrics_listen_is_required() {
+    fails_at(
+        &format!("{ONE_ENDPOINT}[metrics]\n"),
+        4,
+        1,
+        "missing field `listen`",
+    );
+}
