@@ -75,6 +75,10 @@ struct Acceptor {
     out: Vec<u8>,
     logged_on: bool,
     done: bool,
+    /// CLOCK_REALTIME (ns) when the bytes being handled were read: an order's ExecutionReport
+    /// carries it (`58=recv_ns=N`), so a client can measure tick-to-trade from the venue's clock
+    /// alone (the feed's `"ts"` is the same clock at the other end).
+    read_ns: u64,
 }
 
 fn utc() -> UtcTimestamp {
@@ -197,8 +201,30 @@ impl Acceptor {
             .bytes(Tag::CumQty, &qty)
             .char(Tag::LeavesQty, b'0')
             .bytes(Tag::AvgPx, &price);
+        let mut text = [0u8; 32];
+        let n = recv_text(&mut text, self.read_ns);
+        self.enc.bytes(Tag::Text, &text[..n]);
         self.finish()
     }
+}
+
+/// Writes `recv_ns=N` into `out`, returning its length.
+fn recv_text(out: &mut [u8; 32], ns: u64) -> usize {
+    let prefix = b"recv_ns=";
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 20];
+    let (mut i, mut v) = (digits.len(), ns);
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let n = digits.len() - i;
+    out[prefix.len()..prefix.len() + n].copy_from_slice(&digits[i..]);
+    prefix.len() + n
 }
 
 fn serve(mut sock: Conn, stop: &AtomicBool) -> io::Result<()> {
@@ -217,13 +243,19 @@ fn serve(mut sock: Conn, stop: &AtomicBool) -> io::Result<()> {
         out: Vec::with_capacity(64 << 10),
         logged_on: false,
         done: false,
+        read_ns: 0,
     };
     let mut buf = vec![0u8; 2 * DEFAULT_MAX_MESSAGE];
     let (mut start, mut end) = (0, 0);
     while !stop.load(Ordering::Relaxed) && !a.done {
         match sock.read(&mut buf[end..]) {
             Ok(0) => return Ok(()),
-            Ok(n) => end += n,
+            Ok(n) => {
+                end += n;
+                a.read_ns = SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -261,6 +293,15 @@ fn serve(mut sock: Conn, stop: &AtomicBool) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_receive_stamp_is_plain_decimal() {
+        let mut out = [0u8; 32];
+        for ns in [0, 7, 1_732_480_000_123_456_789, u64::MAX] {
+            let n = recv_text(&mut out, ns);
+            assert_eq!(&out[..n], format!("recv_ns={ns}").as_bytes());
+        }
+    }
     use crate::fix::client::clock;
     use crate::fix::codec::Decimal;
     use crate::fix::orders::{ExecReport, NewOrder, Side};
