@@ -136,6 +136,15 @@ impl Tally {
     fn done(&self) -> bool {
         self.answered >= self.warmup + self.target
     }
+    fn in_time(&self, deadline: Instant) -> Result<(), String> {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} of {} answered in time",
+                self.answered, self.sent
+            ));
+        }
+        Ok(())
+    }
     fn want_more(&self) -> bool {
         self.sent < self.warmup + self.target
     }
@@ -179,12 +188,7 @@ fn hotwire(args: &Args, tally: &mut Tally, deadline: Instant) -> Result<&'static
     let (price, mut id_buf) = (Decimal::new(10125, 2), [0u8; 48]);
     let mut seen = 0u64;
     while !tally.done() {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{} of {} answered in time",
-                tally.answered, tally.sent
-            ));
-        }
+        tally.in_time(deadline)?;
         // Market data: on every Nth message, the order leaves while the frame is still borrowed.
         while let Some(frame) = ws.receive().map_err(|e| format!("feed: {e}"))? {
             if frame.opcode() != OpCode::Text {
@@ -378,12 +382,7 @@ fn baseline(args: &Args, tally: &mut Tally, deadline: Instant) -> Result<&'stati
     }
     let mut seen = 0u64;
     while !tally.done() {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{} of {} answered in time",
-                tally.answered, tally.sent
-            ));
-        }
+        tally.in_time(deadline)?;
         match ws.read() {
             Ok(Message::Text(text)) => {
                 seen += 1;

@@ -213,17 +213,8 @@ fn recv_text(out: &mut [u8; 32], ns: u64) -> usize {
     let prefix = b"recv_ns=";
     out[..prefix.len()].copy_from_slice(prefix);
     let mut digits = [0u8; 20];
-    let (mut i, mut v) = (digits.len(), ns);
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let n = digits.len() - i;
-    out[prefix.len()..prefix.len() + n].copy_from_slice(&digits[i..]);
+    let n = crate::fix::codec::write_u64(ns, &mut digits);
+    out[prefix.len()..prefix.len() + n].copy_from_slice(&digits[..n]);
     prefix.len() + n
 }
 

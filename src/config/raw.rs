@@ -675,11 +675,11 @@ impl RawConfig {
                     (*ip, *len)
                 }
                 None if x.steering == Steering::DedicatedIp => {
+                    let at = self.threads[*i]
+                        .queue
+                        .as_ref()
+                        .map_or(0, |q| q.span().start);
                     if let Some(other) = defaulted {
-                        let at = self.threads[*i]
-                            .queue
-                            .as_ref()
-                            .map_or(0, |q| q.span().start);
                         return Err(loc.error(
                             at,
                             format!(
@@ -690,10 +690,6 @@ impl RawConfig {
                         ));
                     }
                     if let Some((_, other)) = seen.iter().find(|(s, _)| *s == x.local_ip) {
-                        let at = self.threads[*i]
-                            .queue
-                            .as_ref()
-                            .map_or(0, |q| q.span().start);
                         return Err(loc.error(
                             at,
                             format!(

@@ -16,6 +16,7 @@ pub use error::FixError;
 pub use parse::{checksum, frame_len, Field, Fields, Group, Message, DEFAULT_MAX_MESSAGE, SOH};
 pub(crate) use tags::is_header_tag;
 pub use tags::{AsTag, MsgType, Tag};
+pub(crate) use value::write_u64;
 pub use value::{Decimal, TimePrecision, UtcTimestamp};
 
 #[cfg(test)]
