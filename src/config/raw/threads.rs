@@ -156,9 +156,11 @@ impl super::RawConfig {
                     (*ip, *len)
                 }
                 None if x.steering == Steering::DedicatedIp => {
-                    let at = self.threads[*i]
-                        .queue
-                        .as_ref()
+                    // The default "main" thread has no table of its own to point at.
+                    let at = self
+                        .threads
+                        .get(*i)
+                        .and_then(|t| t.queue.as_ref())
                         .map_or(0, |q| q.span().start);
                     if let Some(other) = defaulted {
                         return Err(loc.error(
