@@ -117,6 +117,10 @@ impl<C> HttpHook<C> for hdrhistogram::Histogram<u64> {
     }
 }
 
+/// Responses handled per poll before the other endpoints get their turn ([`Flow::More`]), as
+/// `service::ws::FRAMES_PER_POLL` does for WebSocket frames.
+pub const RESPONSES_PER_POLL: usize = 256;
+
 /// Counters of an [`HttpEndpoint`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -379,7 +383,13 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
     }
 
     fn poll(&mut self, conn: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
-        loop {
+        let mut flow = Flow::Continue;
+        for handled in 0.. {
+            if handled == RESPONSES_PER_POLL {
+                // A deep pipeline answered at once: let the other endpoints have their turn.
+                flow = Flow::More;
+                break;
+            }
             let response = match conn.poll_response() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
@@ -404,7 +414,7 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
         if self.interval.is_none() {
             self.send_some(conn, true)?;
         }
-        Ok(Flow::Continue)
+        Ok(flow)
     }
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
