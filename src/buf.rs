@@ -5,7 +5,7 @@
 //! the process's huge-page pool when one is installed and has a slot of the size asked for, and
 //! ordinary heap memory otherwise, so nothing changes for a process that never installs a pool.
 //! The XDP stack installs one when huge pages are configured and free
-//! ([`crate::xdp::XdpConfig::huge_pages`]); [`install_huge_pool`] does it for any process.
+//! (`crate::xdp::XdpConfig::huge_pages`, feature `xdp`); [`install_huge_pool`] does it for any process.
 //!
 //! Slots are taken and returned when a buffer is created, outgrown or dropped (at connect and
 //! disconnect), never per message; the pool's free list sits behind a mutex for that reason only.

@@ -341,6 +341,7 @@ impl Prepared {
                 let mut e = HttpEndpoint::new(&cfg.url, requests, meter)?
                     .with_interval(h.interval)
                     .with_pipeline(h.pipeline)
+                    .with_timeout(h.request_timeout)
                     .with_policy(cfg.policy.clone())
                     .with_dialer(dial);
                 match tls {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::net::{BaseStream, EndpointNet};
 use super::stats::{Counters, LatencyRecorder};
@@ -41,8 +41,60 @@ pub struct WsFeed {
     pub latency: LatencyRecorder,
     /// Ping round trips.
     pub round_trip: LatencyRecorder,
+    /// The oldest ping not answered yet.
     ping_sent: Option<Instant>,
+    heartbeat: Option<Duration>,
+    next_ping: Option<Instant>,
+    pong_timeout: Option<Duration>,
+    stale_after: Option<Duration>,
+    /// A data message arrived since the last timer tick (the tick reads the clock, not each
+    /// message).
+    data_seen: bool,
+    last_data: Instant,
     shutting_down: bool,
+}
+
+/// Why the appliance gave up a WebSocket connection that is still open: the venue went silent
+/// (a half-open connection: its traffic is lost without a FIN or RST reaching us).
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Silence {
+    /// A ping's pong was not back within `pong_timeout`.
+    #[error("no pong within {0:?} of a ping: the venue went silent")]
+    PongTimeout(Duration),
+    /// No data message within `stale_after`.
+    #[error("no data message for {0:?} (stale_after): the feed went silent")]
+    Stale(Duration),
+}
+
+impl From<Silence> for io::Error {
+    fn from(s: Silence) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, s)
+    }
+}
+
+/// How often the timer of a feed with these settings ticks: often enough to notice a missed
+/// deadline within a quarter of it, and a whole number of times per heartbeat so pings keep their
+/// cadence.
+fn timer_tick(
+    heartbeat: Option<Duration>,
+    pong_timeout: Option<Duration>,
+    stale_after: Option<Duration>,
+) -> Option<Duration> {
+    let floor = Duration::from_millis(1);
+    let deadlines = [pong_timeout, stale_after]
+        .into_iter()
+        .flatten()
+        .map(|d| (d / 4).max(floor))
+        .min();
+    match (heartbeat, deadlines) {
+        (None, d) => d,
+        (Some(h), None) => Some(h.max(floor)),
+        (Some(h), Some(d)) => {
+            let per_heartbeat = h.as_nanos().div_ceil(d.as_nanos()).clamp(1, 1 << 20) as u32;
+            Some((h / per_heartbeat).max(floor))
+        }
+    }
 }
 
 impl std::fmt::Debug for WsFeed {
@@ -80,12 +132,21 @@ impl WsFeed {
             send: cfg.send.clone(),
             record: cfg.record.clone(),
             latency_mode: cfg.latency,
-            policy: cfg.policy.clone(),
+            policy: crate::service::Policy {
+                timer: timer_tick(cfg.heartbeat, cfg.pong_timeout, cfg.stale_after),
+                ..cfg.policy.clone()
+            },
             connection_index: 0,
             counters,
             latency: LatencyRecorder::new(),
             round_trip: LatencyRecorder::new(),
             ping_sent: None,
+            heartbeat: cfg.heartbeat,
+            next_ping: None,
+            pong_timeout: cfg.pong_timeout,
+            stale_after: cfg.stale_after,
+            data_seen: false,
+            last_data: Instant::now(),
             shutting_down: false,
         })
     }
@@ -213,6 +274,7 @@ impl<C> Endpoint<C> for WsFeed {
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                     let payload = frame.payload();
                     self.on_data(payload);
+                    self.data_seen = true;
                 }
                 OpCode::Pong => {
                     if let Some(sent) = self.ping_sent.take() {
@@ -228,13 +290,41 @@ impl<C> Endpoint<C> for WsFeed {
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
-        if let Event::Disconnected { .. } = event {
-            self.ping_sent = None;
+        match event {
+            Event::Disconnected { .. } => self.ping_sent = None,
+            Event::Connected { .. } => {
+                self.ping_sent = None;
+                self.next_ping = None;
+                self.data_seen = false;
+                self.last_data = Instant::now();
+            }
         }
         self.counters.track(event, &self.name, self.shutting_down);
     }
 
     fn on_timer(&mut self, ws: &mut FeedConnection, now: Instant, _: &mut C) -> io::Result<Flow> {
+        if let (Some(limit), Some(sent)) = (self.pong_timeout, self.ping_sent) {
+            if now.saturating_duration_since(sent) >= limit {
+                return Err(Silence::PongTimeout(limit).into());
+            }
+        }
+        if std::mem::take(&mut self.data_seen) {
+            self.last_data = now;
+        }
+        if let Some(limit) = self.stale_after {
+            if now.saturating_duration_since(self.last_data) >= limit {
+                return Err(Silence::Stale(limit).into());
+            }
+        }
+        let Some(heartbeat) = self.heartbeat else {
+            return Ok(Flow::Continue);
+        };
+        if self.next_ping.is_some_and(|at| now < at) {
+            return Ok(Flow::Continue);
+        }
+        // Half a tick early, so a tick that comes a little late never skips a ping.
+        let slack = self.policy.timer.map_or(Duration::ZERO, |t| t / 2);
+        self.next_ping = Some(now + heartbeat.saturating_sub(slack));
         let stamp = unix_now_ns().to_be_bytes();
         ws.send_ping(&stamp).map_err(ws_io)?;
         if self.ping_sent.is_none() {
@@ -251,6 +341,34 @@ impl<C> Endpoint<C> for WsFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timer_ticks_often_enough_for_every_deadline() {
+        let ms = Duration::from_millis;
+        assert_eq!(timer_tick(None, None, None), None);
+        assert_eq!(timer_tick(Some(ms(250)), None, None), Some(ms(250)));
+        // The default pong deadline (three heartbeats): two ticks per heartbeat.
+        assert_eq!(
+            timer_tick(Some(ms(250)), Some(ms(750)), None),
+            Some(ms(125))
+        );
+        assert_eq!(
+            timer_tick(Some(ms(100)), Some(ms(750)), None),
+            Some(ms(100))
+        );
+        assert_eq!(
+            timer_tick(Some(ms(1000)), None, Some(ms(1000))),
+            Some(ms(250))
+        );
+        assert_eq!(timer_tick(None, None, Some(ms(2000))), Some(ms(500)));
+        assert_eq!(
+            timer_tick(None, None, Some(Duration::from_micros(1))),
+            Some(ms(1))
+        );
+        let e = io::Error::from(Silence::PongTimeout(ms(750)));
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("no pong within 750ms"), "{e}");
+    }
 
     #[test]
     fn finds_the_embedded_timestamp() {

@@ -281,6 +281,11 @@ pub struct EndpointConfig {
     pub send: Vec<String>,
     /// WebSocket ping interval.
     pub heartbeat: Option<Duration>,
+    /// WebSocket: the connection is dead when a ping's pong is not back within this (default
+    /// three heartbeats; `None` without a heartbeat).
+    pub pong_timeout: Option<Duration>,
+    /// WebSocket: reconnect when no data message arrived for this long.
+    pub stale_after: Option<Duration>,
     /// Record the session's bytes into this file (above TLS).
     pub record: Option<PathBuf>,
     /// TLS settings (used for `wss`, `https` and `fixs`).
@@ -329,6 +334,8 @@ pub struct HttpSettings {
     pub interval: Option<Duration>,
     /// Requests in flight at once (pipelining).
     pub pipeline: usize,
+    /// Close the connection (and reconnect) when a response takes longer than this (10 s).
+    pub request_timeout: Duration,
 }
 
 /// A FIX endpoint: an order-entry session.

@@ -14,6 +14,7 @@ use super::{
 use crate::service::Policy;
 
 mod conn;
+mod liveness;
 mod threads;
 
 use conn::{RawTcp, RawTls};
@@ -328,6 +329,9 @@ struct RawEndpoint {
     #[serde(default)]
     send: Vec<String>,
     heartbeat: Option<Spanned<String>>,
+    pong_timeout: Option<Spanned<String>>,
+    stale_after: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
     record: Option<String>,
     tls: Option<RawTls>,
     tcp: Option<RawTcp>,
@@ -567,7 +571,7 @@ impl RawEndpoint {
                 ))
             }
         };
-        let kind = self.kind(loc, &name, protocol)?;
+        let mut kind = self.kind(loc, &name, protocol)?;
         let thread = match &self.thread {
             None => threads[0].name.clone(),
             Some(t) if thread_names.contains(t.get_ref()) => t.get_ref().clone(),
@@ -586,6 +590,16 @@ impl RawEndpoint {
             .as_ref()
             .map(|h| duration(loc, &format!("endpoint {name:?}: heartbeat"), h))
             .transpose()?;
+        let live = liveness::RawLiveness {
+            heartbeat,
+            pong_timeout: self.pong_timeout.as_ref(),
+            stale_after: self.stale_after.as_ref(),
+            request_timeout: self.request_timeout.as_ref(),
+        }
+        .validate(loc, &name, protocol)?;
+        if let EndpointKind::Http(h) = &mut kind {
+            h.request_timeout = live.request_timeout;
+        }
         let tls = match &self.tls {
             None => TlsSettings::default(),
             Some(t) => t.validate(loc, &name)?,
@@ -653,6 +667,8 @@ impl RawEndpoint {
             thread,
             send: self.send,
             heartbeat,
+            pong_timeout: live.pong_timeout,
+            stale_after: live.stale_after,
             record: self.record.as_deref().map(|p| loc.path(p)),
             tls,
             tcp,
@@ -748,6 +764,7 @@ impl RawEndpoint {
                     requests,
                     interval,
                     pipeline,
+                    request_timeout: liveness::REQUEST_TIMEOUT,
                 })
             }
             Protocol::Fix => {

@@ -755,3 +755,56 @@ fn metrics_listen_is_required() {
         "missing field `listen`",
     );
 }
+
+#[test]
+fn silent_peer_deadlines() {
+    let ep = |extra: &str, url: &str| {
+        let text = format!("[[endpoint]]\nname = \"a\"\nurl = \"{url}\"\n{extra}");
+        parse(&text).map(|c| c.endpoints.into_iter().next().expect("one endpoint"))
+    };
+    let ms = Duration::from_millis;
+    // The pong deadline defaults to three heartbeats; no heartbeat, no deadline.
+    let e = ep("heartbeat = \"250ms\"\n", "ws://h:1/").unwrap();
+    assert_eq!((e.pong_timeout, e.stale_after), (Some(ms(750)), None));
+    assert_eq!(ep("", "ws://h:1/").unwrap().pong_timeout, None);
+    let e = ep(
+        "heartbeat = \"1s\"\npong_timeout = \"2s\"\nstale_after = \"5s\"\n",
+        "ws://h:1/",
+    )
+    .unwrap();
+    assert_eq!(e.pong_timeout, Some(ms(2000)));
+    assert_eq!(e.stale_after, Some(ms(5000)));
+    let timeout = |e: EndpointConfig| match e.kind {
+        EndpointKind::Http(h) => h.request_timeout,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(timeout(ep("", "http://h:1/").unwrap()), ms(10_000));
+    let e = ep("request_timeout = \"1500ms\"\n", "http://h:1/").unwrap();
+    assert_eq!(timeout(e), ms(1500));
+    // Each key where it makes sense, positive, with a heartbeat to time.
+    let (head, ws) = ("[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\n", 4);
+    fails_at(
+        &format!("{head}pong_timeout = \"1s\"\n"),
+        ws,
+        16,
+        "pong_timeout needs a heartbeat",
+    );
+    fails_at(
+        &format!("{head}heartbeat = \"1s\"\npong_timeout = \"0s\"\n"),
+        ws + 1,
+        16,
+        "must be longer than 0",
+    );
+    fails_at(
+        &format!("{head}request_timeout = \"1s\"\n"),
+        ws,
+        19,
+        "applies to http endpoints only",
+    );
+    fails_at(
+        "[[endpoint]]\nname = \"a\"\nurl = \"http://h:1/\"\nstale_after = \"1s\"\n",
+        4,
+        15,
+        "applies to WebSocket endpoints only",
+    );
+}

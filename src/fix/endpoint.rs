@@ -101,6 +101,11 @@ pub trait FixHandler<C = (), S: Stream = TcpStream> {
     }
 }
 
+/// Application messages handled per poll before the other endpoints get their turn
+/// ([`Flow::More`]), as `service::ws::FRAMES_PER_POLL` does for WebSocket
+/// frames.
+pub const MESSAGES_PER_POLL: usize = 1024;
+
 /// Where a [`FixEndpoint`] keeps its sequence numbers.
 #[derive(Debug, Clone)]
 enum StoreSpec {
@@ -248,12 +253,14 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
             self.handler.on_logon(&mut fix.outbox(), now, ctx)?;
         }
         let mut close = false;
+        let mut handled = 0;
         let (handler, closing) = (&mut self.handler, self.closing);
         fix.receive_with(now, |ev, out| {
             match ev {
                 FixEvent::App(msg) if !closing => {
                     close = handler.on_message(msg, out, now, ctx)? == Flow::Close;
-                    return Ok(!close);
+                    handled += 1;
+                    return Ok(!close && handled < MESSAGES_PER_POLL);
                 }
                 FixEvent::Rejected {
                     ref_seq, message, ..
@@ -268,6 +275,8 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         }
         Ok(match fix.session().state() {
             State::Ended => Flow::Close,
+            // The budget ran out with messages perhaps still buffered: poll again next round.
+            _ if handled == MESSAGES_PER_POLL => Flow::More,
             _ => Flow::Continue,
         })
     }

@@ -117,6 +117,10 @@ impl<C> HttpHook<C> for hdrhistogram::Histogram<u64> {
     }
 }
 
+/// Responses handled per poll before the other endpoints get their turn ([`Flow::More`]), as
+/// `service::ws::FRAMES_PER_POLL` does for WebSocket frames.
+pub const RESPONSES_PER_POLL: usize = 256;
+
 /// Counters of an [`HttpEndpoint`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HttpStats {
@@ -148,6 +152,8 @@ pub struct HttpEndpoint<H, D = KernelDial> {
     interval: Option<Duration>,
     depth: usize,
     timeout: Duration,
+    /// When the next request is due (with an interval).
+    next_send: Option<Instant>,
     sent_at: VecDeque<Instant>,
     stats: HttpStats,
     hook: H,
@@ -194,6 +200,7 @@ impl<H> HttpEndpoint<H> {
             interval: None,
             depth: 1,
             timeout,
+            next_send: None,
             sent_at: VecDeque::with_capacity(1),
             stats: HttpStats::default(),
             hook,
@@ -222,6 +229,7 @@ impl<H, D> HttpEndpoint<H, D> {
             interval: self.interval,
             depth: self.depth,
             timeout: self.timeout,
+            next_send: self.next_send,
             sent_at: self.sent_at,
             stats: self.stats,
             hook: self.hook,
@@ -315,6 +323,21 @@ impl<H, D> HttpEndpoint<H, D> {
     }
 }
 
+impl<H, D> HttpEndpoint<H, D> {
+    /// The timer period: a quarter of the timeout, so a late response is noticed within a quarter
+    /// of it, and a whole number of ticks per interval, so requests keep their cadence.
+    fn tick(&self) -> Duration {
+        let check = (self.timeout / 4).max(Duration::from_millis(1));
+        match self.interval {
+            None => check,
+            Some(i) => {
+                let per_interval = i.as_nanos().div_ceil(check.as_nanos()).clamp(1, 1 << 20) as u32;
+                (i / per_interval).max(Duration::from_millis(1))
+            }
+        }
+    }
+}
+
 /// Lends `spec` as a [`Request`] to `f`, with its header fields in a stack array.
 fn with_request<T>(spec: &RequestSpec, f: impl FnOnce(&Request<'_>) -> T) -> T {
     let mut fields: [(&str, &str); MAX_SPEC_HEADERS] = [("", ""); MAX_SPEC_HEADERS];
@@ -351,6 +374,7 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
         };
         let stream = MaybeTls::new(tcp, tls, self.url.host())?;
         self.sent_at.clear();
+        self.next_send = None;
         let config = HttpConfig {
             max_in_flight: self.depth,
             ..self.config.clone()
@@ -359,7 +383,13 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
     }
 
     fn poll(&mut self, conn: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
-        loop {
+        let mut flow = Flow::Continue;
+        for handled in 0.. {
+            if handled == RESPONSES_PER_POLL {
+                // A deep pipeline answered at once: let the other endpoints have their turn.
+                flow = Flow::More;
+                break;
+            }
             let response = match conn.poll_response() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
@@ -384,7 +414,7 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
         if self.interval.is_none() {
             self.send_some(conn, true)?;
         }
-        Ok(Flow::Continue)
+        Ok(flow)
     }
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
@@ -403,16 +433,20 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
                 return Err(HttpError::Timeout.into());
             }
         }
-        if self.interval.is_some() {
-            self.send_some(conn, false)?;
+        if let Some(interval) = self.interval {
+            if self.next_send.is_none_or(|at| now >= at) {
+                // Half a tick early, so a tick that comes a little late never skips a request.
+                let slack = self.tick() / 2;
+                self.next_send = Some(now + interval.saturating_sub(slack));
+                self.send_some(conn, false)?;
+            }
         }
         Ok(Flow::Continue)
     }
 
     fn policy(&self) -> Policy {
         Policy {
-            // The interval drives sending; without one, a tick checks the timeout.
-            timer: Some(self.interval.unwrap_or(self.timeout / 4)),
+            timer: Some(self.tick()),
             ..self.policy.clone()
         }
     }

@@ -8,7 +8,7 @@
 //! - [`DirectSelector`]: busy-poll. No syscall at all; every registered connection is reported ready
 //!   on every poll and its reads return `WouldBlock` when idle. Lowest latency on a dedicated core.
 //!
-//! - [`XdpSelector`] (feature `xdp`): busy-poll over the userspace stack; each poll runs the stack
+//! - `XdpSelector` (feature `xdp`): busy-poll over the userspace stack; each poll runs the stack
 //!   once (its rings and TCP timers), then every connection is treated as ready.
 //!
 //! # Tokens

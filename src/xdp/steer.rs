@@ -350,7 +350,7 @@ pub struct SteerLink {
 }
 
 impl SteerLink {
-    /// Loads the program for the stack addresses `ips` (see [`program`]) and `mode` with `map` and
+    /// Loads the program for the stack addresses `ips` and `mode` with `map` and
     /// attaches it to `ifindex` in `attach` mode;
     /// `frags`: declared multi-buffer aware (`BPF_F_XDP_HAS_FRAGS`: it reads only the headers, which
     /// are in the first buffer), so the interface may carry packets larger than a page and pass

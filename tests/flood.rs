@@ -1,0 +1,162 @@
+//! A flood and a slow handler: the venue sends its feed as fast as TCP lets it while the handler
+//! spends 20 µs on each message. Memory stays bounded (the WebSocket client's buffers are fixed;
+//! back-pressure reaches the venue through TCP), and another endpoint on the same IO thread keeps
+//! its 10 ms timer: each tick comes at most one batch of frames (`FRAMES_PER_POLL` × 20 µs ≈ 20 ms)
+//! late, asserted with a generous margin for a shared machine.
+#![cfg(all(
+    feature = "venue",
+    feature = "ws",
+    any(feature = "tls-rustls", feature = "tls-openssl")
+))]
+
+mod util;
+
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotwire::select::{MioSelector, Selector};
+use hotwire::service::ws::{WsEndpoint, WsHandler, FRAMES_PER_POLL};
+use hotwire::service::{ConnectAddr, Endpoint, Flow, Mixed, Policy};
+use hotwire::stream::{TcpOptions, TcpStream};
+use hotwire::ws::Frame;
+use util::ChildGuard;
+
+const HOTWIRE: &str = env!("CARGO_BIN_EXE_hotwire");
+
+/// What the handlers measure.
+#[derive(Default)]
+struct Figures {
+    messages: u64,
+    ticks: u64,
+    /// The longest time between two timer ticks.
+    longest_gap: Duration,
+}
+
+/// Spends `work` on every data message (a busy wait: sleeps are far coarser than 20 µs).
+struct Slow {
+    work: Duration,
+}
+
+impl WsHandler<Figures> for Slow {
+    fn on_frame(&mut self, frame: Frame<'_>, figures: &mut Figures) -> io::Result<Flow> {
+        if !frame.opcode().is_control() {
+            figures.messages += 1;
+            let until = Instant::now() + self.work;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// An endpoint with nothing to read and a 10 ms timer, standing for a heartbeat.
+struct Ticker {
+    port: u16,
+    last: Option<Instant>,
+}
+
+impl Endpoint<Figures> for Ticker {
+    type Target = TcpStream;
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new("127.0.0.1", self.port)
+    }
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Figures) -> io::Result<TcpStream> {
+        TcpStream::connect(addr, &TcpOptions::default())
+    }
+    fn poll(&mut self, _: &mut TcpStream, _: &mut Figures) -> io::Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    fn on_timer(&mut self, _: &mut TcpStream, now: Instant, f: &mut Figures) -> io::Result<Flow> {
+        if let Some(last) = self.last.replace(now) {
+            f.longest_gap = f.longest_gap.max(now - last);
+            f.ticks += 1;
+        }
+        Ok(Flow::Continue)
+    }
+    fn policy(&self) -> Policy {
+        Policy {
+            timer: Some(Duration::from_millis(10)),
+            ..Policy::default()
+        }
+    }
+}
+
+/// This process's resident set, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn a_slow_handler_under_a_flood_keeps_memory_bounded_and_timers_running() {
+    let port = util::free_port();
+    let mut cmd = Command::new(HOTWIRE);
+    cmd.args(["venue", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut venue = ChildGuard::spawn(&mut cmd);
+    let mut out = BufReader::new(venue.child().stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    assert!(line.starts_with("venue:"), "venue did not start: {line}");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+
+    let work = Duration::from_micros(20);
+    let url = format!("ws://127.0.0.1:{port}/feed?rate=1000000&size=256");
+    let mut service = MioSelector::new()
+        .expect("selector")
+        .into_io_service_with_context();
+    service.register(Mixed::A(
+        WsEndpoint::new(&url, Slow { work }).expect("endpoint"),
+    ));
+    service.register(Mixed::B(Ticker { port, last: None }));
+    let mut figures = Figures::default();
+    let run = |service: &mut hotwire::service::IoService<_, _, Figures>,
+               figures: &mut Figures,
+               time: Duration| {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            service.poll(figures).expect("the service never fails");
+        }
+    };
+    // Warm up: connected, the flood under way, the buffers at their working size.
+    run(&mut service, &mut figures, Duration::from_secs(1));
+    assert!(figures.messages > 1000, "{} messages", figures.messages);
+    let rss_before = rss_kib();
+    let (messages_before, ticks_before) = (figures.messages, figures.ticks);
+    figures.longest_gap = Duration::ZERO;
+    let flood = Duration::from_secs(5);
+    run(&mut service, &mut figures, flood);
+    let rss_after = rss_kib();
+    let messages = figures.messages - messages_before;
+    let ticks = figures.ticks - ticks_before;
+    let batch = work * FRAMES_PER_POLL as u32;
+    eprintln!(
+        "flood with a {work:?}/message handler: {messages} messages in {flood:?} ({:.0}/s), \
+         RSS {rss_before} KiB -> {rss_after} KiB, {ticks} timer ticks of 10 ms, longest gap {:?} \
+         (one batch of frames: {batch:?})",
+        messages as f64 / flood.as_secs_f64(),
+        figures.longest_gap
+    );
+    // The handler is the bottleneck: close to one message per 20 µs.
+    assert!(messages > 50_000, "{messages} messages");
+    assert!(
+        rss_after <= rss_before + 8 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    // The timer: every 10 ms, at worst one batch late (plus a margin for a shared machine).
+    assert!(ticks >= 100, "{ticks} ticks in {flood:?}");
+    assert!(
+        figures.longest_gap <= Duration::from_millis(10) + batch + Duration::from_millis(100),
+        "the timer stalled for {:?}",
+        figures.longest_gap
+    );
+}
