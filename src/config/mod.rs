@@ -210,8 +210,8 @@ pub struct HttpSettings {
     pub pipeline: usize,
 }
 
-/// A FIX endpoint: an order-entry session.
-#[derive(Debug, Clone, PartialEq)]
+/// A FIX endpoint: an order-entry session. Its `Debug` output never shows the password.
+#[derive(Clone, PartialEq)]
 pub struct FixSettings {
     /// SenderCompID(49).
     pub sender: String,
@@ -237,6 +237,34 @@ pub struct FixSettings {
     pub quantity: f64,
     /// The orders' limit price.
     pub price: f64,
+}
+
+impl std::fmt::Debug for FixSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixSettings")
+            .field("sender", &self.sender)
+            .field("target", &self.target)
+            .field("begin_string", &self.begin_string)
+            .field("default_appl_ver_id", &self.default_appl_ver_id)
+            .field("store", &self.store)
+            .field("reset", &self.reset)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| Redacted))
+            .field("order_rate", &self.order_rate)
+            .field("symbol", &self.symbol)
+            .field("quantity", &self.quantity)
+            .field("price", &self.price)
+            .finish()
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Statistics output.

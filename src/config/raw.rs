@@ -361,11 +361,22 @@ struct RawFix {
     store: Option<String>,
     reset: Option<bool>,
     username: Option<String>,
-    password: Option<String>,
+    password: Option<Secret>,
     order_rate: Option<Spanned<f64>>,
     symbol: Option<String>,
     quantity: Option<Spanned<f64>>,
     price: Option<Spanned<f64>>,
+}
+
+/// A password as read: `Debug` never shows it.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -795,7 +806,7 @@ impl RawEndpoint {
                     store: f.store.as_deref().map(|p| loc.path(p)),
                     reset: f.reset.unwrap_or(false),
                     username: f.username.clone(),
-                    password: f.password.clone(),
+                    password: f.password.as_ref().map(|p| p.0.clone()),
                     order_rate: f
                         .order_rate
                         .as_ref()

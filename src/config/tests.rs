@@ -600,3 +600,24 @@ fn fix_order_values_are_bounded() {
         "price must be within",
     );
 }
+
+#[test]
+fn the_fix_password_is_never_printed() {
+    let text = "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = { sender = \"a\", target = \"b\", username = \"u\", password = \"hunter2-secret\" }\n";
+    let c = parse(text).unwrap();
+    let EndpointKind::Fix(f) = &c.endpoints[0].kind else {
+        panic!("{:?}", c.endpoints[0].kind)
+    };
+    assert_eq!(f.password.as_deref(), Some("hunter2-secret"));
+    for shown in [format!("{f:?}"), format!("{f:#?}"), format!("{c:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+    // The raw form (before validation) hides it too.
+    let raw: raw::RawConfig = toml::from_str(text).unwrap();
+    let shown = format!("{raw:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}

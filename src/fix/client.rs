@@ -189,6 +189,13 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
         write_out(&mut self.stream, &mut self.session)
     }
 
+    /// Persists what the store holds back (the inbound sequence number, index entries): once per
+    /// poll, after draining the stream. [`FixSession::receive`] and [`FixSession::receive_with`]
+    /// call it when the stream would block; call it after other batches of work.
+    pub fn commit(&mut self) -> io::Result<()> {
+        self.session.store_mut().flush()
+    }
+
     /// Drives the session's timers (heartbeats, TestRequests, timeouts) and writes the result.
     pub fn on_timer(&mut self, now: Now) -> io::Result<()> {
         let timers = self.session.on_timer(now);
@@ -251,7 +258,11 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
         loop {
             let (start, end) = match self.read_frame()? {
                 Some(r) => r,
-                None => return Ok(None),
+                None => {
+                    // Drained: the inbound numbers of this batch are persisted once.
+                    self.commit()?;
+                    return Ok(None);
+                }
             };
             let action = match Message::parse_frame(&self.rbuf[start..end]) {
                 Ok(msg) => self.session.handle(now, &msg),

@@ -266,6 +266,8 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
             self.closing = true;
             fix.logout(now, None)?;
         }
+        // Once per poll: the inbound sequence number and index entries reach the store's files.
+        fix.commit()?;
         Ok(match fix.session().state() {
             State::Ended => Flow::Close,
             _ => Flow::Continue,

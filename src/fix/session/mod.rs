@@ -105,7 +105,9 @@ impl std::str::FromStr for Version {
 }
 
 /// How a session logs on and behaves. Build with [`SessionConfig::new`] and adjust the fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// BeginString.
     pub version: Version,
@@ -146,6 +148,37 @@ impl SessionConfig {
             precision: TimePrecision::Millis,
             logon_timeout: Duration::from_secs(10),
             logout_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("version", &self.version)
+            .field("default_appl_ver_id", &self.default_appl_ver_id)
+            .field("sender_comp_id", &self.sender_comp_id)
+            .field("target_comp_id", &self.target_comp_id)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("reset_on_logon", &self.reset_on_logon)
+            .field("username", &self.username)
+            .field("password", &Redacted(&self.password))
+            .field("precision", &self.precision)
+            .field("logon_timeout", &self.logon_timeout)
+            .field("logout_timeout", &self.logout_timeout)
+            .finish()
+    }
+}
+
+/// Shows whether a secret is set, never its value (for `Debug` impls of settings holding one).
+#[derive(Clone, Copy)]
+pub struct Redacted<'a>(pub &'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Some(<redacted>)"),
+            None => f.write_str("None"),
         }
     }
 }
@@ -237,7 +270,9 @@ pub enum SessionError {
 pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
 
 /// The session state machine, over a [`MessageStore`].
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the configuration (password redacted), the state and the store, not
+/// the bytes queued (the Logon among them carries the password).
 pub struct Session<M> {
     config: SessionConfig,
     store: M,
@@ -254,6 +289,18 @@ pub struct Session<M> {
     test_request_counter: u64,
     /// While a ResendRequest of ours is outstanding: the highest MsgSeqNum seen beyond the gap.
     resend_until: Option<u64>,
+}
+
+impl<M: std::fmt::Debug> std::fmt::Debug for Session<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .field("store", &self.store)
+            .field("queued_bytes", &(self.out.len() - self.out_pos))
+            .field("resend_until", &self.resend_until)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<M: MessageStore> Session<M> {
@@ -619,7 +666,7 @@ impl<M: MessageStore> Session<M> {
         let mut gap_start = None;
         let begin_string = self.config.version.begin_string().as_bytes();
         for seq in begin..=end {
-            let Some(stored) = self.store.sent(seq) else {
+            let Some(stored) = self.store.sent(seq)? else {
                 gap_start.get_or_insert(seq);
                 continue;
             };

@@ -488,8 +488,9 @@ fn file_store_continues_the_sequence_after_a_restart() {
     assert_eq!(parse(&logon).seq_num(), Ok(3));
     assert_eq!(
         session
-            .store()
+            .store_mut()
             .sent(2)
+            .unwrap()
             .map(|m| parse(m).str(Tag::ClOrdId).unwrap()),
         Some("keep")
     );
@@ -534,4 +535,32 @@ fn resend_requests_never_read_end_in_a_logout_not_in_unbounded_memory() {
     let last = parse(out.last().unwrap());
     assert_eq!(last.msg_type(), MsgType::Logout);
     assert!(last.str(Tag::Text).unwrap().contains("output limit"));
+}
+
+#[test]
+fn the_password_is_never_printed() {
+    let mut config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+    config.username = Some("trader".into());
+    config.password = Some("hunter2-secret".into());
+    let start = Instant::now();
+    let mut session = Session::new(config.clone(), MemoryStore::new(), now_at(start, 0.0));
+    // The queued Logon carries the password; the session's Debug does not show it.
+    session.start(now_at(start, 0.0)).unwrap();
+    assert!(session
+        .pending()
+        .windows(14)
+        .any(|w| w == b"hunter2-secret"));
+    for shown in [
+        format!("{config:?}"),
+        format!("{config:#?}"),
+        format!("{session:?}"),
+    ] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("trader"),
+            "{shown}"
+        );
+    }
+    config.password = None;
+    assert!(format!("{config:?}").contains("password: None"));
 }
