@@ -173,10 +173,7 @@ impl FileStore {
         let mut at = start;
         let mut header = [0u8; RECORD_HEADER];
         let mut payload = std::mem::take(&mut self.read_buf);
-        loop {
-            let Some((kind, seq)) = read_next(&mut reader, &mut header, &mut payload)? else {
-                break;
-            };
+        while let Some((kind, seq)) = read_next(&mut reader, &mut header, &mut payload)? {
             match kind {
                 KIND_SENT => {
                     if self.last != Some((seq, at)) {
@@ -299,7 +296,7 @@ impl FileStore {
     fn truncate_from(&mut self, seq: u64) -> io::Result<()> {
         let keep = self.pending.partition_point(|&(s, _)| s < seq);
         self.pending.truncate(keep);
-        if !self.last.is_some_and(|(s, _)| s >= seq) {
+        if self.last.is_none_or(|(s, _)| s < seq) {
             return Ok(());
         }
         // Pending entries all lie beyond `last`, so none is left.
