@@ -56,6 +56,7 @@ pub mod client;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod endpoint;
 pub mod orders;
+pub mod schedule;
 pub mod session;
 
 pub use client::{FixEvent, FixSession, Outbox};
