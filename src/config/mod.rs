@@ -183,7 +183,7 @@ pub enum EndpointKind {
     /// `http://`, `https://`.
     Http(HttpSettings),
     /// `fix://`, `fixs://` (TLS).
-    Fix(FixSettings),
+    Fix(Box<FixSettings>),
 }
 
 /// One request of an HTTP endpoint's schedule.
@@ -237,6 +237,26 @@ pub struct FixSettings {
     pub quantity: f64,
     /// The orders' limit price.
     pub price: f64,
+    /// When the session runs (none: always).
+    pub schedule: Option<Box<FixSchedule>>,
+    /// Check the SendingTime of received messages (QuickFIX's CheckLatency).
+    pub check_latency: bool,
+    /// The largest SendingTime difference accepted (QuickFIX's MaxLatency; default 120 s).
+    pub max_latency: Duration,
+}
+
+/// A FIX session schedule as configured: QuickFIX's StartTime/EndTime, StartDay/EndDay and
+/// TimeZone (validated; see `hotwire::fix::schedule`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixSchedule {
+    /// StartTime, seconds after local midnight.
+    pub start_time: u32,
+    /// EndTime, seconds after local midnight.
+    pub end_time: u32,
+    /// StartDay and EndDay, 0 = Monday ..= 6 = Sunday (weekly sessions; none: daily).
+    pub days: Option<(u8, u8)>,
+    /// The IANA time zone name (default `UTC`).
+    pub time_zone: String,
 }
 
 impl std::fmt::Debug for FixSettings {
@@ -254,6 +274,9 @@ impl std::fmt::Debug for FixSettings {
             .field("symbol", &self.symbol)
             .field("quantity", &self.quantity)
             .field("price", &self.price)
+            .field("schedule", &self.schedule)
+            .field("check_latency", &self.check_latency)
+            .field("max_latency", &self.max_latency)
             .finish()
     }
 }

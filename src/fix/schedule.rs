@@ -110,7 +110,7 @@ impl Schedule {
         };
         let mut start = self.instant(start_date, self.start);
         if start > now_ts {
-            start_date = start_date - days(step);
+            start_date -= days(step);
             start = self.instant(start_date, self.start);
         }
         let end_date = match self.days {

@@ -420,6 +420,7 @@ impl<M: MessageStore> Session<M> {
         }
         if self.config.reset_on_logon {
             self.store.reset()?;
+            self.store.set_creation_time(now.utc)?;
         }
         let hb = self.config.heartbeat_interval.as_secs().max(1);
         let seq = self.store.next_sender_seq();

@@ -22,9 +22,9 @@
 //!   are consecutive, so the entry's position is known) and one of the log. Entries are written in
 //!   batches (at [`MessageStore::flush`] or every 256 records); the log is the truth and the index
 //!   is completed from it on open.
-//! - **The inbound number** (`.fixseq`): two 24-byte slots `generation u64 | next inbound u64 |
-//!   crc32c u32 | 0 u32`, written alternately in place; the valid slot with the higher generation
-//!   wins, so a torn write leaves the previous value.
+//! - **The inbound number** (`.fixseq`): two 32-byte slots `generation u64 | next inbound u64 |
+//!   creation time u64 (UTC ns, 0: unknown) | crc32c u32 | 0 u32`, written alternately in place;
+//!   the valid slot with the higher generation wins, so a torn write leaves the previous value.
 //!
 //! Opening reads the index's last entry, checks its record in the log and replays the log after it
 //! (normally that one record): the cost does not grow with the log. A torn or corrupt tail (the
@@ -45,6 +45,8 @@
 //! renamed over it (compaction).
 
 use std::io;
+
+use crate::fix::codec::UtcTimestamp;
 
 mod file;
 
@@ -72,6 +74,16 @@ pub trait MessageStore {
     fn reset(&mut self) -> io::Result<()>;
     /// Persists what is held back (the inbound number, index entries). Called once per poll.
     fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// When the sequence numbers last started from 1 (the store was created or reset), if known:
+    /// a session schedule resets them when this lies before the current period.
+    fn creation_time(&self) -> Option<UtcTimestamp> {
+        None
+    }
+    /// Records the [`creation_time`](MessageStore::creation_time) (the caller passes the time).
+    fn set_creation_time(&mut self, time: UtcTimestamp) -> io::Result<()> {
+        let _ = time;
         Ok(())
     }
 }
@@ -133,6 +145,7 @@ pub struct MemoryStore {
     target: u64,
     sent: SentIndex,
     max_bytes: usize,
+    created: Option<UtcTimestamp>,
 }
 
 impl Default for MemoryStore {
@@ -154,6 +167,7 @@ impl MemoryStore {
             target: 1,
             sent: SentIndex::default(),
             max_bytes,
+            created: None,
         }
     }
 }
@@ -185,6 +199,13 @@ impl MessageStore for MemoryStore {
     }
     fn reset(&mut self) -> io::Result<()> {
         *self = MemoryStore::with_max_bytes(self.max_bytes);
+        Ok(())
+    }
+    fn creation_time(&self) -> Option<UtcTimestamp> {
+        self.created
+    }
+    fn set_creation_time(&mut self, time: UtcTimestamp) -> io::Result<()> {
+        self.created = Some(time);
         Ok(())
     }
 }
@@ -231,6 +252,12 @@ impl MessageStore for AnyStore {
     }
     fn flush(&mut self) -> io::Result<()> {
         each_store!(self, s => s.flush())
+    }
+    fn creation_time(&self) -> Option<UtcTimestamp> {
+        each_store!(self, s => s.creation_time())
+    }
+    fn set_creation_time(&mut self, time: UtcTimestamp) -> io::Result<()> {
+        each_store!(self, s => s.set_creation_time(time))
     }
 }
 

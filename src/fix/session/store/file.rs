@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::MessageStore;
+use crate::fix::codec::UtcTimestamp;
 use crate::stream::record::crc::Crc32c;
 
 /// When the file store asks the disk to persist a record.
@@ -31,8 +32,9 @@ const MAX_RECORD: usize = 16 << 20;
 const ENTRY: usize = 16;
 /// Index entries kept in memory until the next flush (they are rebuilt from the log after a crash).
 const PENDING_ENTRIES: usize = 256;
-/// One sequence-number slot: `generation u64 | next target u64 | crc32c u32 | 0 u32`.
-const SLOT: usize = 24;
+/// One sequence-number slot: `generation u64 | next target u64 | creation ns u64 | crc32c u32 |
+/// 0 u32`.
+const SLOT: usize = 32;
 
 /// A crash-safe store of sequence numbers and sent messages (see the [module docs](super)).
 ///
@@ -50,6 +52,8 @@ pub struct FileStore {
     /// The target number on disk (a flush writes it when it differs).
     target_on_disk: u64,
     generation: u64,
+    /// When the numbers last started from 1 (UTC ns; 0: unknown).
+    created: u64,
     /// Length of the log (where the next record goes).
     log_len: u64,
     /// Entries in the index file.
@@ -110,6 +114,7 @@ impl FileStore {
             target: 1,
             target_on_disk: 0,
             generation: 0,
+            created: 0,
             log_len: 0,
             index_len: 0,
             first: None,
@@ -202,10 +207,11 @@ impl FileStore {
         self.write_pending()?;
         // The target number: its own file, or (a log written before it existed) the log.
         match (self.read_slots()?, target_in_log) {
-            (Some((generation, target)), _) => {
+            (Some((generation, target, created)), _) => {
                 self.generation = generation;
                 self.target = target;
                 self.target_on_disk = target;
+                self.created = created;
             }
             (None, t) => self.target = t.unwrap_or(1),
         }
@@ -240,17 +246,19 @@ impl FileStore {
         Ok((c.finish() == crc).then_some((kind, seq)))
     }
 
-    /// The newest slot of the sequence-number file whose checksum holds: `(generation, target)`.
-    fn read_slots(&self) -> io::Result<Option<(u64, u64)>> {
+    /// The newest slot of the sequence-number file whose checksum holds: `(generation, target,
+    /// creation)`.
+    fn read_slots(&self) -> io::Result<Option<(u64, u64, u64)>> {
         let mut buf = [0u8; 2 * SLOT];
         let n = read_up_to(&self.seq_file, &mut buf)?;
         let slot = |s: &[u8]| {
             let generation = u64::from_le_bytes(s[0..8].try_into().ok()?);
             let target = u64::from_le_bytes(s[8..16].try_into().ok()?);
-            let crc = u32::from_le_bytes(s[16..20].try_into().ok()?);
+            let created = u64::from_le_bytes(s[16..24].try_into().ok()?);
+            let crc = u32::from_le_bytes(s[24..28].try_into().ok()?);
             let mut c = Crc32c::new();
-            c.update(&s[..16]);
-            (c.finish() == crc && generation > 0).then_some((generation, target))
+            c.update(&s[..24]);
+            (c.finish() == crc && generation > 0).then_some((generation, target, created))
         };
         let a = (n >= SLOT).then(|| slot(&buf[..SLOT])).flatten();
         let b = (n >= 2 * SLOT).then(|| slot(&buf[SLOT..])).flatten();
@@ -266,9 +274,10 @@ impl FileStore {
         let mut s = [0u8; SLOT];
         s[0..8].copy_from_slice(&self.generation.to_le_bytes());
         s[8..16].copy_from_slice(&self.target.to_le_bytes());
+        s[16..24].copy_from_slice(&self.created.to_le_bytes());
         let mut c = Crc32c::new();
-        c.update(&s[..16]);
-        s[16..20].copy_from_slice(&c.finish().to_le_bytes());
+        c.update(&s[..24]);
+        s[24..28].copy_from_slice(&c.finish().to_le_bytes());
         let at = (self.generation % 2) * SLOT as u64;
         self.seq_file.write_all_at(&s, at)?;
         if self.fsync == FsyncPolicy::EveryRecord {
@@ -583,6 +592,7 @@ impl MessageStore for FileStore {
         self.last = None;
         self.sender = 1;
         self.target = 1;
+        self.created = 0;
         self.compact()
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -591,6 +601,19 @@ impl MessageStore for FileStore {
             self.write_slot()?;
         }
         Ok(())
+    }
+    fn creation_time(&self) -> Option<UtcTimestamp> {
+        self.creation()
+    }
+    fn set_creation_time(&mut self, time: UtcTimestamp) -> io::Result<()> {
+        self.created = time.0.max(1);
+        self.write_slot()
+    }
+}
+
+impl FileStore {
+    fn creation(&self) -> Option<UtcTimestamp> {
+        (self.created != 0).then_some(UtcTimestamp(self.created))
     }
 }
 
