@@ -435,4 +435,70 @@ mod tests {
         assert!(s.replayed_on_open() > 300 * 17);
         check(&mut s);
     }
+
+    #[test]
+    fn the_inbound_number_is_written_once_per_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.fixlog");
+        let seq_file = path.with_extension("fixseq");
+        let mut s = FileStore::open_path(&path).unwrap();
+        s.flush().unwrap();
+        let before = std::fs::read(&seq_file).unwrap();
+        // A poll's worth of received messages: nothing reaches the file until the flush.
+        for target in 2..=500 {
+            s.set_next_target_seq(target).unwrap();
+        }
+        assert_eq!(std::fs::read(&seq_file).unwrap(), before);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "nothing in the log"
+        );
+        s.flush().unwrap();
+        let after = std::fs::read(&seq_file).unwrap();
+        assert_ne!(after, before);
+        // One slot was written: the other still holds the previous value.
+        assert_eq!(after.len(), 64);
+        assert!(after[..32] == before[..32] || after[32..] == before[32..]);
+        // A flush with nothing new writes nothing.
+        s.flush().unwrap();
+        assert_eq!(std::fs::read(&seq_file).unwrap(), after);
+        drop(s);
+        let s = FileStore::open_path(&path).unwrap();
+        assert_eq!(s.next_target_seq(), 500);
+        // A torn write of the newer slot: the older one is used.
+        let mut torn = after.clone();
+        let newer = if after[..32] == before[..32] { 32 } else { 0 };
+        torn[newer + 10] ^= 0xff;
+        drop(s);
+        std::fs::write(&seq_file, &torn).unwrap();
+        let s = FileStore::open_path(&path).unwrap();
+        assert_ne!(s.next_target_seq(), 500);
+    }
+
+    #[test]
+    fn the_creation_time_survives_reopen_and_a_reset_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.fixlog");
+        let mut s = FileStore::open_path(&path).unwrap();
+        assert_eq!(s.creation_time(), None);
+        s.set_creation_time(UtcTimestamp(1_700_000_000_000_000_000))
+            .unwrap();
+        s.record_sent(1, Some(b"x")).unwrap();
+        drop(s);
+        let mut s = FileStore::open_path(&path).unwrap();
+        assert_eq!(
+            s.creation_time(),
+            Some(UtcTimestamp(1_700_000_000_000_000_000))
+        );
+        s.reset().unwrap();
+        assert_eq!(s.creation_time(), None);
+        drop(s);
+        assert_eq!(FileStore::open_path(&path).unwrap().creation_time(), None);
+        let mut m = MemoryStore::new();
+        m.set_creation_time(UtcTimestamp(5)).unwrap();
+        assert_eq!(m.creation_time(), Some(UtcTimestamp(5)));
+        m.reset().unwrap();
+        assert_eq!(m.creation_time(), None);
+    }
 }
