@@ -604,6 +604,10 @@ impl<M: MessageStore> Session<M> {
             if new > expected {
                 self.store.set_next_target_seq(new)?;
                 self.resend_until = self.resend_until.filter(|&u| u >= new);
+                if self.resend_until.is_none() {
+                    // The gap is gone with the reset: queueing may resume.
+                    self.queue_overflowed = false;
+                }
             }
             return Ok(Action::Handled);
         }

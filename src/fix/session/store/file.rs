@@ -403,11 +403,14 @@ impl FileStore {
     /// through a temporary file renamed over the log, and rebuilds the index.
     pub fn compact(&mut self) -> io::Result<()> {
         self.write_pending()?;
-        let tmp = self.path.with_extension("fixlog.tmp");
-        let mut entries = Vec::new();
+        let index_path = sibling(&self.path, "fixidx");
+        let log_tmp = self.path.with_extension("fixlog.tmp");
+        let index_tmp = self.path.with_extension("fixidx.tmp");
+        let (mut at, mut kept, mut first, mut last) = (0u64, 0u64, None, None);
         {
-            let mut out = io::BufWriter::new(File::create(&tmp)?);
-            let mut at = 0u64;
+            // Both files are streamed: memory stays flat however much the log holds.
+            let mut log = io::BufWriter::new(File::create(&log_tmp)?);
+            let mut index = io::BufWriter::new(File::create(&index_tmp)?);
             let mut rec = Vec::new();
             for i in 0..self.index_len {
                 let (seq, off) = self.read_entry(i)?;
@@ -416,26 +419,28 @@ impl FileStore {
                 }
                 rec.clear();
                 encode_record(&mut rec, KIND_SENT, seq, &self.read_buf);
-                out.write_all(&rec)?;
-                entries.push((seq, at));
+                log.write_all(&rec)?;
+                index.write_all(&seq.to_le_bytes())?;
+                index.write_all(&at.to_le_bytes())?;
+                first.get_or_insert((seq, at));
+                last = Some((seq, at));
+                kept += 1;
                 at += rec.len() as u64;
             }
             rec.clear();
             encode_record(&mut rec, KIND_NEXT_SENDER, self.sender, &[]);
-            out.write_all(&rec)?;
+            log.write_all(&rec)?;
             at += rec.len() as u64;
-            let f = out.into_inner().map_err(|e| e.into_error())?;
-            f.sync_all()?;
-            self.log_len = at;
+            for f in [log, index] {
+                f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            }
         }
-        // The index first: an index shorter than the log is completed from the log on open.
-        self.index.set_len(0)?;
-        self.index_len = 0;
-        self.first = None;
-        self.last = None;
-        std::fs::rename(&tmp, &self.path)?;
+        // Either order of the renames is safe: an index that does not match the log is cut back
+        // to its valid entries on open and completed from the log.
+        std::fs::rename(&index_tmp, &index_path)?;
+        std::fs::rename(&log_tmp, &self.path)?;
         if let Some(dir) = self.path.parent() {
-            // Persist the rename itself.
+            // Persist the renames themselves.
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
@@ -444,12 +449,15 @@ impl FileStore {
             .append(true)
             .read(true)
             .open(&self.path)?;
-        for (seq, off) in entries {
-            self.index_push(seq, off)?;
-        }
-        self.write_pending()?;
-        self.write_slot()?;
-        self.index.sync_all()
+        self.index = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&index_path)?;
+        self.log_len = at;
+        self.index_len = kept;
+        self.first = first;
+        self.last = last;
+        self.write_slot()
     }
 }
 
