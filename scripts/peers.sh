@@ -26,6 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 #   clang libelf-dev m4 libpcap-dev    the AF_XDP build (libxdp-sys builds libbpf and libxdp)
 #   zlib1g-dev                         ditto
 #   libquickfix-dev libquickfix-doc g++  the QuickFIX executor, built from the doc package's example
+#   tzdata                             IANA time zones for FIX session schedules (/usr/share/zoneinfo)
 APT_PACKAGES=(
     openssl libssl-dev pkg-config
     nginx
@@ -34,6 +35,7 @@ APT_PACKAGES=(
     valgrind libcap2-bin
     clang libelf-dev m4 libpcap-dev zlib1g-dev
     libquickfix-dev libquickfix-doc g++
+    tzdata
 )
 
 # Pinned Python peers (PEERS.md): kosoku drives the Autobahn cases; websockets is the echo server.

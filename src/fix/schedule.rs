@@ -8,6 +8,9 @@
 //! daily session (17:00 to 16:00 the next day), around the week for a weekly one (Sunday 17:00 to
 //! Sunday 17:00). Equal start and end times make a daily 24-hour session.
 //!
+//! Time zones come from the system's IANA database (`/usr/share/zoneinfo`, Debian's `tzdata`),
+//! read when a schedule is built, never on the IO path.
+//!
 //! A new period is a new session: the endpoint resets both sequence numbers when its store was
 //! created before the current period started, as QuickFIX does.
 
