@@ -261,7 +261,7 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         let tcp = self.dial.dial(addr)?;
         let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
         let mut config = self.config.clone();
-        let store = match &self.store {
+        let mut store = match &self.store {
             StoreSpec::Memory => {
                 config.reset_on_logon = true;
                 AnyStore::Memory(MemoryStore::new())
@@ -275,7 +275,6 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         self.greeted = false;
         self.closing = false;
         let now = clock();
-        let mut store = store;
         self.period_end = None;
         if let Some(schedule) = &self.schedule {
             let period = schedule.period(now.utc);
