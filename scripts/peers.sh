@@ -29,6 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 #   prometheus curl                    promtool lints the metrics endpoint's exposition, curl scrapes it
 #   librsvg2-bin                       rsvg-convert: the latency plots rendered to PNG for a look
 #   systemd                            systemd-analyze verify on config/hotwire.service
+#   tzdata                             IANA time zones for FIX session schedules (/usr/share/zoneinfo)
 APT_PACKAGES=(
     openssl libssl-dev pkg-config
     nginx
@@ -37,7 +38,7 @@ APT_PACKAGES=(
     valgrind libcap2-bin
     clang libelf-dev m4 libpcap-dev zlib1g-dev
     libquickfix-dev libquickfix-doc g++
-    prometheus curl librsvg2-bin systemd
+    prometheus curl librsvg2-bin systemd tzdata
 )
 
 # Pinned Python peers (PEERS.md): kosoku drives the Autobahn cases; websockets is the echo server;

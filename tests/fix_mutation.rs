@@ -162,7 +162,7 @@ fn mutated_messages_never_panic_and_parse_consistently() {
                 sender: "VENUE",
                 target: "DESK",
                 seq: 1,
-                sending_time: UtcTimestamp(0),
+                sending_time: UtcTimestamp(1_709_214_307_000_000_000),
                 precision: TimePrecision::Millis,
             };
             enc.start(b"FIX.4.4", b"A", &h).u64(Tag::HeartBtInt, 30);

@@ -1,6 +1,7 @@
 //! The FIX client against the QuickFIX C++ executor (a real acceptor nobody on this project wrote):
 //! logon, 1,000 orders each answered by an ExecutionReport, TestRequests both ways, a sequence gap
-//! recovered through the executor's ResendRequest (PossDup resend plus GapFill), a clean logout,
+//! recovered through the executor's ResendRequest (PossDup resend plus GapFill), an inbound gap
+//! whose later messages are queued while only the missing ones are requested, a clean logout,
 //! sequence numbers that continue across restarts and crashes, over TCP and TLS (both backends),
 //! with FIX.4.2, FIX.4.4 and FIXT.1.1.
 #![cfg(all(feature = "fix", feature = "tls-rustls", feature = "tls-openssl"))]
@@ -452,5 +453,146 @@ fn sequence_numbers_continue_across_restarts_and_crashes() {
         !log.iter()
             .any(|m| matches!(m.get(35), Some("2" | "3" | "4"))),
         "no resend, reject or reset was needed: {log:?}"
+    );
+}
+
+/// Fault injection on the receive side: drops the incoming messages whose MsgSeqNum is in `drop`
+/// (first copies only, not resends), as if the network lost them.
+struct DropIn<S> {
+    inner: S,
+    framing: Vec<u8>,
+    ready: Vec<u8>,
+    drop: Vec<u64>,
+    dropped: Vec<u64>,
+}
+
+impl<S: Stream> Read for DropIn<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.ready.is_empty() {
+            let mut chunk = [0u8; 16 << 10];
+            let n = self.inner.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.framing.extend_from_slice(&chunk[..n]);
+            while let Some(len) = frame_len(&self.framing, 1 << 16).expect("executor framing") {
+                let msg = Message::parse_frame(&self.framing[..len]).expect("executor message");
+                let seq = msg.seq_num().unwrap();
+                if self.drop.contains(&seq) && !msg.poss_dup() {
+                    self.drop.retain(|&s| s != seq);
+                    self.dropped.push(seq);
+                } else {
+                    self.ready.extend_from_slice(&self.framing[..len]);
+                }
+                self.framing.drain(..len);
+            }
+        }
+        let n = buf.len().min(self.ready.len());
+        buf[..n].copy_from_slice(&self.ready[..n]);
+        self.ready.drain(..n);
+        Ok(n)
+    }
+}
+
+impl<S: Stream> Write for DropIn<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<S: Stream> Stream for DropIn<S> {
+    fn poll_connect(&mut self) -> io::Result<bool> {
+        self.inner.poll_connect()
+    }
+    fn read_pending(&self) -> bool {
+        !self.ready.is_empty() || self.inner.read_pending()
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        self.inner.raw_fd()
+    }
+}
+
+#[test]
+fn inbound_gap_queues_what_follows_and_requests_only_the_missing() {
+    let Some(bin) = fix_support::executor() else {
+        return;
+    };
+    let exec = Executor::start(
+        &bin,
+        &[SessionSpec {
+            begin_string: "FIX.4.4",
+            client: "CLIENTQ",
+            reset_on_logon: true,
+        }],
+        None,
+    );
+    // The executor's Logon is 1, its reports 2..=21: lose 4, and 9 and 10.
+    let stream = DropIn {
+        inner: tcp(exec.port),
+        framing: Vec::new(),
+        ready: Vec::new(),
+        drop: vec![4, 9, 10],
+        dropped: Vec::new(),
+    };
+    let cfg = config(Version::Fix44, "CLIENTQ", true);
+    let mut fix = FixSession::new(stream, cfg, MemoryStore::new(), clock());
+    logon(&mut fix);
+    let version = fix.session().config().version;
+    for i in 0..20 {
+        let now = clock();
+        let id = order_id(i);
+        let order = NewOrder {
+            cl_ord_id: &id,
+            symbol: "HWIR",
+            side: Side::Buy,
+            qty: Decimal::new(10, 0),
+            price: Some(Decimal::new(10_125, 2)),
+            time_in_force: Some(b'0'),
+            account: None,
+        };
+        fix.send(now, NewOrder::MSG_TYPE, |e| {
+            order.encode(e, version, now.utc)
+        })
+        .expect("send order");
+    }
+    // Every report arrives once, in MsgSeqNum order, the resent ones with PossDupFlag.
+    let delivered: RefCell<Vec<(u64, bool)>> = RefCell::new(Vec::new());
+    pump(
+        &mut fix,
+        |ev| {
+            if let FixEvent::App(msg) = ev {
+                assert_eq!(msg.msg_type(), MsgType::ExecutionReport, "{msg:?}");
+                delivered
+                    .borrow_mut()
+                    .push((msg.seq_num().unwrap(), msg.poss_dup()));
+            }
+        },
+        |_| delivered.borrow().len() == 20,
+    );
+    let delivered = delivered.into_inner();
+    let seqs: Vec<u64> = delivered.iter().map(|&(s, _)| s).collect();
+    assert_eq!(seqs, (2..=21).collect::<Vec<_>>());
+    let resent: Vec<u64> = delivered.iter().filter(|d| d.1).map(|d| d.0).collect();
+    assert_eq!(resent, [4, 9, 10], "only the lost ones came twice");
+    assert_eq!(fix.get_ref().dropped, [4, 9, 10]);
+    assert_eq!(fix.session().queued(), 0);
+    logout(&mut fix);
+    let log = exec.messages();
+    let requests: Vec<(Option<&str>, Option<&str>)> = log
+        .iter()
+        .filter(|m| m.incoming && m.get(35) == Some("2"))
+        .map(|m| (m.get(7), m.get(16)))
+        .collect();
+    assert_eq!(requests, [(Some("4"), Some("4")), (Some("9"), Some("10"))]);
+    let possdup_sent = log
+        .iter()
+        .filter(|m| !m.incoming && m.get(43) == Some("Y"))
+        .count();
+    assert_eq!(
+        possdup_sent, 3,
+        "the executor resent three messages, no more"
     );
 }

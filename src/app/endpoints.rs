@@ -368,6 +368,8 @@ impl Prepared {
                 session.reset_on_logon = f.reset;
                 session.username = f.username.clone();
                 session.password = f.password.clone();
+                session.check_latency = f.check_latency;
+                session.max_latency = f.max_latency;
                 if let Some(hb) = cfg.heartbeat {
                     session.heartbeat_interval = hb;
                 }
@@ -386,6 +388,16 @@ impl Prepared {
                     .with_dialer(dial);
                 if let Some(dir) = &f.store {
                     e = e.with_file_store(dir.clone());
+                }
+                if let Some(s) = &f.schedule {
+                    let schedule = crate::fix::schedule::Schedule::new(
+                        s.start_time,
+                        s.end_time,
+                        s.days,
+                        &s.time_zone,
+                    )
+                    .map_err(|e| invalid(&cfg.name, e.to_string()))?;
+                    e = e.with_schedule(schedule);
                 }
                 if let Some(tls) = tls {
                     let name = cfg.tls.server_name.clone().unwrap_or_else(|| host.clone());

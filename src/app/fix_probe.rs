@@ -68,13 +68,30 @@ pub struct FixArgs {
     pub username: Option<String>,
     /// Password(554) on Logon.
     #[arg(long)]
-    pub password: Option<String>,
+    pub password: Option<Password>,
     /// Give up when logon, the orders or the logout take longer than this many seconds each.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
     /// The network path (kernel TCP, or `--xdp IFACE --local-ip A.B.C.D/NN`).
     #[command(flatten)]
     pub net: super::probe_net::ProbeNet,
+}
+
+/// A password from the command line; `Debug` never shows it.
+#[derive(Clone)]
+pub struct Password(pub String);
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Password, Self::Err> {
+        Ok(Password(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Runs the probe; the exit code is 0 on success (see the [module documentation](self)).
@@ -114,7 +131,7 @@ fn probe(args: &FixArgs) -> Result<String, String> {
     config.reset_on_logon = args.reset;
     config.heartbeat_interval = Duration::from_secs(args.heartbeat.max(1));
     config.username = args.username.clone();
-    config.password = args.password.clone();
+    config.password = args.password.as_ref().map(|p| p.0.clone());
     let stream = tls_stream(tcp, args, host)?;
     match &args.store {
         Some(dir) => {
@@ -301,4 +318,39 @@ fn drive<S: Stream, M: MessageStore>(
         us(0.999),
         hist.max() as f64 / 1000.0,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        fix: super::FixArgs,
+    }
+
+    #[test]
+    fn the_password_is_never_printed() {
+        let cli = Cli::try_parse_from([
+            "fix",
+            "--sender",
+            "A",
+            "--target",
+            "B",
+            "--password",
+            "hunter2-secret",
+            "127.0.0.1:9878",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.fix.password.as_ref().map(|p| p.0.as_str()),
+            Some("hunter2-secret")
+        );
+        let shown = format!("{cli:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }

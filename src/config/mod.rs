@@ -309,7 +309,7 @@ pub enum EndpointKind {
     /// `http://`, `https://`.
     Http(HttpSettings),
     /// `fix://`, `fixs://` (TLS).
-    Fix(FixSettings),
+    Fix(Box<FixSettings>),
 }
 
 /// One request of an HTTP endpoint's schedule.
@@ -338,8 +338,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
 }
 
-/// A FIX endpoint: an order-entry session.
-#[derive(Debug, Clone, PartialEq)]
+/// A FIX endpoint: an order-entry session. Its `Debug` output never shows the password.
+#[derive(Clone, PartialEq)]
 pub struct FixSettings {
     /// SenderCompID(49).
     pub sender: String,
@@ -365,6 +365,57 @@ pub struct FixSettings {
     pub quantity: f64,
     /// The orders' limit price.
     pub price: f64,
+    /// When the session runs (none: always).
+    pub schedule: Option<Box<FixSchedule>>,
+    /// Check the SendingTime of received messages (QuickFIX's CheckLatency).
+    pub check_latency: bool,
+    /// The largest SendingTime difference accepted (QuickFIX's MaxLatency; default 120 s).
+    pub max_latency: Duration,
+}
+
+/// A FIX session schedule as configured: QuickFIX's StartTime/EndTime, StartDay/EndDay and
+/// TimeZone (validated; see `hotwire::fix::schedule`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixSchedule {
+    /// StartTime, seconds after local midnight.
+    pub start_time: u32,
+    /// EndTime, seconds after local midnight.
+    pub end_time: u32,
+    /// StartDay and EndDay, 0 = Monday ..= 6 = Sunday (weekly sessions; none: daily).
+    pub days: Option<(u8, u8)>,
+    /// The IANA time zone name (default `UTC`).
+    pub time_zone: String,
+}
+
+impl std::fmt::Debug for FixSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixSettings")
+            .field("sender", &self.sender)
+            .field("target", &self.target)
+            .field("begin_string", &self.begin_string)
+            .field("default_appl_ver_id", &self.default_appl_ver_id)
+            .field("store", &self.store)
+            .field("reset", &self.reset)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| Redacted))
+            .field("order_rate", &self.order_rate)
+            .field("symbol", &self.symbol)
+            .field("quantity", &self.quantity)
+            .field("price", &self.price)
+            .field("schedule", &self.schedule)
+            .field("check_latency", &self.check_latency)
+            .field("max_latency", &self.max_latency)
+            .finish()
+    }
+}
+
+/// Stands in for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Statistics output.

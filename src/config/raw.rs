@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_duration, Config, ConfigError, EndpointConfig, EndpointKind, FixSettings,
+    parse_duration, Config, ConfigError, EndpointConfig, EndpointKind, FixSchedule, FixSettings,
     HttpRequestSettings, HttpSettings, LatencyMode, Locator, MetricsConfig, NetworkPath,
     SelectorKind, StatsConfig, Steering, TcpSettings, ThreadConfig, TlsSettings, XdpSettings,
 };
@@ -366,11 +366,143 @@ struct RawFix {
     store: Option<String>,
     reset: Option<bool>,
     username: Option<String>,
-    password: Option<String>,
+    password: Option<Secret>,
     order_rate: Option<Spanned<f64>>,
     symbol: Option<String>,
     quantity: Option<Spanned<f64>>,
     price: Option<Spanned<f64>>,
+    schedule: Option<Spanned<RawSchedule>>,
+    check_latency: Option<bool>,
+    max_latency: Option<Spanned<String>>,
+}
+
+/// `schedule = { start_time, end_time, start_day, end_day, time_zone }` of a `fix` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    start_time: Spanned<String>,
+    end_time: Spanned<String>,
+    start_day: Option<Spanned<String>>,
+    end_day: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
+}
+
+impl RawSchedule {
+    fn validate(
+        &self,
+        loc: &Locator<'_>,
+        at: &Spanned<RawSchedule>,
+        name: &str,
+    ) -> Result<FixSchedule, ConfigError> {
+        let time = |v: &Spanned<String>, key: &str| {
+            clock_time(v.get_ref()).ok_or_else(|| {
+                loc.at(
+                    v,
+                    format!(
+                        "endpoint {name:?}: schedule.{key} must be HH:MM:SS (00:00:00..=23:59:59)"
+                    ),
+                )
+            })
+        };
+        let day = |v: &Spanned<String>, key: &str| {
+            weekday(v.get_ref()).ok_or_else(|| {
+                loc.at(
+                    v,
+                    format!(
+                        "endpoint {name:?}: schedule.{key} must be a day name (monday..sunday)"
+                    ),
+                )
+            })
+        };
+        let days = match (&self.start_day, &self.end_day) {
+            (None, None) => None,
+            (Some(s), Some(e)) => Some((day(s, "start_day")?, day(e, "end_day")?)),
+            (Some(one), None) | (None, Some(one)) => {
+                return Err(loc.at(
+                    one,
+                    format!(
+                        "endpoint {name:?}: schedule needs both start_day and end_day (weekly) or \
+                         neither (daily)"
+                    ),
+                ))
+            }
+        };
+        let schedule = FixSchedule {
+            start_time: time(&self.start_time, "start_time")?,
+            end_time: time(&self.end_time, "end_time")?,
+            days,
+            time_zone: self
+                .time_zone
+                .as_ref()
+                .map_or_else(|| "UTC".to_owned(), |t| t.get_ref().clone()),
+        };
+        #[cfg(feature = "fix")]
+        if let Err(e) = crate::fix::schedule::Schedule::new(
+            schedule.start_time,
+            schedule.end_time,
+            schedule.days,
+            &schedule.time_zone,
+        ) {
+            let msg = format!("endpoint {name:?}: schedule.time_zone: {e}");
+            return Err(match &self.time_zone {
+                Some(t) => loc.at(t, msg),
+                None => loc.at(at, msg),
+            });
+        }
+        #[cfg(not(feature = "fix"))]
+        let _ = at;
+        Ok(schedule)
+    }
+}
+
+/// `HH:MM:SS` (or `HH:MM`) → seconds after midnight.
+fn clock_time(s: &str) -> Option<u32> {
+    let mut parts = s.split(':');
+    let mut field = |max: u32| -> Option<Option<u32>> {
+        match parts.next() {
+            None => Some(None),
+            Some(p) if p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                let v: u32 = p.parse().ok()?;
+                (v <= max).then_some(Some(v))
+            }
+            Some(_) => None,
+        }
+    };
+    let h = field(23)??;
+    let m = field(59)??;
+    let s = field(59)?.unwrap_or(0);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(h * 3600 + m * 60 + s)
+}
+
+/// A day name (`monday` or `mon`, any case) → 0 (Monday) ..= 6 (Sunday).
+fn weekday(s: &str) -> Option<u8> {
+    const DAYS: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let s = s.to_ascii_lowercase();
+    DAYS.iter()
+        .position(|d| *d == s || (s.len() == 3 && d.starts_with(&s)))
+        .map(|i| i as u8)
+}
+
+/// A password as read: `Debug` never shows it.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -804,7 +936,7 @@ impl RawEndpoint {
                     )),
                 };
                 let amount = (1e-6, 9e12);
-                EndpointKind::Fix(FixSettings {
+                EndpointKind::Fix(Box::new(FixSettings {
                     sender: f.sender.get_ref().clone(),
                     target: f.target.get_ref().clone(),
                     begin_string,
@@ -812,7 +944,7 @@ impl RawEndpoint {
                     store: f.store.as_deref().map(|p| loc.path(p)),
                     reset: f.reset.unwrap_or(false),
                     username: f.username.clone(),
-                    password: f.password.clone(),
+                    password: f.password.as_ref().map(|p| p.0.clone()),
                     order_rate: f
                         .order_rate
                         .as_ref()
@@ -821,7 +953,25 @@ impl RawEndpoint {
                     symbol: f.symbol.clone().unwrap_or_else(|| "HWX".into()),
                     quantity: within(&f.quantity, "quantity", 1.0, amount)?,
                     price: within(&f.price, "price", 100.0, amount)?,
-                })
+                    schedule: f
+                        .schedule
+                        .as_ref()
+                        .map(|s| s.get_ref().validate(loc, s, name).map(Box::new))
+                        .transpose()?,
+                    check_latency: f.check_latency.unwrap_or(true),
+                    max_latency: match &f.max_latency {
+                        None => Duration::from_secs(120),
+                        Some(v) => match duration(loc, "max_latency", v)? {
+                            d if d.is_zero() => {
+                                return Err(loc.at(
+                                    v,
+                                    format!("endpoint {name:?}: max_latency must be above zero"),
+                                ))
+                            }
+                            d => d,
+                        },
+                    },
+                }))
             }
         })
     }

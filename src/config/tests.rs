@@ -808,3 +808,121 @@ fn silent_peer_deadlines() {
         "applies to WebSocket endpoints only",
     );
 }
+
+#[test]
+fn the_fix_password_is_never_printed() {
+    let text = "[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = { sender = \"a\", target = \"b\", username = \"u\", password = \"hunter2-secret\" }\n";
+    let c = parse(text).unwrap();
+    let EndpointKind::Fix(f) = &c.endpoints[0].kind else {
+        panic!("{:?}", c.endpoints[0].kind)
+    };
+    assert_eq!(f.password.as_deref(), Some("hunter2-secret"));
+    for shown in [format!("{f:?}"), format!("{f:#?}"), format!("{c:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+    // The raw form (before validation) hides it too.
+    let raw: raw::RawConfig = toml::from_str(text).unwrap();
+    let shown = format!("{raw:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn fix_schedule_and_latency_settings() {
+    let c = parse(
+        r#"
+[[endpoint]]
+name = "week"
+url = "fix://h:1"
+fix = { sender = "a", target = "b", check_latency = false, max_latency = "30s", schedule = { start_time = "17:00:00", end_time = "16:59", start_day = "Sunday", end_day = "fri", time_zone = "America/New_York" } }
+
+[[endpoint]]
+name = "day"
+url = "fix://h:2"
+fix = { sender = "a", target = "b", schedule = { start_time = "08:00:00", end_time = "17:30:00" } }
+"#,
+    )
+    .unwrap();
+    let fix = |i: usize| match &c.endpoints[i].kind {
+        EndpointKind::Fix(f) => f.clone(),
+        other => panic!("{other:?}"),
+    };
+    let week = fix(0);
+    assert_eq!(
+        week.schedule,
+        Some(Box::new(FixSchedule {
+            start_time: 17 * 3600,
+            end_time: 16 * 3600 + 59 * 60,
+            days: Some((6, 4)),
+            time_zone: "America/New_York".into(),
+        }))
+    );
+    assert_eq!(
+        (week.check_latency, week.max_latency),
+        (false, Duration::from_secs(30))
+    );
+    let day = fix(1);
+    assert_eq!(
+        day.schedule,
+        Some(Box::new(FixSchedule {
+            start_time: 8 * 3600,
+            end_time: 17 * 3600 + 30 * 60,
+            days: None,
+            time_zone: "UTC".into(),
+        }))
+    );
+    assert_eq!(
+        (day.check_latency, day.max_latency),
+        (true, Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn bad_fix_schedules_are_located() {
+    let with = |table: &str| {
+        format!("[[endpoint]]\nname = \"a\"\nurl = \"fix://h:1\"\nfix = {{ sender = \"a\", target = \"b\", {table} }}\n")
+    };
+    let cases = [
+        ("schedule = { start_time = \"24:00:00\", end_time = \"17:00:00\" }", "\"24:00:00\"", "schedule.start_time must be HH:MM:SS"),
+        ("schedule = { start_time = \"08:00\", end_time = \"5pm\" }", "\"5pm\"", "schedule.end_time must be HH:MM:SS"),
+        ("schedule = { start_time = \"08:00\", end_time = \"09:00\", start_day = \"someday\", end_day = \"friday\" }", "\"someday\"", "must be a day name"),
+        ("schedule = { start_time = \"08:00\", end_time = \"09:00\", end_day = \"friday\" }", "\"friday\"", "both start_day and end_day"),
+        ("schedule = { start_time = \"08:00\", end_time = \"09:00\", time_zone = \"Mars/Olympus\" }", "\"Mars/Olympus\"", "unknown time zone"),
+        ("schedule = { start_time = \"08:00\", end_time = \"09:00\", days = 5 }", "days", "unknown field"),
+        ("max_latency = \"soon\"", "\"soon\"", "max_latency"),
+        ("max_latency = \"0s\"", "\"0s\"", "max_latency must be above zero"),
+    ];
+    for (table, at, needle) in cases {
+        let text = with(table);
+        let line4 = text.lines().nth(3).unwrap();
+        let column = line4.find(at).unwrap() + 1;
+        fails_at(&text, 4, column, needle);
+    }
+}
+
+#[test]
+fn the_commented_fix_example_of_the_default_config_is_valid() {
+    // config/hotwire.toml documents every FIX key in a commented block: uncommented, it parses.
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hotwire.toml"))
+            .unwrap();
+    let start = text
+        .find("# [[endpoint]]\n# name = \"orders\"")
+        .expect("the FIX example");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').strip_prefix(' ').unwrap_or(""))
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = parse(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    let EndpointKind::Fix(f) = &c.endpoints[0].kind else {
+        panic!("{:?}", c.endpoints[0].kind)
+    };
+    assert_eq!(f.schedule.as_ref().unwrap().days, Some((6, 4)));
+    assert_eq!(f.max_latency, Duration::from_secs(120));
+}

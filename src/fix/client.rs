@@ -110,6 +110,15 @@ pub struct FixSession<S, M> {
     rstart: usize,
     rend: usize,
     max_message: usize,
+    /// A message the session queued beyond a gap, taken back once the gap is filled.
+    replay: Vec<u8>,
+}
+
+/// Where a message to hand out lies: the receive buffer or the replay buffer.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Read(usize, usize),
+    Replay,
 }
 
 impl<S: Stream, M: MessageStore> FixSession<S, M> {
@@ -134,6 +143,7 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
             rstart: 0,
             rend: 0,
             max_message,
+            replay: Vec::with_capacity(max_message.max(256)),
         }
     }
 
@@ -189,6 +199,13 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
         write_out(&mut self.stream, &mut self.session)
     }
 
+    /// Persists what the store holds back (the inbound sequence number, index entries): once per
+    /// poll, after draining the stream. [`FixSession::receive`] and [`FixSession::receive_with`]
+    /// call it when the stream would block; call it after other batches of work.
+    pub fn commit(&mut self) -> io::Result<()> {
+        self.session.store_mut().flush()
+    }
+
     /// Drives the session's timers (heartbeats, TestRequests, timeouts) and writes the result.
     pub fn on_timer(&mut self, now: Now) -> io::Result<()> {
         let timers = self.session.on_timer(now);
@@ -218,8 +235,15 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
     /// the Logout handshake is `Ok(None)` too; any other end is an error.
     pub fn receive(&mut self, now: Now) -> io::Result<Option<FixEvent<'_>>> {
         match self.next_message(now)? {
-            Some((start, end, action)) => Ok(event(&self.rbuf[start..end], action)),
+            Some((src, action)) => Ok(event(self.bytes(src), action)),
             None => Ok(None),
+        }
+    }
+
+    fn bytes(&self, src: Src) -> &[u8] {
+        match src {
+            Src::Read(start, end) => &self.rbuf[start..end],
+            Src::Replay => &self.replay,
         }
     }
 
@@ -230,8 +254,12 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
         now: Now,
         mut f: impl FnMut(FixEvent<'_>, &mut Outbox<'_, S, M>) -> io::Result<bool>,
     ) -> io::Result<()> {
-        while let Some((start, end, action)) = self.next_message(now)? {
-            let Some(ev) = event(&self.rbuf[start..end], action) else {
+        while let Some((src, action)) = self.next_message(now)? {
+            let bytes = match src {
+                Src::Read(start, end) => &self.rbuf[start..end],
+                Src::Replay => &self.replay[..],
+            };
+            let Some(ev) = event(bytes, action) else {
                 continue;
             };
             let mut outbox = Outbox {
@@ -247,13 +275,26 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
 
     /// The next message the application may want to see: its position in the buffer and what the
     /// session made of it. Admin-only outcomes are skipped here.
-    fn next_message(&mut self, now: Now) -> io::Result<Option<(usize, usize, Action)>> {
+    fn next_message(&mut self, now: Now) -> io::Result<Option<(Src, Action)>> {
         loop {
-            let (start, end) = match self.read_frame()? {
-                Some(r) => r,
-                None => return Ok(None),
+            // A message queued beyond a gap that is next in sequence now goes first.
+            let src = if self.session.take_queued(&mut self.replay) {
+                Src::Replay
+            } else {
+                match self.read_frame()? {
+                    Some((start, end)) => Src::Read(start, end),
+                    None => {
+                        // Drained: the inbound numbers of this batch are persisted once.
+                        self.commit()?;
+                        return Ok(None);
+                    }
+                }
             };
-            let action = match Message::parse_frame(&self.rbuf[start..end]) {
+            let bytes = match src {
+                Src::Read(start, end) => &self.rbuf[start..end],
+                Src::Replay => &self.replay[..],
+            };
+            let action = match Message::parse_frame(bytes) {
                 Ok(msg) => self.session.handle(now, &msg),
                 Err(e) => {
                     // A garbled message is ignored without consuming its sequence number (FIX 4.4
@@ -266,8 +307,8 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
             let action = action.map_err(into_io)?;
             flushed?;
             match action {
-                Action::Handled | Action::Ignored => continue,
-                other => return Ok(Some((start, end, other))),
+                Action::Handled | Action::Ignored | Action::Queued => continue,
+                other => return Ok(Some((src, other))),
             }
         }
     }

@@ -6,6 +6,12 @@
 //! ([`Policy::timer`]), reconnects with backoff. The sequence numbers survive reconnects in a
 //! [`FileStore`]; with the in-memory store every Logon resets them (ResetSeqNumFlag=Y).
 //!
+//! With a [`Schedule`] ([`FixEndpoint::with_schedule`]) the endpoint connects only inside a session
+//! period: outside it stays down without connection attempts (the service asks
+//! [`Endpoint::hold`]; the log says "outside schedule" and when the next period starts), at the
+//! period's end it logs out, and the first connection of a new period resets both sequence
+//! numbers when the store predates the period, as QuickFIX does.
+//!
 //! ```no_run
 //! use std::io;
 //! use hotwire::fix::codec::{Decimal, Message, MsgType};
@@ -52,8 +58,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::client::{clock, FixEvent, FixSession, Outbox};
-use super::codec::Message;
-use super::session::{AnyStore, FileStore, MemoryStore, Now, SessionConfig, State};
+use super::codec::{Message, UtcTimestamp};
+use super::schedule::Schedule;
+use super::session::{AnyStore, FileStore, MemoryStore, MessageStore, Now, SessionConfig, State};
 use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, KernelDial, Policy};
 use crate::stream::tls::TlsConnector;
 use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
@@ -130,6 +137,11 @@ pub struct FixEndpoint<H, D = KernelDial> {
     greeted: bool,
     /// The handler asked to close: a Logout is under way.
     closing: bool,
+    schedule: Option<Schedule>,
+    /// The end of the current connection's session period (with a schedule).
+    period_end: Option<UtcTimestamp>,
+    /// Held outside the schedule (logged once per wait).
+    held: bool,
 }
 
 impl<H> FixEndpoint<H> {
@@ -156,6 +168,9 @@ impl<H> FixEndpoint<H> {
             handler,
             greeted: false,
             closing: false,
+            schedule: None,
+            period_end: None,
+            held: false,
         }
     }
 
@@ -181,7 +196,16 @@ impl<H, D> FixEndpoint<H, D> {
             handler: self.handler,
             greeted: self.greeted,
             closing: self.closing,
+            schedule: self.schedule,
+            period_end: self.period_end,
+            held: self.held,
         }
+    }
+
+    /// Runs the session only inside `schedule`'s periods (see the [module docs](self)).
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = Some(schedule);
+        self
     }
 
     /// Uses TLS with `connector`, verifying the certificate for `server_name`.
@@ -219,6 +243,18 @@ fn now_from(mono: Instant) -> Now {
     Now::new(mono, SystemTime::now())
 }
 
+/// How long until `to`, from `from` (zero when past).
+fn until(from: UtcTimestamp, to: UtcTimestamp) -> Duration {
+    Duration::from_nanos(to.0.saturating_sub(from.0))
+}
+
+/// A UTC instant for the log.
+fn show(t: UtcTimestamp) -> String {
+    let mut buf = [0u8; 24];
+    let n = t.write(super::codec::TimePrecision::Seconds, &mut buf);
+    String::from_utf8_lossy(&buf[..n]).into_owned() + " UTC"
+}
+
 impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> {
     type Target = FixConn<D::Stream>;
 
@@ -230,7 +266,7 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         let tcp = self.dial.dial(addr)?;
         let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
         let mut config = self.config.clone();
-        let store = match &self.store {
+        let mut store = match &self.store {
             StoreSpec::Memory => {
                 config.reset_on_logon = true;
                 AnyStore::Memory(MemoryStore::new())
@@ -243,7 +279,55 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         };
         self.greeted = false;
         self.closing = false;
-        Ok(FixSession::new(stream, config, store, clock()))
+        let now = clock();
+        self.period_end = None;
+        if let Some(schedule) = &self.schedule {
+            let period = schedule.period(now.utc);
+            self.period_end = Some(period.end);
+            match store.creation_time() {
+                Some(created) if created < period.start => {
+                    log::info!(
+                        "FIX {}->{}: a new session period began at {}: sequence numbers reset",
+                        config.sender_comp_id,
+                        config.target_comp_id,
+                        show(period.start)
+                    );
+                    store.reset()?;
+                    store.set_creation_time(now.utc)?;
+                }
+                Some(_) => {}
+                None => store.set_creation_time(now.utc)?,
+            }
+        }
+        Ok(FixSession::new(stream, config, store, now))
+    }
+
+    fn hold(&mut self, _ctx: &mut C) -> Option<Duration> {
+        let schedule = self.schedule.as_ref()?;
+        let now = UtcTimestamp::from_system_time(SystemTime::now());
+        if schedule.current(now).is_some() {
+            if self.held {
+                self.held = false;
+                log::info!(
+                    "FIX {}->{}: inside the session schedule: connecting",
+                    self.config.sender_comp_id,
+                    self.config.target_comp_id
+                );
+            }
+            return None;
+        }
+        let next = schedule.next_start(now);
+        if !self.held {
+            self.held = true;
+            log::info!(
+                "FIX {}->{}: down, outside schedule; the next session starts at {}",
+                self.config.sender_comp_id,
+                self.config.target_comp_id,
+                show(next)
+            );
+        }
+        // Ask again at the start, or within a minute (the wall clock may be stepped).
+        Some(until(now, next).clamp(Duration::from_millis(10), Duration::from_secs(60)))
     }
 
     fn poll(&mut self, fix: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
@@ -273,6 +357,8 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
             self.closing = true;
             fix.logout(now, None)?;
         }
+        // Once per poll: the inbound sequence number and index entries reach the store's files.
+        fix.commit()?;
         Ok(match fix.session().state() {
             State::Ended => Flow::Close,
             // The budget ran out with messages perhaps still buffered: poll again next round.
@@ -283,6 +369,15 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
 
     fn on_timer(&mut self, fix: &mut Self::Target, now: Instant, ctx: &mut C) -> io::Result<Flow> {
         let now = now_from(now);
+        if self.period_end.is_some_and(|end| now.utc >= end) && !self.closing {
+            log::info!(
+                "FIX {}->{}: end of the session period: logging out",
+                self.config.sender_comp_id,
+                self.config.target_comp_id
+            );
+            self.closing = true;
+            fix.logout(now, Some("end of the session period"))?;
+        }
         fix.on_timer(now)?;
         if fix.session().state() == State::Active
             && self.handler.on_timer(&mut fix.outbox(), now, ctx)? == Flow::Close

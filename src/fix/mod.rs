@@ -12,8 +12,12 @@
 //!   FIXT.1.1), Heartbeat and TestRequest, ResendRequest served from a store with PossDupFlag and
 //!   OrigSendingTime and SequenceReset-GapFill for administrative messages, SequenceReset (Reset and
 //!   GapFill) received, session-level Reject, MsgSeqNum checks ("too low" without PossDupFlag ends
-//!   the session with a Logout naming the reason) and the Logout handshake. Sequence numbers and
-//!   sent messages persist in a crash-safe file store.
+//!   the session with a Logout naming the reason), messages beyond a gap queued until the resend
+//!   fills it, SendingTime accuracy (MaxLatency; Reject 10 and Logout) and the Logout handshake.
+//!   Sequence numbers and sent messages persist in a crash-safe file store whose memory use does
+//!   not grow with the messages sent.
+//! - **Schedules** ([`schedule`]) — QuickFIX-style StartTime/EndTime/StartDay/EndDay in an IANA
+//!   time zone: the endpoint connects only inside a period and resets the numbers for a new one.
 //! - **Transport** ([`client`], [`endpoint`]) — [`FixSession`] runs the session over any
 //!   [`Stream`](crate::stream::Stream) (TCP, TLS, XDP); [`endpoint::FixEndpoint`] runs it in an
 //!   [`IoService`](crate::service::IoService) with reconnects and heartbeats on the service timer.
@@ -56,6 +60,7 @@ pub mod client;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod endpoint;
 pub mod orders;
+pub mod schedule;
 pub mod session;
 
 pub use client::{FixEvent, FixSession, Outbox};

@@ -166,6 +166,14 @@ pub trait Endpoint<C = ()> {
         Ok(Flow::Continue)
     }
 
+    /// Asked before each connection attempt (after any backoff): `Some(wait)` keeps the endpoint
+    /// disconnected and asks again after `wait` (a trading session outside its schedule). The
+    /// default never holds.
+    fn hold(&mut self, ctx: &mut C) -> Option<Duration> {
+        let _ = ctx;
+        None
+    }
+
     /// The connection policy; read once when the endpoint is added.
     fn policy(&self) -> Policy {
         Policy::default()

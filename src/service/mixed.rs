@@ -104,6 +104,13 @@ impl<C, A: Endpoint<C>, B: Endpoint<C>> Endpoint<C> for Mixed<A, B> {
         }
     }
 
+    fn hold(&mut self, ctx: &mut C) -> Option<std::time::Duration> {
+        match self {
+            Mixed::A(e) => e.hold(ctx),
+            Mixed::B(e) => e.hold(ctx),
+        }
+    }
+
     fn policy(&self) -> Policy {
         match self {
             Mixed::A(e) => e.policy(),

@@ -16,6 +16,8 @@
 //! - **Backoff** doubles from [`Policy::backoff_initial`] to [`Policy::backoff_max`] with jitter and
 //!   resets once a connection is established. Endpoints back off independently: bringing up many
 //!   endpoints takes as long as the slowest handshake, not the sum.
+//! - **Hold**: when an attempt is due, [`Endpoint::hold`] may keep the endpoint Waiting (a FIX
+//!   session outside its schedule) and name when to ask again.
 //! - **Isolation**: an endpoint's failure (DNS, connect, I/O, protocol, an `Err` from its poll)
 //!   becomes an [`Event::Disconnected`] for that endpoint and a scheduled reconnect. It never fails
 //!   [`IoService::poll`], which returns an error only if the selector itself fails.
@@ -286,7 +288,10 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let outcome = match &mut slot.phase {
                 Phase::Waiting { until } if now >= *until => {
-                    begin(&mut self.resolver, slot, index, now);
+                    match slot.endpoint.hold(ctx) {
+                        Some(wait) => *until = now + wait,
+                        None => begin(&mut self.resolver, slot, index, now),
+                    }
                     None
                 }
                 Phase::Connecting {

@@ -24,14 +24,28 @@
 //! # Sequence numbers (FIX 4.4 Volume 2, "Message Recovery")
 //!
 //! - An inbound MsgSeqNum equal to the expected one is processed and the expectation advances.
-//! - Higher: a gap. The session sends one ResendRequest from the expected number to infinity and
-//!   discards messages until the resent ones arrive in order (the counterparty resends them all).
-//!   ResendRequest, Logout and SequenceReset-Reset are acted on even across a gap.
+//! - Higher: a gap. The session queues the message (bounded by
+//!   [`SessionConfig::gap_queue_messages`] and [`SessionConfig::gap_queue_bytes`]) and sends a
+//!   ResendRequest for the missing numbers only (BeginSeqNo = expected, EndSeqNo = the one before
+//!   the first queued); once the resend fills the gap the queued messages are processed in order
+//!   ([`Session::take_queued`]). When the queue is full (or off) it falls back to discarding: the
+//!   queue is dropped and one ResendRequest asks for everything from the first number not
+//!   requested yet to infinity. ResendRequest, Logout and SequenceReset-Reset are acted on even
+//!   across a gap.
 //! - Lower with PossDupFlag=Y: a duplicate, ignored. Lower without it: a serious error; the session
 //!   sends a Logout naming the expected and received numbers and ends ([`SessionError::SeqTooLow`]).
 //! - A ResendRequest from the counterparty is served from the [`MessageStore`]: application messages
 //!   are sent again with PossDupFlag=Y and OrigSendingTime, runs of administrative (or unknown)
 //!   sequence numbers become one SequenceReset-GapFill each.
+//!
+//! # SendingTime accuracy (FIX 4.4 Volume 2, "Checking SendingTime")
+//!
+//! With [`SessionConfig::check_latency`] (the default), a received SendingTime(52) further than
+//! [`SessionConfig::max_latency`] (120 s) from our clock gets a Reject with SessionRejectReason
+//! 10 (SendingTime accuracy problem) and a Logout, and ends the session. A duplicate (PossDupFlag=Y
+//! with a number already seen) must carry OrigSendingTime(122) (else a Reject with reason 1,
+//! RefTagID 122, and the message is ignored) no later than its SendingTime (else Reject 10 and
+//! Logout), as QuickFIX checks it.
 
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +54,8 @@ use super::codec::{
     is_header_tag, Encoder, FixError, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
 };
 
+mod checks;
+mod gap;
 pub mod store;
 
 pub use store::{AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore};
@@ -105,7 +121,9 @@ impl std::str::FromStr for Version {
 }
 
 /// How a session logs on and behaves. Build with [`SessionConfig::new`] and adjust the fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// BeginString.
     pub version: Version,
@@ -129,6 +147,17 @@ pub struct SessionConfig {
     pub logon_timeout: Duration,
     /// Stop waiting for the counterparty's Logout after this (default 5 s).
     pub logout_timeout: Duration,
+    /// Check SendingTime(52) of received messages against [`SessionConfig::max_latency`]
+    /// (QuickFIX's CheckLatency; default on).
+    pub check_latency: bool,
+    /// The largest difference between a received SendingTime and our clock (QuickFIX's
+    /// MaxLatency; default 120 s).
+    pub max_latency: Duration,
+    /// Messages received beyond a gap that are queued until the resend fills it (default 1024;
+    /// 0: none, every message beyond a gap is discarded and requested again).
+    pub gap_queue_messages: usize,
+    /// The bytes those queued messages may take (default 1 MiB, allocated once per session).
+    pub gap_queue_bytes: usize,
 }
 
 impl SessionConfig {
@@ -146,6 +175,45 @@ impl SessionConfig {
             precision: TimePrecision::Millis,
             logon_timeout: Duration::from_secs(10),
             logout_timeout: Duration::from_secs(5),
+            check_latency: true,
+            max_latency: Duration::from_secs(120),
+            gap_queue_messages: 1024,
+            gap_queue_bytes: 1 << 20,
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("version", &self.version)
+            .field("default_appl_ver_id", &self.default_appl_ver_id)
+            .field("sender_comp_id", &self.sender_comp_id)
+            .field("target_comp_id", &self.target_comp_id)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("reset_on_logon", &self.reset_on_logon)
+            .field("username", &self.username)
+            .field("password", &Redacted(&self.password))
+            .field("precision", &self.precision)
+            .field("logon_timeout", &self.logon_timeout)
+            .field("logout_timeout", &self.logout_timeout)
+            .field("check_latency", &self.check_latency)
+            .field("max_latency", &self.max_latency)
+            .field("gap_queue_messages", &self.gap_queue_messages)
+            .field("gap_queue_bytes", &self.gap_queue_bytes)
+            .finish()
+    }
+}
+
+/// Shows whether a secret is set, never its value (for `Debug` impls of settings holding one).
+#[derive(Clone, Copy)]
+pub struct Redacted<'a>(pub &'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Some(<redacted>)"),
+            None => f.write_str("None"),
         }
     }
 }
@@ -176,6 +244,9 @@ pub enum Action {
     Handled,
     /// A duplicate or a message beyond a gap, discarded (it will be resent).
     Ignored,
+    /// A message beyond a gap, queued: it comes back through [`Session::take_queued`] once the
+    /// resend fills the gap.
+    Queued,
     /// The Logon was answered: the session is active.
     LoggedOn,
     /// The counterparty rejected one of our messages at session level (Reject, 35=3).
@@ -223,6 +294,13 @@ pub enum SessionError {
     /// The Logout was not answered in time.
     #[error("logout timed out")]
     LogoutTimeout,
+    /// SendingTime(52) too far from our clock, or OrigSendingTime(122) later than SendingTime on
+    /// a duplicate: a Reject (SessionRejectReason 10) and a Logout were queued.
+    #[error("SendingTime accuracy problem on received MsgSeqNum {seq}")]
+    SendingTimeAccuracy {
+        /// The MsgSeqNum of the message.
+        seq: u64,
+    },
     /// Application messages can only be sent while [`State::Active`]; nothing was sent.
     #[error("session not active")]
     NotActive,
@@ -237,7 +315,9 @@ pub enum SessionError {
 pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
 
 /// The session state machine, over a [`MessageStore`].
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the configuration (password redacted), the state and the store, not
+/// the bytes queued (the Logon among them carries the password).
 pub struct Session<M> {
     config: SessionConfig,
     store: M,
@@ -254,13 +334,32 @@ pub struct Session<M> {
     test_request_counter: u64,
     /// While a ResendRequest of ours is outstanding: the highest MsgSeqNum seen beyond the gap.
     resend_until: Option<u64>,
+    /// The highest number our outstanding ResendRequests asked for (`u64::MAX`: to infinity).
+    requested_to: u64,
+    /// Messages beyond the gap.
+    queue: gap::GapQueue,
+    /// The queue overflowed during the current gap: queue nothing more until it is filled.
+    queue_overflowed: bool,
+    /// The message being handled comes from the queue: `Some(true)` when it was acted on already.
+    replay: Option<bool>,
+}
+
+impl<M: std::fmt::Debug> std::fmt::Debug for Session<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .field("store", &self.store)
+            .field("queued_bytes", &(self.out.len() - self.out_pos))
+            .field("resend_until", &self.resend_until)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<M: MessageStore> Session<M> {
     /// A session in [`State::Idle`]; `now` starts its timers.
     pub fn new(config: SessionConfig, store: M, now: Now) -> Session<M> {
         Session {
-            config,
             store,
             state: State::Idle,
             enc: Encoder::with_capacity(4096),
@@ -272,6 +371,11 @@ impl<M: MessageStore> Session<M> {
             test_request: None,
             test_request_counter: 0,
             resend_until: None,
+            requested_to: 0,
+            queue: gap::GapQueue::new(config.gap_queue_messages, config.gap_queue_bytes),
+            queue_overflowed: false,
+            replay: None,
+            config,
         }
     }
 
@@ -316,6 +420,7 @@ impl<M: MessageStore> Session<M> {
         }
         if self.config.reset_on_logon {
             self.store.reset()?;
+            self.store.set_creation_time(now.utc)?;
         }
         let hb = self.config.heartbeat_interval.as_secs().max(1);
         let seq = self.store.next_sender_seq();
@@ -435,14 +540,40 @@ impl<M: MessageStore> Session<M> {
     /// On `Err` the session has ended; write out [`Session::pending`] (a Logout, where the protocol
     /// asks for one) and close the connection.
     pub fn handle(&mut self, now: Now, msg: &Message<'_>) -> Result<Action, SessionError> {
-        let result = self.handle_inner(now, msg);
+        let replay = self.replay.take();
+        let result = self.handle_inner(now, msg, replay);
         if result.is_err() {
             self.enter(State::Ended, now);
         }
         result
     }
 
-    fn handle_inner(&mut self, now: Now, msg: &Message<'_>) -> Result<Action, SessionError> {
+    /// Messages queued beyond a gap.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// When the next expected message is queued (the resend filled the gap before it): copies it
+    /// into `out` and returns `true`. Pass it to [`Session::handle`] next, before anything else.
+    pub fn take_queued(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.queue.len() == 0 {
+            return false;
+        }
+        match self.queue.take(self.store.next_target_seq(), out) {
+            Some(handled) => {
+                self.replay = Some(handled);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Now,
+        msg: &Message<'_>,
+        replay: Option<bool>,
+    ) -> Result<Action, SessionError> {
         if self.state == State::Ended || self.state == State::Idle {
             return Ok(Action::Ignored);
         }
@@ -456,6 +587,10 @@ impl<M: MessageStore> Session<M> {
         }
         let seq = msg.seq_num()?;
         let msg_type = msg.msg_type();
+        // A queued message was checked when it arrived.
+        if replay.is_none() {
+            self.check_latency(now, msg, seq)?;
+        }
         if self.state == State::AwaitingLogon {
             return match msg_type {
                 MsgType::Logon => self.on_logon(now, msg, seq),
@@ -469,11 +604,18 @@ impl<M: MessageStore> Session<M> {
             if new > expected {
                 self.store.set_next_target_seq(new)?;
                 self.resend_until = self.resend_until.filter(|&u| u >= new);
+                if self.resend_until.is_none() {
+                    // The gap is gone with the reset: queueing may resume.
+                    self.queue_overflowed = false;
+                }
             }
             return Ok(Action::Handled);
         }
         if seq < expected {
             if msg.poss_dup() {
+                if msg_type != MsgType::SequenceReset {
+                    self.check_orig_sending_time(now, msg, seq)?;
+                }
                 return Ok(Action::Ignored);
             }
             let mut text = [0u8; 96];
@@ -486,13 +628,21 @@ impl<M: MessageStore> Session<M> {
         }
         if seq > expected {
             // Acted on across a gap; everything else waits for the resend.
-            match msg_type {
-                MsgType::ResendRequest => self.serve_resend(now, msg)?,
+            let handled = match msg_type {
+                MsgType::ResendRequest => {
+                    self.serve_resend(now, msg)?;
+                    true
+                }
                 MsgType::Logout => return self.on_logout(now),
-                _ => {}
-            }
-            self.request_resend(now, expected, seq)?;
-            return Ok(Action::Ignored);
+                _ => false,
+            };
+            let queued = self.enqueue(seq, msg, handled);
+            self.request_resend(now, expected, seq, queued)?;
+            return Ok(if queued {
+                Action::Queued
+            } else {
+                Action::Ignored
+            });
         }
         // In sequence.
         let mut next = expected + 1;
@@ -515,7 +665,10 @@ impl<M: MessageStore> Session<M> {
                 Action::Handled
             }
             MsgType::ResendRequest => {
-                self.serve_resend(now, msg)?;
+                // Served when it arrived, if it was queued beyond a gap.
+                if replay != Some(true) {
+                    self.serve_resend(now, msg)?;
+                }
                 Action::Handled
             }
             MsgType::SequenceReset => {
@@ -540,6 +693,7 @@ impl<M: MessageStore> Session<M> {
         self.store.set_next_target_seq(next)?;
         if self.resend_until.is_some_and(|until| next > until) {
             self.resend_until = None;
+            self.queue_overflowed = false;
         }
         // A valid message also answers a TestRequest in spirit; only the matching Heartbeat clears
         // it, but hearing anything resets the silence timer (done above).
@@ -563,7 +717,9 @@ impl<M: MessageStore> Session<M> {
         }
         self.enter(State::Active, now);
         if seq > expected {
-            self.request_resend(now, expected, seq)?;
+            // The Logon is queued as acted on: it fills its number when the gap before it is.
+            let queued = self.enqueue(seq, msg, true);
+            self.request_resend(now, expected, seq, queued)?;
         } else {
             self.store.set_next_target_seq(seq + 1)?;
         }
@@ -579,20 +735,59 @@ impl<M: MessageStore> Session<M> {
         Ok(Action::LoggedOut)
     }
 
-    /// Sends ResendRequest(BeginSeqNo = `expected`, EndSeqNo = 0) unless one is outstanding.
-    fn request_resend(&mut self, now: Now, expected: u64, seen: u64) -> Result<(), SessionError> {
-        match self.resend_until {
+    /// Queues `msg` (number `seq`, beyond the gap); `false` when it is discarded instead (queueing
+    /// off, or the queue full: then it is emptied and stays off until the gap is filled).
+    fn enqueue(&mut self, seq: u64, msg: &Message<'_>, handled: bool) -> bool {
+        if self.queue_overflowed {
+            return false;
+        }
+        match self.queue.push(seq, msg.as_bytes(), handled) {
+            Ok(()) | Err(gap::Refused::Duplicate) => true,
+            Err(gap::Refused::Disabled) => false,
+            Err(gap::Refused::Full) => {
+                self.queue.clear();
+                self.queue_overflowed = true;
+                false
+            }
+        }
+    }
+
+    /// Asks for what is missing after `seen` arrived beyond the gap starting at `expected`: the
+    /// numbers before it not yet requested (it was queued), or everything not yet requested (it
+    /// was discarded). One ResendRequest per hole.
+    fn request_resend(
+        &mut self,
+        now: Now,
+        expected: u64,
+        seen: u64,
+        queued: bool,
+    ) -> Result<(), SessionError> {
+        let want_to = if queued { seen - 1 } else { u64::MAX };
+        let begin = match self.resend_until {
             Some(until) if until >= expected => {
                 self.resend_until = Some(until.max(seen));
-                Ok(())
+                if queued {
+                    // Numbers up to `until` are requested or queued.
+                    until.max(self.requested_to) + 1
+                } else {
+                    // The queue was dropped: everything not requested is missing.
+                    self.requested_to.saturating_add(1)
+                }
             }
             _ => {
                 self.resend_until = Some(seen);
-                self.admin(now, MsgType::ResendRequest, |e| {
-                    e.u64(Tag::BeginSeqNo, expected).u64(Tag::EndSeqNo, 0);
-                })
+                self.requested_to = 0;
+                expected
             }
+        };
+        if begin > want_to || self.requested_to == u64::MAX {
+            return Ok(());
         }
+        self.requested_to = want_to;
+        let end = if queued { want_to } else { 0 };
+        self.admin(now, MsgType::ResendRequest, |e| {
+            e.u64(Tag::BeginSeqNo, begin).u64(Tag::EndSeqNo, end);
+        })
     }
 
     /// Serves a ResendRequest from the store, as long as the queued output stays under
@@ -619,7 +814,7 @@ impl<M: MessageStore> Session<M> {
         let mut gap_start = None;
         let begin_string = self.config.version.begin_string().as_bytes();
         for seq in begin..=end {
-            let Some(stored) = self.store.sent(seq) else {
+            let Some(stored) = self.store.sent(seq)? else {
                 gap_start.get_or_insert(seq);
                 continue;
             };

@@ -13,6 +13,8 @@ struct Script {
     /// Counterparty's next MsgSeqNum.
     their_seq: u64,
     enc: Encoder,
+    /// SendingTime of the counterparty's messages.
+    sending_time: u64,
 }
 
 fn now_at(start: Instant, secs: f64) -> Now {
@@ -32,6 +34,7 @@ impl Script {
             start,
             their_seq: 1,
             enc: Encoder::new(),
+            sending_time: T0,
         }
     }
 
@@ -69,7 +72,7 @@ impl Script {
             sender: "VENUE",
             target: "DESK",
             seq,
-            sending_time: UtcTimestamp(T0),
+            sending_time: UtcTimestamp(self.sending_time),
             precision: TimePrecision::Millis,
         };
         self.enc.start(b"FIX.4.4", msg_type.as_bytes(), &h);
@@ -263,8 +266,10 @@ fn resend_request_is_served_with_poss_dup_and_gap_fills() {
 }
 
 #[test]
-fn inbound_gap_is_recovered_through_one_resend_request() {
-    let mut s = Script::fix44().logged_on();
+fn inbound_gap_without_a_queue_is_recovered_through_one_resend_request() {
+    let mut config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+    config.gap_queue_messages = 0;
+    let mut s = Script::new(config).logged_on();
     assert_eq!(
         s.feed(1.0, MsgType::ExecutionReport, |_| {}),
         Ok(Action::Deliver)
@@ -295,16 +300,12 @@ fn inbound_gap_is_recovered_through_one_resend_request() {
     });
     assert_eq!(gf, Ok(Action::Handled));
     for seq in 4..=6 {
-        let a = s.feed_seq(3.0, seq, MsgType::ExecutionReport, |e| {
-            e.bool(Tag::PossDupFlag, true);
-        });
+        let a = s.feed_seq(3.0, seq, MsgType::ExecutionReport, poss_dup);
         assert_eq!(a, Ok(Action::Deliver), "{seq}");
     }
     assert_eq!(s.session.store().next_target_seq(), 7);
     // A duplicate below the expected number is ignored.
-    let dup = s.feed_seq(4.0, 5, MsgType::ExecutionReport, |e| {
-        e.bool(Tag::PossDupFlag, true);
-    });
+    let dup = s.feed_seq(4.0, 5, MsgType::ExecutionReport, poss_dup);
     assert_eq!(dup, Ok(Action::Ignored));
     assert!(s.sent().is_empty());
     // A new gap later gets a new ResendRequest.
@@ -446,9 +447,246 @@ fn logon_answer_beyond_expected_requests_a_resend() {
     let rr = s.sent();
     let rr = parse(&rr[0]);
     assert_eq!(
-        (rr.msg_type(), rr.u64(Tag::BeginSeqNo)),
-        (MsgType::ResendRequest, Ok(1))
+        (
+            rr.msg_type(),
+            rr.u64(Tag::BeginSeqNo),
+            rr.u64(Tag::EndSeqNo)
+        ),
+        (MsgType::ResendRequest, Ok(1), Ok(3))
     );
+    // The resend fills 1..3; the Logon's own number (queued as handled) follows without a word.
+    for seq in 1..=3 {
+        let a = s.feed_seq(0.2, seq, MsgType::ExecutionReport, poss_dup);
+        assert_eq!(a, Ok(Action::Deliver));
+    }
+    let mut buf = Vec::new();
+    assert!(s.session.take_queued(&mut buf));
+    assert_eq!(
+        s.session.handle(s.at(0.3), &parse(&buf)),
+        Ok(Action::Ignored)
+    );
+    assert_eq!(s.session.store().next_target_seq(), 5);
+    assert!(s.sent().is_empty());
+}
+
+/// PossDupFlag=Y with OrigSendingTime, as a resend carries them.
+fn poss_dup(e: &mut Encoder) {
+    e.bool(Tag::PossDupFlag, true).timestamp(
+        Tag::OrigSendingTime,
+        UtcTimestamp(T0 - 1_000_000_000),
+        TimePrecision::Millis,
+    );
+}
+
+/// Hands every queued message that is next in sequence back to the session: their actions.
+fn drain_queue(s: &mut Script, secs: f64) -> Vec<(u64, Action)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while s.session.take_queued(&mut buf) {
+        let msg = parse(&buf);
+        out.push((
+            msg.seq_num().unwrap(),
+            s.session.handle(s.at(secs), &msg).unwrap(),
+        ));
+    }
+    out
+}
+
+fn resend_range(bytes: &[u8]) -> (MsgType, u64, u64) {
+    let m = parse(bytes);
+    (
+        m.msg_type(),
+        m.u64(Tag::BeginSeqNo).unwrap(),
+        m.u64(Tag::EndSeqNo).unwrap(),
+    )
+}
+
+#[test]
+fn messages_beyond_a_gap_are_queued_and_delivered_in_order() {
+    let mut s = Script::fix44().logged_on();
+    let er = MsgType::ExecutionReport;
+    assert_eq!(s.feed(1.0, er, |_| {}), Ok(Action::Deliver));
+    // 3 and 4 are lost; 5 and 6 arrive, then 8 (7 lost too).
+    assert_eq!(s.feed_seq(2.0, 5, er, |_| {}), Ok(Action::Queued));
+    let out = s.sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(resend_range(&out[0]), (MsgType::ResendRequest, 3, 4));
+    assert_eq!(s.feed_seq(2.1, 6, er, |_| {}), Ok(Action::Queued));
+    assert!(s.sent().is_empty(), "5 and 6 are queued, 3..4 requested");
+    assert_eq!(s.feed_seq(2.2, 8, er, |_| {}), Ok(Action::Queued));
+    let out = s.sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(resend_range(&out[0]), (MsgType::ResendRequest, 7, 7));
+    assert_eq!(s.session.queued(), 3);
+    // Nothing is next in sequence yet.
+    assert!(drain_queue(&mut s, 2.5).is_empty());
+    // The resend of 3..4: a gap fill over 3, then 4; the queued 5 and 6 follow; 7 is still due.
+    let gf = s.feed_seq(3.0, 3, MsgType::SequenceReset, |e| {
+        e.bool(Tag::PossDupFlag, true)
+            .bool(Tag::GapFillFlag, true)
+            .u64(Tag::NewSeqNo, 4);
+    });
+    assert_eq!(gf, Ok(Action::Handled));
+    assert!(drain_queue(&mut s, 3.0).is_empty());
+    assert_eq!(s.feed_seq(3.0, 4, er, poss_dup), Ok(Action::Deliver));
+    assert_eq!(
+        drain_queue(&mut s, 3.0),
+        [(5, Action::Deliver), (6, Action::Deliver)]
+    );
+    assert_eq!(s.feed_seq(3.1, 7, er, poss_dup), Ok(Action::Deliver));
+    assert_eq!(drain_queue(&mut s, 3.1), [(8, Action::Deliver)]);
+    assert_eq!(
+        (s.session.store().next_target_seq(), s.session.queued()),
+        (9, 0)
+    );
+    assert!(s.sent().is_empty(), "nothing requested twice");
+    // A later gap starts afresh.
+    assert_eq!(s.feed_seq(4.0, 11, er, |_| {}), Ok(Action::Queued));
+    assert_eq!(resend_range(&s.sent()[0]), (MsgType::ResendRequest, 9, 10));
+}
+
+#[test]
+fn a_resend_request_beyond_a_gap_is_served_once() {
+    let mut s = Script::fix44().logged_on();
+    s.order(0.5, "a");
+    s.sent();
+    // Their 2 is lost; 3 asks for our order again.
+    let a = s.feed_seq(1.0, 3, MsgType::ResendRequest, |e| {
+        e.u64(Tag::BeginSeqNo, 2).u64(Tag::EndSeqNo, 0);
+    });
+    assert_eq!(a, Ok(Action::Queued));
+    let out = s.sent();
+    let types: Vec<MsgType> = out.iter().map(|m| parse(m).msg_type()).collect();
+    assert_eq!(types, [MsgType::NewOrderSingle, MsgType::ResendRequest]);
+    assert_eq!(
+        s.feed_seq(1.1, 2, MsgType::Heartbeat, poss_dup),
+        Ok(Action::Handled)
+    );
+    assert_eq!(drain_queue(&mut s, 1.2), [(3, Action::Handled)]);
+    assert!(s.sent().is_empty(), "served when it arrived, not again");
+    assert_eq!(s.session.store().next_target_seq(), 4);
+}
+
+#[test]
+fn a_full_gap_queue_falls_back_to_requesting_everything() {
+    let mut config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+    config.gap_queue_messages = 2;
+    let mut s = Script::new(config).logged_on();
+    let er = MsgType::ExecutionReport;
+    // 2 is lost; 3 and 4 fill the queue; 5 overflows it.
+    assert_eq!(s.feed_seq(1.0, 3, er, |_| {}), Ok(Action::Queued));
+    assert_eq!(s.feed_seq(1.0, 4, er, |_| {}), Ok(Action::Queued));
+    assert_eq!(s.feed_seq(1.0, 5, er, |_| {}), Ok(Action::Ignored));
+    assert_eq!(s.feed_seq(1.0, 6, er, |_| {}), Ok(Action::Ignored));
+    let ranges: Vec<_> = s.sent().iter().map(|m| resend_range(m)).collect();
+    assert_eq!(
+        ranges,
+        [
+            (MsgType::ResendRequest, 2, 2),
+            (MsgType::ResendRequest, 3, 0)
+        ]
+    );
+    assert_eq!(s.session.queued(), 0);
+    // Everything comes again, in order.
+    for seq in 2..=6 {
+        assert_eq!(s.feed_seq(2.0, seq, er, poss_dup), Ok(Action::Deliver));
+        assert!(drain_queue(&mut s, 2.0).is_empty());
+    }
+    // The gap is closed: queueing works again.
+    assert_eq!(s.feed_seq(3.0, 8, er, |_| {}), Ok(Action::Queued));
+}
+
+#[test]
+fn sending_time_accuracy_is_checked() {
+    // 121 s after the counterparty's SendingTime: Reject 10 and Logout.
+    let mut s = Script::fix44().logged_on();
+    let err = s.feed(121.0, MsgType::ExecutionReport, |_| {});
+    assert!(
+        matches!(err, Err(SessionError::SendingTimeAccuracy { seq: 2 })),
+        "{err:?}"
+    );
+    assert_eq!(s.session.state(), State::Ended);
+    let out = s.sent();
+    let reject = parse(&out[0]);
+    assert_eq!(
+        (
+            reject.msg_type(),
+            reject.u64(Tag::RefSeqNum),
+            reject.get(Tag::RefMsgType),
+            reject.u64(Tag::SessionRejectReason)
+        ),
+        (MsgType::Reject, Ok(2), Some(&b"8"[..]), Ok(10))
+    );
+    assert_eq!(parse(&out[1]).msg_type(), MsgType::Logout);
+    // A clock ahead of ours counts the same; within the limit nothing happens.
+    let mut s = Script::fix44().logged_on();
+    s.sending_time = T0 + 119_000_000_000;
+    assert_eq!(s.feed(0.0, MsgType::Heartbeat, |_| {}), Ok(Action::Handled));
+    s.sending_time = T0 + 121_000_000_000;
+    assert!(s.feed(0.0, MsgType::Heartbeat, |_| {}).is_err());
+    // A configured limit, and the check turned off.
+    let mut config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+    config.max_latency = Duration::from_secs(2);
+    let mut s = Script::new(config.clone()).logged_on();
+    assert!(s.feed(2.5, MsgType::Heartbeat, |_| {}).is_err());
+    config.check_latency = false;
+    let mut s = Script::new(config).logged_on();
+    assert_eq!(
+        s.feed(500.0, MsgType::Heartbeat, |_| {}),
+        Ok(Action::Handled)
+    );
+    // The Logon is checked too.
+    let mut s = Script::fix44();
+    s.session.start(s.at(200.0)).unwrap();
+    s.sent();
+    let a = s.feed(200.0, MsgType::Logon, |e| {
+        e.u64(108u32, 30);
+    });
+    assert!(matches!(
+        a,
+        Err(SessionError::SendingTimeAccuracy { seq: 1 })
+    ));
+}
+
+#[test]
+fn duplicates_need_a_consistent_orig_sending_time() {
+    let mut s = Script::fix44().logged_on();
+    let er = MsgType::ExecutionReport;
+    s.feed(1.0, er, |_| {}).unwrap();
+    // Without OrigSendingTime: Reject (1, RefTagID 122), the message ignored, the session on.
+    let a = s.feed_seq(1.1, 2, er, |e| {
+        e.bool(Tag::PossDupFlag, true);
+    });
+    assert_eq!(a, Ok(Action::Ignored));
+    let out = s.sent();
+    let reject = parse(&out[0]);
+    assert_eq!(
+        (
+            out.len(),
+            reject.msg_type(),
+            reject.u64(Tag::SessionRejectReason),
+            reject.u64(Tag::RefTagId)
+        ),
+        (1, MsgType::Reject, Ok(1), Ok(122))
+    );
+    assert_eq!(s.session.state(), State::Active);
+    // With a proper one: ignored quietly.
+    assert_eq!(s.feed_seq(1.2, 2, er, poss_dup), Ok(Action::Ignored));
+    assert!(s.sent().is_empty());
+    // OrigSendingTime after SendingTime: Reject 10 and Logout.
+    let err = s.feed_seq(1.3, 2, er, |e| {
+        e.bool(Tag::PossDupFlag, true).timestamp(
+            Tag::OrigSendingTime,
+            UtcTimestamp(T0 + 1_000_000_000),
+            TimePrecision::Millis,
+        );
+    });
+    assert!(matches!(
+        err,
+        Err(SessionError::SendingTimeAccuracy { seq: 2 })
+    ));
+    let types: Vec<MsgType> = s.sent().iter().map(|m| parse(m).msg_type()).collect();
+    assert_eq!(types, [MsgType::Reject, MsgType::Logout]);
 }
 
 #[test]
@@ -488,8 +726,9 @@ fn file_store_continues_the_sequence_after_a_restart() {
     assert_eq!(parse(&logon).seq_num(), Ok(3));
     assert_eq!(
         session
-            .store()
+            .store_mut()
             .sent(2)
+            .unwrap()
             .map(|m| parse(m).str(Tag::ClOrdId).unwrap()),
         Some("keep")
     );
@@ -534,4 +773,32 @@ fn resend_requests_never_read_end_in_a_logout_not_in_unbounded_memory() {
     let last = parse(out.last().unwrap());
     assert_eq!(last.msg_type(), MsgType::Logout);
     assert!(last.str(Tag::Text).unwrap().contains("output limit"));
+}
+
+#[test]
+fn the_password_is_never_printed() {
+    let mut config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
+    config.username = Some("trader".into());
+    config.password = Some("hunter2-secret".into());
+    let start = Instant::now();
+    let mut session = Session::new(config.clone(), MemoryStore::new(), now_at(start, 0.0));
+    // The queued Logon carries the password; the session's Debug does not show it.
+    session.start(now_at(start, 0.0)).unwrap();
+    assert!(session
+        .pending()
+        .windows(14)
+        .any(|w| w == b"hunter2-secret"));
+    for shown in [
+        format!("{config:?}"),
+        format!("{config:#?}"),
+        format!("{session:?}"),
+    ] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("trader"),
+            "{shown}"
+        );
+    }
+    config.password = None;
+    assert!(format!("{config:?}").contains("password: None"));
 }
