@@ -49,9 +49,12 @@ fn venue(ns: &Netns, dir: &Path) -> ChildGuard {
         .stdout(Stdio::piped());
     let mut guard = ChildGuard::spawn(&mut cmd);
     let out = guard.child().stdout.take().expect("stdout");
+    let mut reader = BufReader::new(out);
     let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).expect("read");
+    reader.read_line(&mut line).expect("read");
     assert!(line.starts_with("venue:"), "venue did not start: {line}");
+    // The rest of the banner (and the stop line) still needs a reader.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     guard
 }
 

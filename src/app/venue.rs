@@ -262,29 +262,39 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    println!(
+    // The banner goes to whoever started the venue; a reader that has gone away (a test that
+    // read the first line) must not take the venue down with it.
+    let say = |line: std::fmt::Arguments<'_>| {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    };
+    say(format_args!(
         "venue: ws://{}/feed  ws://{}/echo",
         venue.ws_addr, venue.ws_addr
-    );
+    ));
     if let (Some(addr), Some(ca)) = (venue.wss_addr, &venue.ca_pem) {
-        println!(
+        say(format_args!(
             "venue: wss://{addr}/feed  wss://{addr}/echo  ca={}",
             ca.display()
-        );
+        ));
     }
     if let Some(addr) = venue.http_addr {
-        println!(
+        say(format_args!(
             "venue: http://{addr}/api/time  http://{addr}/api/book?symbol=HWX  POST http://{addr}/api/order"
-        );
+        ));
     }
     if let Some(addr) = venue.fix_addr {
-        println!("venue: fix://{addr} (any SenderCompID/TargetCompID; fills every NewOrderSingle)");
+        say(format_args!(
+            "venue: fix://{addr} (any SenderCompID/TargetCompID; fills every NewOrderSingle)"
+        ));
     }
     if let Some(addr) = venue.https_addr {
-        println!("venue: https://{addr}/api/time  https://{addr}/api/book?symbol=HWX");
+        say(format_args!(
+            "venue: https://{addr}/api/time  https://{addr}/api/book?symbol=HWX"
+        ));
     }
     if let Some(addr) = venue.fixs_addr {
-        println!("venue: fixs://{addr}");
+        say(format_args!("venue: fixs://{addr}"));
     }
     if let Some((cert, key)) = &venue.client_cert {
         let required = if args.require_client_cert {
@@ -292,20 +302,20 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
         } else {
             "optional"
         };
-        println!(
+        say(format_args!(
             "venue: client certificate {} key {} (client certificates {required})",
             cert.display(),
             key.display()
-        );
+        ));
     }
-    let _ = io::stdout().flush();
+
     crate::app::signals::wait_for_termination();
-    println!(
+    say(format_args!(
         "venue: stopping after {} connections, {} feed messages, {} echoed",
         venue.stats.connections.load(Ordering::Relaxed),
         venue.stats.feed_messages.load(Ordering::Relaxed),
         venue.stats.echoed.load(Ordering::Relaxed)
-    );
+    ));
     std::process::ExitCode::SUCCESS
 }
 
