@@ -712,3 +712,59 @@ fn per_thread_xdp_mistakes_are_located() {
     );
 }
 mod conn;
+
+#[cfg(feature = "io-uring")]
+#[test]
+fn io_uring_selector_with_sqpoll() {
+    let c = parse(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\nsqpoll = true\nsqpoll_core = 0\n\n\
+         [[endpoint]]\nname = \"e\"\nurl = \"ws://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.threads[0].selector,
+        SelectorKind::IoUring {
+            sqpoll: true,
+            sqpoll_core: Some(0)
+        }
+    );
+    let c = parse(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\n\n\
+         [[endpoint]]\nname = \"e\"\nurl = \"ws://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.threads[0].selector,
+        SelectorKind::IoUring {
+            sqpoll: false,
+            sqpoll_core: None
+        }
+    );
+}
+
+#[test]
+fn sqpoll_needs_the_io_uring_selector() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"mio\"\nsqpoll = true\n",
+        4,
+        10,
+        "sqpoll needs selector = \"io_uring\"",
+    );
+}
+
+#[cfg(feature = "io-uring")]
+#[test]
+fn sqpoll_core_needs_sqpoll_and_an_online_core() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\nsqpoll_core = 0\n",
+        4,
+        15,
+        "sqpoll_core needs sqpoll = true",
+    );
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\nsqpoll = true\nsqpoll_core = 4096\n",
+        5,
+        15,
+        "does not exist or is offline",
+    );
+}
