@@ -402,6 +402,7 @@ fn duration(loc: &Locator<'_>, what: &str, v: &Spanned<String>) -> Result<Durati
 fn validate_sqpoll(
     t: &RawThread,
     name: &str,
+    core: Option<usize>,
     selector: SelectorKind,
     online: &[usize],
     loc: &Locator<'_>,
@@ -444,6 +445,20 @@ fn validate_sqpoll(
             Some(v as usize)
         }
     };
+    // The kernel thread inherits the affinity of the thread that makes the ring: on a pinned
+    // thread it would share (and fight over) that core.
+    if let (true, Some(core), Some(s)) = (sqpoll, core, &t.sqpoll) {
+        if sqpoll_core.is_none_or(|c| c == core) {
+            let message = format!(
+                "thread {name:?} is pinned to core {core}: set sqpoll_core to another core for \
+                 the SQPOLL kernel thread (on core {core} it would take turns with the IO thread)"
+            );
+            return Err(match &t.sqpoll_core {
+                Some(c) => loc.at(c, message),
+                None => loc.at(s, message),
+            });
+        }
+    }
     Ok(SelectorKind::IoUring {
         sqpoll,
         sqpoll_core,
@@ -513,7 +528,7 @@ impl RawConfig {
                     ))
                 }
             };
-            let selector = validate_sqpoll(t, &name, selector, &online, loc)?;
+            let selector = validate_sqpoll(t, &name, core, selector, &online, loc)?;
             threads.push(ThreadConfig {
                 name,
                 core,

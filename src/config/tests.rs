@@ -768,3 +768,21 @@ fn sqpoll_core_needs_sqpoll_and_an_online_core() {
         "does not exist or is offline",
     );
 }
+
+#[cfg(feature = "io-uring")]
+#[test]
+fn sqpoll_on_a_pinned_thread_needs_its_own_core() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\ncore = 0\nselector = \"io_uring\"\nsqpoll = true\n",
+        5,
+        10,
+        "set sqpoll_core to another core",
+    );
+    fails_at(
+        "[[thread]]\nname = \"t\"\ncore = 0\nselector = \"io_uring\"\nsqpoll = true\n\
+         sqpoll_core = 0\n",
+        6,
+        15,
+        "set sqpoll_core to another core",
+    );
+}

@@ -91,8 +91,8 @@ impl Default for UringConfig {
     fn default() -> Self {
         UringConfig {
             entries: 256,
-            buffers: 256,
-            buffer_size: 16 * 1024,
+            buffers: 128,
+            buffer_size: 64 * 1024,
             send_buffer: 64 * 1024,
             sqpoll: None,
         }
