@@ -194,6 +194,9 @@ impl Selector for UringSelector {
 
 /// A kernel TCP connection whose receives and sends go through a [`UringRing`] (see the
 /// [module](self) docs). Follows the [stream contract](crate::stream).
+///
+/// Its readiness comes from the ring's completions, not from the socket (the ring takes the
+/// bytes out of it): register it with a [`UringSelector`] over the same ring, not with epoll.
 pub struct UringStream {
     ring: UringRing,
     slot: u32,

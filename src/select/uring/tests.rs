@@ -175,8 +175,10 @@ fn sqpoll_mode_makes_no_syscall_per_message() {
     let enters = sel.ring().counters().enters - before;
     drop(s);
     server.join().unwrap();
-    // The kernel thread stays awake (idle 2 s): only its rare wake-ups cost a syscall.
-    assert!(enters < 200, "{enters} syscalls for 2000 round trips");
+    // The kernel thread stays awake (idle 2 s): only its rare wake-ups cost a syscall (none on an
+    // idle machine; a few hundred when the test shares two cores with a parallel test run).
+    eprintln!("sqpoll: {enters} syscalls for 2000 round trips");
+    assert!(enters < 500, "{enters} syscalls for 2000 round trips");
 }
 
 #[test]
