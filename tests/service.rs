@@ -1,5 +1,6 @@
 //! The IoService over real sockets: isolation, reconnect with backoff, DNS failures, lifetimes,
-//! many endpoints on one thread, and both selectors.
+//! many endpoints on one thread, on every selector: mio, direct, and io_uring (its own streams
+//! through multishot receives, and kernel sockets through readiness).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -9,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotwire::select::{DirectSelector, MioSelector, Selector};
-use hotwire::service::{ConnectAddr, Endpoint, Event, Flow, IoService, Policy, State};
+use hotwire::service::{
+    ConnectAddr, Dial, Endpoint, Event, Flow, IoService, KernelDial, Policy, State,
+};
 use hotwire::stream::{would_block, TcpOptions, TcpStream};
 
 /// An echo server on a thread: accepts any number of connections, echoes everything, until
@@ -79,17 +82,25 @@ struct Seen {
     echoed: HashMap<String, usize>,
 }
 
-/// Sends "ping\n" on connect and counts echoed bytes.
-struct Pinger {
+/// Sends "ping\n" on connect and counts echoed bytes, over the streams its dialer opens.
+struct Pinger<D = KernelDial> {
     name: String,
     host: String,
     port: u16,
     policy: Policy,
+    dial: D,
 }
 
 impl Pinger {
     fn new(name: &str, host: &str, port: u16) -> Pinger {
+        Pinger::with(KernelDial::default(), name, host, port)
+    }
+}
+
+impl<D: Dial> Pinger<D> {
+    fn with(dial: D, name: &str, host: &str, port: u16) -> Pinger<D> {
         Pinger {
+            dial,
             name: name.into(),
             host: host.into(),
             port,
@@ -103,18 +114,18 @@ impl Pinger {
     }
 }
 
-impl Endpoint<Seen> for Pinger {
-    type Target = TcpStream;
+impl<D: Dial> Endpoint<Seen> for Pinger<D> {
+    type Target = D::Stream;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.host.clone(), self.port)
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<TcpStream> {
-        TcpStream::connect(addr, &TcpOptions::default())
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<D::Stream> {
+        self.dial.dial(addr)
     }
 
-    fn poll(&mut self, target: &mut TcpStream, seen: &mut Seen) -> io::Result<Flow> {
+    fn poll(&mut self, target: &mut D::Stream, seen: &mut Seen) -> io::Result<Flow> {
         let mut buf = [0u8; 1024];
         loop {
             match target.read(&mut buf) {
@@ -140,8 +151,13 @@ impl Endpoint<Seen> for Pinger {
         }
     }
 
-    fn on_timer(&mut self, target: &mut TcpStream, _: Instant, _: &mut Seen) -> io::Result<Flow> {
-        target.write_all(b"ping\n")?;
+    fn on_timer(&mut self, target: &mut D::Stream, _: Instant, _: &mut Seen) -> io::Result<Flow> {
+        // Five bytes always fit an idle connection's send buffer (kernel or ring).
+        let n = target.write(b"ping\n")?;
+        assert_eq!(n, 5, "a short write of a ping");
+        target
+            .flush()
+            .or_else(|e| if would_block(&e) { Ok(()) } else { Err(e) })?;
         Ok(Flow::Continue)
     }
 
@@ -180,10 +196,19 @@ fn closed_port() -> u16 {
 
 #[test]
 fn a_failing_endpoint_does_not_disturb_the_others() {
+    a_failing_endpoint_on(MioSelector::new().unwrap(), KernelDial::default());
+}
+
+fn a_failing_endpoint_on<S: Selector, D: Dial + Clone>(selector: S, dial: D) {
     let server = EchoServer::start("127.0.0.1:0");
-    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
-    let good = service.register(Pinger::new("good", "127.0.0.1", server.addr.port()));
-    let bad = service.register(Pinger::new("bad", "127.0.0.1", closed_port()));
+    let mut service = selector.into_io_service_with_context();
+    let good = service.register(Pinger::with(
+        dial.clone(),
+        "good",
+        "127.0.0.1",
+        server.addr.port(),
+    ));
+    let bad = service.register(Pinger::with(dial, "bad", "127.0.0.1", closed_port()));
     let mut seen = Seen::default();
     let ok = run_until(&mut service, &mut seen, Duration::from_secs(10), |_, s| {
         s.echoed.get("good").copied().unwrap_or(0) >= 50 * 5
@@ -212,11 +237,22 @@ fn a_failing_endpoint_does_not_disturb_the_others() {
 
 #[test]
 fn endpoints_reconnect_with_backoff_after_the_server_restarts() {
+    reconnect_after_restart_on(DirectSelector::new(), KernelDial::default());
+}
+
+fn reconnect_after_restart_on<S: Selector, D: Dial + Clone>(selector: S, dial: D) {
     let mut server = EchoServer::start("127.0.0.1:0");
     let addr = server.addr;
-    let mut service = DirectSelector::new().into_io_service_with_context();
+    let mut service = selector.into_io_service_with_context();
     let ids: Vec<_> = (0..3)
-        .map(|i| service.register(Pinger::new(&format!("e{i}"), "127.0.0.1", addr.port())))
+        .map(|i| {
+            service.register(Pinger::with(
+                dial.clone(),
+                &format!("e{i}"),
+                "127.0.0.1",
+                addr.port(),
+            ))
+        })
         .collect();
     let mut seen = Seen::default();
     assert!(run_until(
@@ -270,9 +306,13 @@ fn an_unknown_host_is_reported_and_retried() {
 
 #[test]
 fn auto_disconnect_fires_on_time_and_reconnects_at_once() {
+    auto_disconnect_on(MioSelector::new().unwrap(), KernelDial::default());
+}
+
+fn auto_disconnect_on<S: Selector, D: Dial>(selector: S, dial: D) {
     let server = EchoServer::start("127.0.0.1:0");
-    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
-    let mut pinger = Pinger::new("short", "localhost", server.addr.port());
+    let mut service = selector.into_io_service_with_context();
+    let mut pinger = Pinger::with(dial, "short", "localhost", server.addr.port());
     pinger.policy.max_lifetime = Some(Duration::from_millis(300));
     service.register(pinger);
     let mut seen = Seen::default();
@@ -298,11 +338,16 @@ fn auto_disconnect_fires_on_time_and_reconnects_at_once() {
 
 #[test]
 fn fifty_endpoints_on_one_thread_all_connect() {
+    fifty_endpoints_on(MioSelector::new().unwrap(), KernelDial::default());
+}
+
+fn fifty_endpoints_on<S: Selector, D: Dial + Clone>(selector: S, dial: D) {
     let server = EchoServer::start("127.0.0.1:0");
-    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let mut service = selector.into_io_service_with_context();
     let ids: Vec<_> = (0..50)
         .map(|i| {
-            service.register(Pinger::new(
+            service.register(Pinger::with(
+                dial.clone(),
                 &format!("n{i}"),
                 "127.0.0.1",
                 server.addr.port(),
@@ -333,6 +378,10 @@ fn fifty_endpoints_on_one_thread_all_connect() {
 
 #[test]
 fn a_connect_that_never_completes_times_out() {
+    connect_timeout_on(MioSelector::new().unwrap(), KernelDial::default());
+}
+
+fn connect_timeout_on<S: Selector, D: Dial>(selector: S, dial: D) {
     // A listener whose backlog is full drops further SYNs: the connect hangs.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
@@ -346,8 +395,8 @@ fn a_connect_that_never_completes_times_out() {
             Duration::from_millis(200),
         ));
     }
-    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
-    let mut pinger = Pinger::new("stuck", "127.0.0.1", port);
+    let mut service = selector.into_io_service_with_context();
+    let mut pinger = Pinger::with(dial, "stuck", "127.0.0.1", port);
     pinger.policy.connect_timeout = Duration::from_millis(300);
     service.register(pinger);
     let mut seen = Seen::default();
@@ -465,4 +514,73 @@ fn an_endpoint_with_more_work_is_polled_again_without_starving_the_others() {
         unreachable!()
     };
     assert!(spinner.polls > 100, "polled {} times", spinner.polls);
+}
+
+/// The same service tests on the io_uring selector: its own streams (multishot receive into
+/// provided buffers, sends through the ring), with and without SQPOLL, and kernel sockets through
+/// its readiness mode.
+#[cfg(feature = "io-uring")]
+mod io_uring {
+    use super::*;
+    use hotwire::select::uring::{SqPoll, UringConfig, UringRing};
+    use hotwire::select::UringSelector;
+    use hotwire::service::UringDial;
+
+    fn ring(sqpoll: bool) -> (UringSelector, UringDial) {
+        let config = UringConfig {
+            sqpoll: sqpoll.then_some(SqPoll {
+                cpu: None,
+                idle_ms: 100,
+            }),
+            ..UringConfig::default()
+        };
+        let ring = UringRing::new(&config).expect("io_uring (Linux 6.0+)");
+        let dial = UringDial {
+            ring: ring.clone(),
+            options: TcpOptions::default(),
+        };
+        (UringSelector::new(ring), dial)
+    }
+
+    #[test]
+    fn a_failing_endpoint_does_not_disturb_the_others() {
+        let (selector, dial) = ring(false);
+        a_failing_endpoint_on(selector, dial);
+    }
+
+    #[test]
+    fn a_failing_endpoint_does_not_disturb_the_others_with_sqpoll() {
+        let (selector, dial) = ring(true);
+        a_failing_endpoint_on(selector, dial);
+    }
+
+    #[test]
+    fn endpoints_reconnect_with_backoff_after_the_server_restarts() {
+        let (selector, dial) = ring(false);
+        reconnect_after_restart_on(selector, dial);
+    }
+
+    #[test]
+    fn auto_disconnect_fires_on_time_and_reconnects_at_once() {
+        let (selector, dial) = ring(false);
+        auto_disconnect_on(selector, dial);
+    }
+
+    #[test]
+    fn fifty_endpoints_on_one_thread_all_connect() {
+        let (selector, dial) = ring(false);
+        fifty_endpoints_on(selector, dial);
+    }
+
+    #[test]
+    fn a_connect_that_never_completes_times_out() {
+        let (selector, dial) = ring(false);
+        connect_timeout_on(selector, dial);
+    }
+
+    #[test]
+    fn kernel_sockets_run_on_its_readiness_mode() {
+        let (selector, _) = ring(false);
+        reconnect_after_restart_on(selector, KernelDial::default());
+    }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hotwire::app::venue::{Venue, VenueArgs};
 use hotwire::select::{MioSelector, Selector};
 use hotwire::service::ws::{WsEndpoint, WsHandler};
-use hotwire::service::Flow;
+use hotwire::service::{Dial, Flow, KernelDial};
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
 use hotwire::ws::{Frame, OpCode};
 
@@ -33,7 +33,7 @@ struct Count {
 }
 
 struct Counter;
-impl WsHandler<Count> for Counter {
+impl<S: hotwire::stream::Stream> WsHandler<Count, S> for Counter {
     fn on_frame(&mut self, frame: Frame<'_>, count: &mut Count) -> io::Result<Flow> {
         if frame.opcode() == OpCode::Text {
             count.messages += 1;
@@ -62,11 +62,21 @@ fn run_to<S: Selector, E: hotwire::service::Endpoint<Count>>(
 
 /// Runs `url` to steady state and returns (allocations, messages, bytes) over 30,000 messages.
 fn steady_state(url: &str, tls: Option<TlsConfig>) -> (usize, u64, u64) {
-    let mut endpoint = WsEndpoint::new(url, Counter).unwrap();
+    steady_state_on(MioSelector::new().unwrap(), KernelDial::default(), url, tls)
+}
+
+/// [`steady_state`] on any selector and dialer.
+fn steady_state_on<S: Selector, D: Dial>(
+    selector: S,
+    dial: D,
+    url: &str,
+    tls: Option<TlsConfig>,
+) -> (usize, u64, u64) {
+    let mut endpoint = WsEndpoint::new(url, Counter).unwrap().with_dialer(dial);
     if let Some(tls) = tls {
         endpoint = endpoint.with_tls(tls.build().unwrap());
     }
-    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let mut service = selector.into_io_service_with_context();
     service.register(endpoint);
     let mut count = Count::default();
     // Warm-up: connection, handshakes, buffers at their working size.
@@ -141,7 +151,7 @@ struct Echoer {
     outstanding: bool,
 }
 
-impl WsHandler<Count> for Echoer {
+impl<S: hotwire::stream::Stream> WsHandler<Count, S> for Echoer {
     fn on_frame(&mut self, frame: Frame<'_>, count: &mut Count) -> io::Result<Flow> {
         if frame.opcode() == OpCode::Text {
             assert_eq!(frame.payload(), &self.payload[..]);
@@ -153,6 +163,23 @@ impl WsHandler<Count> for Echoer {
 }
 
 fn echo_round_trips(url: &str, tls: Option<TlsConfig>, n: u64) -> usize {
+    echo_round_trips_on(
+        MioSelector::new().unwrap(),
+        KernelDial::default(),
+        url,
+        tls,
+        n,
+    )
+}
+
+/// [`echo_round_trips`] on any selector and dialer.
+fn echo_round_trips_on<S: Selector, D: Dial>(
+    selector: S,
+    dial: D,
+    url: &str,
+    tls: Option<TlsConfig>,
+    n: u64,
+) -> usize {
     let payload = b"{\"op\":\"order\",\"px\":101.25,\"qty\":3}".to_vec();
     let mut endpoint = WsEndpoint::new(
         url,
@@ -161,11 +188,12 @@ fn echo_round_trips(url: &str, tls: Option<TlsConfig>, n: u64) -> usize {
             outstanding: false,
         },
     )
-    .unwrap();
+    .unwrap()
+    .with_dialer(dial);
     if let Some(tls) = tls {
         endpoint = endpoint.with_tls(tls.build().unwrap());
     }
-    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let mut service = selector.into_io_service_with_context();
     let id = service.register(endpoint);
     let mut count = Count::default();
     let text = std::str::from_utf8(&payload).unwrap().to_owned();
@@ -219,4 +247,59 @@ fn sending_does_not_allocate_either() {
         rustls as u64 <= 2 * n,
         "rustls: {rustls} allocations for {n} round trips"
     );
+}
+
+/// The io_uring selector's own streams (multishot receive into provided buffers, sends through
+/// the ring) keep the rule: nothing per message, plain and OpenSSL, receiving and round trips.
+#[cfg(feature = "io-uring")]
+#[test]
+fn the_io_uring_path_does_not_allocate() {
+    use hotwire::select::uring::{UringConfig, UringRing};
+    use hotwire::select::UringSelector;
+    use hotwire::service::UringDial;
+    let ring = || {
+        let ring = UringRing::new(&UringConfig::default()).unwrap();
+        let dial = UringDial {
+            ring: ring.clone(),
+            options: Default::default(),
+        };
+        (UringSelector::new(ring), dial)
+    };
+    let v = venue();
+    let openssl = || TlsConfig {
+        backend: TlsBackend::Openssl,
+        ..TlsConfig::with_ca_file(v.ca_pem.clone().unwrap())
+    };
+    let wss = v.wss_addr.unwrap().port();
+    let (selector, dial) = ring();
+    let (allocations, messages, _) =
+        steady_state_on(selector, dial, &format!("ws://{}/feed", v.ws_addr), None);
+    assert_eq!(
+        allocations, 0,
+        "plain: {allocations} for {messages} messages"
+    );
+    let (selector, dial) = ring();
+    let (allocations, messages, _) = steady_state_on(
+        selector,
+        dial,
+        &format!("wss://localhost:{wss}/feed"),
+        Some(openssl()),
+    );
+    assert_eq!(
+        allocations, 0,
+        "OpenSSL: {allocations} for {messages} messages"
+    );
+    let n = 5_000;
+    let (selector, dial) = ring();
+    let plain = echo_round_trips_on(selector, dial, &format!("ws://{}/echo", v.ws_addr), None, n);
+    assert_eq!(plain, 0, "plain: {plain} allocations for {n} round trips");
+    let (selector, dial) = ring();
+    let tls = echo_round_trips_on(
+        selector,
+        dial,
+        &format!("wss://localhost:{wss}/echo"),
+        Some(openssl()),
+        n,
+    );
+    assert_eq!(tls, 0, "OpenSSL: {tls} allocations for {n} round trips");
 }

@@ -261,7 +261,7 @@ impl Prepared {
     fn dialer(&mut self, net: &Net) -> io::Result<(EndpointNet, Option<TlsConnector>)> {
         let cfg = &self.config;
         let dial = EndpointNet::new(net.clone(), tcp_options(&cfg.tcp));
-        if !matches!(net, Net::Kernel) && !cfg.tcp.is_default() {
+        if !net.kernel_sockets() && !cfg.tcp.is_default() {
             log::warn!(
                 "endpoint {:?}: [endpoint.tcp] options apply to kernel TCP only; this endpoint \
                  runs over AF_XDP without them",
@@ -271,7 +271,7 @@ impl Prepared {
         #[cfg(feature = "ktls")]
         if let (Some(mode), Some(tls)) = (self.ktls, &self.tls) {
             use crate::stream::ktls::KtlsMode;
-            if !matches!(net, Net::Kernel) {
+            if !net.kernel_sockets() {
                 if mode == KtlsMode::Require {
                     return Err(KtlsRequired::NotKernelTcp {
                         endpoint: cfg.name.clone(),

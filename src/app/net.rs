@@ -27,17 +27,40 @@ pub type KernelStream = crate::stream::Either<TcpStream, crate::stream::ktls::Kt
 #[cfg(not(feature = "ktls"))]
 pub type KernelStream = TcpStream;
 
+/// A kernel socket: read and written with syscalls, or (feature `io-uring`, on an io_uring
+/// thread) through the thread's ring.
+#[cfg(feature = "io-uring")]
+pub type SocketStream = crate::stream::Either<KernelStream, crate::select::UringStream>;
+/// A kernel socket.
+#[cfg(not(feature = "io-uring"))]
+pub type SocketStream = KernelStream;
+
 /// The stream every appliance endpoint is built on.
 #[cfg(feature = "xdp")]
-pub type BaseStream = crate::stream::Either<KernelStream, crate::xdp::XdpStream>;
+pub type BaseStream = crate::stream::Either<SocketStream, crate::xdp::XdpStream>;
 /// The stream every appliance endpoint is built on.
 #[cfg(not(feature = "xdp"))]
-pub type BaseStream = KernelStream;
+pub type BaseStream = SocketStream;
 
 fn base(stream: KernelStream) -> BaseStream {
+    #[cfg(feature = "io-uring")]
+    let stream = crate::stream::Either::Left(stream);
     #[cfg(feature = "xdp")]
     let stream = crate::stream::Either::Left(stream);
     stream
+}
+
+#[cfg(feature = "io-uring")]
+fn uring(
+    ring: &crate::select::uring::UringRing,
+    addr: SocketAddr,
+    options: &TcpOptions,
+) -> io::Result<BaseStream> {
+    let stream =
+        crate::stream::Either::Right(crate::select::UringStream::connect(ring, addr, options)?);
+    #[cfg(feature = "xdp")]
+    let stream = crate::stream::Either::Left(stream);
+    Ok(stream)
 }
 
 fn tcp(stream: TcpStream) -> KernelStream {
@@ -101,15 +124,17 @@ impl Dial for EndpointNet {
     type Stream = BaseStream;
     fn dial(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
         #[cfg(feature = "ktls")]
-        if let (Net::Kernel, Some(k)) = (&self.net, &self.ktls) {
+        if let (true, Some(k)) = (self.net.kernel_sockets(), &self.ktls) {
             let socket = TcpStream::connect(addr, &self.options)?;
             let session =
                 crate::stream::ktls::KtlsStream::new(&k.connector, &k.server_name, socket, k.mode)
                     .map_err(|refused| io::Error::new(io::ErrorKind::Unsupported, refused.error))?;
             return Ok(base(crate::stream::Either::Right(session)));
         }
-        match self.net {
+        match &self.net {
             Net::Kernel => kernel(addr, &self.options),
+            #[cfg(feature = "io-uring")]
+            Net::Uring(ring) => uring(ring, addr, &self.options),
             #[cfg(feature = "xdp")]
             Net::Xdp(_) => self.net.dial(addr),
         }
@@ -121,6 +146,9 @@ impl Dial for EndpointNet {
 pub enum Net {
     /// Kernel TCP sockets.
     Kernel,
+    /// Kernel TCP sockets read and written through this thread's io_uring.
+    #[cfg(feature = "io-uring")]
+    Uring(crate::select::uring::UringRing),
     /// The AF_XDP stack of this thread.
     #[cfg(feature = "xdp")]
     Xdp(crate::xdp::XdpStack),
@@ -131,6 +159,8 @@ impl Dial for Net {
     fn dial(&mut self, addr: SocketAddr) -> io::Result<BaseStream> {
         match self {
             Net::Kernel => kernel(addr, &TcpOptions::default()),
+            #[cfg(feature = "io-uring")]
+            Net::Uring(ring) => uring(ring, addr, &TcpOptions::default()),
             #[cfg(feature = "xdp")]
             Net::Xdp(stack) => {
                 crate::xdp::XdpStream::connect(stack, addr).map(crate::stream::Either::Right)
@@ -254,14 +284,14 @@ impl NetPlan {
     /// is the error with `fallback = false`.
     pub fn open(&self, thread: &ThreadConfig) -> io::Result<Net> {
         let NetworkPath::Xdp(x) = &self.path else {
-            return Ok(Net::Kernel);
+            return kernel_net(thread);
         };
         let Some(t) = &thread.xdp else {
             log::info!(
                 "thread {:?}: no AF_XDP queue of its own (set `queue` in its [[thread]]); kernel TCP",
                 thread.name
             );
-            return Ok(Net::Kernel);
+            return kernel_net(thread);
         };
         #[cfg(feature = "xdp")]
         {
@@ -282,6 +312,39 @@ impl NetPlan {
             let _ = (x, t);
             Ok(Net::Kernel)
         }
+    }
+}
+
+/// Kernel TCP for `thread`: through its own io_uring when its selector is `io_uring`.
+fn kernel_net(thread: &ThreadConfig) -> io::Result<Net> {
+    match thread.selector {
+        #[cfg(feature = "io-uring")]
+        SelectorKind::IoUring {
+            sqpoll,
+            sqpoll_core,
+        } => {
+            use crate::select::uring::{SqPoll, UringConfig, UringRing};
+            let config = UringConfig {
+                sqpoll: sqpoll.then_some(SqPoll {
+                    cpu: sqpoll_core.map(|c| c as u32),
+                    idle_ms: 1000,
+                }),
+                ..UringConfig::default()
+            };
+            let ring = UringRing::new(&config)
+                .map_err(|e| io::Error::new(e.kind(), format!("thread {:?}: {e}", thread.name)))?;
+            Ok(Net::Uring(ring))
+        }
+        #[cfg(not(feature = "io-uring"))]
+        SelectorKind::IoUring { .. } => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "thread {:?}: selector \"io_uring\" needs a hotwire built with the `io-uring` \
+                 feature",
+                thread.name
+            ),
+        )),
+        SelectorKind::Mio | SelectorKind::Direct => Ok(Net::Kernel),
     }
 }
 
@@ -348,7 +411,25 @@ impl Net {
                 Duration::ZERO,
             ));
         }
+        #[cfg(feature = "io-uring")]
+        if let Net::Uring(ring) = self {
+            let busy = matches!(kind, SelectorKind::IoUring { sqpoll: true, .. });
+            return Ok((
+                AnySelector::Uring(crate::select::UringSelector::new(ring.clone())),
+                if busy {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(1)
+                },
+            ));
+        }
         Ok(match kind {
+            SelectorKind::IoUring { .. } => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "selector \"io_uring\" needs the thread's io_uring network (Net::Uring)",
+                ))
+            }
             SelectorKind::Mio => (
                 AnySelector::Mio(MioSelector::new()?),
                 Duration::from_millis(1),
@@ -361,6 +442,8 @@ impl Net {
     pub fn xdp_summary(&self) -> Option<String> {
         match self {
             Net::Kernel => None,
+            #[cfg(feature = "io-uring")]
+            Net::Uring(_) => None,
             #[cfg(feature = "xdp")]
             Net::Xdp(stack) => {
                 let c = stack.counters();
@@ -373,10 +456,23 @@ impl Net {
         }
     }
 
-    /// `"xdp"` or `"kernel"`, for reports.
+    /// `true` when connections are kernel TCP sockets (socket options and kTLS apply).
+    pub fn kernel_sockets(&self) -> bool {
+        match self {
+            Net::Kernel => true,
+            #[cfg(feature = "io-uring")]
+            Net::Uring(_) => true,
+            #[cfg(feature = "xdp")]
+            Net::Xdp(_) => false,
+        }
+    }
+
+    /// `"xdp"`, `"io_uring"` or `"kernel"`, for reports.
     pub fn name(&self) -> &'static str {
         match self {
             Net::Kernel => "kernel",
+            #[cfg(feature = "io-uring")]
+            Net::Uring(_) => "io_uring",
             #[cfg(feature = "xdp")]
             Net::Xdp(_) => "xdp",
         }

@@ -113,6 +113,15 @@ pub enum SelectorKind {
     Mio,
     /// Busy-poll every connection (for a dedicated core).
     Direct,
+    /// io_uring completions: multishot receive into provided buffers, sends through the ring
+    /// (`selector = "io_uring"`; needs the `io-uring` feature).
+    IoUring {
+        /// A kernel submission thread (`sqpoll = true`): no syscall on the hot path; the IO
+        /// thread then busy-polls.
+        sqpoll: bool,
+        /// The core the kernel submission thread is pinned to (`sqpoll_core`).
+        sqpoll_core: Option<usize>,
+    },
 }
 
 /// One IO thread: its own IoService.

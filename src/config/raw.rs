@@ -547,6 +547,74 @@ fn duration(loc: &Locator<'_>, what: &str, v: &Spanned<String>) -> Result<Durati
     parse_duration(v.get_ref()).map_err(|e| loc.at(v, format!("{what}: {e}")))
 }
 
+/// The io_uring keys of a thread: only with `selector = "io_uring"`; `sqpoll_core` needs
+/// `sqpoll = true` and an online core.
+fn validate_sqpoll(
+    t: &RawThread,
+    name: &str,
+    core: Option<usize>,
+    selector: SelectorKind,
+    online: &[usize],
+    loc: &Locator<'_>,
+) -> Result<SelectorKind, ConfigError> {
+    let SelectorKind::IoUring { sqpoll, .. } = selector else {
+        if let Some(s) = &t.sqpoll {
+            return Err(loc.at(
+                s,
+                format!("thread {name:?}: sqpoll needs selector = \"io_uring\""),
+            ));
+        }
+        if let Some(c) = &t.sqpoll_core {
+            return Err(loc.at(
+                c,
+                format!("thread {name:?}: sqpoll_core needs selector = \"io_uring\""),
+            ));
+        }
+        return Ok(selector);
+    };
+    let sqpoll_core = match &t.sqpoll_core {
+        None => None,
+        Some(c) if !sqpoll => {
+            return Err(loc.at(
+                c,
+                format!("thread {name:?}: sqpoll_core needs sqpoll = true"),
+            ))
+        }
+        Some(c) => {
+            let v = *c.get_ref();
+            if v < 0 || !online.contains(&(v as usize)) {
+                return Err(loc.at(
+                    c,
+                    format!(
+                        "thread {name:?}: sqpoll_core {v} does not exist or is offline (online \
+                         cores: {})",
+                        crate::cpu::format_cpu_list(online)
+                    ),
+                ));
+            }
+            Some(v as usize)
+        }
+    };
+    // The kernel thread inherits the affinity of the thread that makes the ring: on a pinned
+    // thread it would share (and fight over) that core.
+    if let (true, Some(core), Some(s)) = (sqpoll, core, &t.sqpoll) {
+        if sqpoll_core.is_none_or(|c| c == core) {
+            let message = format!(
+                "thread {name:?} is pinned to core {core}: set sqpoll_core to another core for \
+                 the SQPOLL kernel thread (on core {core} it would take turns with the IO thread)"
+            );
+            return Err(match &t.sqpoll_core {
+                Some(c) => loc.at(c, message),
+                None => loc.at(s, message),
+            });
+        }
+    }
+    Ok(SelectorKind::IoUring {
+        sqpoll,
+        sqpoll_core,
+    })
+}
+
 impl RawConfig {
     pub(super) fn validate(mut self, loc: &Locator<'_>) -> Result<Config, ConfigError> {
         let network = match &self.network {
@@ -587,15 +655,30 @@ impl RawConfig {
             let selector = match t.selector.as_ref().map(|s| (s, s.get_ref().as_str())) {
                 None | Some((_, "mio")) => SelectorKind::Mio,
                 Some((_, "direct")) => SelectorKind::Direct,
+                Some((s, "io_uring")) if cfg!(not(feature = "io-uring")) => {
+                    return Err(loc.at(
+                        s,
+                        format!(
+                            "thread {name:?}: selector \"io_uring\" needs a hotwire built with \
+                             the `io-uring` feature"
+                        ),
+                    ))
+                }
+                Some((_, "io_uring")) => SelectorKind::IoUring {
+                    sqpoll: t.sqpoll.as_ref().is_some_and(|s| *s.get_ref()),
+                    sqpoll_core: None,
+                },
                 Some((s, other)) => {
                     return Err(loc.at(
                         s,
                         format!(
-                            "thread {name:?}: unknown selector {other:?} (expected mio or direct)"
+                            "thread {name:?}: unknown selector {other:?} (expected mio, direct \
+                             or io_uring)"
                         ),
                     ))
                 }
             };
+            let selector = validate_sqpoll(t, &name, core, selector, &online, loc)?;
             threads.push(ThreadConfig {
                 name,
                 core,

@@ -926,3 +926,77 @@ fn the_commented_fix_example_of_the_default_config_is_valid() {
     assert_eq!(f.schedule.as_ref().unwrap().days, Some((6, 4)));
     assert_eq!(f.max_latency, Duration::from_secs(120));
 }
+
+#[cfg(feature = "io-uring")]
+#[test]
+fn io_uring_selector_with_sqpoll() {
+    let c = parse(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\nsqpoll = true\nsqpoll_core = 0\n\n\
+         [[endpoint]]\nname = \"e\"\nurl = \"ws://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.threads[0].selector,
+        SelectorKind::IoUring {
+            sqpoll: true,
+            sqpoll_core: Some(0)
+        }
+    );
+    let c = parse(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\n\n\
+         [[endpoint]]\nname = \"e\"\nurl = \"ws://127.0.0.1:1/\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.threads[0].selector,
+        SelectorKind::IoUring {
+            sqpoll: false,
+            sqpoll_core: None
+        }
+    );
+}
+
+#[test]
+fn sqpoll_needs_the_io_uring_selector() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"mio\"\nsqpoll = true\n",
+        4,
+        10,
+        "sqpoll needs selector = \"io_uring\"",
+    );
+}
+
+#[cfg(feature = "io-uring")]
+#[test]
+fn sqpoll_core_needs_sqpoll_and_an_online_core() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\nsqpoll_core = 0\n",
+        4,
+        15,
+        "sqpoll_core needs sqpoll = true",
+    );
+    fails_at(
+        "[[thread]]\nname = \"t\"\nselector = \"io_uring\"\nsqpoll = true\nsqpoll_core = 4096\n",
+        5,
+        15,
+        "does not exist or is offline",
+    );
+}
+
+#[cfg(feature = "io-uring")]
+#[test]
+fn sqpoll_on_a_pinned_thread_needs_its_own_core() {
+    fails_at(
+        "[[thread]]\nname = \"t\"\ncore = 0\nselector = \"io_uring\"\nsqpoll = true\n",
+        5,
+        10,
+        "set sqpoll_core to another core",
+    );
+    fails_at(
+        "[[thread]]\nname = \"t\"\ncore = 0\nselector = \"io_uring\"\nsqpoll = true\n\
+         sqpoll_core = 0\n",
+        6,
+        15,
+        "set sqpoll_core to another core",
+    );
+}

@@ -8,6 +8,10 @@
 //! - [`DirectSelector`]: busy-poll. No syscall at all; every registered connection is reported ready
 //!   on every poll and its reads return `WouldBlock` when idle. Lowest latency on a dedicated core.
 //!
+//! - `UringSelector` (feature `io-uring`): completions of an io_uring; its own streams
+//!   (`UringStream`) receive through a multishot receive into provided buffers and send through
+//!   the ring (no syscall on the hot path with SQPOLL), other descriptors get a multishot poll.
+//!
 //! - `XdpSelector` (feature `xdp`): busy-poll over the userspace stack; each poll runs the stack
 //!   once (its rings and TCP timers), then every connection is treated as ready.
 //!
@@ -23,11 +27,15 @@ use std::time::Duration;
 
 mod direct;
 mod mio_selector;
+#[cfg(feature = "io-uring")]
+pub mod uring;
 #[cfg(feature = "xdp")]
 mod xdp;
 
 pub use direct::DirectSelector;
 pub use mio_selector::MioSelector;
+#[cfg(feature = "io-uring")]
+pub use uring::{UringSelector, UringStream};
 #[cfg(feature = "xdp")]
 pub use xdp::XdpSelector;
 
@@ -125,6 +133,9 @@ pub enum AnySelector {
     Mio(MioSelector),
     /// Busy-poll.
     Direct(DirectSelector),
+    /// io_uring completions.
+    #[cfg(feature = "io-uring")]
+    Uring(UringSelector),
     /// Busy-poll over the AF_XDP stack.
     #[cfg(feature = "xdp")]
     Xdp(XdpSelector),
@@ -135,6 +146,8 @@ impl Selector for AnySelector {
         match self {
             AnySelector::Mio(s) => s.register(fd, token),
             AnySelector::Direct(s) => s.register(fd, token),
+            #[cfg(feature = "io-uring")]
+            AnySelector::Uring(s) => s.register(fd, token),
             #[cfg(feature = "xdp")]
             AnySelector::Xdp(s) => s.register(fd, token),
         }
@@ -143,6 +156,8 @@ impl Selector for AnySelector {
         match self {
             AnySelector::Mio(s) => s.deregister(fd),
             AnySelector::Direct(s) => s.deregister(fd),
+            #[cfg(feature = "io-uring")]
+            AnySelector::Uring(s) => s.deregister(fd),
             #[cfg(feature = "xdp")]
             AnySelector::Xdp(s) => s.deregister(fd),
         }
@@ -152,6 +167,8 @@ impl Selector for AnySelector {
         match self {
             AnySelector::Mio(s) => s.poll(timeout, ready),
             AnySelector::Direct(s) => s.poll(timeout, ready),
+            #[cfg(feature = "io-uring")]
+            AnySelector::Uring(s) => s.poll(timeout, ready),
             #[cfg(feature = "xdp")]
             AnySelector::Xdp(s) => s.poll(timeout, ready),
         }
@@ -161,6 +178,8 @@ impl Selector for AnySelector {
         match self {
             AnySelector::Mio(_) => false,
             AnySelector::Direct(_) => true,
+            #[cfg(feature = "io-uring")]
+            AnySelector::Uring(_) => false,
             #[cfg(feature = "xdp")]
             AnySelector::Xdp(_) => true,
         }

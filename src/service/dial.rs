@@ -28,3 +28,23 @@ impl Dial for KernelDial {
         TcpStream::connect(addr, &self.options)
     }
 }
+
+/// Kernel TCP through an io_uring (feature `io-uring`): connections are
+/// [`crate::select::UringStream`]s of `ring`, receiving by multishot receive into its provided
+/// buffers; drive them with a [`crate::select::UringSelector`] over the same ring.
+#[cfg(feature = "io-uring")]
+#[derive(Debug, Clone)]
+pub struct UringDial {
+    /// The ring of the thread the endpoint runs on.
+    pub ring: crate::select::uring::UringRing,
+    /// Socket options for every connection.
+    pub options: TcpOptions,
+}
+
+#[cfg(feature = "io-uring")]
+impl Dial for UringDial {
+    type Stream = crate::select::UringStream;
+    fn dial(&mut self, addr: SocketAddr) -> io::Result<crate::select::UringStream> {
+        crate::select::UringStream::connect(&self.ring, addr, &self.options)
+    }
+}

@@ -38,6 +38,8 @@ mod mixed;
 #[cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
 pub mod ws;
 
+#[cfg(feature = "io-uring")]
+pub use dial::UringDial;
 pub use dial::{Dial, KernelDial};
 pub use endpoint::{ConnectAddr, Disconnect, Endpoint, Event, Flow, Policy};
 pub use mixed::{Mixed, MixedTarget};

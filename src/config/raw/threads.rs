@@ -14,6 +14,8 @@ pub(super) struct RawThread {
     pub(super) name: Spanned<String>,
     pub(super) core: Option<Spanned<i64>>,
     pub(super) selector: Option<Spanned<String>>,
+    pub(super) sqpoll: Option<Spanned<bool>>,
+    pub(super) sqpoll_core: Option<Spanned<i64>>,
     queue: Option<Spanned<i64>>,
     local_ip: Option<Spanned<String>>,
 }
