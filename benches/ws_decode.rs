@@ -1,9 +1,13 @@
-//! Decoding throughput: hotwire's WebSocket client against tungstenite, in the same run, on the same
-//! pre-encoded server stream (32 B, 256 B and 1 KiB payloads, binary and text) read from memory in
-//! 64 KiB and 1500 B reads. Both validate fully (UTF-8 for text). Prints messages/s and the ratio.
+//! Decoding throughput: hotwire's WebSocket client against boomnet and tungstenite, in the same run,
+//! on the same pre-encoded server stream (32 B, 256 B and 1 KiB payloads, binary and text) read from
+//! memory in 64 KiB and 1500 B reads. hotwire and tungstenite validate text (UTF-8); boomnet does
+//! not. Two stream sizes: about 512 KiB (stays in L2: the decoder's own cost) and `--large` MiB
+//! (default 256: larger than the caches, so the copy from memory dominates, as on a busy server).
+//! Prints messages/s and the ratios.
 //!
 //! ```text
 //! cargo bench --bench ws_decode                       # the table
+//! cargo bench --bench ws_decode -- --large 512        # a larger stream for the second half
 //! cargo bench --bench ws_decode -- --only hotwire --size 64 --kind binary --read 65536 --messages 1000000
 //! ```
 //! The second form runs one configuration for a fixed number of messages, for
@@ -13,6 +17,7 @@
 
 use std::hint::black_box;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotwire::stream::Stream;
@@ -21,7 +26,7 @@ use hotwire::ws::{encode_frame, handshake, IntoWebsocket, OpCode, WsUrl};
 /// An endless server: the same encoded frames over and over, at most `chunk` bytes per read. The
 /// first bytes it serves can be a handshake response (computed from the request it is sent).
 struct Cyclic {
-    frames: Vec<u8>,
+    frames: Arc<Vec<u8>>,
     pos: usize,
     chunk: usize,
     head: Vec<u8>,
@@ -30,7 +35,7 @@ struct Cyclic {
 }
 
 impl Cyclic {
-    fn new(frames: Vec<u8>, chunk: usize, answer_handshake: bool) -> Cyclic {
+    fn new(frames: Arc<Vec<u8>>, chunk: usize, answer_handshake: bool) -> Cyclic {
         Cyclic {
             frames,
             pos: 0,
@@ -95,10 +100,16 @@ impl Write for Cyclic {
 
 impl Stream for Cyclic {}
 
-/// About 512 KiB of frames of one size and kind (ASCII-heavy text with some multi-byte
-/// characters). The size keeps the source in L2, like bytes a socket read has just copied: the
-/// benchmark measures decoding, not DRAM bandwidth.
-fn encoded(size: usize, text: bool) -> (Vec<u8>, usize) {
+impl boomnet::stream::ReadHint for Cyclic {
+    fn read_hint(&self) -> bool {
+        true
+    }
+}
+
+/// About `bytes` of frames of one size and kind (ASCII-heavy text with some multi-byte
+/// characters). 512 KiB keeps the source in L2, like bytes a socket read has just copied: the
+/// decoding cost alone; hundreds of MiB make every read come from DRAM.
+fn encoded(size: usize, text: bool, bytes: usize) -> (Arc<Vec<u8>>, usize) {
     let body: Vec<u8> = if text {
         let unit = "{\"e\":\"trade\",\"p\":\"42.50\",\"q\":\"0.01\",\"s\":\"BTC€\"}";
         unit.bytes().cycle().take(size).collect::<Vec<u8>>()
@@ -118,16 +129,16 @@ fn encoded(size: usize, text: bool) -> (Vec<u8>, usize) {
         body
     };
     let op = if text { OpCode::Text } else { OpCode::Binary };
-    let count = ((512 << 10) / (size + 4)).max(1);
+    let count = (bytes / (size + 4)).max(1);
     let mut out = Vec::with_capacity(count * (size + 10));
     for _ in 0..count {
         encode_frame(&mut out, op, true, None, &body);
     }
-    (out, count)
+    (Arc::new(out), count)
 }
 
-fn hotwire_run(frames: &[u8], chunk: usize, messages: u64) -> Duration {
-    let stream = Cyclic::new(frames.to_vec(), chunk, true);
+fn hotwire_run(frames: &Arc<Vec<u8>>, chunk: usize, messages: u64) -> Duration {
+    let stream = Cyclic::new(frames.clone(), chunk, true);
     let url = WsUrl::parse("ws://127.0.0.1:9001/bench").unwrap();
     let mut ws = stream.into_websocket(url).unwrap();
     while !ws.poll_handshake().unwrap() {}
@@ -143,8 +154,28 @@ fn hotwire_run(frames: &[u8], chunk: usize, messages: u64) -> Duration {
     start.elapsed()
 }
 
-fn tungstenite_run(frames: &[u8], chunk: usize, messages: u64) -> Duration {
-    let stream = Cyclic::new(frames.to_vec(), chunk, false);
+fn boomnet_run(frames: &Arc<Vec<u8>>, chunk: usize, messages: u64) -> Duration {
+    use boomnet::ws::WebsocketFrame;
+    let stream = Cyclic::new(frames.clone(), chunk, false);
+    let mut ws = boomnet::ws::Websocket::new_with_handshake_complete(stream);
+    let start = Instant::now();
+    let mut seen = 0u64;
+    while seen < messages {
+        for frame in ws.read_batch().unwrap() {
+            match frame.unwrap() {
+                WebsocketFrame::Text(_, data) | WebsocketFrame::Binary(_, data) => {
+                    black_box(data);
+                }
+                _ => {}
+            }
+            seen += 1;
+        }
+    }
+    start.elapsed()
+}
+
+fn tungstenite_run(frames: &Arc<Vec<u8>>, chunk: usize, messages: u64) -> Duration {
+    let stream = Cyclic::new(frames.clone(), chunk, false);
     let mut ws =
         tungstenite::WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, None);
     let start = Instant::now();
@@ -166,6 +197,8 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
         .and_then(|v| v.parse().ok())
 }
 
+type Run = fn(&Arc<Vec<u8>>, usize, u64) -> Duration;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(only) = arg::<String>(&args, "--only") {
@@ -173,11 +206,13 @@ fn main() {
         let text = arg::<String>(&args, "--kind").as_deref() == Some("text");
         let chunk = arg(&args, "--read").unwrap_or(65536);
         let messages = arg(&args, "--messages").unwrap_or(1_000_000);
-        let (frames, _) = encoded(size, text);
+        let bytes = arg::<usize>(&args, "--stream-kib").unwrap_or(512) << 10;
+        let (frames, _) = encoded(size, text, bytes);
         let d = match only.as_str() {
             "hotwire" => hotwire_run(&frames, chunk, messages),
+            "boomnet" => boomnet_run(&frames, chunk, messages),
             "tungstenite" => tungstenite_run(&frames, chunk, messages),
-            other => panic!("--only hotwire|tungstenite, not {other}"),
+            other => panic!("--only hotwire|boomnet|tungstenite, not {other}"),
         };
         println!(
             "{only}: {messages} messages in {d:?}: {:.0} msg/s",
@@ -187,36 +222,62 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this quickly as a smoke test.
     let quick = !args.iter().any(|a| a == "--bench");
+    let large_mib: usize = arg(&args, "--large").unwrap_or(if quick { 4 } else { 256 });
     println!(
-        "{:<8} {:>6} {:>6} {:>16} {:>16} {:>7}",
-        "kind", "size", "read", "hotwire msg/s", "tungstenite/s", "ratio"
+        "{:<6} {:>5} {:>6} {:>9} {:>14} {:>14} {:>14} {:>8} {:>8}",
+        "kind",
+        "size",
+        "read",
+        "stream",
+        "hotwire msg/s",
+        "boomnet/s",
+        "tungstenite/s",
+        "/boomnet",
+        "/tungst."
     );
-    for text in [false, true] {
-        for size in [32usize, 256, 1024] {
-            for chunk in [65536usize, 1500] {
-                let (frames, count) = encoded(size, text);
-                let messages = if quick {
-                    10_000
-                } else {
-                    (count as u64 * 16).max(2_000_000)
-                };
-                // Warm up both, then take the best of three runs each.
-                hotwire_run(&frames, chunk, messages / 10);
-                tungstenite_run(&frames, chunk, messages / 10);
-                let runs = if quick { 1 } else { 3 };
-                let best = |f: &dyn Fn() -> Duration| (0..runs).map(|_| f()).min().unwrap();
-                let h = best(&|| hotwire_run(&frames, chunk, messages));
-                let t = best(&|| tungstenite_run(&frames, chunk, messages));
-                let (hr, tr) = (rate(messages, h), rate(messages, t));
-                println!(
-                    "{:<8} {:>6} {:>6} {:>16.0} {:>16.0} {:>6.2}x",
-                    if text { "text" } else { "binary" },
-                    size,
-                    chunk,
-                    hr,
-                    tr,
-                    hr / tr
-                );
+    for (stream, bytes) in [("512KiB", 512usize << 10), ("large", large_mib << 20)] {
+        for text in [false, true] {
+            for size in [32usize, 256, 1024] {
+                let (frames, count) = encoded(size, text, bytes);
+                for chunk in [65536usize, 1500] {
+                    let messages = if quick {
+                        10_000
+                    } else {
+                        // At least the whole stream once (the large one: every read from DRAM).
+                        (count as u64).max(2_000_000)
+                    };
+                    let runners: [Run; 3] = [hotwire_run, boomnet_run, tungstenite_run];
+                    // Warm up each, then take the best of three runs each.
+                    for run in runners {
+                        run(&frames, chunk, messages / 10);
+                    }
+                    let runs = if quick { 1 } else { 3 };
+                    let mut rates = [0f64; 3];
+                    for (rate_of, run) in rates.iter_mut().zip(runners) {
+                        let best = (0..runs)
+                            .map(|_| run(&frames, chunk, messages))
+                            .min()
+                            .unwrap();
+                        *rate_of = rate(messages, best);
+                    }
+                    let [h, b, t] = rates;
+                    println!(
+                        "{:<6} {:>5} {:>6} {:>9} {:>14.0} {:>14.0} {:>14.0} {:>7.2}x {:>7.2}x",
+                        if text { "text" } else { "binary" },
+                        size,
+                        chunk,
+                        if stream == "large" {
+                            format!("{large_mib}MiB")
+                        } else {
+                            stream.to_string()
+                        },
+                        h,
+                        b,
+                        t,
+                        h / b,
+                        h / t
+                    );
+                }
             }
         }
     }

@@ -117,6 +117,38 @@ struct Utf8Stream {
     len: u8,
 }
 
+/// Validates a whole text payload. Short ASCII payloads (the common case of market data) are
+/// checked eight bytes at a time, inline: at 32 bytes the call into a general validator cost more
+/// than half of the decode (`perf`: 53 % of the cycles in `core::str::from_utf8`). Anything else
+/// goes to simdutf8.
+#[inline]
+pub(crate) fn text(payload: &[u8]) -> Result<&str, WsError> {
+    if payload.len() <= SHORT_TEXT && is_ascii_short(payload) {
+        // SAFETY: every byte is below 0x80 (checked just above), and ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(payload) });
+    }
+    simdutf8::basic::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)
+}
+
+/// Up to this many bytes, [`text`] tries the ASCII check first.
+const SHORT_TEXT: usize = 256;
+
+/// `true` when no byte has its high bit set; eight bytes per step.
+#[inline]
+fn is_ascii_short(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut acc = 0u64;
+    for w in &mut words {
+        acc |= u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    }
+    let mut tail = 0u8;
+    for &b in words.remainder() {
+        tail |= b;
+    }
+    acc & HIGH == 0 && tail < 0x80
+}
+
 fn utf8_width(lead: u8) -> usize {
     match lead {
         0xC2..=0xDF => 2,
@@ -290,9 +322,9 @@ impl Decoder {
         let (opcode, data) = if b0 == 0x82 {
             (OpCode::Binary, Data::Bytes(payload))
         } else {
-            match simdutf8::basic::from_utf8(payload) {
+            match text(payload) {
                 Ok(s) => (OpCode::Text, Data::Text(s)),
-                Err(_) => return Some(Err(WsError::InvalidUtf8)),
+                Err(e) => return Some(Err(e)),
             }
         };
         let frame = Frame {
@@ -385,9 +417,7 @@ impl Decoder {
         self.want = 0;
         let fin = info.fin;
         let data = match info.opcode {
-            OpCode::Text if fin => {
-                Data::Text(simdutf8::basic::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?)
-            }
+            OpCode::Text if fin => Data::Text(text(payload)?),
             OpCode::Text => {
                 if streamed == 0 {
                     self.utf8.reset();

@@ -442,3 +442,37 @@ fn short_fast_path_forgets_progress_made_on_an_incomplete_frame() {
         .short_data(&frame(OpCode::Binary, true, &[0; 70_000]))
         .is_none());
 }
+
+/// The ASCII fast path against the standard library's validator, at every length up to past the
+/// fast path's limit and with a non-ASCII byte (valid or not) at every position.
+#[test]
+fn text_check_matches_the_standard_library() {
+    for len in 0..=300usize {
+        let ascii: Vec<u8> = (0..len).map(|i| b' ' + (i % 90) as u8).collect();
+        assert_eq!(
+            super::text(&ascii).ok(),
+            std::str::from_utf8(&ascii).ok(),
+            "{len}"
+        );
+        for pos in 0..len {
+            for insert in [
+                &[0x80u8][..],
+                &[0xff],
+                &"é".as_bytes()[..1],
+                "é".as_bytes(),
+                "€".as_bytes(),
+            ] {
+                let mut b = ascii.clone();
+                b.truncate(pos);
+                b.extend_from_slice(insert);
+                b.extend_from_slice(&ascii[pos..len.max(pos)]);
+                b.truncate(len.max(pos + insert.len()));
+                assert_eq!(
+                    super::text(&b).ok(),
+                    std::str::from_utf8(&b).ok(),
+                    "{len} {pos} {insert:?}"
+                );
+            }
+        }
+    }
+}
