@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use util::{ChildGuard, TestPki};
+use util::{read_until, ws_accept, ChildGuard, TestPki};
 
 const HOTWIRE: &str = env!("CARGO_BIN_EXE_hotwire");
 
@@ -147,40 +147,6 @@ struct Seen {
     closed_by_client: AtomicU64,
 }
 
-/// Reads until the end of a request head (or of a FIX message: `\x0110=NNN\x01`).
-fn read_until(s: &mut impl Read, end: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(end) && got.len() < 64 * 1024 {
-        match s.read(&mut byte) {
-            Ok(1) => got.push(byte[0]),
-            _ => break,
-        }
-    }
-    got
-}
-
-/// Reads the WebSocket request and sends a valid 101 answer.
-fn ws_handshake(s: &mut (impl Read + Write)) {
-    let head = read_until(s, b"\r\n\r\n");
-    let text = String::from_utf8_lossy(&head);
-    let key = text
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key"))
-        })
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_default();
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let _ = write!(
-        s,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    let _ = s.flush();
-}
-
 /// A FIX message with the given body fields, BodyLength and CheckSum computed (and then spoiled
 /// as `evil` says).
 fn fix_logon(evil: Evil) -> Vec<u8> {
@@ -235,7 +201,7 @@ fn misbehave(evil: Evil, tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>,
             let mut s = rustls::StreamOwned::new(conn, tcp);
             s.sock.set_read_timeout(Some(Duration::from_secs(5))).ok();
             if evil == Evil::WsTlsTruncated {
-                ws_handshake(&mut s);
+                ws_accept(&mut s);
                 // A 100-byte text frame, 10 bytes of it.
                 let _ = s.write_all(&[0x81, 100, b'{', b'"', b's', b'e', b'q', b'"', b':', b'1']);
             } else {
@@ -249,14 +215,14 @@ fn misbehave(evil: Evil, tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>,
         }
         Evil::WsRst => {
             let mut s = tcp;
-            ws_handshake(&mut s);
+            ws_accept(&mut s);
             let _ = s.write_all(&[0x81, 100, b'{', b'"']);
             std::thread::sleep(Duration::from_millis(50));
             let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
         }
         Evil::WsHugeLength => {
             let mut s = tcp;
-            ws_handshake(&mut s);
+            ws_accept(&mut s);
             let _ = s.write_all(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]);
             wait_client_close(&mut s, seen);
         }
