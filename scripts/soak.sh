@@ -10,7 +10,8 @@
 # The faults stop 20 s before the end, so every endpoint ends recovered. Then it checks:
 #   - no panic in any log;
 #   - RSS growth of each `hotwire run` (VmRSS sampled every 2 s, from 15 s in to the end) under
-#     HOTWIRE_SOAK_RSS_MIB (default 32 MiB);
+#     HOTWIRE_SOAK_RSS_MIB (default 16 MiB + 2 MiB a minute: the FIX file store keeps every message
+#     it sent in memory for resends, about 150 bytes an order, 40 orders a second here);
 #   - from the venue's FIX log (--fix-log): MsgSeqNums continuous on both sides of every session
 #     (each message taken in order is the one expected, every fresh one we sent is the next number,
 #     every gap was filled by a resend), every order acknowledged (an ExecutionReport for every
@@ -25,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-${HOTWIRE_SOAK_MINUTES:-2}}
 SEED=${HOTWIRE_SOAK_SEED:-$(date +%s)}
-RSS_BOUND_MIB=${HOTWIRE_SOAK_RSS_MIB:-32}
+RSS_BOUND_MIB=${HOTWIRE_SOAK_RSS_MIB:-$(awk -v m="$MINUTES" 'BEGIN { print int(16 + 2 * m) }')}
 BIN=${HOTWIRE_BIN:-$PWD/target/debug/hotwire}
 [[ $(id -u) -eq 0 ]] || { echo "soak: needs root (network namespaces)" >&2; exit 2; }
 [[ -x $BIN ]] || cargo build --all-features --bin hotwire
