@@ -108,6 +108,11 @@ fn main() {
         fixs_listen: None,
         client_ca: None,
         require_client_cert: false,
+        chaos: None,
+        chaos_every: 5.0,
+        chaos_for: None,
+        #[cfg(feature = "fix")]
+        fix_log: None,
     })
     .unwrap();
     println!("64-byte WebSocket round trips to the venue's echo on loopback, {n} per client");

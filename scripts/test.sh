@@ -5,6 +5,8 @@
 #   3. cargo test: unit, integration (real peers; HOTWIRE_REQUIRE_PEERS=1 turns a missing peer into a
 #      failure), doc tests; examples are built by cargo test too
 #   4. scripts/fuzz-smoke.sh, if it exists
+#   5. scripts/asan.sh: the unsafe modules' unit tests under AddressSanitizer (nightly only)
+#   6. scripts/soak.sh 2: a 2-minute chaos soak on kernel TCP and AF_XDP (root only)
 # Every process started here or by a test is stopped at the end, whatever happened (they carry
 # HOTWIRE_RUN_ID in their environment, which finds them even after they left our process group), and
 # every network namespace set created by this run is removed. Exits non-zero on any failure; the last
@@ -15,7 +17,7 @@
 #                           "--no-default-features --features ws" while a feature does not build yet
 #   HOTWIRE_TEST_PROFILE    dev (default) or release: the profile `cargo test` builds
 #   HOTWIRE_TEST_TIMEOUT    limit for the cargo test step (default 45m), so a hung test cannot eat CI
-#   HOTWIRE_SKIP            steps to leave out, e.g. "fmt clippy" (names: peers fmt clippy doc test fuzz)
+#   HOTWIRE_SKIP            steps to leave out, e.g. "fmt clippy" (names: peers fmt clippy doc test fuzz asan soak)
 #   HOTWIRE_CACHE / HOTWIRE_VENV  where peers live (default <repo>/.cache, <cache>/venv)
 #   CARGO_TARGET_DIR, CARGO_BUILD_JOBS and the other cargo variables are respected as they are.
 set -euo pipefail
@@ -101,7 +103,20 @@ if ! skipped test; then
     if ((rc != 0)); then
         ((rc != 124)) || echo "test.sh: cargo test exceeded ${HOTWIRE_TEST_TIMEOUT:-45m}" >&2
         ((failed > 0)) || echo "test.sh: cargo test failed before all tests ran (see above)" >&2
-        echo "hotwire: $passed passed, $failed failed"
+        skipped asan || ./scripts/asan.sh
+
+if ! skipped soak; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "soak: needs root (network namespaces): skipped"
+    else
+        profile=${HOTWIRE_TEST_PROFILE:-dev}
+        bin=$(realpath -m "${CARGO_TARGET_DIR:-target}/${profile/dev/debug}/hotwire")
+        [[ -x $bin ]] || cargo build "${PROFILE_ARGS[@]}" "${FEATURES[@]}" --bin hotwire
+        HOTWIRE_BIN=$bin ./scripts/soak.sh "${HOTWIRE_SOAK_MINUTES:-2}"
+    fi
+fi
+
+echo "hotwire: $passed passed, $failed failed"
         exit "$rc"
     fi
 fi
@@ -111,6 +126,19 @@ if ! skipped fuzz; then
         ./scripts/fuzz-smoke.sh
     else
         echo "(no scripts/fuzz-smoke.sh yet)"
+    fi
+fi
+
+skipped asan || ./scripts/asan.sh
+
+if ! skipped soak; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "soak: needs root (network namespaces): skipped"
+    else
+        profile=${HOTWIRE_TEST_PROFILE:-dev}
+        bin=$(realpath -m "${CARGO_TARGET_DIR:-target}/${profile/dev/debug}/hotwire")
+        [[ -x $bin ]] || cargo build "${PROFILE_ARGS[@]}" "${FEATURES[@]}" --bin hotwire
+        HOTWIRE_BIN=$bin ./scripts/soak.sh "${HOTWIRE_SOAK_MINUTES:-2}"
     fi
 fi
 

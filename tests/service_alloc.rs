@@ -107,6 +107,11 @@ fn venue() -> Venue {
         fixs_listen: None,
         client_ca: None,
         require_client_cert: false,
+        chaos: None,
+        chaos_every: 5.0,
+        chaos_for: None,
+        #[cfg(feature = "fix")]
+        fix_log: None,
     })
     .unwrap()
 }

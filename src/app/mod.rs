@@ -25,8 +25,12 @@ pub mod signals;
 pub mod stats;
 #[cfg(feature = "venue")]
 pub mod venue;
+#[cfg(feature = "venue")]
+pub mod venue_chaos;
 #[cfg(all(feature = "venue", feature = "fix"))]
 pub(crate) mod venue_fix;
+#[cfg(all(feature = "venue", feature = "fix"))]
+pub(crate) mod venue_fix_log;
 #[cfg(feature = "venue")]
 pub mod venue_http;
 #[cfg(feature = "venue")]

@@ -29,6 +29,7 @@ use tungstenite::handshake::server::{Request, Response};
 use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
 use tungstenite::{Message, WebSocket};
 
+use super::venue_chaos::{Chaos, ChaosCounts, ConnChaos, Verdict};
 use super::venue_tls::{ClientAuth, Socket};
 
 /// Venue options (`hotwire venue --help`).
@@ -75,6 +76,22 @@ pub struct VenueArgs {
     /// that is not given, by the venue's own CA (which signs `<cert-dir>/client.pem` for tests).
     #[arg(long)]
     pub require_client_cert: bool,
+    /// Chaos mode for soak tests: with this seed, every connection meets random kills, RSTs,
+    /// stalls, garbage bytes and slow reads (see `venue_chaos`).
+    #[arg(long, value_name = "SEED")]
+    pub chaos: Option<u64>,
+    /// Chaos mode: mean time between two faults on one connection, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub chaos_every: f64,
+    /// Chaos mode: stop injecting faults after this many seconds (default: never), so clients
+    /// end the run recovered.
+    #[arg(long, value_name = "SECONDS")]
+    pub chaos_for: Option<f64>,
+    /// Log every FIX message the acceptor takes in order and every one it sends (per session:
+    /// sequence numbers, message types, ClOrdIDs, gaps, resets) to this file, for checking a soak.
+    #[cfg(feature = "fix")]
+    #[arg(long, value_name = "FILE")]
+    pub fix_log: Option<PathBuf>,
 }
 
 impl VenueArgs {
@@ -109,6 +126,7 @@ pub struct Venue {
     pub client_cert: Option<(PathBuf, PathBuf)>,
     stop: Arc<AtomicBool>,
     stats: Arc<VenueStats>,
+    chaos: Option<Arc<Chaos>>,
     _tempdir: Option<TempDir>,
 }
 
@@ -132,10 +150,31 @@ impl Venue {
             rate: args.rate.max(1),
             size: args.size,
         };
+        let chaos = match args.chaos {
+            None => None,
+            Some(seed) => {
+                let every = Duration::try_from_secs_f64(args.chaos_every).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("--chaos-every: {e}"))
+                })?;
+                let duration = args
+                    .chaos_for
+                    .map(Duration::try_from_secs_f64)
+                    .transpose()
+                    .map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidInput, format!("--chaos-for: {e}"))
+                    })?;
+                Some(Arc::new(Chaos::new(seed, every, duration)))
+            }
+        };
         let plain = TcpListener::bind(args.listen)
             .map_err(|e| io::Error::new(e.kind(), format!("venue: bind {}: {e}", args.listen)))?;
         let ws_addr = plain.local_addr()?;
-        spawn_acceptor(plain, None, defaults, stop.clone(), stats.clone())?;
+        let shared = Shared {
+            stop: stop.clone(),
+            stats: stats.clone(),
+            chaos: chaos.clone(),
+        };
+        spawn_acceptor(plain, None, defaults, shared.clone())?;
         let (mut wss_addr, mut tempdir) = (None, None);
         let identity = if args.any_tls() {
             let dir = match &args.cert_dir {
@@ -165,40 +204,48 @@ impl Venue {
         if let (true, Some(id)) = (args.tls, &identity) {
             let listener = bind(args.tls_listen)?;
             wss_addr = Some(listener.local_addr()?);
-            spawn_acceptor(
-                listener,
-                Some(id.server.clone()),
-                defaults,
-                stop.clone(),
-                stats.clone(),
-            )?;
+            spawn_acceptor(listener, Some(id.server.clone()), defaults, shared.clone())?;
         }
         let mut http_addr = None;
         if let Some(addr) = args.http_listen {
             let listener = bind(addr)?;
             http_addr = Some(listener.local_addr()?);
-            super::venue_http::spawn_rest(listener, None, stop.clone())?;
+            super::venue_http::spawn_rest_with_chaos(listener, None, stop.clone(), chaos.clone())?;
         }
         let mut https_addr = None;
         if let (Some(addr), Some(id)) = (args.https_listen, &identity) {
             let listener = bind(addr)?;
             https_addr = Some(listener.local_addr()?);
             let tls = id.with_alpn(&[b"http/1.1"]);
-            super::venue_http::spawn_rest(listener, Some(tls), stop.clone())?;
+            super::venue_http::spawn_rest_with_chaos(
+                listener,
+                Some(tls),
+                stop.clone(),
+                chaos.clone(),
+            )?;
         }
         #[allow(unused_mut)]
         let (mut fix_addr, mut fixs_addr) = (None, None);
         #[cfg(feature = "fix")]
         {
+            let book = Arc::new(super::venue_fix_log::Sessions::new(
+                args.fix_log.as_deref(),
+            )?);
+            let fix = |tls| super::venue_fix::FixShared {
+                tls,
+                stop: stop.clone(),
+                chaos: chaos.clone(),
+                sessions: book.clone(),
+            };
             if let Some(addr) = args.fix_listen {
                 let listener = bind(addr)?;
                 fix_addr = Some(listener.local_addr()?);
-                super::venue_fix::spawn_fix(listener, None, stop.clone())?;
+                super::venue_fix::spawn_fix(listener, fix(None))?;
             }
             if let (Some(addr), Some(id)) = (args.fixs_listen, &identity) {
                 let listener = bind(addr)?;
                 fixs_addr = Some(listener.local_addr()?);
-                super::venue_fix::spawn_fix(listener, Some(id.server.clone()), stop.clone())?;
+                super::venue_fix::spawn_fix(listener, fix(Some(id.server.clone())))?;
             }
         }
         Ok(Venue {
@@ -212,6 +259,7 @@ impl Venue {
             client_cert: identity.map(|id| (id.client_cert, id.client_key)),
             stop,
             stats,
+            chaos,
             _tempdir: tempdir,
         })
     }
@@ -219,6 +267,11 @@ impl Venue {
     /// Counters.
     pub fn stats(&self) -> &VenueStats {
         &self.stats
+    }
+
+    /// The faults injected so far, in chaos mode.
+    pub fn chaos(&self) -> Option<&ChaosCounts> {
+        self.chaos.as_deref().map(|c| &c.counts)
     }
 }
 
@@ -316,6 +369,9 @@ pub fn run(args: &VenueArgs) -> std::process::ExitCode {
         venue.stats.feed_messages.load(Ordering::Relaxed),
         venue.stats.echoed.load(Ordering::Relaxed)
     ));
+    if let Some(counts) = venue.chaos() {
+        say(format_args!("venue: chaos {counts}"));
+    }
     std::process::ExitCode::SUCCESS
 }
 
@@ -330,25 +386,32 @@ struct FeedDefaults {
     size: usize,
 }
 
+/// What every WebSocket connection thread shares.
+#[derive(Debug, Clone)]
+struct Shared {
+    stop: Arc<AtomicBool>,
+    stats: Arc<VenueStats>,
+    chaos: Option<Arc<Chaos>>,
+}
+
 fn spawn_acceptor(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     defaults: FeedDefaults,
-    stop: Arc<AtomicBool>,
-    stats: Arc<VenueStats>,
+    shared: Shared,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("venue-accept".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            while !shared.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((sock, _)) => {
-                        stats.connections.fetch_add(1, Ordering::Relaxed);
-                        let (tls, stop, stats) = (tls.clone(), stop.clone(), stats.clone());
+                        shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+                        let (tls, shared) = (tls.clone(), shared.clone());
                         let _ = std::thread::Builder::new().name("venue-conn".into()).spawn(
                             move || {
-                                if let Err(e) = serve(sock, tls, defaults, &stop, &stats) {
+                                if let Err(e) = serve(sock, tls, defaults, &shared) {
                                     log::debug!("venue connection: {e}");
                                 }
                             },
@@ -378,28 +441,24 @@ fn serve(
     sock: TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
     defaults: FeedDefaults,
-    stop: &AtomicBool,
-    stats: &VenueStats,
+    shared: &Shared,
 ) -> io::Result<()> {
     sock.set_nodelay(true)?;
     sock.set_nonblocking(false)?;
     match tls {
-        None => session(sock, defaults, stop, stats),
+        None => session(sock, defaults, shared),
         Some(config) => {
             let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-            session(rustls::StreamOwned::new(conn, sock), defaults, stop, stats)
+            session(rustls::StreamOwned::new(conn, sock), defaults, shared)
         }
     }
 }
 
 // tungstenite's handshake callback has its (large) error type fixed by the library.
 #[allow(clippy::result_large_err)]
-fn session<S: Socket>(
-    sock: S,
-    defaults: FeedDefaults,
-    stop: &AtomicBool,
-    stats: &VenueStats,
-) -> io::Result<()> {
+fn session<S: Socket>(sock: S, defaults: FeedDefaults, shared: &Shared) -> io::Result<()> {
+    let (stop, stats) = (&*shared.stop, &*shared.stats);
+    let mut chaos = ConnChaos::new(shared.chaos.as_ref());
     let mut target = Target::default();
     let mut ws = tungstenite::accept_hdr(sock, |req: &Request, resp: Response| {
         target.path = req.uri().path().to_owned();
@@ -408,8 +467,8 @@ fn session<S: Socket>(
     })
     .map_err(|e| io::Error::other(format!("handshake: {e}")))?;
     match target.path.as_str() {
-        "/feed" => feed(&mut ws, &target.query, defaults, stop, stats),
-        "/echo" => echo(&mut ws, stop, stats),
+        "/feed" => feed(&mut ws, &target.query, defaults, stop, stats, &mut chaos),
+        "/echo" => echo(&mut ws, stop, stats, &mut chaos),
         other => {
             let _ = ws.close(Some(CloseFrame {
                 code: CloseCode::Policy,
@@ -458,6 +517,7 @@ fn feed<S: Socket>(
     defaults: FeedDefaults,
     stop: &AtomicBool,
     stats: &VenueStats,
+    chaos: &mut ConnChaos,
 ) -> io::Result<()> {
     // Bounded, so no client can make the venue allocate or loop without limit.
     let rate: u64 = query_param(query, "rate")
@@ -499,6 +559,9 @@ fn feed<S: Socket>(
                 }
             }
         }
+        if chaos.strike(ws.get_ref().tcp()) == Verdict::Close {
+            return Ok(());
+        }
         // Send everything that is due by now.
         let due = (start.elapsed().as_nanos() * u128::from(rate) / 1_000_000_000) as u64 + 1;
         let due = count.map_or(due, |c| due.min(c));
@@ -539,11 +602,19 @@ fn finish_close<S: Socket>(ws: &mut WebSocket<S>) -> io::Result<()> {
     Ok(())
 }
 
-fn echo<S: Socket>(ws: &mut WebSocket<S>, stop: &AtomicBool, stats: &VenueStats) -> io::Result<()> {
+fn echo<S: Socket>(
+    ws: &mut WebSocket<S>,
+    stop: &AtomicBool,
+    stats: &VenueStats,
+    chaos: &mut ConnChaos,
+) -> io::Result<()> {
     ws.get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_millis(50)))?;
     while !stop.load(Ordering::Relaxed) {
+        if chaos.strike(ws.get_ref().tcp()) == Verdict::Close {
+            return Ok(());
+        }
         match ws.read() {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
                 ws.send(m)

@@ -4,8 +4,9 @@
 //! One thread per connection, blocking sockets with a short read timeout (to notice `stop`). It
 //! speaks enough of the session layer (FIX 4.4 Volume 2 "Session Protocol") for a well-behaved
 //! initiator: Logon (answered with the same HeartBtInt and ResetSeqNumFlag), Heartbeat on idle,
-//! TestRequest answered, ResendRequest answered with a SequenceReset-GapFill (it keeps no store:
-//! its own sequence restarts with every connection), Logout handshake. Any CompIDs are accepted;
+//! TestRequest answered, sequence numbers kept per session across connections (a gap is answered
+//! with a ResendRequest, a ResendRequest with the ExecutionReports again and gap fills for the
+//! rest: [`super::venue_fix_log`]), Logout handshake. Any CompIDs are accepted;
 //! replies swap them. It uses hotwire's codec, which keeps the acceptor small; the QuickFIX tests
 //! are what checks the codec against someone else's.
 
@@ -15,34 +16,45 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::venue_chaos::{Chaos, ConnChaos, Verdict};
+use super::venue_fix_log::{Fill, SeqState, Sessions};
 use super::venue_tls::{Conn, Socket};
 use crate::fix::codec::{
     frame_len, Encoder, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
     DEFAULT_MAX_MESSAGE,
 };
 
+/// What every FIX connection thread shares.
+#[derive(Debug, Clone)]
+pub(crate) struct FixShared {
+    /// The TLS configuration, for fixs.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Set when the venue stops.
+    pub(crate) stop: Arc<AtomicBool>,
+    /// The venue's chaos mode, when on.
+    pub(crate) chaos: Option<Arc<Chaos>>,
+    /// Every session's sequence state, and the log.
+    pub(crate) sessions: Arc<Sessions>,
+}
+
 /// Accepts FIX connections on `listener` until `stop` is set, each served on its own thread, over
-/// TLS with `tls` when given (fixs).
-pub(crate) fn spawn_fix(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    stop: Arc<AtomicBool>,
-) -> io::Result<()> {
+/// TLS when `shared.tls` is given (fixs).
+pub(crate) fn spawn_fix(listener: TcpListener, shared: FixShared) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("venue-fix".into())
         .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
+            while !shared.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((sock, peer)) => {
-                        let (stop, tls) = (stop.clone(), tls.clone());
+                        let shared = shared.clone();
                         let _ = std::thread::Builder::new()
                             .name("venue-fix-conn".into())
                             .spawn(move || {
                                 let served = sock
                                     .set_nonblocking(false)
-                                    .and_then(|()| Conn::new(sock, tls.as_ref()))
-                                    .and_then(|conn| serve(conn, &stop));
+                                    .and_then(|()| Conn::new(sock, shared.tls.as_ref()))
+                                    .and_then(|conn| serve(conn, &shared));
                                 if let Err(e) = served {
                                     log::debug!("venue fix: {peer}: {e}");
                                 }
@@ -67,10 +79,16 @@ struct Acceptor {
     /// Our CompID (the initiator's TargetCompID) and theirs.
     ours: String,
     theirs: String,
-    next_out: u64,
+    /// `SenderCompID>TargetCompID` as the initiator sends them, once logged on.
+    session: String,
+    /// The session's sequence numbers and sent ExecutionReports (taken from `sessions` at Logon,
+    /// given back when the connection ends).
+    state: SeqState,
+    sessions: Arc<Sessions>,
+    /// While a ResendRequest of ours is outstanding: the highest MsgSeqNum seen beyond the gap.
+    gap_until: Option<u64>,
     heartbeat: Duration,
     last_sent: Instant,
-    orders: u64,
     enc: Encoder,
     out: Vec<u8>,
     logged_on: bool,
@@ -85,16 +103,33 @@ fn utc() -> UtcTimestamp {
     UtcTimestamp::from_system_time(SystemTime::now())
 }
 
+/// A message type for the log.
+fn type_text(t: &[u8]) -> &str {
+    std::str::from_utf8(t).unwrap_or("?")
+}
+
 impl Acceptor {
+    /// Starts our next message (the next sequence number).
     fn start(&mut self, msg_type: MsgType) -> &mut Encoder {
+        let seq = self.state.next_out;
+        self.state.next_out += 1;
+        self.sessions.line(format_args!(
+            "OUT {} {seq} {}",
+            self.session,
+            type_text(msg_type.as_bytes())
+        ));
+        self.start_at(seq, msg_type)
+    }
+
+    /// Starts a message with sequence number `seq` (a resend or a gap fill).
+    fn start_at(&mut self, seq: u64, msg_type: MsgType) -> &mut Encoder {
         let header = Header {
             sender: &self.ours,
             target: &self.theirs,
-            seq: self.next_out,
+            seq,
             sending_time: utc(),
             precision: TimePrecision::Millis,
         };
-        self.next_out += 1;
         self.enc
             .start(&self.begin_string, msg_type.as_bytes(), &header)
     }
@@ -109,102 +144,295 @@ impl Acceptor {
         Ok(())
     }
 
-    fn handle(&mut self, msg: &Message<'_>) -> io::Result<()> {
+    fn logon(&mut self, msg: &Message<'_>) -> io::Result<()> {
         let field = |t: Tag| msg.get(t).unwrap_or_default();
-        if !self.logged_on {
-            if msg.msg_type() != MsgType::Logon {
-                return Err(io::Error::other("first message is not a Logon"));
+        if msg.msg_type() != MsgType::Logon {
+            return Err(io::Error::other("first message is not a Logon"));
+        }
+        self.begin_string = msg.begin_string().to_vec();
+        self.theirs = String::from_utf8_lossy(field(Tag::SenderCompId)).into_owned();
+        self.ours = String::from_utf8_lossy(field(Tag::TargetCompId)).into_owned();
+        self.session = format!("{}>{}", self.theirs, self.ours);
+        self.state = match self.sessions.take(&self.session) {
+            Some(state) => state,
+            None => {
+                // The connection that holds the session has not noticed it is gone yet: refuse
+                // this one (the initiator retries) rather than run the session twice.
+                self.sessions.line(format_args!("BUSY {}", self.session));
+                return Err(io::Error::other(format!(
+                    "{} is logged on on another connection",
+                    self.session
+                )));
             }
-            self.begin_string = msg.begin_string().to_vec();
-            self.theirs = String::from_utf8_lossy(field(Tag::SenderCompId)).into_owned();
-            self.ours = String::from_utf8_lossy(field(Tag::TargetCompId)).into_owned();
-            let hb = msg.u64(Tag::HeartBtInt).unwrap_or(30).max(1);
-            self.heartbeat = Duration::from_secs(hb);
-            let reset = msg.flag(Tag::ResetSeqNumFlag).unwrap_or(false);
-            let appl_ver = msg.get(Tag::DefaultApplVerId).map(<[u8]>::to_vec);
-            let enc = self.start(MsgType::Logon);
-            enc.u64(Tag::EncryptMethod, 0).u64(Tag::HeartBtInt, hb);
-            if reset {
-                enc.bool(Tag::ResetSeqNumFlag, true);
-            }
-            if let Some(v) = &appl_ver {
-                enc.bytes(Tag::DefaultApplVerId, v);
-            }
-            self.logged_on = true;
+        };
+        let hb = msg.u64(Tag::HeartBtInt).unwrap_or(30).max(1);
+        self.heartbeat = Duration::from_secs(hb);
+        let reset = msg.flag(Tag::ResetSeqNumFlag).unwrap_or(false);
+        let seq = msg.seq_num().unwrap_or(0);
+        if reset {
+            self.state = SeqState::default();
+        }
+        self.sessions.line(format_args!(
+            "LOGON {} seq={seq} reset={}",
+            self.session,
+            u8::from(reset)
+        ));
+        self.logged_on = true;
+        let expected = self.state.expected_in;
+        if seq < expected {
+            // MsgSeqNum too low on a Logon without a reset: nothing can repair the session.
+            self.sessions.line(format_args!(
+                "ERR {} logon seq {seq} below expected {expected}",
+                self.session
+            ));
+            self.start(MsgType::Logout)
+                .bytes(Tag::Text, b"MsgSeqNum too low");
+            self.done = true;
             return self.finish();
         }
-        match msg.msg_type() {
+        if seq == expected {
+            self.state.expected_in += 1;
+            self.sessions
+                .line(format_args!("IN {} {seq} A", self.session));
+        }
+        let appl_ver = msg.get(Tag::DefaultApplVerId).map(<[u8]>::to_vec);
+        let enc = self.start(MsgType::Logon);
+        enc.u64(Tag::EncryptMethod, 0).u64(Tag::HeartBtInt, hb);
+        if reset {
+            enc.bool(Tag::ResetSeqNumFlag, true);
+        }
+        if let Some(v) = &appl_ver {
+            enc.bytes(Tag::DefaultApplVerId, v);
+        }
+        self.finish()?;
+        if seq > expected {
+            self.gap(seq)?;
+        }
+        Ok(())
+    }
+
+    /// A message numbered beyond the one expected: ask for the rest once.
+    fn gap(&mut self, seq: u64) -> io::Result<()> {
+        let expected = self.state.expected_in;
+        self.sessions.line(format_args!(
+            "GAP {} expected={expected} got={seq}",
+            self.session
+        ));
+        let outstanding = self.gap_until.is_some();
+        self.gap_until = Some(self.gap_until.map_or(seq, |g| g.max(seq)));
+        if outstanding {
+            return Ok(());
+        }
+        self.start(MsgType::ResendRequest)
+            .u64(Tag::BeginSeqNo, expected)
+            .u64(Tag::EndSeqNo, 0);
+        self.finish()
+    }
+
+    fn handle(&mut self, msg: &Message<'_>) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        if !self.logged_on {
+            return self.logon(msg);
+        }
+        let field = |t: Tag| msg.get(t).unwrap_or_default();
+        let msg_type = msg.msg_type();
+        let seq = msg.seq_num().unwrap_or(0);
+        let dup = msg.flag(Tag::PossDupFlag).unwrap_or(false);
+        let gap_fill = msg.flag(Tag::GapFillFlag).unwrap_or(false);
+        let expected = self.state.expected_in;
+        if msg_type == MsgType::SequenceReset && !gap_fill {
+            // Reset mode: the number is ignored, NewSeqNo is the next expected.
+            let new = msg.u64(Tag::NewSeqNo).unwrap_or(expected).max(expected);
+            self.state.expected_in = new;
+            self.gap_until = None;
+            self.sessions
+                .line(format_args!("IN {} {seq} 4 new={new}", self.session));
+            return Ok(());
+        }
+        if seq > expected {
+            // ResendRequest and Logout are acted on across a gap; the rest waits for the resend.
+            match msg_type {
+                MsgType::ResendRequest => self.serve_resend(msg)?,
+                MsgType::Logout => return self.logout(),
+                _ => {}
+            }
+            return self.gap(seq);
+        }
+        if seq < expected {
+            if dup {
+                self.sessions
+                    .line(format_args!("DUP {} {seq}", self.session));
+                return Ok(());
+            }
+            self.sessions.line(format_args!(
+                "ERR {} seq {seq} below expected {expected} without PossDupFlag",
+                self.session
+            ));
+            self.start(MsgType::Logout)
+                .bytes(Tag::Text, b"MsgSeqNum too low");
+            self.done = true;
+            return self.finish();
+        }
+        let next = if msg_type == MsgType::SequenceReset {
+            msg.u64(Tag::NewSeqNo).unwrap_or(seq + 1).max(seq + 1)
+        } else {
+            seq + 1
+        };
+        self.state.expected_in = next;
+        if self.gap_until.is_some_and(|g| next > g) {
+            self.gap_until = None;
+        }
+        if self.sessions.logging() {
+            let cl = msg.get(Tag::ClOrdId).map(String::from_utf8_lossy);
+            self.sessions.line(format_args!(
+                "IN {} {seq} {}{}{}{}",
+                self.session,
+                type_text(msg_type.as_bytes()),
+                cl.map(|c| format!(" cl={c}")).unwrap_or_default(),
+                if msg_type == MsgType::SequenceReset {
+                    format!(" new={next}")
+                } else {
+                    String::new()
+                },
+                if dup { " dup" } else { "" }
+            ));
+        }
+        match msg_type {
             MsgType::TestRequest => {
                 let id = field(Tag::TestReqId).to_vec();
                 self.start(MsgType::Heartbeat).bytes(Tag::TestReqId, &id);
                 self.finish()
             }
-            MsgType::ResendRequest => {
-                // Nothing is stored: skip the counterparty to our next number.
-                let (seq, next) = (msg.u64(Tag::BeginSeqNo).unwrap_or(1), self.next_out);
-                let header = Header {
-                    sender: &self.ours,
-                    target: &self.theirs,
-                    seq,
-                    sending_time: utc(),
-                    precision: TimePrecision::Millis,
-                };
-                self.enc
-                    .start(
-                        &self.begin_string,
-                        MsgType::SequenceReset.as_bytes(),
-                        &header,
-                    )
-                    .bool(Tag::PossDupFlag, true)
-                    .timestamp(Tag::OrigSendingTime, utc(), TimePrecision::Millis)
-                    .bool(Tag::GapFillFlag, true)
-                    .u64(Tag::NewSeqNo, next);
-                self.finish()
-            }
-            MsgType::Logout => {
-                self.start(MsgType::Logout);
-                self.done = true;
-                self.finish()
-            }
+            MsgType::ResendRequest => self.serve_resend(msg),
+            MsgType::Logout => self.logout(),
             MsgType::NewOrderSingle => self.fill(msg),
             _ => Ok(()),
         }
     }
 
+    fn logout(&mut self) -> io::Result<()> {
+        self.start(MsgType::Logout);
+        self.done = true;
+        self.finish()?;
+        // Given back before the reply is written, so the initiator's next Logon finds it free.
+        self.release();
+        Ok(())
+    }
+
+    /// Gives the session's state back (once): the session outlives the connection.
+    fn release(&mut self) {
+        if std::mem::take(&mut self.logged_on) {
+            let state = std::mem::take(&mut self.state);
+            self.sessions.put(std::mem::take(&mut self.session), state);
+        }
+    }
+
+    /// Sends the ExecutionReports asked for again (PossDupFlag=Y, OrigSendingTime) and gap-fills
+    /// everything else in the range.
+    fn serve_resend(&mut self, msg: &Message<'_>) -> io::Result<()> {
+        let last = self.state.next_out.saturating_sub(1);
+        let begin = msg.u64(Tag::BeginSeqNo).unwrap_or(1).max(1);
+        let end = match msg.u64(Tag::EndSeqNo).unwrap_or(0) {
+            0 => last,
+            e => e.min(last),
+        };
+        if begin > end {
+            return Ok(());
+        }
+        let fills: Vec<(u64, Fill)> = self
+            .state
+            .fills
+            .range(begin..=end)
+            .map(|(s, f)| (*s, f.clone()))
+            .collect();
+        let mut from = begin;
+        for (seq, fill) in fills {
+            if seq > from {
+                self.gap_fill(from, seq)?;
+            }
+            self.sessions.line(format_args!(
+                "OUT {} {seq} 8 cl={} dup",
+                self.session,
+                String::from_utf8_lossy(&fill.cl_ord_id)
+            ));
+            self.start_at(seq, MsgType::ExecutionReport)
+                .bool(Tag::PossDupFlag, true)
+                .timestamp(Tag::OrigSendingTime, utc(), TimePrecision::Millis);
+            self.encode_fill(&fill);
+            self.finish()?;
+            from = seq + 1;
+        }
+        if from <= end {
+            self.gap_fill(from, end + 1)?;
+        }
+        Ok(())
+    }
+
+    /// SequenceReset-GapFill numbered `seq`, the next number being `new`.
+    fn gap_fill(&mut self, seq: u64, new: u64) -> io::Result<()> {
+        self.sessions
+            .line(format_args!("OUT {} {seq} 4 new={new} dup", self.session));
+        self.start_at(seq, MsgType::SequenceReset)
+            .bool(Tag::PossDupFlag, true)
+            .timestamp(Tag::OrigSendingTime, utc(), TimePrecision::Millis)
+            .bool(Tag::GapFillFlag, true)
+            .u64(Tag::NewSeqNo, new);
+        self.finish()
+    }
+
     /// One ExecutionReport: the whole quantity filled at the limit price.
     fn fill(&mut self, msg: &Message<'_>) -> io::Result<()> {
-        let get = |t: Tag| msg.get(t).map(<[u8]>::to_vec);
-        let (cl_ord_id, symbol, side, qty) = (
-            get(Tag::ClOrdId).unwrap_or_else(|| b"?".to_vec()),
-            get(Tag::Symbol).unwrap_or_else(|| b"?".to_vec()),
-            get(Tag::Side).unwrap_or_else(|| b"1".to_vec()),
-            get(Tag::OrderQty).unwrap_or_else(|| b"0".to_vec()),
-        );
-        let price = get(Tag::Price).unwrap_or_else(|| b"0".to_vec());
-        self.orders += 1;
-        let (order_id, fix42) = (self.orders, self.begin_string == b"FIX.4.2");
-        let enc = self.start(MsgType::ExecutionReport);
-        enc.u64(Tag::OrderId, order_id)
-            .u64(Tag::ExecId, order_id)
-            .bytes(Tag::ClOrdId, &cl_ord_id);
+        let get = |t: Tag, default: &[u8]| msg.get(t).unwrap_or(default).to_vec();
+        self.state.orders += 1;
+        let fill = Fill {
+            cl_ord_id: get(Tag::ClOrdId, b"?"),
+            symbol: get(Tag::Symbol, b"?"),
+            side: get(Tag::Side, b"1"),
+            qty: get(Tag::OrderQty, b"0"),
+            price: get(Tag::Price, b"0"),
+            order_id: self.state.orders,
+            read_ns: self.read_ns,
+        };
+        let seq = self.state.next_out;
+        self.state.next_out += 1;
+        self.sessions.line(format_args!(
+            "OUT {} {seq} 8 cl={}",
+            self.session,
+            String::from_utf8_lossy(&fill.cl_ord_id)
+        ));
+        self.start_at(seq, MsgType::ExecutionReport);
+        self.encode_fill(&fill);
+        self.finish()?;
+        self.state.keep(seq, fill);
+        Ok(())
+    }
+
+    /// The body of an ExecutionReport for `fill`, after its header.
+    fn encode_fill(&mut self, fill: &Fill) {
+        let fix42 = self.begin_string == b"FIX.4.2";
+        let enc = &mut self.enc;
+        enc.u64(Tag::OrderId, fill.order_id)
+            .u64(Tag::ExecId, fill.order_id)
+            .bytes(Tag::ClOrdId, &fill.cl_ord_id);
         if fix42 {
             enc.char(Tag::ExecTransType, b'0').char(Tag::ExecType, b'2');
         } else {
             enc.char(Tag::ExecType, b'F');
         }
         enc.char(Tag::OrdStatus, b'2')
-            .bytes(Tag::Symbol, &symbol)
-            .bytes(Tag::Side, &side)
-            .bytes(Tag::OrderQty, &qty)
-            .bytes(Tag::LastQty, &qty)
-            .bytes(Tag::LastPx, &price)
-            .bytes(Tag::CumQty, &qty)
+            .bytes(Tag::Symbol, &fill.symbol)
+            .bytes(Tag::Side, &fill.side)
+            .bytes(Tag::OrderQty, &fill.qty)
+            .bytes(Tag::LastQty, &fill.qty)
+            .bytes(Tag::LastPx, &fill.price)
+            .bytes(Tag::CumQty, &fill.qty)
             .char(Tag::LeavesQty, b'0')
-            .bytes(Tag::AvgPx, &price);
+            .bytes(Tag::AvgPx, &fill.price);
         let mut text = [0u8; 32];
-        let n = recv_text(&mut text, self.read_ns);
-        self.enc.bytes(Tag::Text, &text[..n]);
-        self.finish()
+        let n = recv_text(&mut text, fill.read_ns);
+        enc.bytes(Tag::Text, &text[..n]);
     }
 }
 
@@ -218,27 +446,44 @@ fn recv_text(out: &mut [u8; 32], ns: u64) -> usize {
     prefix.len() + n
 }
 
-fn serve(mut sock: Conn, stop: &AtomicBool) -> io::Result<()> {
-    sock.tcp().set_nodelay(true)?;
-    sock.tcp()
-        .set_read_timeout(Some(Duration::from_millis(100)))?;
+fn serve(mut sock: Conn, shared: &FixShared) -> io::Result<()> {
     let mut a = Acceptor {
         begin_string: Vec::new(),
         ours: String::new(),
         theirs: String::new(),
-        next_out: 1,
+        session: String::new(),
+        state: SeqState::default(),
+        sessions: shared.sessions.clone(),
+        gap_until: None,
         heartbeat: Duration::from_secs(30),
         last_sent: Instant::now(),
-        orders: 0,
         enc: Encoder::new(),
         out: Vec::with_capacity(64 << 10),
         logged_on: false,
         done: false,
         read_ns: 0,
     };
+    let mut chaos = ConnChaos::new(shared.chaos.as_ref());
+    let served = run(&mut sock, &mut a, &shared.stop, &mut chaos);
+    a.release();
+    served
+}
+
+fn run(
+    sock: &mut Conn,
+    a: &mut Acceptor,
+    stop: &AtomicBool,
+    chaos: &mut ConnChaos,
+) -> io::Result<()> {
+    sock.tcp().set_nodelay(true)?;
+    sock.tcp()
+        .set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut buf = vec![0u8; 2 * DEFAULT_MAX_MESSAGE];
     let (mut start, mut end) = (0, 0);
     while !stop.load(Ordering::Relaxed) && !a.done {
+        if chaos.strike(sock.tcp()) == Verdict::Close {
+            return Ok(());
+        }
         match sock.read(&mut buf[end..]) {
             Ok(0) => return Ok(()),
             Ok(n) => {
@@ -278,6 +523,9 @@ fn serve(mut sock: Conn, stop: &AtomicBool) -> io::Result<()> {
             a.out.clear();
         }
     }
+    if !a.out.is_empty() {
+        sock.write_all(&a.out)?;
+    }
     Ok(())
 }
 
@@ -306,7 +554,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
-        spawn_fix(listener, None, stop.clone()).unwrap();
+        let shared = FixShared {
+            tls: None,
+            stop: stop.clone(),
+            chaos: None,
+            sessions: Arc::new(Sessions::new(None).unwrap()),
+        };
+        spawn_fix(listener, shared).unwrap();
         for version in [Version::Fix42, Version::Fix44, Version::Fixt11] {
             let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             tcp.set_nonblocking(true).unwrap();

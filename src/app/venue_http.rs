@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::venue_chaos::{Chaos, ConnChaos, Verdict};
 use super::venue_tls::{Conn, Socket};
 
 /// The largest request head or body accepted.
@@ -29,11 +30,21 @@ pub fn spawn_rest(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
+    spawn_rest_with_chaos(listener, tls, stop, None)
+}
+
+/// [`spawn_rest`] with the venue's chaos mode on every connection, when given.
+pub(crate) fn spawn_rest_with_chaos(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: Arc<AtomicBool>,
+    chaos: Option<Arc<Chaos>>,
+) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let orders = Arc::new(AtomicU64::new(0));
     std::thread::Builder::new()
         .name("venue-rest".into())
-        .spawn(move || accept_loop(&listener, tls, &stop, &orders))?;
+        .spawn(move || accept_loop(&listener, tls, &stop, &orders, chaos.as_ref()))?;
     Ok(())
 }
 
@@ -42,18 +53,20 @@ fn accept_loop(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: &Arc<AtomicBool>,
     orders: &Arc<AtomicU64>,
+    chaos: Option<&Arc<Chaos>>,
 ) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 let (stop, orders, tls) = (stop.clone(), orders.clone(), tls.clone());
+                let mut chaos = ConnChaos::new(chaos);
                 let spawned = std::thread::Builder::new()
                     .name("venue-rest-conn".into())
                     .spawn(move || {
                         let served = stream
                             .set_nonblocking(false)
                             .and_then(|()| Conn::new(stream, tls.as_ref()))
-                            .and_then(|conn| serve(conn, &stop, &orders));
+                            .and_then(|conn| serve(conn, &stop, &orders, &mut chaos));
                         if let Err(e) = served {
                             log::debug!("venue REST connection from {peer}: {e}");
                         }
@@ -82,7 +95,12 @@ struct Parsed {
     head_len: usize,
 }
 
-fn serve(mut stream: Conn, stop: &AtomicBool, orders: &AtomicU64) -> io::Result<()> {
+fn serve(
+    mut stream: Conn,
+    stop: &AtomicBool,
+    orders: &AtomicU64,
+    chaos: &mut ConnChaos,
+) -> io::Result<()> {
     stream.tcp().set_nodelay(true)?;
     // Wake up now and then to notice `stop`.
     stream
@@ -118,7 +136,7 @@ fn serve(mut stream: Conn, stop: &AtomicBool, orders: &AtomicU64) -> io::Result<
             stream.write_all(&out)?;
             out.clear();
         }
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || chaos.strike(stream.tcp()) == Verdict::Close {
             return Ok(());
         }
         match stream.read(&mut chunk) {

@@ -41,6 +41,11 @@ use crate::ws::{into_io, ClientRequest, Frame, Websocket, WsConfig, WsError, WsU
 /// Frames handled per poll before the other endpoints get their turn ([`Flow::More`]).
 pub const FRAMES_PER_POLL: usize = 1024;
 
+/// Payload bytes handled per poll before the other endpoints get their turn ([`Flow::More`]): with
+/// large messages the frame budget alone would let one poll run for seconds (1024 frames of
+/// 16 MiB).
+pub const BYTES_PER_POLL: usize = 1 << 20;
+
 /// The connection a [`WsEndpoint`] runs: WebSocket over the dialer's stream (kernel TCP by
 /// default), with TLS for `wss`.
 pub type WsConn<S = TcpStream> = Websocket<MaybeTls<S>>;
@@ -172,11 +177,16 @@ impl<H: WsHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for WsEndpoint<H, D> {
     }
 
     fn poll(&mut self, ws: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
+        let mut bytes = 0;
         for _ in 0..FRAMES_PER_POLL {
             match ws.receive() {
                 Ok(Some(frame)) => {
+                    bytes += frame.payload().len();
                     if self.handler.on_frame(frame, ctx)? == Flow::Close {
                         return Ok(Flow::Close);
+                    }
+                    if bytes >= BYTES_PER_POLL {
+                        return Ok(Flow::More);
                     }
                 }
                 Ok(None) => return Ok(Flow::Continue),

@@ -588,3 +588,39 @@ pub(crate) fn s_server(
     }
     panic!("openssl s_server failed to start five times (its stderr is above)")
 }
+
+/// Reads byte by byte until the bytes read end with `end` (or 64 KiB, EOF, an error or a read
+/// timeout): a request head with `b"\r\n\r\n"`.
+pub(crate) fn read_until(s: &mut impl std::io::Read, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(end) && got.len() < 64 * 1024 {
+        match s.read(&mut byte) {
+            Ok(1) => got.push(byte[0]),
+            _ => break,
+        }
+    }
+    got
+}
+
+/// The server half of a WebSocket handshake, for test servers that then misbehave: reads the
+/// request and answers 101 with the right `Sec-WebSocket-Accept`.
+pub(crate) fn ws_accept(s: &mut (impl std::io::Read + std::io::Write)) {
+    let head = read_until(s, b"\r\n\r\n");
+    let text = String::from_utf8_lossy(&head);
+    let key = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-key"))
+        })
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let _ = write!(
+        s,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    let _ = s.flush();
+}
