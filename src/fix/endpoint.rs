@@ -138,6 +138,10 @@ pub struct FixEndpoint<H, D = KernelDial> {
     /// The handler asked to close: a Logout is under way.
     closing: bool,
     schedule: Option<Schedule>,
+    /// A new session period reset our sequence numbers and no Logon of this period has been
+    /// accepted yet: every Logon carries ResetSeqNumFlag=Y, so a counterparty that does not keep
+    /// the same schedule resets too (and a refused attempt does not leave us at MsgSeqNum 2).
+    period_reset: bool,
     /// The end of the current connection's session period (with a schedule).
     period_end: Option<UtcTimestamp>,
     /// Held outside the schedule (logged once per wait).
@@ -167,6 +171,7 @@ impl<H> FixEndpoint<H> {
             },
             handler,
             greeted: false,
+            period_reset: false,
             closing: false,
             schedule: None,
             period_end: None,
@@ -195,6 +200,7 @@ impl<H, D> FixEndpoint<H, D> {
             policy: self.policy,
             handler: self.handler,
             greeted: self.greeted,
+            period_reset: self.period_reset,
             closing: self.closing,
             schedule: self.schedule,
             period_end: self.period_end,
@@ -294,9 +300,13 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
                     );
                     store.reset()?;
                     store.set_creation_time(now.utc)?;
+                    self.period_reset = true;
                 }
                 Some(_) => {}
                 None => store.set_creation_time(now.utc)?,
+            }
+            if self.period_reset {
+                config.reset_on_logon = true;
             }
         }
         Ok(FixSession::new(stream, config, store, now))
@@ -334,6 +344,7 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         let now = clock();
         if !self.greeted {
             self.greeted = true;
+            self.period_reset = false;
             self.handler.on_logon(&mut fix.outbox(), now, ctx)?;
         }
         let mut close = false;
