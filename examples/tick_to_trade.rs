@@ -118,6 +118,8 @@ fn measured(cl_ord_id: &[u8], text: &[u8]) -> Option<u64> {
 
 struct Tally {
     hist: Histogram<u64>,
+    /// The client's own part: feed frame in hand to the order written to the stream (ns).
+    client: Histogram<u64>,
     sent: u64,
     answered: u64,
     warmup: u64,
@@ -198,6 +200,7 @@ fn hotwire(args: &Args, tally: &mut Tally, deadline: Instant) -> Result<&'static
             if seen % args.every != 0 || !tally.want_more() {
                 continue;
             }
+            let in_hand = Instant::now();
             let ts = feed_ts(frame.payload()).ok_or("a feed message without ts")?;
             let order = NewOrder {
                 cl_ord_id: order_id(&mut id_buf, ts, tally.sent),
@@ -213,6 +216,9 @@ fn hotwire(args: &Args, tally: &mut Tally, deadline: Instant) -> Result<&'static
                 order.encode(e, Version::Fix44, now.utc)
             })
             .map_err(|e| format!("order: {e}"))?;
+            let _ = tally
+                .client
+                .record((in_hand.elapsed().as_nanos() as u64).max(1));
             tally.sent += 1;
         }
         let now = clock();
@@ -387,6 +393,7 @@ fn baseline(args: &Args, tally: &mut Tally, deadline: Instant) -> Result<&'stati
             Ok(Message::Text(text)) => {
                 seen += 1;
                 if seen % args.every == 0 && tally.want_more() {
+                    let in_hand = Instant::now();
                     let ts = feed_ts(text.as_bytes()).ok_or("a feed message without ts")?;
                     let fields = format!(
                         "11=T{ts}-{}\x0155=HWX\x0154=1\x0160={}\x0138=1\x0140=2\x0144=101.25\x0159=0\x01",
@@ -394,6 +401,9 @@ fn baseline(args: &Args, tally: &mut Tally, deadline: Instant) -> Result<&'stati
                         chrono_like_utc()
                     );
                     fix.send("D", &fields).map_err(|e| format!("order: {e}"))?;
+                    let _ = tally
+                        .client
+                        .record((in_hand.elapsed().as_nanos() as u64).max(1));
                     tally.sent += 1;
                 }
             }
@@ -435,6 +445,7 @@ fn main() {
     }
     let mut tally = Tally {
         hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
+        client: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds"),
         sent: 0,
         answered: 0,
         warmup: args.warmup,
@@ -455,13 +466,16 @@ fn main() {
         Ok(path) => {
             let h = &tally.hist;
             println!(
-                "t2t mode={} path={path} n={} p50_ns={} p99_ns={} p999_ns={} max_ns={}",
+                "t2t mode={} path={path} n={} p50_ns={} p99_ns={} p999_ns={} max_ns={} \
+                 client_p50_ns={} client_p99_ns={}",
                 args.mode,
                 h.len(),
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.99),
                 h.value_at_quantile(0.999),
-                h.max()
+                h.max(),
+                tally.client.value_at_quantile(0.5),
+                tally.client.value_at_quantile(0.99)
             );
         }
         Err(e) => {
