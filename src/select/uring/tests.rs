@@ -135,7 +135,10 @@ fn exhausted_buffers_hold_bytes_in_the_socket_and_rearm() {
     assert_eq!(c.received_bytes, 200_000);
 }
 
+/// A count of the kernel thread's wake-ups: in a parallel test run on two cores it measures the
+/// other tests (1,594 syscalls once), so `scripts/test.sh` runs it on its own after the suite.
 #[test]
+#[ignore = "timing of a kernel thread: scripts/test.sh runs it alone"]
 fn sqpoll_mode_makes_no_syscall_per_message() {
     let mut cfg = config(64, 4096);
     cfg.sqpoll = Some(SqPoll {
