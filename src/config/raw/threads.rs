@@ -62,7 +62,7 @@ impl super::RawConfig {
         // (index into threads, queue, explicit address)
         let mut chosen: Vec<(usize, u32, Option<Address>)> = Vec::new();
         for (i, raw) in self.threads.iter().enumerate() {
-            if raw.queue.is_none() {
+            let Some(q) = &raw.queue else {
                 if let Some(v) = &raw.local_ip {
                     return Err(loc.at(
                         v,
@@ -74,8 +74,7 @@ impl super::RawConfig {
                     ));
                 }
                 continue;
-            }
-            let q = raw.queue.as_ref().expect("checked");
+            };
             let queue = u32::try_from(*q.get_ref())
                 .ok()
                 .filter(|q| *q < 4096)
