@@ -12,14 +12,12 @@
 mod util;
 
 use std::io::{self, BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hotwire::select::{MioSelector, Selector};
 use hotwire::service::ws::{WsEndpoint, WsHandler, FRAMES_PER_POLL};
-use hotwire::service::{ConnectAddr, Endpoint, Flow, Mixed, Policy};
-use hotwire::stream::{TcpOptions, TcpStream};
+use hotwire::service::{Flow, Mixed};
 use hotwire::ws::Frame;
 use util::ChildGuard;
 
@@ -52,47 +50,11 @@ impl WsHandler<Figures> for Slow {
     }
 }
 
-/// An endpoint with nothing to read and a 10 ms timer, standing for a heartbeat.
-struct Ticker {
-    port: u16,
-    last: Option<Instant>,
-}
-
-impl Endpoint<Figures> for Ticker {
-    type Target = TcpStream;
-    fn address(&self) -> ConnectAddr {
-        ConnectAddr::new("127.0.0.1", self.port)
+impl util::Ticks for Figures {
+    fn tick(&mut self, gap: Duration) {
+        self.longest_gap = self.longest_gap.max(gap);
+        self.ticks += 1;
     }
-    fn create_target(&mut self, addr: SocketAddr, _: &mut Figures) -> io::Result<TcpStream> {
-        TcpStream::connect(addr, &TcpOptions::default())
-    }
-    fn poll(&mut self, _: &mut TcpStream, _: &mut Figures) -> io::Result<Flow> {
-        Ok(Flow::Continue)
-    }
-    fn on_timer(&mut self, _: &mut TcpStream, now: Instant, f: &mut Figures) -> io::Result<Flow> {
-        if let Some(last) = self.last.replace(now) {
-            f.longest_gap = f.longest_gap.max(now - last);
-            f.ticks += 1;
-        }
-        Ok(Flow::Continue)
-    }
-    fn policy(&self) -> Policy {
-        Policy {
-            timer: Some(Duration::from_millis(10)),
-            ..Policy::default()
-        }
-    }
-}
-
-/// This process's resident set, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS")
 }
 
 #[test]
@@ -117,7 +79,7 @@ fn a_slow_handler_under_a_flood_keeps_memory_bounded_and_timers_running() {
     service.register(Mixed::A(
         WsEndpoint::new(&url, Slow { work }).expect("endpoint"),
     ));
-    service.register(Mixed::B(Ticker { port, last: None }));
+    service.register(Mixed::B(util::Ticker { port, last: None }));
     let mut figures = Figures::default();
     let run = |service: &mut hotwire::service::IoService<_, _, Figures>,
                figures: &mut Figures,
@@ -130,12 +92,12 @@ fn a_slow_handler_under_a_flood_keeps_memory_bounded_and_timers_running() {
     // Warm up: connected, the flood under way, the buffers at their working size.
     run(&mut service, &mut figures, Duration::from_secs(1));
     assert!(figures.messages > 1000, "{} messages", figures.messages);
-    let rss_before = rss_kib();
+    let rss_before = util::rss_kib();
     let (messages_before, ticks_before) = (figures.messages, figures.ticks);
     figures.longest_gap = Duration::ZERO;
     let flood = Duration::from_secs(5);
     run(&mut service, &mut figures, flood);
-    let rss_after = rss_kib();
+    let rss_after = util::rss_kib();
     let messages = figures.messages - messages_before;
     let ticks = figures.ticks - ticks_before;
     let batch = work * FRAMES_PER_POLL as u32;

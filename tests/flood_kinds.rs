@@ -14,13 +14,12 @@
 mod util;
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use hotwire::select::{MioSelector, Selector};
 use hotwire::service::ws::{WsEndpoint, WsHandler};
-use hotwire::service::{ConnectAddr, Endpoint, Flow, Mixed, Policy};
-use hotwire::stream::{TcpOptions, TcpStream};
+use hotwire::service::{Flow, Mixed};
 use hotwire::ws::{Frame, OpCode};
 use util::ws_accept;
 
@@ -119,46 +118,11 @@ impl WsHandler<Figures> for Count {
     }
 }
 
-/// An endpoint with nothing to read and a 10 ms timer.
-struct Ticker {
-    port: u16,
-    last: Option<Instant>,
-}
-
-impl Endpoint<Figures> for Ticker {
-    type Target = TcpStream;
-    fn address(&self) -> ConnectAddr {
-        ConnectAddr::new("127.0.0.1", self.port)
+impl util::Ticks for Figures {
+    fn tick(&mut self, gap: Duration) {
+        self.longest_gap = self.longest_gap.max(gap);
+        self.ticks += 1;
     }
-    fn create_target(&mut self, addr: SocketAddr, _: &mut Figures) -> io::Result<TcpStream> {
-        TcpStream::connect(addr, &TcpOptions::default())
-    }
-    fn poll(&mut self, _: &mut TcpStream, _: &mut Figures) -> io::Result<Flow> {
-        Ok(Flow::Continue)
-    }
-    fn on_timer(&mut self, _: &mut TcpStream, now: Instant, f: &mut Figures) -> io::Result<Flow> {
-        if let Some(last) = self.last.replace(now) {
-            f.longest_gap = f.longest_gap.max(now - last);
-            f.ticks += 1;
-        }
-        Ok(Flow::Continue)
-    }
-    fn policy(&self) -> Policy {
-        Policy {
-            timer: Some(Duration::from_millis(10)),
-            ..Policy::default()
-        }
-    }
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS")
 }
 
 /// A listener the ticker connects to and that never sends.
@@ -181,7 +145,7 @@ fn flood(kind: Flood) -> Figures {
         .expect("selector")
         .into_io_service_with_context();
     service.register(Mixed::A(WsEndpoint::new(&url, Count).expect("endpoint")));
-    service.register(Mixed::B(Ticker {
+    service.register(Mixed::B(util::Ticker {
         port: quiet_port(),
         last: None,
     }));
@@ -195,13 +159,13 @@ fn flood(kind: Flood) -> Figures {
         }
     };
     run(&mut service, &mut f, Duration::from_secs(1));
-    let before = rss_kib();
+    let before = util::rss_kib();
     let (pings, fragments, messages, bytes) = (f.pings, f.fragments, f.messages, f.bytes);
     f.longest_gap = Duration::ZERO;
     let ticks = f.ticks;
     let time = Duration::from_secs(4);
     run(&mut service, &mut f, time);
-    let after = rss_kib();
+    let after = util::rss_kib();
     let figures = Figures {
         pings: f.pings - pings,
         fragments: f.fragments - fragments,

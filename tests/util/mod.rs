@@ -624,3 +624,59 @@ pub(crate) fn ws_accept(s: &mut (impl std::io::Read + std::io::Write)) {
     );
     let _ = s.flush();
 }
+
+/// This process's resident set, in KiB (`VmRSS` of `/proc/self/status`).
+pub(crate) fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS")
+}
+
+/// A service context that keeps the timer figures of a [`Ticker`].
+pub(crate) trait Ticks {
+    /// One tick, `gap` after the one before.
+    fn tick(&mut self, gap: std::time::Duration);
+}
+
+/// An endpoint with nothing to read and a 10 ms timer, standing for a heartbeat next to an endpoint
+/// under load: how late its ticks come is how much the other endpoint starves it.
+pub(crate) struct Ticker {
+    /// A loopback port that accepts connections.
+    pub(crate) port: u16,
+    /// When the last tick came.
+    pub(crate) last: Option<Instant>,
+}
+
+impl<C: Ticks> hotwire::service::Endpoint<C> for Ticker {
+    type Target = hotwire::stream::TcpStream;
+    fn address(&self) -> hotwire::service::ConnectAddr {
+        hotwire::service::ConnectAddr::new("127.0.0.1", self.port)
+    }
+    fn create_target(&mut self, addr: SocketAddr, _: &mut C) -> std::io::Result<Self::Target> {
+        hotwire::stream::TcpStream::connect(addr, &hotwire::stream::TcpOptions::default())
+    }
+    fn poll(&mut self, _: &mut Self::Target, _: &mut C) -> std::io::Result<hotwire::service::Flow> {
+        Ok(hotwire::service::Flow::Continue)
+    }
+    fn on_timer(
+        &mut self,
+        _: &mut Self::Target,
+        now: Instant,
+        ctx: &mut C,
+    ) -> std::io::Result<hotwire::service::Flow> {
+        if let Some(last) = self.last.replace(now) {
+            ctx.tick(now - last);
+        }
+        Ok(hotwire::service::Flow::Continue)
+    }
+    fn policy(&self) -> hotwire::service::Policy {
+        hotwire::service::Policy {
+            timer: Some(Duration::from_millis(10)),
+            ..hotwire::service::Policy::default()
+        }
+    }
+}
