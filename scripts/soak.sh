@@ -10,8 +10,8 @@
 # The faults stop 20 s before the end, so every endpoint ends recovered. Then it checks:
 #   - no panic in any log;
 #   - RSS growth of each `hotwire run` (VmRSS sampled every 2 s, from 15 s in to the end) under
-#     HOTWIRE_SOAK_RSS_MIB (default 16 MiB + 2 MiB a minute: the FIX file store keeps every message
-#     it sent in memory for resends, about 150 bytes an order, 40 orders a second here);
+#     HOTWIRE_SOAK_RSS_MIB (default 16 MiB + 2 MiB a minute, a loose bound: the FIX file store keeps
+#     its resend window on disk, and a 30-minute run ended below its starting RSS);
 #   - from the venue's FIX log (--fix-log): MsgSeqNums continuous on both sides of every session
 #     (each message taken in order is the one expected, every fresh one we sent is the next number,
 #     every gap was filled by a resend), every order acknowledged (an ExecutionReport for every
