@@ -11,6 +11,9 @@
 //! - `csum`: TCP checksums done by the device (checksum offload, as a NIC does it).
 //! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
 //!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
+//! - [`rx`]: the device's receive path without the socket (injected frames, assembly, admission),
+//!   also run by the `xdp_rx` fuzz target; [`multibuf`]: packets spanning frames.
+//! - [`impair`]: deliberate loss and reordering, a device wrapping the device.
 //! - `neigh`: next hops learned from the kernel's neighbour table (shared-IP mode).
 //! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link.
 //! - [`stack`]: `Interface` + `SocketSet` + poll, shared by every connection of a thread.
@@ -26,13 +29,17 @@ use std::time::Duration;
 mod csum;
 pub mod device;
 pub mod fallback;
+pub mod impair;
+pub mod multibuf;
 mod neigh;
+pub mod rx;
 pub mod stack;
 pub mod steer;
 pub mod stream;
 pub mod umem;
 
-pub use device::{BindMode, Impairment};
+pub use device::BindMode;
+pub use impair::Impairment;
 pub use fallback::{attach_or_fallback, open_or_fallback, open_with_or_fallback, Unavailable};
 pub use stack::{SharedSteering, StackInfo, XdpStack};
 pub use steer::{AttachMode, SteerMode};

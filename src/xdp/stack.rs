@@ -20,6 +20,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
 use super::device::{BindMode, DeviceCounters, XskDevice};
+use super::impair::Impaired;
 use super::neigh::Neighbors;
 use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
 use super::umem::{self, BufArena, MemFacts, UmemPlan};
@@ -58,7 +59,7 @@ pub(crate) struct StackInner {
     sockets: SocketSet<'static>,
     arena: Option<BufArena>,
     iface: Interface,
-    device: XskDevice,
+    device: Impaired<XskDevice>,
     steering: Arc<SharedSteering>,
     epoch: StdInstant,
     local: Ipv4Addr,
@@ -345,7 +346,7 @@ impl XdpStack {
         }
         let link_mtu = interface_mtu(&cfg.interface)?;
         let mtu = effective_mtu(cfg, link_mtu);
-        let mut device = XskDevice::open(
+        let device = XskDevice::open(
             &cfg.interface,
             cfg.queue,
             &plan,
@@ -367,16 +368,17 @@ impl XdpStack {
                 e
             }
         })?;
-        device.set_impairment(cfg.impair)?;
-        device.set_local_ip(cfg.local_ip);
+        let mut device = Impaired::new(device);
+        device.set(cfg.impair);
+        device.get_mut().set_local_ip(cfg.local_ip);
         // Lowered to one frame where the kernel refused multi-buffer mode.
-        let mtu = device.mtu();
+        let mtu = device.get_ref().mtu();
         let steering = match steering {
             Some(s) => s,
             None => {
                 // Multi-buffer aware whenever the link needs it, even where the stack's own MTU
                 // does not.
-                let frags = device.multi_buffer()
+                let frags = device.get_ref().multi_buffer()
                     || super::steering_needs_frags(link_mtu, cfg.frame_size, cfg.multi_buffer);
                 Arc::new(SharedSteering::attach(
                     &cfg.interface,
@@ -391,7 +393,7 @@ impl XdpStack {
         // From here on the program sends this queue's packets to this socket (before, to the
         // kernel: `bpf_redirect_map` falls back to XDP_PASS for an empty slot). The kernel removes
         // the entry when the socket closes.
-        steering.link.map().insert(cfg.queue, device.fd())?;
+        steering.link.map().insert(cfg.queue, device.get_ref().fd())?;
 
         let epoch = StdInstant::now();
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
@@ -418,7 +420,7 @@ impl XdpStack {
             && crate::buf::install_huge_pool(cfg.max_connections.saturating_mul(2), READ_SLOT);
         let info = StackInfo {
             umem: plan,
-            bind: device.bind_mode(),
+            bind: device.get_ref().bind_mode(),
             attach: steering.attach_mode(),
             buffers_on_huge_pages: arena.is_some(),
             read_buffers_on_huge_pages: read_pool,
@@ -447,7 +449,7 @@ impl XdpStack {
             cfg.local_ip,
             cfg.prefix_len,
             mtu,
-            if device.multi_buffer() {
+            if device.get_ref().multi_buffer() {
                 " (multi-buffer)"
             } else {
                 ""
@@ -504,7 +506,13 @@ impl XdpStack {
 
     /// Packet counters of the device.
     pub fn counters(&self) -> DeviceCounters {
-        self.inner.borrow().device.counters()
+        let inner = self.inner.borrow();
+        let (impaired_drops, impaired_reorders) = inner.device.counts();
+        DeviceCounters {
+            impaired_drops,
+            impaired_reorders,
+            ..inner.device.get_ref().counters()
+        }
     }
 
     /// The interface index the steering program is attached to.
@@ -528,7 +536,7 @@ impl StackInner {
     pub(crate) fn poll(&mut self) -> io::Result<bool> {
         let wall = StdInstant::now();
         if let Some(n) = self.neighbors.as_mut() {
-            n.poll(&mut self.device, wall);
+            n.poll(self.device.get_mut(), wall);
         }
         let now = Instant::from_micros(wall.duration_since(self.epoch).as_micros() as i64);
         let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
@@ -545,7 +553,8 @@ impl StackInner {
             changed = true;
             rounds += 1;
         }
-        self.device.flush()?;
+        self.device.settle(now);
+        self.device.get_mut().flush()?;
         if !self.closing.is_empty() {
             self.reap_closed();
         }
