@@ -8,14 +8,15 @@
 //! ```
 //!
 //! - [`umem`]: UMEM sizing (memlock, huge pages) and the huge-page socket-buffer arena.
-//! - `csum`: TCP checksums done by the device (checksum offload, as a NIC does it).
+//! - [`csum`]: TCP checksums done by the device (checksum offload, as a NIC does it).
 //! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
 //!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
 //! - [`rx`]: the device's receive path without the socket (injected frames, assembly, admission),
 //!   also run by the `xdp_rx` fuzz target; [`multibuf`]: packets spanning frames.
 //! - [`impair`]: deliberate loss and reordering, a device wrapping the device.
 //! - `neigh`: next hops learned from the kernel's neighbour table (shared-IP mode).
-//! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link.
+//! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link; [`steer::sim`]
+//!   runs it in userspace (fuzzing).
 //! - [`stack`]: `Interface` + `SocketSet` + poll, shared by every connection of a thread.
 //! - [`stream`]: [`XdpStream`], a TCP connection satisfying [`crate::stream::Stream`] (RFC 9293
 //!   semantics are smoltcp's).
@@ -26,7 +27,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-mod csum;
+pub mod csum;
 pub mod device;
 pub mod fallback;
 pub mod impair;
