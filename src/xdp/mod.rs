@@ -7,7 +7,8 @@
 //!                    └─ everything not ours ──► kernel
 //! ```
 //!
-//! - [`umem`]: UMEM sizing (memlock, huge pages) and the huge-page socket-buffer arena.
+//! - [`umem`]: UMEM sizing (memlock, huge pages); `sockets`: the TCP sockets with the huge-page
+//!   arena their buffers live in, one type.
 //! - [`csum`]: TCP checksums done by the device (checksum offload, as a NIC does it).
 //! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
 //!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
@@ -34,6 +35,7 @@ pub mod impair;
 pub mod multibuf;
 mod neigh;
 pub mod rx;
+mod sockets;
 pub mod stack;
 pub mod steer;
 pub mod stream;

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, SocketHandle};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
@@ -23,7 +23,8 @@ use super::device::{BindMode, DeviceCounters, XskDevice};
 use super::impair::Impaired;
 use super::neigh::Neighbors;
 use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
-use super::umem::{self, BufArena, MemFacts, UmemPlan};
+use super::sockets::Sockets;
+use super::umem::{self, MemFacts, UmemPlan};
 use super::XdpConfig;
 
 /// How long a closed connection may take to finish its FIN exchange before it is dropped.
@@ -55,20 +56,15 @@ pub struct StackInfo {
 }
 
 pub(crate) struct StackInner {
-    // Declaration order is drop order: sockets before the arena their buffers live in.
-    sockets: SocketSet<'static>,
-    arena: Option<BufArena>,
+    sockets: Sockets,
     iface: Interface,
     device: Impaired<XskDevice>,
     steering: Arc<SharedSteering>,
     epoch: StdInstant,
     local: Ipv4Addr,
     ports: PortAllocator,
-    /// Slot of each socket whose buffers are in the arena.
-    slots: Vec<(SocketHandle, usize)>,
     /// Closed by their owner, finishing the FIN exchange.
     closing: Vec<(SocketHandle, u16, StdInstant)>,
-    buffer_size: usize,
     ack_delay: Option<Duration>,
     selector_driven: bool,
     info: StackInfo,
@@ -93,7 +89,7 @@ impl std::fmt::Debug for XdpStack {
                 .debug_struct("XdpStack")
                 .field("local", &s.local)
                 .field("info", &s.info)
-                .field("sockets", &s.sockets.iter().count())
+                .field("sockets", &s.sockets.count())
                 .finish(),
             Err(_) => f.write_str("XdpStack(<in use>)"),
         }
@@ -408,12 +404,12 @@ impl XdpStack {
                 .add_default_ipv4_route(gw)
                 .map_err(|_| io::Error::other("route table full"))?;
         }
-        let slot_size = cfg.socket_buffer * 2;
-        let arena = if cfg.huge_pages {
-            BufArena::on_huge_pages(cfg.max_connections, slot_size, &facts)
-        } else {
-            None
-        };
+        let sockets = Sockets::new(
+            cfg.socket_buffer,
+            cfg.max_connections,
+            cfg.huge_pages,
+            &facts,
+        );
         // One read buffer per connection, twice over: a reconnect may build its client before the
         // old one is gone.
         let read_pool = cfg.huge_pages
@@ -422,7 +418,7 @@ impl XdpStack {
             umem: plan,
             bind: device.get_ref().bind_mode(),
             attach: steering.attach_mode(),
-            buffers_on_huge_pages: arena.is_some(),
+            buffers_on_huge_pages: sockets.on_huge_pages(),
             read_buffers_on_huge_pages: read_pool,
         };
         let (first, last) = match cfg.steer {
@@ -459,17 +455,14 @@ impl XdpStack {
         );
         Ok(XdpStack {
             inner: Rc::new(RefCell::new(StackInner {
-                sockets: SocketSet::new(Vec::new()),
-                arena,
+                sockets,
                 iface,
                 device,
                 steering,
                 epoch,
                 local: cfg.local_ip,
                 ports: PortAllocator::new(first, last, seed()),
-                slots: Vec::new(),
                 closing: Vec::new(),
-                buffer_size: cfg.socket_buffer,
                 ack_delay: cfg.ack_delay,
                 selector_driven: false,
                 info,
@@ -528,7 +521,7 @@ impl XdpStack {
 
     /// Sockets in the set (open, connecting and closing).
     pub fn socket_count(&self) -> usize {
-        self.inner.borrow().sockets.iter().count()
+        self.inner.borrow().sockets.count()
     }
 }
 
@@ -539,7 +532,7 @@ impl StackInner {
             n.poll(self.device.get_mut(), wall);
         }
         let now = Instant::from_micros(wall.duration_since(self.epoch).as_micros() as i64);
-        let mut changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
+        let mut changed = self.iface.poll(now, &mut self.device, self.sockets.set_mut())
             == smoltcp::iface::PollResult::SocketStateChanged;
         // smoltcp sends at most one segment per socket per egress round: keep going while rounds
         // emit, so a window's worth of segments leaves with one TX kick instead of one each.
@@ -547,7 +540,7 @@ impl StackInner {
         while rounds < EGRESS_ROUNDS
             && self
                 .iface
-                .poll_egress(now, &mut self.device, &mut self.sockets)
+                .poll_egress(now, &mut self.device, self.sockets.set_mut())
                 == smoltcp::iface::PollResult::SocketStateChanged
         {
             changed = true;
@@ -576,46 +569,24 @@ impl StackInner {
                 "every local port of the stack's range is in use",
             )
         })?;
-        let (mut socket, slot) = match self.arena.as_mut().and_then(BufArena::take) {
-            Some((slot, mem)) => {
-                let (rx, tx) = mem.split_at_mut(self.buffer_size);
-                (
-                    tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx)),
-                    Some(slot),
-                )
+        let ack_delay = self.ack_delay.map(to_smol);
+        let cx = self.iface.context();
+        let local = self.local;
+        let added = self.sockets.add(|socket| {
+            socket.set_nagle_enabled(false);
+            socket.set_ack_delay(ack_delay);
+            socket.connect(cx, (*remote.ip(), remote.port()), (local, port))
+        });
+        let handle = match added {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.ports.give_back(port);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("connect to {remote}: {e}"),
+                ));
             }
-            None => (
-                tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0u8; self.buffer_size]),
-                    tcp::SocketBuffer::new(vec![0u8; self.buffer_size]),
-                ),
-                None,
-            ),
         };
-        socket.set_nagle_enabled(false);
-        socket.set_ack_delay(self.ack_delay.map(to_smol));
-        let connected = socket.connect(
-            self.iface.context(),
-            (*remote.ip(), remote.port()),
-            (self.local, port),
-        );
-        if let Err(e) = connected {
-            self.ports.give_back(port);
-            if let Some(slot) = slot {
-                drop(socket);
-                if let Some(a) = self.arena.as_mut() {
-                    a.give_back(slot);
-                }
-            }
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("connect to {remote}: {e}"),
-            ));
-        }
-        let handle = self.sockets.add(socket);
-        if let Some(slot) = slot {
-            self.slots.push((handle, slot));
-        }
         if let Some(n) = self.neighbors.as_mut() {
             let to = *remote.ip();
             let hop = match self.gateway {
@@ -628,7 +599,7 @@ impl StackInner {
     }
 
     pub(crate) fn socket(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(handle)
+        self.sockets.get_mut(handle)
     }
 
     /// Closes a socket whose stream was dropped: a FIN if it is open, removal once done.
@@ -644,15 +615,9 @@ impl StackInner {
     }
 
     fn remove(&mut self, handle: SocketHandle, port: u16) {
-        drop(self.sockets.remove(handle));
+        self.sockets.remove(handle);
         if let Some(n) = self.neighbors.as_mut() {
             n.detach(handle);
-        }
-        if let Some(at) = self.slots.iter().position(|(h, _)| *h == handle) {
-            let (_, slot) = self.slots.swap_remove(at);
-            if let Some(a) = self.arena.as_mut() {
-                a.give_back(slot);
-            }
         }
         self.ports.give_back(port);
     }
