@@ -24,6 +24,7 @@ use super::impair::Impaired;
 use super::neigh::Neighbors;
 use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
 use super::sockets::Sockets;
+use crate::buf::BufPool;
 use super::umem::{self, MemFacts, UmemPlan};
 use super::XdpConfig;
 
@@ -57,6 +58,8 @@ pub struct StackInfo {
 
 pub(crate) struct StackInner {
     sockets: Sockets,
+    /// The protocol clients' read buffers ([`crate::buf::HotBuf`]), on huge pages.
+    read_pool: Option<BufPool>,
     iface: Interface,
     device: Impaired<XskDevice>,
     steering: Arc<SharedSteering>,
@@ -411,15 +414,22 @@ impl XdpStack {
             &facts,
         );
         // One read buffer per connection, twice over: a reconnect may build its client before the
-        // old one is gone.
-        let read_pool = cfg.huge_pages
-            && crate::buf::install_huge_pool(cfg.max_connections.saturating_mul(2), READ_SLOT);
+        // old one is gone. Entered on this (the IO) thread, where the clients over this stack's
+        // streams are built; left when the stack drops.
+        let read_pool = if cfg.huge_pages {
+            BufPool::on_huge_pages(cfg.max_connections.saturating_mul(2), READ_SLOT)
+        } else {
+            None
+        };
+        if let Some(pool) = &read_pool {
+            pool.enter();
+        }
         let info = StackInfo {
             umem: plan,
             bind: device.get_ref().bind_mode(),
             attach: steering.attach_mode(),
             buffers_on_huge_pages: sockets.on_huge_pages(),
-            read_buffers_on_huge_pages: read_pool,
+            read_buffers_on_huge_pages: read_pool.is_some(),
         };
         let (first, last) = match cfg.steer {
             SteerMode::SharedIp { first, last } => (first, last),
@@ -456,6 +466,7 @@ impl XdpStack {
         Ok(XdpStack {
             inner: Rc::new(RefCell::new(StackInner {
                 sockets,
+                read_pool,
                 iface,
                 device,
                 steering,
@@ -497,6 +508,14 @@ impl XdpStack {
         self.inner.borrow().local
     }
 
+    /// The huge-page pool of the protocol clients' read buffers, sized for this stack's
+    /// connections (`None` without huge pages). It is entered on the stack's thread at open
+    /// ([`BufPool::enter`]), so clients built there use it; hand it to [`crate::buf::HotBuf::in_pool`]
+    /// to place other buffers in it.
+    pub fn read_pool(&self) -> Option<BufPool> {
+        self.inner.borrow().read_pool.clone()
+    }
+
     /// Packet counters of the device.
     pub fn counters(&self) -> DeviceCounters {
         let inner = self.inner.borrow();
@@ -522,6 +541,15 @@ impl XdpStack {
     /// Sockets in the set (open, connecting and closing).
     pub fn socket_count(&self) -> usize {
         self.inner.borrow().sockets.count()
+    }
+}
+
+impl Drop for StackInner {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.read_pool {
+            // Buffers still in it keep it mapped; new ones no longer come from it.
+            pool.leave();
+        }
     }
 }
 
