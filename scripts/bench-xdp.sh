@@ -3,7 +3,8 @@
 #
 #   scripts/bench-xdp.sh [COUNT] [BULK_BYTES] [ROUNDS] [JUMBO_MTUS]
 #
-# Builds examples/xdp_echo (release, feature xdp), makes a namespace pair with scripts/netns.sh and
+# Builds the xdp_echo harness (tests/harness/xdp_echo.rs, an example target; release, feature xdp),
+# makes a namespace pair with scripts/netns.sh and
 # starts the kernel servers in the server namespace, pinned to core 1 and busy-polling their sockets
 # (`serve --spin`, as a venue's gateway spins; a blocking server would add a thread wake-up to every
 # round trip, the same for both paths, and most of the run-to-run noise). The client is pinned to
