@@ -31,7 +31,10 @@ use super::XdpConfig;
 /// How long a closed connection may take to finish its FIN exchange before it is dropped.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Extra egress rounds per poll (each sends at most one segment per socket).
+/// Extra egress rounds per poll (each sends at most one segment per socket). Measured against 64
+/// (a 64 KiB write leaving in one flush, in two copy-mode kicks): the 64 KiB echo on veth was
+/// slower with the single burst (p50 1.41-1.51x kernel TCP against 1.29x), because the peer starts
+/// echoing the first segments while later ones are still being built.
 const EGRESS_ROUNDS: u32 = 8;
 
 /// Size of a read-buffer slot in the huge-page pool: the WebSocket and HTTP clients' default read
