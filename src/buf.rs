@@ -370,7 +370,10 @@ mod tests {
         let other = BufPool(pool_arc(1));
         other.enter();
         pool.leave();
-        assert!(BufPool::entered().is_some(), "leaving another pool keeps this one");
+        assert!(
+            BufPool::entered().is_some(),
+            "leaving another pool keeps this one"
+        );
         other.leave();
         assert!(BufPool::entered().is_none());
         assert!(matches!(HotBuf::new(100).repr, Repr::Heap(_)));
@@ -406,7 +409,10 @@ mod tests {
             HotBuf::from_pool(p.clone(), 8193).repr,
             Repr::Heap(_)
         ));
-        assert!(matches!(HotBuf::from_pool(p.clone(), 0).repr, Repr::Heap(_)));
+        assert!(matches!(
+            HotBuf::from_pool(p.clone(), 0).repr,
+            Repr::Heap(_)
+        ));
         assert!(matches!(HotBuf::from_pool(None, 10).repr, Repr::Heap(_)));
     }
 

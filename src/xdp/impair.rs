@@ -215,7 +215,13 @@ impl<D: Device> Device for Impaired<D> {
         let Impaired { inner, state } = self;
         let Some(s) = state.as_mut() else {
             let (rx, tx) = inner.receive(now)?;
-            return Some((ImpairedRx::Inner(rx), ImpairedTx { inner: tx, state: None }));
+            return Some((
+                ImpairedRx::Inner(rx),
+                ImpairedTx {
+                    inner: tx,
+                    state: None,
+                },
+            ));
         };
         release_tx(inner, &mut s.tx, now);
         let State {

@@ -42,8 +42,8 @@ pub mod stream;
 pub mod umem;
 
 pub use device::BindMode;
-pub use impair::Impairment;
 pub use fallback::{attach_or_fallback, open_or_fallback, open_with_or_fallback, Unavailable};
+pub use impair::Impairment;
 pub use stack::{SharedSteering, StackInfo, XdpStack};
 pub use steer::{AttachMode, SteerMode};
 pub use stream::XdpStream;

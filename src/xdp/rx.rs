@@ -158,11 +158,7 @@ impl Injected {
     /// [`MAX_INJECTED`] frames the oldest is dropped.
     pub fn push(&mut self, frame: Vec<u8>) {
         if let Some(ip) = arp_sender_ip(&frame) {
-            if let Some(queued) = self
-                .queue
-                .iter_mut()
-                .find(|q| arp_sender_ip(q) == Some(ip))
-            {
+            if let Some(queued) = self.queue.iter_mut().find(|q| arp_sender_ip(q) == Some(ip)) {
                 *queued = frame;
                 return;
             }
@@ -250,7 +246,11 @@ mod tests {
         assert_eq!(path.next(&mut ring, &mut c), Some(Received::Assembled));
         assert_eq!(path.assembled(), &arp[..]);
         assert_eq!(path.next(&mut ring, &mut c), Some(Received::Frame(4)));
-        assert_eq!(path.next(&mut ring, &mut c), None, "too long, then cut short");
+        assert_eq!(
+            path.next(&mut ring, &mut c),
+            None,
+            "too long, then cut short"
+        );
         assert_eq!((c.rx_multi_frame, c.rx_broken), (1, 2));
         ring.release(4);
         ring.released.sort_unstable();

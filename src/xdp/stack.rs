@@ -22,11 +22,11 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 use super::device::{BindMode, DeviceCounters, XskDevice};
 use super::impair::Impaired;
 use super::neigh::Neighbors;
-use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
 use super::sockets::Sockets;
-use crate::buf::BufPool;
+use super::steer::{AttachMode, SteerLink, SteerMode, XskMap};
 use super::umem::{self, MemFacts, UmemPlan};
 use super::XdpConfig;
+use crate::buf::BufPool;
 
 /// How long a closed connection may take to finish its FIN exchange before it is dropped.
 const LINGER: Duration = Duration::from_secs(2);
@@ -395,7 +395,10 @@ impl XdpStack {
         // From here on the program sends this queue's packets to this socket (before, to the
         // kernel: `bpf_redirect_map` falls back to XDP_PASS for an empty slot). The kernel removes
         // the entry when the socket closes.
-        steering.link.map().insert(cfg.queue, device.get_ref().fd())?;
+        steering
+            .link
+            .map()
+            .insert(cfg.queue, device.get_ref().fd())?;
 
         let epoch = StdInstant::now();
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
@@ -563,7 +566,9 @@ impl StackInner {
             n.poll(self.device.get_mut(), wall);
         }
         let now = Instant::from_micros(wall.duration_since(self.epoch).as_micros() as i64);
-        let mut changed = self.iface.poll(now, &mut self.device, self.sockets.set_mut())
+        let mut changed = self
+            .iface
+            .poll(now, &mut self.device, self.sockets.set_mut())
             == smoltcp::iface::PollResult::SocketStateChanged;
         // smoltcp sends at most one segment per socket per egress round: keep going while rounds
         // emit, so a window's worth of segments leaves with one TX kick instead of one each.

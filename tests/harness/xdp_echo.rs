@@ -32,9 +32,9 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use hotwire::stream::{Either, Stream, TcpOptions, TcpStream};
 use hotwire::xdp::{self, AttachMode, SteerMode, XdpConfig, XdpStack, XdpStream};
-use clap::{Parser, ValueEnum};
 use sha2::{Digest, Sha256};
 
 type Conn = Either<TcpStream, XdpStream>;

@@ -8,9 +8,9 @@
 use std::net::Ipv4Addr;
 
 use super::{
-    program, SteerMode, BPF_FUNC_REDIRECT_MAP, ADD64_K, ADD64_X, AND64_K, CALL, EXIT, JEQ32_K, JEQ_K,
-    JGT_K, JGT_X, JLT_K, JNE32_K, JNE_K, LDX_B, LDX_H, LDX_W, LD_IMM64, LSH64_K, MOV64_K, MOV64_X,
-    TO_BE, XDP_PASS,
+    program, SteerMode, ADD64_K, ADD64_X, AND64_K, BPF_FUNC_REDIRECT_MAP, CALL, EXIT, JEQ32_K,
+    JEQ_K, JGT_K, JGT_X, JLT_K, JNE32_K, JNE_K, LDX_B, LDX_H, LDX_W, LD_IMM64, LSH64_K, MOV64_K,
+    MOV64_X, TO_BE, XDP_PASS,
 };
 
 /// What the program does with a frame.
@@ -139,7 +139,10 @@ mod tests {
         let v = |f: &[u8], mode, karp| verdict(f, &[us], mode, karp).unwrap();
         assert_eq!(v(&ipv4(us.octets(), 17, 9), ded, false), Verdict::Stack);
         assert_eq!(v(&ipv4([10, 77, 1, 2], 6, 9), ded, false), Verdict::Kernel);
-        assert_eq!(v(&ipv4(us.octets(), 6, 9)[..41], ded, false), Verdict::Kernel);
+        assert_eq!(
+            v(&ipv4(us.octets(), 6, 9)[..41], ded, false),
+            Verdict::Kernel
+        );
         let mut arp = vec![0u8; 42];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         arp[38..42].copy_from_slice(&us.octets());
@@ -149,9 +152,18 @@ mod tests {
             first: 40000,
             last: 40999,
         };
-        assert_eq!(v(&ipv4(us.octets(), 6, 40500), shared, false), Verdict::Stack);
-        assert_eq!(v(&ipv4(us.octets(), 6, 41000), shared, false), Verdict::Kernel);
-        assert_eq!(v(&ipv4(us.octets(), 17, 40500), shared, false), Verdict::Kernel);
+        assert_eq!(
+            v(&ipv4(us.octets(), 6, 40500), shared, false),
+            Verdict::Stack
+        );
+        assert_eq!(
+            v(&ipv4(us.octets(), 6, 41000), shared, false),
+            Verdict::Kernel
+        );
+        assert_eq!(
+            v(&ipv4(us.octets(), 17, 40500), shared, false),
+            Verdict::Kernel
+        );
         assert_eq!(v(&arp, shared, false), Verdict::Kernel);
         // IHL 15: the port lies past a 42-byte frame; the program checks before it loads.
         let mut long = ipv4(us.octets(), 6, 40500);
