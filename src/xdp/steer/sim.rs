@@ -1,8 +1,8 @@
-//! The steering program run in userspace: the instructions [`super::program`] assembles, executed
-//! by a small eBPF interpreter for exactly the instructions it uses, over one frame. The `xdp_rx`
-//! fuzz target sends arbitrary frames through it before the receive path, so what reaches the
-//! stack is what the kernel would steer there, and checks it against the rules in the module
-//! documentation of [`super`]. A load outside the frame is reported, as the kernel's verifier
+//! The steering program run in userspace: the instructions the stack loads (assembled by
+//! `steer::program`), executed by a small eBPF interpreter for exactly the instructions it uses,
+//! over one frame. The `xdp_rx` fuzz target sends arbitrary frames through it before the receive
+//! path, so what reaches the stack is what the kernel would steer there, and checks it against the
+//! rules in the module documentation of [`super`]. A load outside the frame is reported, as the kernel's verifier
 //! would refuse a program that could make one.
 
 use std::net::Ipv4Addr;
