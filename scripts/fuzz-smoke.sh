@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Smoke-runs every cargo-fuzz target (fuzz/fuzz_targets) for a short time, starting from the
 # committed seed corpus (copied, so the repository is not touched). Called by scripts/test.sh.
+# xdp_rx (the AF_XDP device's receive path) builds hotwire with the `xdp` feature, so the first run
+# also builds libbpf/libxdp from C (about a minute; the packages are in scripts/peers.sh).
 #
 #   scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]   (default 10; HOTWIRE_FUZZ_SECONDS also sets it)
 #

@@ -1,11 +1,13 @@
-//! Receive buffers that live on huge pages when a pool of them is installed.
+//! Receive buffers that live on huge pages when a pool of them is handed over.
 //!
 //! The protocol clients (WebSocket, HTTP, FIX) read into one buffer each, for the life of the
-//! connection, and touch it for every message: the hot read buffers. [`HotBuf`] takes a slot from
-//! the process's huge-page pool when one is installed and has a slot of the size asked for, and
-//! ordinary heap memory otherwise, so nothing changes for a process that never installs a pool.
-//! The XDP stack installs one when huge pages are configured and free
-//! (`crate::xdp::XdpConfig::huge_pages`, feature `xdp`); [`install_huge_pool`] does it for any process.
+//! connection, and touch it for every message: the hot read buffers. A [`BufPool`] is a region of
+//! huge pages carved into equal slots; it belongs to whoever made it and is handed to whoever makes
+//! buffers: [`HotBuf::in_pool`] takes a slot of a given pool, and [`HotBuf::new`] a slot of the
+//! pool entered on the calling thread ([`BufPool::enter`]), heap memory otherwise. The XDP stack
+//! makes a pool sized for its own connections (`crate::xdp::XdpConfig::huge_pages`, feature `xdp`)
+//! and enters it on its IO thread, where every client over its streams is built (a stack and its
+//! streams never leave their thread); another thread, or another stack's, is not affected.
 //!
 //! Slots are taken and returned when a buffer is created, outgrown or dropped (at connect and
 //! disconnect), never per message; the pool's free list sits behind a mutex for that reason only.
@@ -39,8 +41,8 @@ impl Pool {
         let layout = Self::layout(slots, slot_size)?;
         // Asked first: the huge-page allocator assumes a kernel with HugeTLB (it cannot size a
         // mapping without `Hugepagesize` in /proc/meminfo).
-        let facts = crate::xdp::umem::MemFacts::read();
-        if !huge_pages_suffice(&facts, layout.size()) {
+        let (free, size) = huge_pages();
+        if !huge_pages_suffice(free, size, layout.size()) {
             return None;
         }
         // SAFETY: the layout has a non-zero size; the region is released in `Drop` with it.
@@ -112,47 +114,95 @@ impl Drop for Pool {
     }
 }
 
-/// `true` when the kernel has HugeTLB and at least `bytes` of free huge pages.
+/// `(free huge pages, huge page size in bytes)` from /proc/meminfo (zeros without HugeTLB).
 #[cfg(feature = "xdp")]
-fn huge_pages_suffice(facts: &crate::xdp::umem::MemFacts, bytes: usize) -> bool {
-    facts.huge_size > 0 && facts.huge_free.saturating_mul(facts.huge_size) >= bytes as u64
-}
-
-/// The installed pool, if any.
-static POOL: Mutex<Option<Arc<Pool>>> = Mutex::new(None);
-
-fn installed() -> Option<Arc<Pool>> {
-    POOL.lock().ok().and_then(|p| p.clone())
-}
-
-/// Installs a pool of `slots` read buffers of `slot_size` bytes (rounded up to 4 KiB) on huge
-/// pages, unless one is installed already. Returns `false` when there is no pool afterwards (too
-/// few huge pages free, or a build without the `xdp` feature, which brings the huge-page
-/// allocator).
-pub fn install_huge_pool(slots: usize, slot_size: usize) -> bool {
-    let Ok(mut pool) = POOL.lock() else {
-        return false;
+fn huge_pages() -> (u64, u64) {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
     };
-    if pool.is_none() {
-        *pool = new_huge_pool(slots, slot_size);
-    }
-    pool.is_some()
+    (field("HugePages_Free:"), field("Hugepagesize:") * 1024)
 }
 
+/// `true` when the kernel has HugeTLB (`size` > 0) and at least `bytes` of free huge pages.
 #[cfg(feature = "xdp")]
-fn new_huge_pool(slots: usize, slot_size: usize) -> Option<Arc<Pool>> {
-    let size = slot_size.checked_next_multiple_of(4096)?;
-    Pool::on_huge_pages(slots, size).map(Arc::new)
+fn huge_pages_suffice(free: u64, size: u64, bytes: usize) -> bool {
+    size > 0 && free.saturating_mul(size) >= bytes as u64
 }
 
-#[cfg(not(feature = "xdp"))]
-fn new_huge_pool(_slots: usize, _slot_size: usize) -> Option<Arc<Pool>> {
-    None
+/// A pool of equal read-buffer slots on huge pages, shared by its clones; the region stays mapped
+/// while the pool or any buffer in it lives.
+#[derive(Clone)]
+pub struct BufPool(Arc<Pool>);
+
+impl std::fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufPool")
+            .field("slot_size", &self.slot_size())
+            .field("free_slots", &self.free_slots())
+            .field("on_huge_pages", &self.0.on_huge_pages)
+            .finish()
+    }
 }
 
-/// `(slot size, free slots)` of the installed pool.
-pub fn pool_status() -> Option<(usize, usize)> {
-    installed().map(|p| (p.slot_size, p.free_slots()))
+thread_local! {
+    /// The pool [`HotBuf::new`] takes from on this thread ([`BufPool::enter`]).
+    static ENTERED: std::cell::RefCell<Option<BufPool>> = const { std::cell::RefCell::new(None) };
+}
+
+impl BufPool {
+    /// `slots` slots of `slot_size` bytes (rounded up to 4 KiB) on huge pages. `None` when too few
+    /// huge pages are free, or in a build without the `xdp` feature (which brings the huge-page
+    /// allocator).
+    pub fn on_huge_pages(slots: usize, slot_size: usize) -> Option<BufPool> {
+        #[cfg(feature = "xdp")]
+        {
+            let size = slot_size.checked_next_multiple_of(4096)?;
+            Pool::on_huge_pages(slots, size).map(|p| BufPool(Arc::new(p)))
+        }
+        #[cfg(not(feature = "xdp"))]
+        {
+            let _ = (slots, slot_size);
+            None
+        }
+    }
+
+    /// Bytes per slot.
+    pub fn slot_size(&self) -> usize {
+        self.0.slot_size
+    }
+
+    /// Slots not in use.
+    pub fn free_slots(&self) -> usize {
+        self.0.free_slots()
+    }
+
+    /// Makes this the pool [`HotBuf::new`] takes from on the calling thread; returns the one
+    /// entered before, if any.
+    pub fn enter(&self) -> Option<BufPool> {
+        ENTERED.with(|e| e.borrow_mut().replace(self.clone()))
+    }
+
+    /// Leaves the calling thread without a pool if this one is entered (a pool entered since by
+    /// someone else stays).
+    pub fn leave(&self) {
+        ENTERED.with(|e| {
+            let mut e = e.borrow_mut();
+            if e.as_ref().is_some_and(|p| Arc::ptr_eq(&p.0, &self.0)) {
+                *e = None;
+            }
+        });
+    }
+
+    /// The pool entered on the calling thread.
+    pub fn entered() -> Option<BufPool> {
+        ENTERED.with(|e| e.borrow().clone())
+    }
 }
 
 enum Repr {
@@ -179,12 +229,20 @@ impl std::fmt::Debug for HotBuf {
 }
 
 impl HotBuf {
-    /// `len` zero bytes, in a slot of the installed pool when one is free and large enough.
+    /// `len` zero bytes, in a slot of the pool entered on this thread ([`BufPool::enter`]) when
+    /// one is free and large enough, on the heap otherwise.
     pub fn new(len: usize) -> HotBuf {
-        HotBuf::in_pool(installed(), len)
+        let pool = ENTERED.with(|e| e.borrow().as_ref().map(|p| Arc::clone(&p.0)));
+        HotBuf::from_pool(pool, len)
     }
 
-    fn in_pool(pool: Option<Arc<Pool>>, len: usize) -> HotBuf {
+    /// `len` zero bytes, in a slot of `pool` when one is free and large enough, on the heap
+    /// otherwise.
+    pub fn in_pool(pool: Option<&BufPool>, len: usize) -> HotBuf {
+        HotBuf::from_pool(pool.map(|p| Arc::clone(&p.0)), len)
+    }
+
+    fn from_pool(pool: Option<Arc<Pool>>, len: usize) -> HotBuf {
         if let Some(pool) = pool.filter(|p| len <= p.slot_size && len > 0) {
             if let Some(slot) = pool.take() {
                 let mut buf = HotBuf {
@@ -276,49 +334,68 @@ mod tests {
     use super::*;
 
     fn pool(slots: usize) -> Option<Arc<Pool>> {
-        Some(Arc::new(Pool::on_heap(slots, 8192).unwrap()))
+        Some(pool_arc(slots))
+    }
+
+    fn pool_arc(slots: usize) -> Arc<Pool> {
+        Arc::new(Pool::on_heap(slots, 8192).unwrap())
     }
 
     #[cfg(feature = "xdp")]
     #[test]
     fn huge_pages_are_asked_for_only_when_the_kernel_has_them_free() {
-        use crate::xdp::umem::MemFacts;
-        let facts = |huge_free, huge_size| MemFacts {
-            cap_ipc_lock: true,
-            memlock: u64::MAX,
-            huge_free,
-            huge_size,
-        };
-        assert!(!huge_pages_suffice(&facts(512, 0), 4096), "no HugeTLB");
-        assert!(huge_pages_suffice(&facts(1, 2 << 20), 2 << 20));
-        assert!(!huge_pages_suffice(&facts(1, 2 << 20), (2 << 20) + 1));
-        assert!(!huge_pages_suffice(&facts(0, 2 << 20), 4096));
-        assert!(huge_pages_suffice(&facts(u64::MAX, 1 << 30), usize::MAX));
+        assert!(!huge_pages_suffice(512, 0, 4096), "no HugeTLB");
+        assert!(huge_pages_suffice(1, 2 << 20, 2 << 20));
+        assert!(!huge_pages_suffice(1, 2 << 20, (2 << 20) + 1));
+        assert!(!huge_pages_suffice(0, 2 << 20, 4096));
+        assert!(huge_pages_suffice(u64::MAX, 1 << 30, usize::MAX));
     }
 
     #[test]
-    fn an_impossible_slot_size_installs_nothing() {
+    fn an_impossible_slot_size_makes_no_pool() {
         // Rounding up to 4 KiB would overflow: refused, not a panic.
-        assert!(!install_huge_pool(1, usize::MAX));
-        assert!(!install_huge_pool(0, 4096));
-        assert!(pool_status().is_none());
+        assert!(BufPool::on_huge_pages(1, usize::MAX).is_none());
+        assert!(BufPool::on_huge_pages(0, 4096).is_none());
+    }
+
+    #[test]
+    fn the_entered_pool_is_this_threads_alone() {
+        let pool = BufPool(pool(2).unwrap());
+        assert!(pool.enter().is_none());
+        let here = HotBuf::new(100);
+        assert!(matches!(here.repr, Repr::Slot { .. }));
+        let there = std::thread::spawn(|| matches!(HotBuf::new(100).repr, Repr::Heap(_)));
+        assert!(there.join().unwrap(), "another thread has no pool");
+        assert_eq!(pool.free_slots(), 1);
+        let other = BufPool(pool_arc(1));
+        other.enter();
+        pool.leave();
+        assert!(
+            BufPool::entered().is_some(),
+            "leaving another pool keeps this one"
+        );
+        other.leave();
+        assert!(BufPool::entered().is_none());
+        assert!(matches!(HotBuf::new(100).repr, Repr::Heap(_)));
+        drop(here);
+        assert_eq!(pool.free_slots(), 2);
     }
 
     #[test]
     fn slots_are_zeroed_reused_and_returned() {
         let p = pool(2);
-        let mut a = HotBuf::in_pool(p.clone(), 4096);
+        let mut a = HotBuf::from_pool(p.clone(), 4096);
         assert!(matches!(a.repr, Repr::Slot { .. }));
         a.fill(0xab);
         drop(a);
         assert_eq!(p.as_ref().unwrap().free_slots(), 2);
-        let b = HotBuf::in_pool(p.clone(), 8192);
+        let b = HotBuf::from_pool(p.clone(), 8192);
         assert!(
             b.iter().all(|&x| x == 0),
             "a reused slot is handed out zeroed"
         );
-        let c = HotBuf::in_pool(p.clone(), 100);
-        let d = HotBuf::in_pool(p.clone(), 100);
+        let c = HotBuf::from_pool(p.clone(), 100);
+        let d = HotBuf::from_pool(p.clone(), 100);
         assert!(matches!(c.repr, Repr::Slot { .. }));
         assert!(matches!(d.repr, Repr::Heap(_)), "the pool is empty");
         drop((b, c, d));
@@ -329,17 +406,20 @@ mod tests {
     fn too_large_or_empty_requests_use_the_heap() {
         let p = pool(4);
         assert!(matches!(
-            HotBuf::in_pool(p.clone(), 8193).repr,
+            HotBuf::from_pool(p.clone(), 8193).repr,
             Repr::Heap(_)
         ));
-        assert!(matches!(HotBuf::in_pool(p.clone(), 0).repr, Repr::Heap(_)));
-        assert!(matches!(HotBuf::in_pool(None, 10).repr, Repr::Heap(_)));
+        assert!(matches!(
+            HotBuf::from_pool(p.clone(), 0).repr,
+            Repr::Heap(_)
+        ));
+        assert!(matches!(HotBuf::from_pool(None, 10).repr, Repr::Heap(_)));
     }
 
     #[test]
     fn resizing_keeps_the_bytes_and_leaves_the_slot_when_outgrown() {
         let p = pool(1);
-        let mut b = HotBuf::in_pool(p.clone(), 1000);
+        let mut b = HotBuf::from_pool(p.clone(), 1000);
         for (i, x) in b.iter_mut().enumerate() {
             *x = i as u8;
         }
@@ -354,7 +434,7 @@ mod tests {
         assert!(b[..500].iter().enumerate().all(|(i, &x)| x == i as u8));
         assert_eq!(p.as_ref().unwrap().free_slots(), 1, "the slot went back");
         // The pool outlives the buffers that used it, and the other way round.
-        let c = HotBuf::in_pool(p.clone(), 10);
+        let c = HotBuf::from_pool(p.clone(), 10);
         drop(p);
         assert_eq!(c.len(), 10);
     }

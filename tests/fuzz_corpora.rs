@@ -1,5 +1,5 @@
-//! Replays the cargo-fuzz seed corpora of the configuration parser and the recording reader
-//! (fuzz/corpus/TARGET) through the same bodies the fuzz targets run (fuzz/bodies/TARGET.rs), so
+//! Replays the cargo-fuzz seed corpora of the configuration parser, the recording reader and (with
+//! the `xdp` feature) the XDP device's receive path (fuzz/corpus/TARGET) through the same bodies the fuzz targets run (fuzz/bodies/TARGET.rs), so
 //! every committed input — and every crash reproducer added to a corpus — is checked by
 //! `cargo test` on stable, without libFuzzer.
 
@@ -9,6 +9,11 @@ mod config_parse {
 
 mod record_reader {
     include!("../fuzz/bodies/record_reader.rs");
+}
+
+#[cfg(feature = "xdp")]
+mod xdp_rx {
+    include!("../fuzz/bodies/xdp_rx.rs");
 }
 
 /// Runs `body` on every file of `fuzz/corpus/TARGET`; returns how many there were.
@@ -35,6 +40,62 @@ fn config_parse_corpus() {
 #[test]
 fn record_reader_corpus() {
     assert!(replay("record_reader", record_reader::run) >= 4);
+}
+
+#[cfg(feature = "xdp")]
+#[test]
+fn xdp_rx_corpus() {
+    assert!(replay("xdp_rx", xdp_rx::run) >= 6);
+    // The seeds reach every part of the path: steering both ways, injection, assembly, broken and
+    // corrupt packets, foreign addresses, and smoltcp answering.
+    let mut sum = xdp_rx::Seen::default();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/xdp_rx");
+    for entry in std::fs::read_dir(dir).expect("corpus folder") {
+        let seen = xdp_rx::run_counted(&std::fs::read(entry.expect("entry").path()).unwrap());
+        sum.to_kernel += seen.to_kernel;
+        sum.injected += seen.injected;
+        sum.replies += seen.replies;
+        sum.counters.rx_multi_frame += seen.counters.rx_multi_frame;
+        sum.counters.rx_broken += seen.counters.rx_broken;
+        sum.counters.rx_bad_checksum += seen.counters.rx_bad_checksum;
+        sum.counters.rx_foreign += seen.counters.rx_foreign;
+    }
+    let c = sum.counters;
+    assert!(
+        sum.to_kernel > 0 && sum.injected > 0 && sum.replies > 0,
+        "{sum:?}"
+    );
+    assert!(
+        c.rx_multi_frame > 0 && c.rx_broken > 0 && c.rx_bad_checksum > 0 && c.rx_foreign > 0,
+        "{sum:?}"
+    );
+}
+
+/// The seeds of the XDP receive path with random bytes flipped, from a fixed seed: frames that are
+/// almost right (a checksum, a length, an option, a flag off by a bit), on stable too.
+#[cfg(feature = "xdp")]
+#[test]
+fn xdp_rx_seeds_with_random_flips() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/xdp_rx");
+    let seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("corpus folder")
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("corpus file"))
+        .collect();
+    let mut state = 0x51_7cc1_b727_220au64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..2000 {
+        let mut data = seeds[i % seeds.len()].clone();
+        for _ in 0..next() % 4 + 1 {
+            let at = (next() % data.len() as u64) as usize;
+            data[at] ^= 1 << (next() % 8);
+        }
+        xdp_rx::run(&data);
+    }
 }
 
 /// Random bytes flipped in a recording, a few thousand times from a fixed seed: the property of

@@ -571,8 +571,8 @@ fn umem_on_huge_pages_when_reserved() {
             .expect("HugePages_Free")
     };
     let before = huge_free();
-    assert!(hotwire::buf::install_huge_pool(4, 128 << 10));
-    let mut buf = hotwire::buf::HotBuf::new(64 << 10);
+    let pool = hotwire::buf::BufPool::on_huge_pages(4, 128 << 10).expect("a pool on huge pages");
+    let mut buf = hotwire::buf::HotBuf::in_pool(Some(&pool), 64 << 10);
     buf[100] = 1;
     assert!(buf.on_huge_pages(), "a read buffer is not on huge pages");
     assert!(
@@ -580,7 +580,7 @@ fn umem_on_huge_pages_when_reserved() {
         "the pool took no huge page ({before} free before, {} after)",
         huge_free()
     );
-    assert_eq!(hotwire::buf::pool_status(), Some((128 << 10, 3)));
+    assert_eq!((pool.slot_size(), pool.free_slots()), (128 << 10, 3));
 }
 
 /// Jumbo frames: with MTU 3500 on both veth ends the stack takes the interface's MTU (no option

@@ -121,7 +121,7 @@ fn pseudo_header(frame: &[u8], seg: Segment) -> u64 {
 }
 
 /// Writes the TCP checksum of `frame` if it is an IPv4/TCP frame; returns whether it was one.
-pub(crate) fn fill_tcp(frame: &mut [u8]) -> bool {
+pub fn fill_tcp(frame: &mut [u8]) -> bool {
     let Some(seg) = tcp_segment(frame) else {
         return false;
     };
@@ -133,7 +133,7 @@ pub(crate) fn fill_tcp(frame: &mut [u8]) -> bool {
 }
 
 /// `false` only for an IPv4/TCP frame whose checksum is wrong; anything else passes.
-pub(crate) fn verify_tcp(frame: &[u8]) -> bool {
+pub fn verify_tcp(frame: &[u8]) -> bool {
     match tcp_segment(frame) {
         Some(seg) => {
             fold(pseudo_header(frame, seg) + accumulate(&frame[seg.start..seg.end])) == 0xffff

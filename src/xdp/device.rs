@@ -9,11 +9,11 @@
 //! wrote are produced to the TX ring in one batch with one wake-up (`sendto`) when the kernel asks
 //! for it (need-wakeup) or in copy mode, and the fill ring is topped up (with a wake-up if asked).
 //!
-//! In multi-buffer mode (`XDP_USE_SG`, an MTU larger than a frame) a packet may span several
-//! frames, all but the last flagged `XDP_PKT_CONTD`. smoltcp wants one contiguous buffer, so such
-//! a packet is copied into a scratch buffer of the device on receive, and written into one before
-//! it is split across frames on transmit; a packet that fits one frame takes the zero-copy path as
-//! before. The scratch buffers are allocated once, at open.
+//! What happens to a received frame before smoltcp sees it (injected frames, multi-buffer
+//! assembly, admission) is [`super::rx`], which runs here over the UMEM and RX ring and in the
+//! fuzz target over frames in memory. Packets spanning several frames (`XDP_USE_SG`) are
+//! [`super::multibuf`]'s; a packet that fits one frame is read and written in place. Deliberate
+//! loss and reordering wrap this device ([`super::impair::Impaired`]).
 
 use std::io;
 use std::num::NonZeroU32;
@@ -27,6 +27,8 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 use super::csum;
+use super::multibuf::{self, XDP_PKT_CONTD};
+use super::rx::{Injected, Received, RxPath, RxRing};
 use super::umem::UmemPlan;
 
 /// How the socket is bound.
@@ -39,43 +41,8 @@ pub enum BindMode {
     ZeroCopy,
 }
 
-/// Deliberate loss and reordering of frames in both directions, for tests on hosts whose kernel has
-/// no `netem` (this one: `CONFIG_NET_SCH_NETEM` is not set). Zero-copy: a lost frame goes straight
-/// back to its ring, a reordered one is held and released after the next.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Impairment {
-    /// Probability that a frame is dropped (0.01 = 1 %).
-    pub loss: f64,
-    /// Probability that a frame is delivered after the one behind it.
-    pub reorder: f64,
-    /// Seed of the generator (runs are reproducible).
-    pub seed: u64,
-}
-
-#[derive(Debug)]
-struct Impairer {
-    cfg: Impairment,
-    rng: u64,
-    rx_held: Option<FrameDesc>,
-    release_held: bool,
-    dropped: u64,
-    reordered: u64,
-}
-
-impl Impairer {
-    fn roll(&mut self) -> f64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Frames pulled from the RX ring per batch.
 const RX_BATCH: usize = 64;
-
-/// The descriptor option "more frames of this packet follow" (`XDP_PKT_CONTD`).
-const XDP_PKT_CONTD: u32 = 1;
 
 /// The frames a packet may span in zero-copy multi-buffer mode. The driver sets the real bound
 /// (`xdp_zc_max_segs`, published over the netdev netlink family, not read here); a longer packet is
@@ -89,13 +56,7 @@ pub struct XskDevice {
     fill: FillQueue,
     comp: CompQueue,
     tx: TxQueue,
-    rx: RxQueue,
-    /// Received frames not yet handed to smoltcp (`rx_batch[rx_next..rx_len]`).
-    rx_batch: Vec<FrameDesc>,
-    rx_next: usize,
-    rx_len: usize,
-    /// Frames smoltcp has read, waiting to go back to the fill ring.
-    rx_done: Vec<FrameDesc>,
+    rx: RxSide,
     /// TX frames free to write into.
     tx_free: Vec<FrameDesc>,
     /// Frames written by smoltcp, produced to the TX ring at the next flush.
@@ -108,32 +69,74 @@ pub struct XskDevice {
     /// Slots of the TX ring.
     tx_ring_size: u32,
     counters: DeviceCounters,
-    /// The stack's address, for [`DeviceCounters::rx_foreign`] (set by the stack).
-    local_ip: Option<[u8; 4]>,
-    impair: Option<Impairer>,
+    /// Admission and multi-buffer assembly of received frames.
+    path: RxPath,
     /// Frames handed to smoltcp as if received, ahead of the RX ring (see [`XskDevice::inject`]).
-    injected: std::collections::VecDeque<Vec<u8>>,
+    injected: Injected,
     /// Packets may span frames (`XDP_USE_SG` in effect).
     multi_buffer: bool,
     /// Packet bytes per frame.
     frame_cap: usize,
     /// Free TX frames needed before smoltcp may send: what its largest packet spans.
     tx_need: usize,
-    /// Where a packet spanning frames is assembled for smoltcp (multi-buffer mode).
-    rx_scratch: Vec<u8>,
     /// Where smoltcp writes a packet larger than a frame (multi-buffer mode): MTU-sized.
     tx_scratch: Vec<u8>,
 }
 
-/// Injected frames that may wait for smoltcp at once (see [`XskDevice::inject`]): more next hops
-/// than a stack's sockets could use.
-pub const MAX_INJECTED: usize = 4096;
+pub use super::rx::MAX_INJECTED;
 
-/// The sender protocol address of an Ethernet/ARP frame for IPv4.
-fn arp_sender_ip(frame: &[u8]) -> Option<[u8; 4]> {
-    (frame.len() >= 42 && frame[12..14] == [0x08, 0x06])
-        .then(|| frame[28..32].try_into().ok())
-        .flatten()
+/// The receive side of the socket: the RX ring and the frames taken from it.
+struct RxSide {
+    queue: RxQueue,
+    /// Received frames not yet handed to smoltcp (`batch[next..len]`).
+    batch: Vec<FrameDesc>,
+    next: usize,
+    len: usize,
+    /// Frames smoltcp has read, waiting to go back to the fill ring.
+    done: Vec<FrameDesc>,
+    /// Frames taken from the ring.
+    frames: u64,
+}
+
+/// The RX ring and the UMEM its frames are in, as the receive path's [`RxRing`].
+struct UmemRing<'a> {
+    umem: &'a Umem,
+    side: &'a mut RxSide,
+}
+
+impl RxRing for UmemRing<'_> {
+    type Desc = FrameDesc;
+
+    fn next(&mut self) -> Option<FrameDesc> {
+        let side = &mut *self.side;
+        if side.next == side.len {
+            // SAFETY: the batch descriptors are overwritten with frames of this UMEM that the
+            // kernel has filled and handed over.
+            let n = unsafe { side.queue.consume(&mut side.batch) };
+            side.frames += n as u64;
+            side.next = 0;
+            side.len = n;
+            if n == 0 {
+                return None;
+            }
+        }
+        side.next += 1;
+        Some(side.batch[side.next - 1])
+    }
+
+    fn contents(&self, desc: &FrameDesc) -> &[u8] {
+        // SAFETY: the frame came from this UMEM's RX ring and is ours until it is released to the
+        // fill ring, which `release` does only after the receive path stopped reading it.
+        unsafe { self.umem.data(desc) }.contents()
+    }
+
+    fn more(&self, desc: &FrameDesc) -> bool {
+        desc.has_more_frames()
+    }
+
+    fn release(&mut self, desc: FrameDesc) {
+        self.side.done.push(desc);
+    }
 }
 
 /// Packet counters of a device.
@@ -147,9 +150,9 @@ pub struct DeviceCounters {
     pub tx_kicks: u64,
     /// Times smoltcp wanted to send but no TX frame was free.
     pub tx_starved: u64,
-    /// Frames dropped by the [`Impairment`].
+    /// Packets dropped by the [`super::Impairment`] (set by the stack, which owns the wrapper).
     pub impaired_drops: u64,
-    /// Frames reordered by the [`Impairment`].
+    /// Packets reordered by the [`super::Impairment`].
     pub impaired_reorders: u64,
     /// IPv4/TCP frames dropped on receive for a wrong TCP checksum.
     pub rx_bad_checksum: u64,
@@ -164,11 +167,6 @@ pub struct DeviceCounters {
     /// (several stacks share the interface and a flow reached another's queue). smoltcp drops
     /// them; a non-zero count means the NIC's flow rules and the threads' queues disagree.
     pub rx_foreign: u64,
-}
-
-/// Whether `frame` is an IPv4 packet to an address other than `ours`.
-fn is_foreign(frame: &[u8], ours: [u8; 4]) -> bool {
-    frame.len() >= 34 && frame[12..14] == [0x08, 0x00] && frame[30..34] != ours
 }
 
 impl std::fmt::Debug for XskDevice {
@@ -341,17 +339,19 @@ impl XskDevice {
                 "AF_XDP: the fill ring took fewer frames than it holds",
             ));
         }
-        let rx_done = Vec::with_capacity(half as usize);
         Ok(XskDevice {
             umem,
             fill,
             comp,
             tx,
-            rx,
-            rx_batch: vec![FrameDesc::default(); RX_BATCH],
-            rx_next: 0,
-            rx_len: 0,
-            rx_done,
+            rx: RxSide {
+                queue: rx,
+                batch: vec![FrameDesc::default(); RX_BATCH],
+                next: 0,
+                len: 0,
+                done: Vec::with_capacity(half as usize),
+                frames: 0,
+            },
             tx_ready: Vec::with_capacity(tx_free.len()),
             comp_scratch: vec![FrameDesc::default(); tx_free.len()],
             tx_free,
@@ -360,17 +360,11 @@ impl XskDevice {
             copy_mode_kick: bind == BindMode::Copy,
             tx_ring_size: half,
             counters: DeviceCounters::default(),
-            local_ip: None,
-            impair: None,
-            injected: std::collections::VecDeque::new(),
+            path: RxPath::new(if sg { super::MAX_FRAGS * frame_cap } else { 0 }),
+            injected: Injected::default(),
             multi_buffer: sg,
             frame_cap,
             tx_need,
-            rx_scratch: if sg {
-                Vec::with_capacity(super::MAX_FRAGS * frame_cap)
-            } else {
-                Vec::new()
-            },
             tx_scratch: if sg { vec![0; mtu + 14] } else { Vec::new() },
         })
     }
@@ -386,52 +380,15 @@ impl XskDevice {
     }
 
     /// Queues `frame` (a whole Ethernet frame) for smoltcp as if it had been received: the stack
-    /// uses it for ARP replies built from the kernel's neighbour table in shared-IP mode. Rare (per
-    /// next hop, every few seconds), so an owned buffer each.
-    ///
-    /// An ARP reply replaces one still queued about the same address (the newer MAC wins), so the
-    /// queue holds at most one per next hop; beyond [`MAX_INJECTED`] frames the oldest is dropped.
+    /// uses it for ARP replies built from the kernel's neighbour table in shared-IP mode (see
+    /// [`Injected::push`]).
     pub fn inject(&mut self, frame: Vec<u8>) {
-        if let Some(ip) = arp_sender_ip(&frame) {
-            if let Some(queued) = self
-                .injected
-                .iter_mut()
-                .find(|q| arp_sender_ip(q) == Some(ip))
-            {
-                *queued = frame;
-                return;
-            }
-        }
-        if self.injected.len() >= MAX_INJECTED {
-            self.injected.pop_front();
-        }
-        self.injected.push_back(frame);
-    }
-
-    /// Turns on deliberate loss and reordering (tests). It works on single-frame packets, so it is
-    /// refused in multi-buffer mode.
-    pub fn set_impairment(&mut self, cfg: Option<Impairment>) -> io::Result<()> {
-        if cfg.is_some() && self.multi_buffer {
-            return Err(invalid(
-                "the impairment drops and reorders whole frames: it needs an MTU that fits one \
-                 frame (no multi-buffer)"
-                    .into(),
-            ));
-        }
-        self.impair = cfg.map(|cfg| Impairer {
-            cfg,
-            rng: cfg.seed | 1,
-            rx_held: None,
-            release_held: false,
-            dropped: 0,
-            reordered: 0,
-        });
-        Ok(())
+        self.injected.push(frame);
     }
 
     /// The socket's descriptor (for the XSK map and `poll(2)`).
     pub fn fd(&self) -> RawFd {
-        self.rx.fd().as_raw_fd()
+        self.rx.queue.fd().as_raw_fd()
     }
 
     /// The bind mode in effect (after any fallback).
@@ -441,43 +398,25 @@ impl XskDevice {
 
     /// Counts received IPv4 packets not addressed to `ip` ([`DeviceCounters::rx_foreign`]).
     pub fn set_local_ip(&mut self, ip: std::net::Ipv4Addr) {
-        self.local_ip = Some(ip.octets());
+        self.path.set_local_ip(ip.octets());
     }
 
     /// Packet counters.
     pub fn counters(&self) -> DeviceCounters {
-        let mut c = self.counters;
-        if let Some(i) = &self.impair {
-            c.impaired_drops = i.dropped;
-            c.impaired_reorders = i.reordered;
+        DeviceCounters {
+            rx_frames: self.rx.frames,
+            ..self.counters
         }
-        c
     }
 
     /// `true` when received frames wait in the RX ring or the batch.
     pub fn rx_pending(&mut self) -> bool {
-        self.rx_next < self.rx_len || self.rx.nb_avail(1) > 0
+        self.rx.next < self.rx.len || self.rx.queue.nb_avail(1) > 0
     }
 
     /// Reaps completions, then sends what smoltcp wrote (one kick), then refills the fill ring.
     pub fn flush(&mut self) -> io::Result<()> {
         self.reap();
-        if let Some(imp) = self.impair.as_mut() {
-            let mut i = 0;
-            while i < self.tx_ready.len() {
-                if imp.roll() < imp.cfg.loss {
-                    imp.dropped += 1;
-                    self.tx_free.push(self.tx_ready.remove(i));
-                    continue;
-                }
-                if i + 1 < self.tx_ready.len() && imp.roll() < imp.cfg.reorder {
-                    imp.reordered += 1;
-                    self.tx_ready.swap(i, i + 1);
-                    i += 1;
-                }
-                i += 1;
-            }
-        }
         let mut produced = 0;
         if !self.tx_ready.is_empty() {
             // SAFETY: every descriptor in `tx_ready` belongs to this UMEM, was written by a TX
@@ -495,13 +434,13 @@ impl XskDevice {
             self.counters.tx_kicks += 1;
             self.tx.wakeup()?;
         }
-        if !self.rx_done.is_empty() {
+        if !self.rx.done.is_empty() {
             // SAFETY: these frames came from this UMEM's RX ring and smoltcp is done with them.
-            let n = unsafe { self.fill.produce(&self.rx_done) };
-            self.rx_done.drain(..n);
+            let n = unsafe { self.fill.produce(&self.rx.done) };
+            self.rx.done.drain(..n);
         }
         if self.fill.needs_wakeup() {
-            self.fill.wakeup(self.rx.fd_mut(), 0)?;
+            self.fill.wakeup(self.rx.queue.fd_mut(), 0)?;
         }
         Ok(())
     }
@@ -511,92 +450,6 @@ impl XskDevice {
         // UMEM that the kernel has finished transmitting.
         let n = unsafe { self.comp.consume(&mut self.comp_scratch) };
         self.tx_free.extend_from_slice(&self.comp_scratch[..n]);
-    }
-
-    /// The next received frame for smoltcp, after any impairment.
-    fn next_rx(&mut self) -> Option<FrameDesc> {
-        loop {
-            if let Some(imp) = self.impair.as_mut() {
-                if imp.release_held {
-                    imp.release_held = false;
-                    if let Some(d) = imp.rx_held.take() {
-                        return Some(d);
-                    }
-                }
-            }
-            if !self.refill_batch() {
-                // Nothing behind a held frame: let it go rather than stall the flow.
-                return self.impair.as_mut().and_then(|i| i.rx_held.take());
-            }
-            let desc = self.rx_batch[self.rx_next];
-            self.rx_next += 1;
-            let Some(imp) = self.impair.as_mut() else {
-                return Some(desc);
-            };
-            if imp.roll() < imp.cfg.loss {
-                imp.dropped += 1;
-                self.rx_done.push(desc);
-                continue;
-            }
-            if imp.rx_held.is_none() && imp.roll() < imp.cfg.reorder {
-                imp.reordered += 1;
-                imp.rx_held = Some(desc);
-                continue;
-            }
-            imp.release_held = imp.rx_held.is_some();
-            return Some(desc);
-        }
-    }
-
-    /// Copies the packet whose first frame is `first` (flagged "more follow") and the frames after
-    /// it into `rx_scratch`; all of them go back to the fill ring. `false` when the frames do not
-    /// form a whole packet that fits (counted in `rx_broken`), the rest of it consumed anyway.
-    fn assemble(&mut self, first: FrameDesc) -> bool {
-        self.rx_scratch.clear();
-        let mut whole = true;
-        let mut desc = first;
-        loop {
-            // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
-            // the fill ring, after this copy.
-            let data = unsafe { self.umem.data(&desc) };
-            let part = data.contents();
-            if self.rx_scratch.len() + part.len() <= self.rx_scratch.capacity() {
-                self.rx_scratch.extend_from_slice(part);
-            } else {
-                whole = false;
-            }
-            self.rx_done.push(desc);
-            if !desc.has_more_frames() {
-                break;
-            }
-            if !self.refill_batch() {
-                // The kernel publishes a packet's frames together: this cannot happen unless the
-                // ring is misused. The packet is dropped.
-                whole = false;
-                break;
-            }
-            desc = self.rx_batch[self.rx_next];
-            self.rx_next += 1;
-        }
-        if whole {
-            self.counters.rx_multi_frame += 1;
-        } else {
-            self.counters.rx_broken += 1;
-        }
-        whole
-    }
-
-    fn refill_batch(&mut self) -> bool {
-        if self.rx_next < self.rx_len {
-            return true;
-        }
-        // SAFETY: the batch descriptors are overwritten with frames of this UMEM that the kernel
-        // has filled and handed over.
-        let n = unsafe { self.rx.consume(&mut self.rx_batch) };
-        self.counters.rx_frames += n as u64;
-        self.rx_next = 0;
-        self.rx_len = n;
-        n > 0
     }
 }
 
@@ -723,8 +576,7 @@ impl XskTxToken<'_> {
         let packet = &mut self.scratch[..len];
         let r = f(packet);
         csum::fill_tcp(packet);
-        let parts = len.div_ceil(self.frame_cap);
-        for (i, part) in packet.chunks(self.frame_cap).enumerate() {
+        for (part, more) in multibuf::parts(packet, self.frame_cap) {
             let mut desc = self
                 .free
                 .pop()
@@ -735,7 +587,7 @@ impl XskTxToken<'_> {
             let mut cursor = data.cursor();
             cursor.set_pos(part.len());
             data.contents_mut().copy_from_slice(part);
-            desc.set_options(if i + 1 < parts { XDP_PKT_CONTD } else { 0 });
+            desc.set_options(if more { XDP_PKT_CONTD } else { 0 });
             self.ready.push(desc);
         }
         *self.multi_frame += 1;
@@ -756,12 +608,12 @@ impl Device for XskDevice {
             self.counters.tx_starved += 1;
             return None;
         }
-        if let Some(frame) = self.injected.pop_front() {
+        if let Some(frame) = self.injected.pop() {
             return Some((
                 XskRxToken {
                     umem: &self.umem,
                     source: RxSource::Injected(frame),
-                    done: &mut self.rx_done,
+                    done: &mut self.rx.done,
                 },
                 XskTxToken {
                     umem: &self.umem,
@@ -773,41 +625,19 @@ impl Device for XskDevice {
                 },
             ));
         }
-        let single = loop {
-            let desc = self.next_rx()?;
-            if desc.has_more_frames() {
-                if !self.assemble(desc) {
-                    continue;
-                }
-                if let Some(ip) = self.local_ip {
-                    self.counters.rx_foreign += u64::from(is_foreign(&self.rx_scratch, ip));
-                }
-                if csum::verify_tcp(&self.rx_scratch) {
-                    break None;
-                }
-                self.counters.rx_bad_checksum += 1;
-                continue;
-            }
-            // SAFETY: the frame came from this UMEM's RX ring and is ours until it goes back to
-            // the fill ring; this read ends before that.
-            let frame = unsafe { self.umem.data(&desc) }.contents();
-            if let Some(ip) = self.local_ip {
-                self.counters.rx_foreign += u64::from(is_foreign(frame, ip));
-            }
-            if csum::verify_tcp(frame) {
-                break Some(desc);
-            }
-            self.counters.rx_bad_checksum += 1;
-            self.rx_done.push(desc);
+        let mut ring = UmemRing {
+            umem: &self.umem,
+            side: &mut self.rx,
+        };
+        let source = match self.path.next(&mut ring, &mut self.counters)? {
+            Received::Frame(desc) => RxSource::Frame(desc),
+            Received::Assembled => RxSource::Assembled(self.path.assembled()),
         };
         Some((
             XskRxToken {
                 umem: &self.umem,
-                source: match single {
-                    Some(desc) => RxSource::Frame(desc),
-                    None => RxSource::Assembled(&self.rx_scratch),
-                },
-                done: &mut self.rx_done,
+                source,
+                done: &mut self.rx.done,
             },
             XskTxToken {
                 umem: &self.umem,

@@ -7,12 +7,17 @@
 //!                    └─ everything not ours ──► kernel
 //! ```
 //!
-//! - [`umem`]: UMEM sizing (memlock, huge pages) and the huge-page socket-buffer arena.
-//! - `csum`: TCP checksums done by the device (checksum offload, as a NIC does it).
+//! - [`umem`]: UMEM sizing (memlock, huge pages); `sockets`: the TCP sockets with the huge-page
+//!   arena their buffers live in, one type.
+//! - [`csum`]: TCP checksums done by the device (checksum offload, as a NIC does it).
 //! - [`device`]: the smoltcp `phy::Device` whose tokens are UMEM frames (AF_XDP, Linux
 //!   `Documentation/networking/af_xdp.rst`: fill, completion, RX and TX rings; need-wakeup).
+//! - [`rx`]: the device's receive path without the socket (injected frames, assembly, admission),
+//!   also run by the `xdp_rx` fuzz target; [`multibuf`]: packets spanning frames.
+//! - [`impair`]: deliberate loss and reordering, a device wrapping the device.
 //! - `neigh`: next hops learned from the kernel's neighbour table (shared-IP mode).
-//! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link.
+//! - [`steer`]: the steering program, assembled in Rust and attached through a BPF link; [`steer::sim`]
+//!   runs it in userspace (fuzzing).
 //! - [`stack`]: `Interface` + `SocketSet` + poll, shared by every connection of a thread.
 //! - [`stream`]: [`XdpStream`], a TCP connection satisfying [`crate::stream::Stream`] (RFC 9293
 //!   semantics are smoltcp's).
@@ -23,17 +28,22 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-mod csum;
+pub mod csum;
 pub mod device;
 pub mod fallback;
+pub mod impair;
+pub mod multibuf;
 mod neigh;
+pub mod rx;
+mod sockets;
 pub mod stack;
 pub mod steer;
 pub mod stream;
 pub mod umem;
 
-pub use device::{BindMode, Impairment};
+pub use device::BindMode;
 pub use fallback::{attach_or_fallback, open_or_fallback, open_with_or_fallback, Unavailable};
+pub use impair::Impairment;
 pub use stack::{SharedSteering, StackInfo, XdpStack};
 pub use steer::{AttachMode, SteerMode};
 pub use stream::XdpStream;

@@ -23,6 +23,8 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub mod sim;
+
 /// What the steering program sends to the userspace stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SteerMode {

@@ -24,137 +24,195 @@
 //! ```
 //!
 //! Prints one result line on stdout; exits non-zero with a reason on stderr on any mismatch.
+//! Arguments are parsed with clap (`xdp_echo --help`). Built as the example `xdp_echo` (so
+//! `cargo test` builds it for tests/xdp*.rs, and `scripts/bench-xdp.sh` runs
+//! `cargo build --example xdp_echo`), it lives here beside the tests that use it.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use hotwire::stream::{Either, Stream, TcpOptions, TcpStream};
 use hotwire::xdp::{self, AttachMode, SteerMode, XdpConfig, XdpStack, XdpStream};
 use sha2::{Digest, Sha256};
 
 type Conn = Either<TcpStream, XdpStream>;
 
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// The kernel-side servers (echo, sink, source).
+    Serve,
+    /// Send pseudo-random bytes on each connection, read them back, compare.
+    Echo,
+    /// Round trips of `--size` bytes; p50/p99/p99.9.
+    Pingpong,
+    /// Send and read the echo; MB/s.
+    Bulk,
+    /// One way out to the sink; MB/s.
+    Send,
+    /// One way in from the source; MB/s.
+    Recv,
+    /// Bring the stack up, print "ready", poll it for `--seconds`.
+    Hold,
+}
+
+/// The XDP test and benchmark harness (see the module documentation).
+#[derive(Debug, Parser)]
+#[command(name = "xdp_echo")]
+struct Cli {
+    /// What to run.
+    #[arg(value_enum)]
+    mode: Mode,
+    /// The server: where `serve` listens (default 0.0.0.0:7000), where the others connect.
+    #[arg(long, value_name = "ADDR:PORT")]
+    server: Option<SocketAddr>,
+    /// Bytes per connection (echo, bulk, send, recv).
+    #[arg(long, default_value_t = 1 << 20)]
+    bytes: u64,
+    /// Connections (echo).
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Round trips (pingpong).
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Bytes per round trip (pingpong).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds to hold the stack up (hold).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Pin to this core.
+    #[arg(long)]
+    core: Option<usize>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120.0)]
+    timeout: f64,
+    /// Echo threads busy-poll their sockets (serve).
+    #[arg(long)]
+    spin: bool,
+    /// Run over the AF_XDP stack on this interface instead of kernel TCP.
+    #[arg(long, value_name = "IFACE", requires = "local_ip")]
+    xdp: Option<String>,
+    /// The stack's address.
+    #[arg(long, value_name = "A.B.C.D/NN", value_parser = xdp::parse_cidr)]
+    local_ip: Option<(Ipv4Addr, u8)>,
+    /// The next hop off-link.
+    #[arg(long)]
+    gateway: Option<Ipv4Addr>,
+    /// The queue to bind.
+    #[arg(long, default_value_t = 0)]
+    queue: u32,
+    /// Native or generic XDP.
+    #[arg(long, value_enum, default_value_t = Attach::Native)]
+    attach: Attach,
+    /// Shared-IP mode with this reserved port range.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_ports)]
+    shared_ports: Option<(u16, u16)>,
+    /// Deliberate loss and reordering in the stack's device.
+    #[arg(long, value_name = "LOSS,REORDER", value_parser = parse_impairment)]
+    impair: Option<xdp::Impairment>,
+    /// Delayed ACK in microseconds (0: ACK at once).
+    #[arg(long, value_name = "US")]
+    ack_delay_us: Option<u64>,
+    /// The stack's IP MTU.
+    #[arg(long, value_name = "BYTES")]
+    mtu: Option<usize>,
+    /// Never let a packet span UMEM frames.
+    #[arg(long)]
+    no_multi_buffer: bool,
+    /// Keep the UMEM and buffers on 4 KiB pages.
+    #[arg(long)]
+    no_huge_pages: bool,
+    /// Bytes per UMEM frame.
+    #[arg(long, value_name = "BYTES")]
+    frame_size: Option<u32>,
+    /// UMEM frames.
+    #[arg(long, value_name = "N")]
+    frames: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Attach {
+    Native,
+    Generic,
+}
+
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let (f, l) = s.split_once('-').ok_or("expected FIRST-LAST")?;
+    Ok((
+        f.parse().map_err(|e| format!("{f:?}: {e}"))?,
+        l.parse().map_err(|e| format!("{l:?}: {e}"))?,
+    ))
+}
+
+fn parse_impairment(s: &str) -> Result<xdp::Impairment, String> {
+    let (l, r) = s.split_once(',').ok_or("expected LOSS,REORDER")?;
+    Ok(xdp::Impairment {
+        loss: l.parse().map_err(|e| format!("{l:?}: {e}"))?,
+        reorder: r.parse().map_err(|e| format!("{r:?}: {e}"))?,
+        seed: 0x5eed,
+    })
+}
+
 struct Args {
-    mode: String,
+    mode: Mode,
     server: Option<SocketAddr>,
     bytes: u64,
     connections: usize,
     count: usize,
     size: usize,
+    seconds: u64,
     xdp: Option<XdpConfig>,
     core: Option<usize>,
     timeout: Duration,
     spin: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut it = std::env::args().skip(1);
-    let mode = it
-        .next()
-        .ok_or("usage: xdp_echo serve|echo|pingpong|bulk ...")?;
-    let mut a = Args {
-        mode,
-        server: None,
-        bytes: 1 << 20,
-        connections: 1,
-        count: 10_000,
-        size: 64,
-        xdp: None,
-        core: None,
-        timeout: Duration::from_secs(120),
-        spin: false,
-    };
-    let (mut iface, mut local, mut gateway, mut queue, mut attach, mut shared, mut impair) =
-        (None, None, None, 0, AttachMode::Native, None, None);
-    let mut ack_delay = None;
-    let mut mtu = None;
-    let mut multi_buffer = true;
-    let mut huge_pages = true;
-    let (mut frame_size, mut frames) = (None, None);
-    while let Some(flag) = it.next() {
-        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--server" => a.server = Some(val()?.parse().map_err(|e| format!("--server: {e}"))?),
-            "--bytes" => a.bytes = val()?.parse().map_err(|e| format!("--bytes: {e}"))?,
-            "--connections" => a.connections = val()?.parse().map_err(|e| format!("{e}"))?,
-            "--count" => a.count = val()?.parse().map_err(|e| format!("--count: {e}"))?,
-            "--size" => a.size = val()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--core" => a.core = Some(val()?.parse().map_err(|e| format!("--core: {e}"))?),
-            "--timeout" => {
-                a.timeout = Duration::from_secs_f64(val()?.parse().map_err(|e| format!("{e}"))?)
-            }
-            "--xdp" => iface = Some(val()?),
-            "--local-ip" => local = Some(xdp::parse_cidr(&val()?)?),
-            "--gateway" => gateway = Some(val()?.parse().map_err(|e| format!("--gateway: {e}"))?),
-            "--queue" => queue = val()?.parse().map_err(|e| format!("--queue: {e}"))?,
-            "--attach" => {
-                attach = match val()?.as_str() {
-                    "native" => AttachMode::Native,
-                    "generic" => AttachMode::Generic,
-                    o => return Err(format!("--attach {o}: expected native or generic")),
-                }
-            }
-            "--shared-ports" => {
-                let v = val()?;
-                let (f, l) = v.split_once('-').ok_or("--shared-ports FIRST-LAST")?;
-                shared = Some((
-                    f.parse().map_err(|e| format!("{e}"))?,
-                    l.parse().map_err(|e| format!("{e}"))?,
-                ));
-            }
-            "--impair" => {
-                let v = val()?;
-                let (l, r) = v.split_once(',').ok_or("--impair LOSS,REORDER")?;
-                impair = Some(xdp::Impairment {
-                    loss: l.parse().map_err(|e| format!("--impair: {e}"))?,
-                    reorder: r.parse().map_err(|e| format!("--impair: {e}"))?,
-                    seed: 0x5eed,
-                });
-            }
-            "--ack-delay-us" => {
-                let us: u64 = val()?.parse().map_err(|e| format!("--ack-delay-us: {e}"))?;
-                ack_delay = Some((us > 0).then(|| Duration::from_micros(us)));
-            }
-            "--frame-size" => {
-                frame_size = Some(val()?.parse().map_err(|e| format!("--frame-size: {e}"))?)
-            }
-            "--frames" => frames = Some(val()?.parse().map_err(|e| format!("--frames: {e}"))?),
-            "--spin" => a.spin = true,
-            "--mtu" => mtu = Some(val()?.parse().map_err(|e| format!("--mtu: {e}"))?),
-            "--no-multi-buffer" => multi_buffer = false,
-            "--no-huge-pages" => huge_pages = false,
-            "--seconds" => a.count = val()?.parse().map_err(|e| format!("--seconds: {e}"))?,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    if let Some(iface) = iface {
-        let (ip, len) = local.ok_or("--xdp needs --local-ip A.B.C.D/NN")?;
+fn parse() -> Args {
+    let c = Cli::parse();
+    let xdp = c.xdp.zip(c.local_ip).map(|(iface, (ip, len))| {
         let mut cfg = XdpConfig::new(iface, ip, len);
-        cfg.gateway = gateway;
-        cfg.queue = queue;
-        cfg.attach = attach;
-        cfg.impair = impair;
-        if let Some(d) = ack_delay {
-            cfg.ack_delay = d;
+        cfg.gateway = c.gateway;
+        cfg.queue = c.queue;
+        cfg.attach = match c.attach {
+            Attach::Native => AttachMode::Native,
+            Attach::Generic => AttachMode::Generic,
+        };
+        cfg.impair = c.impair;
+        if let Some(us) = c.ack_delay_us {
+            cfg.ack_delay = (us > 0).then(|| Duration::from_micros(us));
         }
-        if let Some(m) = mtu {
-            cfg.mtu = Some(m);
+        if c.mtu.is_some() {
+            cfg.mtu = c.mtu;
         }
-        cfg.multi_buffer = multi_buffer;
-        cfg.huge_pages = huge_pages;
-        if let Some(f) = frame_size {
+        cfg.multi_buffer = !c.no_multi_buffer;
+        cfg.huge_pages = !c.no_huge_pages;
+        if let Some(f) = c.frame_size {
             cfg.frame_size = f;
         }
-        if let Some(f) = frames {
+        if let Some(f) = c.frames {
             cfg.frames = f;
         }
-        if let Some((first, last)) = shared {
+        if let Some((first, last)) = c.shared_ports {
             cfg.steer = SteerMode::SharedIp { first, last };
         }
-        a.xdp = Some(cfg);
+        cfg
+    });
+    Args {
+        mode: c.mode,
+        server: c.server,
+        bytes: c.bytes,
+        connections: c.connections,
+        count: c.count,
+        size: c.size,
+        seconds: c.seconds,
+        xdp,
+        core: c.core,
+        timeout: Duration::from_secs_f64(c.timeout),
+        spin: c.spin,
     }
-    Ok(a)
 }
 
 /// The connections' network: kernel TCP, or the XDP stack (polled once per loop turn).
@@ -664,8 +722,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn run() -> Result<String, String> {
-    let a = parse()?;
-    if a.mode == "serve" {
+    let a = parse();
+    if a.mode == Mode::Serve {
         let addr = a
             .server
             .map_or_else(|| "0.0.0.0:7000".to_owned(), |s| s.to_string());
@@ -686,17 +744,17 @@ fn run() -> Result<String, String> {
     }
     let net = Net { stack };
     let deadline = Instant::now() + a.timeout;
-    if a.mode == "hold" {
-        return hold(&net, Duration::from_secs(a.count as u64));
+    if a.mode == Mode::Hold {
+        return hold(&net, Duration::from_secs(a.seconds));
     }
     let addr = a.server.ok_or("--server A:P is required")?;
-    let result = match a.mode.as_str() {
-        "echo" => echo(&net, &a, addr, deadline),
-        "pingpong" => pingpong(&net, &a, addr, deadline),
-        "bulk" => bulk(&net, &a, addr, deadline),
-        "send" => send(&net, &a, addr, deadline),
-        "recv" => recv(&net, &a, addr, deadline),
-        other => Err(format!("unknown mode {other}")),
+    let result = match a.mode {
+        Mode::Echo => echo(&net, &a, addr, deadline),
+        Mode::Pingpong => pingpong(&net, &a, addr, deadline),
+        Mode::Bulk => bulk(&net, &a, addr, deadline),
+        Mode::Send => send(&net, &a, addr, deadline),
+        Mode::Recv => recv(&net, &a, addr, deadline),
+        Mode::Serve | Mode::Hold => unreachable!("handled above"),
     };
     if let Some(s) = &net.stack {
         // The connections were dropped (closed): let their FIN exchanges finish, so the server's
