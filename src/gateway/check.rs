@@ -86,12 +86,12 @@ pub fn services() -> Result<Vec<ServiceReport>, GatewayError> {
 /// The report's lines: one per service, then a line per subscriber.
 pub fn lines(reports: &[ServiceReport]) -> Vec<String> {
     if reports.is_empty() {
-        return vec!["gateway: no hotwire/ iceoryx2 services (no appliance with publish = true runs)".into()];
+        return vec!["no hotwire/ iceoryx2 services (no appliance with publish = true runs)".into()];
     }
     let mut out = Vec::new();
     for r in reports {
         out.push(format!(
-            "gateway: service {}: {} publisher(s), {} subscriber(s) of at most {} (queue limit {})",
+            "service {}: {} publisher(s), {} subscriber(s) of at most {} (queue limit {})",
             r.name,
             r.publishers,
             r.subscribers.len(),
@@ -100,7 +100,7 @@ pub fn lines(reports: &[ServiceReport]) -> Vec<String> {
         ));
         for (i, s) in r.subscribers.iter().enumerate() {
             out.push(format!(
-                "gateway:   subscriber {}: queue {} samples",
+                "  subscriber {}: queue {} samples",
                 i + 1,
                 s.buffer_size
             ));

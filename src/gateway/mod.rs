@@ -24,6 +24,7 @@
 
 pub mod check;
 pub mod order;
+pub mod send;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use iceoryx2::prelude::*;
 pub const PREFIX_ENV: &str = "HOTWIRE_GATEWAY_PREFIX";
 
 /// Samples each subscriber of a `.../in` service may hold queued.
-pub const SUBSCRIBER_BUFFER: usize = 1024;
+pub const SUBSCRIBER_BUFFER: usize = 4096;
 
 /// Subscribers (strategy processes) per `.../in` service.
 pub const MAX_SUBSCRIBERS: usize = 8;
@@ -51,7 +52,7 @@ pub const MAX_NODES: usize = 32;
 
 /// Payload bytes each preallocated sample holds; a longer message makes iceoryx2 map a bigger
 /// segment once (power-of-two growth), so the usual message never pays for it.
-pub const INITIAL_MAX_MESSAGE: usize = 4096;
+pub const INITIAL_MAX_MESSAGE: usize = 1024;
 
 /// Samples per `.../send` subscriber queue in the appliance.
 pub const SEND_BUFFER: usize = 1024;
@@ -59,6 +60,10 @@ pub const SEND_BUFFER: usize = 1024;
 /// Strategy messages handled per call of [`Gateway::drain`], so a flood of orders cannot starve
 /// the endpoint's feed.
 pub const SEND_PER_DRAIN: usize = 256;
+
+/// The timer tick of a FIX endpoint with a gateway: the strategies' orders wait on the service at
+/// most this long (plus the selector's poll timeout: use a busy-polling selector for latency).
+pub const FIX_TICK: std::time::Duration = std::time::Duration::from_micros(10);
 
 /// The user header of every sample on a gateway service. `repr(C)`, 24 bytes, alignment 8, no
 /// padding; its iceoryx2 type name is `HotwireHeader` (Python declares the same `ctypes`
