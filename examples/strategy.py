@@ -149,8 +149,8 @@ def check_feed(args):
     sub = subscribe(n, f"hotwire/{args.feed}/in")
     print("ready", flush=True)
     expected, bad, gaps, got, lat, resets, first = 1, 0, 0, 0, [], 0, None
-    start = time.monotonic()
-    deadline = start + (args.follow or args.timeout)
+    # --follow counts from the first message: the feed may take a while to come up.
+    deadline = time.monotonic() + args.timeout
     while (args.follow or got < args.count) and time.monotonic() < deadline:
         if args.pause_after and got == args.pause_after:
             time.sleep(args.pause)
@@ -160,7 +160,10 @@ def check_feed(args):
             continue
         (recv_ns, seq, _, kind), body = item
         got += 1
-        first = seq if first is None else first
+        if first is None:
+            first = seq
+            if args.follow:
+                deadline = time.monotonic() + args.follow
         if seq == 1 and got > 1:
             resets += 1  # a new appliance: its seq starts again from 1
         elif seq != expected and got > 1:
