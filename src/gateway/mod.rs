@@ -9,7 +9,9 @@
 //! header [`HotwireHeader`], whose iceoryx2 type name is `HotwireHeader` in every language.
 //!
 //! The IO thread writes each message straight into a loaned sample: one copy, from the receive
-//! buffer into shared memory, and no allocation. A slow or dead subscriber never blocks it: the
+//! buffer into shared memory. The gateway allocates nothing per message; iceoryx2 0.10 itself
+//! allocates one small reference-counted handle per loan (`SampleMutUninit::new`), which
+//! `tests/gateway_alloc.rs` pins down (exactly one per message, none taking orders). A slow or dead subscriber never blocks it: the
 //! `.../in` services run without iceoryx2's blocking back-pressure, and a sample that finds a
 //! subscriber's queue full is dropped for that subscriber and counted
 //! ([`GatewayCounters::subscriber_drops`]). Each subscriber may queue up to [`SUBSCRIBER_BUFFER`]
