@@ -63,9 +63,10 @@ pub const SEND_BUFFER: usize = 1024;
 /// the endpoint's feed.
 pub const SEND_PER_DRAIN: usize = 256;
 
-/// The timer tick of a FIX endpoint with a gateway: the strategies' orders wait on the service at
-/// most this long (plus the selector's poll timeout: use a busy-polling selector for latency).
-pub const FIX_TICK: std::time::Duration = std::time::Duration::from_micros(10);
+/// The timer tick of a FIX endpoint with a gateway: strategies' orders are taken on the timer, so
+/// on a busy-polling thread (`selector = "direct"`, AF_XDP) this makes it every round; a `mio`
+/// thread wakes at least once per millisecond.
+pub const FIX_TICK: std::time::Duration = std::time::Duration::from_micros(1);
 
 /// The user header of every sample on a gateway service. `repr(C)`, 24 bytes, alignment 8, no
 /// padding; its iceoryx2 type name is `HotwireHeader` (Python declares the same `ctypes`
