@@ -90,16 +90,17 @@ fn open(
             .open()
         {
             Ok(s) => return Ok(s),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(format!("{name}: {e:?}").into()),
         }
     }
 }
 
-fn subscribe(node: &Node<ipc::Service>, name: &str, deadline: Instant) -> Result<In, Box<dyn std::error::Error>> {
+fn subscribe(
+    node: &Node<ipc::Service>,
+    name: &str,
+    deadline: Instant,
+) -> Result<In, Box<dyn std::error::Error>> {
     let s = open(node, name, deadline)?;
     let depth = s.static_config().subscriber_max_buffer_size();
     Ok(s.subscriber_builder().buffer_size(depth).create()?)

@@ -183,18 +183,36 @@ fn a_python_subscriber_gets_100k_messages_in_order_and_intact() {
     let ws = util::free_port();
     // The appliance starts before the venue: the service exists (and the subscriber is on it)
     // before the first message.
-    let (mut app, json) = w.appliance("feed", &feed_toml(ws, "rate=10000&size=128&count=100000"), 40);
-    let (py, out) = w.strategy(&["--check-feed", "--count", "100000", "--size", "128", "--timeout", "40"]);
+    let (mut app, json) = w.appliance(
+        "feed",
+        &feed_toml(ws, "rate=10000&size=128&count=100000"),
+        40,
+    );
+    let (py, out) = w.strategy(&[
+        "--check-feed",
+        "--count",
+        "100000",
+        "--size",
+        "128",
+        "--timeout",
+        "40",
+    ]);
     let _venue = w.venue(ws, None);
     let (s, ok) = summary(py, out);
     assert!(ok, "{s}");
     assert_eq!(s["messages"], 100_000, "{s}");
     assert_eq!(s["gaps"], 0, "{s}");
     assert_eq!(s["bad"], 0, "{s}");
-    assert_eq!((s["first_seq"].as_u64(), s["last_seq"].as_u64()), (Some(1), Some(100_000)));
+    assert_eq!(
+        (s["first_seq"].as_u64(), s["last_seq"].as_u64()),
+        (Some(1), Some(100_000))
+    );
     assert!(stop(&mut app).success());
     let r = report(&json);
-    assert!(r["endpoints"][0]["messages"].as_u64().unwrap() >= 100_000, "{r}");
+    assert!(
+        r["endpoints"][0]["messages"].as_u64().unwrap() >= 100_000,
+        "{r}"
+    );
 }
 
 #[test]
@@ -215,8 +233,18 @@ fix = {{ sender = "HW", target = "VENUE" }}
     );
     let (mut app, json) = w.appliance("orders", &toml, 40);
     let (py, out) = w.strategy(&[
-        "--feed", "feed", "--orders", "orders", "--every", "5", "--orders-count", "300",
-        "--timeout", "30", "--bad-orders", "4",
+        "--feed",
+        "feed",
+        "--orders",
+        "orders",
+        "--every",
+        "5",
+        "--orders-count",
+        "300",
+        "--timeout",
+        "30",
+        "--bad-orders",
+        "4",
     ]);
     let (s, ok) = summary(py, out);
     assert!(ok, "{s}");
@@ -235,13 +263,28 @@ fix = {{ sender = "HW", target = "VENUE" }}
     assert_eq!(orders.len(), 300, "{log}");
     for i in 1..=300 {
         let cl = format!("cl=S{i}");
-        assert!(orders.iter().any(|l| l.split(' ').any(|f| f == cl)), "no {cl}");
+        assert!(
+            orders.iter().any(|l| l.split(' ').any(|f| f == cl)),
+            "no {cl}"
+        );
     }
     let log = std::fs::read_to_string(w.dir.path().join("orders.log")).unwrap();
-    assert_eq!(log.matches("refused a malformed FIX message").count(), 4, "{log}");
+    assert_eq!(
+        log.matches("refused a malformed FIX message").count(),
+        4,
+        "{log}"
+    );
     let r = report(&json);
-    let e = r["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "orders").unwrap();
-    assert_eq!(e["messages"], 300, "ExecutionReports counted by the appliance: {e}");
+    let e = r["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "orders")
+        .unwrap();
+    assert_eq!(
+        e["messages"], 300,
+        "ExecutionReports counted by the appliance: {e}"
+    );
 }
 
 /// The appliance's one-way feed latency (venue send time to the IO thread) of a run's report.
@@ -263,15 +306,26 @@ fn a_subscriber_that_stops_reading_for_5_s_slows_no_one() {
         let (fast, fast_out) = w.strategy(&["--check-feed", "--follow", "7", "--size", "128"]);
         let slow = with_slow.then(|| {
             w.strategy(&[
-                "--check-feed", "--follow", "7", "--size", "128", "--pause-after", "100",
-                "--pause", "5",
+                "--check-feed",
+                "--follow",
+                "7",
+                "--size",
+                "128",
+                "--pause-after",
+                "100",
+                "--pause",
+                "5",
             ])
         });
         let (f, ok) = summary(fast, fast_out);
         assert!(ok, "{f}");
         // The fast consumer lost nothing while the other one slept (seq counts from wherever it
         // joined, so gaps are what matters).
-        assert_eq!((f["gaps"].as_u64(), f["bad"].as_u64()), (Some(0), Some(0)), "{f}");
+        assert_eq!(
+            (f["gaps"].as_u64(), f["bad"].as_u64()),
+            (Some(0), Some(0)),
+            "{f}"
+        );
         assert!(f["messages"].as_u64().unwrap() > 20_000, "{f}");
         if let Some((g, out)) = slow {
             let (s, ok) = summary(g, out);
@@ -282,7 +336,12 @@ fn a_subscriber_that_stops_reading_for_5_s_slows_no_one() {
         assert!(stop(&mut app).success());
         let r = report(&json);
         let (p50, p99) = feed_latency(&r);
-        figures.push((with_slow, p50, p99, f["appliance_to_here_p50_ns"].as_u64().unwrap()));
+        figures.push((
+            with_slow,
+            p50,
+            p99,
+            f["appliance_to_here_p50_ns"].as_u64().unwrap(),
+        ));
     }
     for (with_slow, p50, p99, here) in &figures {
         eprintln!(
@@ -308,6 +367,23 @@ fn a_killed_subscriber_restarted_picks_up_again() {
     let _venue = w.venue(ws, None);
     let (mut app, json) = w.appliance("kill", &feed_toml(ws, "rate=2000&size=128"), 30);
     let (mut first, _out) = w.strategy(&["--check-feed", "--follow", "20", "--size", "128"]);
+    // `hotwire check` sees the services and the strategy's subscriber.
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg(w.dir.path().join("kill.toml"))
+        .env("HOTWIRE_GATEWAY_PREFIX", &w.prefix)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("service hotwire/feed/in: 1 publisher(s), 1 subscriber(s) of at most 8 (queue limit 4096)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("service hotwire/feed/send: 0 publisher(s), 1 subscriber(s)"),
+        "{text}"
+    );
+    assert!(text.contains("subscriber 1: queue 4096 samples"), "{text}");
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
@@ -319,7 +395,11 @@ fn a_killed_subscriber_restarted_picks_up_again() {
     let (s, ok) = summary(again, out);
     assert!(ok, "{s}");
     assert!(s["messages"].as_u64().unwrap() > 1000, "{s}");
-    assert_eq!((s["gaps"].as_u64(), s["bad"].as_u64()), (Some(0), Some(0)), "{s}");
+    assert_eq!(
+        (s["gaps"].as_u64(), s["bad"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
     // It joined a feed that had been running for two seconds.
     assert!(s["first_seq"].as_u64().unwrap() > 2000, "{s}");
     assert!(stop(&mut app).success());
@@ -343,8 +423,15 @@ fn strategies_survive_an_appliance_restart_and_a_clean_stop_leaves_no_shared_mem
     let (mut again, json) = w.appliance("second", &toml, 30);
     let (s, ok) = summary(py, out);
     assert!(ok, "{s}");
-    assert_eq!(s["resets"], 1, "the strategy saw the new appliance's seq 1: {s}");
-    assert_eq!((s["gaps"].as_u64(), s["bad"].as_u64()), (Some(0), Some(0)), "{s}");
+    assert_eq!(
+        s["resets"], 1,
+        "the strategy saw the new appliance's seq 1: {s}"
+    );
+    assert_eq!(
+        (s["gaps"].as_u64(), s["bad"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
     assert!(s["messages"].as_u64().unwrap() > 4000, "{s}");
     assert!(stop(&mut again).success());
     assert!(report(&json)["endpoints"][0]["messages"].as_u64().unwrap() > 1000);

@@ -118,7 +118,10 @@ fn the_gateway_adds_no_allocation_to_iceoryx2s_one_per_loan() {
     }
     stop.store(true, Ordering::Relaxed);
     let seen = peer.join().unwrap();
-    assert_eq!(draining, 0, "allocations while taking the strategy's messages");
+    assert_eq!(
+        draining, 0,
+        "allocations while taking the strategy's messages"
+    );
     assert_eq!(
         publishing, MESSAGES as usize,
         "allocations while publishing {MESSAGES} messages: iceoryx2's one handle per loan, no more"
@@ -129,7 +132,11 @@ fn the_gateway_adds_no_allocation_to_iceoryx2s_one_per_loan() {
     assert_eq!(c.dropped.load(Ordering::Relaxed), 0);
     // Whatever the strategy could not keep up with was dropped for it and counted.
     let drops = c.subscriber_drops.load(Ordering::Relaxed);
-    assert_eq!(seen + drops, 20_000 + MESSAGES, "seen {seen} dropped {drops}");
+    assert_eq!(
+        seen + drops,
+        20_000 + MESSAGES,
+        "seen {seen} dropped {drops}"
+    );
     assert!(taken > 0 && c.refused.load(Ordering::Relaxed) == 0);
     assert_eq!(c.sent.load(Ordering::Relaxed), taken as u64);
     drop(gw);

@@ -431,13 +431,20 @@ fn gateway_findings(config: Option<&Config>) -> Vec<Finding> {
         .into_iter()
         .map(|l| finding(Level::Ok, "gateway", l))
         .collect();
-    for e in config.iter().flat_map(|c| &c.endpoints).filter(|e| e.publish) {
+    for e in config
+        .iter()
+        .flat_map(|c| &c.endpoints)
+        .filter(|e| e.publish)
+    {
         let name = crate::gateway::service_name(&e.name, "in");
         if !reports.iter().any(|r| r.name == name) {
             out.push(finding(
                 Level::Ok,
                 "gateway",
-                format!("endpoint {:?} publishes on {name} once the appliance runs", e.name),
+                format!(
+                    "endpoint {:?} publishes on {name} once the appliance runs",
+                    e.name
+                ),
             ));
         }
     }

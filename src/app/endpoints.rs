@@ -526,7 +526,11 @@ impl<C> HttpHook<C> for HttpMeter {
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
             let body = response.body();
-            gw.publish(crate::gateway::Kind::HttpBody, crate::gateway::realtime_ns(), body);
+            gw.publish(
+                crate::gateway::Kind::HttpBody,
+                crate::gateway::realtime_ns(),
+                body,
+            );
         }
         Ok(Flow::Continue)
     }

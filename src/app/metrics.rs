@@ -141,8 +141,16 @@ impl AppCollector {
     /// The gateway's counters (zero for endpoints without `publish = true`).
     fn gateway_families(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         use crate::gateway::GatewayCounters;
-        let families: [(&str, &str, fn(&GatewayCounters) -> &std::sync::atomic::AtomicU64); 5] = [
-            ("gateway_published", "Messages published on hotwire/<endpoint>/in.", |g| &g.published),
+        let families: [(
+            &str,
+            &str,
+            fn(&GatewayCounters) -> &std::sync::atomic::AtomicU64,
+        ); 5] = [
+            (
+                "gateway_published",
+                "Messages published on hotwire/<endpoint>/in.",
+                |g| &g.published,
+            ),
             (
                 "gateway_dropped",
                 "Messages the gateway could not publish (each a gap in seq).",
@@ -153,12 +161,22 @@ impl AppCollector {
                 "Samples not delivered to a subscriber whose queue was full (per subscriber).",
                 |g| &g.subscriber_drops,
             ),
-            ("gateway_sent", "Strategy messages from hotwire/<endpoint>/send written to the session.", |g| &g.sent),
-            ("gateway_refused", "Strategy messages refused (malformed or of a wrong kind).", |g| &g.refused),
+            (
+                "gateway_sent",
+                "Strategy messages from hotwire/<endpoint>/send written to the session.",
+                |g| &g.sent,
+            ),
+            (
+                "gateway_refused",
+                "Strategy messages refused (malformed or of a wrong kind).",
+                |g| &g.refused,
+            ),
         ];
         for (name, help, field) in families {
             self.family(encoder, name, help, MetricType::Counter, |s| {
-                Some(ConstCounter::new(field(&s.counters.gateway).load(Ordering::Relaxed)))
+                Some(ConstCounter::new(
+                    field(&s.counters.gateway).load(Ordering::Relaxed),
+                ))
             })?;
         }
         Ok(())

@@ -86,7 +86,9 @@ pub fn services() -> Result<Vec<ServiceReport>, GatewayError> {
 /// The report's lines: one per service, then a line per subscriber.
 pub fn lines(reports: &[ServiceReport]) -> Vec<String> {
     if reports.is_empty() {
-        return vec!["no hotwire/ iceoryx2 services (no appliance with publish = true runs)".into()];
+        return vec![
+            "no hotwire/ iceoryx2 services (no appliance with publish = true runs)".into(),
+        ];
     }
     let mut out = Vec::new();
     for r in reports {

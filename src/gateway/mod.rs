@@ -17,6 +17,11 @@
 //! ([`GatewayCounters::subscriber_drops`]). Each subscriber may queue up to [`SUBSCRIBER_BUFFER`]
 //! samples.
 //!
+//! Strategies' messages are taken on the endpoint's IO thread while its session is up (a FIX
+//! session: logged on); what they publish while it is down waits in the appliance's queue (up to
+//! [`SEND_BUFFER`], then their publishers feel back-pressure) and goes out, in order, once it is
+//! up. A strategy that must not send late checks its own timestamps.
+//!
 //! The gateway and its strategies must agree on three things: the iceoryx2 version (exactly
 //! the crate's, `=0.10.0`; the Python package is pinned to the same), the service names, and the
 //! shared-memory prefix: [`PREFIX_ENV`] overrides iceoryx2's default `iox2_` on both sides, so
@@ -179,8 +184,8 @@ impl From<GatewayError> for std::io::Error {
 pub fn iceoryx_config() -> Result<Config, GatewayError> {
     let mut config = Config::default();
     if let Ok(prefix) = std::env::var(PREFIX_ENV) {
-        config.global.prefix = FileName::new(prefix.as_bytes())
-            .map_err(|_| GatewayError::Prefix { prefix })?;
+        config.global.prefix =
+            FileName::new(prefix.as_bytes()).map_err(|_| GatewayError::Prefix { prefix })?;
     }
     Ok(config)
 }
@@ -201,10 +206,12 @@ fn iox(what: &'static str, service: &str, e: impl std::fmt::Debug) -> GatewayErr
 fn name_of(service: &str) -> Result<ServiceName, GatewayError> {
     service
         .try_into()
-        .map_err(|e: iceoryx2::service::service_name::ServiceNameError| GatewayError::ServiceName {
-            service: service.to_owned(),
-            reason: format!("{e:?}"),
-        })
+        .map_err(
+            |e: iceoryx2::service::service_name::ServiceNameError| GatewayError::ServiceName {
+                service: service.to_owned(),
+                reason: format!("{e:?}"),
+            },
+        )
 }
 
 /// One endpoint's gateway, built and used on the endpoint's IO thread (its ports are not `Send`).

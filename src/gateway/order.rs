@@ -62,7 +62,10 @@ pub fn parse(payload: &[u8]) -> Result<Order<'_>, OrderError> {
     let mut msg_type: &[u8] = &[];
     let mut fields_at = 0;
     let mut at = 0;
-    for (index, field) in payload[..payload.len() - 1].split(|&b| b == SOH).enumerate() {
+    for (index, field) in payload[..payload.len() - 1]
+        .split(|&b| b == SOH)
+        .enumerate()
+    {
         let eq = field
             .iter()
             .position(|&b| b == b'=')
@@ -75,9 +78,7 @@ pub fn parse(payload: &[u8]) -> Result<Order<'_>, OrderError> {
         if value.is_empty() {
             return Err(OrderError::BadField { index });
         }
-        let number = tag
-            .iter()
-            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        let number = tag.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
         at += field.len() + 1;
         if index == 0 {
             if number != 35 {
@@ -111,7 +112,10 @@ mod tests {
         let p = soh("35=D|11=7|55=HWX|54=1|38=1|40=2|44=101.25|");
         let o = parse(&p).unwrap();
         assert_eq!(o.msg_type, b"D");
-        assert_eq!(o.fields, soh("11=7|55=HWX|54=1|38=1|40=2|44=101.25|").as_slice());
+        assert_eq!(
+            o.fields,
+            soh("11=7|55=HWX|54=1|38=1|40=2|44=101.25|").as_slice()
+        );
         let only = soh("35=AB|");
         assert_eq!(parse(&only).unwrap().fields, b"");
     }

@@ -51,8 +51,15 @@ fn publishes_in_order_and_takes_what_strategies_send() {
         .user_header::<HotwireHeader>()
         .open()
         .unwrap();
-    assert_eq!(inbound.static_config().subscriber_max_buffer_size(), SUBSCRIBER_BUFFER);
-    let sub = inbound.subscriber_builder().buffer_size(SUBSCRIBER_BUFFER).create().unwrap();
+    assert_eq!(
+        inbound.static_config().subscriber_max_buffer_size(),
+        SUBSCRIBER_BUFFER
+    );
+    let sub = inbound
+        .subscriber_builder()
+        .buffer_size(SUBSCRIBER_BUFFER)
+        .create()
+        .unwrap();
     let big = vec![b'x'; 3 * INITIAL_MAX_MESSAGE];
     gw.publish(Kind::Text, 11, b"hello");
     gw.publish(Kind::Binary, 12, &big);
@@ -64,7 +71,12 @@ fn publishes_in_order_and_takes_what_strategies_send() {
     assert_eq!(got.len(), 3);
     assert_eq!(
         got[0].0,
-        HotwireHeader { recv_ns: 11, seq: 1, endpoint: 7, kind: 1 }
+        HotwireHeader {
+            recv_ns: 11,
+            seq: 1,
+            endpoint: 7,
+            kind: 1
+        }
     );
     assert_eq!(got[0].1, b"hello");
     assert_eq!((got[1].0.seq, got[1].0.kind), (2, 2));
@@ -85,7 +97,11 @@ fn publishes_in_order_and_takes_what_strategies_send() {
         .user_header::<HotwireHeader>()
         .open()
         .unwrap();
-    let publisher = send.publisher_builder().initial_max_slice_len(64).create().unwrap();
+    let publisher = send
+        .publisher_builder()
+        .initial_max_slice_len(64)
+        .create()
+        .unwrap();
     for (kind, body) in [(1u32, &b"one"[..]), (9, b"bad"), (3, b"35=D\x01")] {
         let mut s = publisher.loan_slice_uninit(body.len()).unwrap();
         s.user_header_mut().kind = kind;
@@ -109,5 +125,27 @@ fn publishes_in_order_and_takes_what_strategies_send() {
     );
     assert_eq!(counters.sent.load(Ordering::Relaxed), 2);
     assert_eq!(counters.refused.load(Ordering::Relaxed), 1);
-    assert_eq!(gw.drain(|_, _| -> Result<bool, ()> { Ok(true) }).unwrap(), 0);
+    assert_eq!(
+        gw.drain(|_, _| -> Result<bool, ()> { Ok(true) }).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn publish_is_an_endpoint_key() {
+    let text = "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\npublish = true\n\n\
+                [[endpoint]]\nname = \"b\"\nurl = \"ws://h:1/\"\n";
+    let c = crate::config::Config::parse(text, std::path::Path::new("g.toml")).unwrap();
+    assert!(c.endpoints[0].publish);
+    assert!(!c.endpoints[1].publish);
+    let bad = "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\npublish = \"yes\"\n";
+    let e = crate::config::Config::parse(bad, std::path::Path::new("g.toml")).unwrap_err();
+    assert!(e.to_string().contains("g.toml:4"), "{e}");
+}
+
+#[test]
+fn service_names_and_the_prefix() {
+    assert_eq!(service_name("feed", "in"), "hotwire/feed/in");
+    assert!(name_of("hotwire/feed/in").is_ok());
+    assert!(matches!(name_of(""), Err(GatewayError::ServiceName { .. })));
 }
