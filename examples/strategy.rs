@@ -11,7 +11,7 @@
 //!   to the order's arrival at the venue (`58=recv_ns=<ns>` in the ExecutionReport).
 //!
 //! `--orders-count 0` only reads the feed (the latency benchmark). It busy-polls one thread; pin
-//! it with `--core`. The shared-memory prefix comes from `HOTWIRE_GATEWAY_PREFIX`, as in the
+//! it with `--core`, or let it yield when idle (`--yield-when-idle`) on a shared core. The shared-memory prefix comes from `HOTWIRE_GATEWAY_PREFIX`, as in the
 //! appliance. Output ends with one line `strategy feed_n=… app_to_strategy_p50_ns=… … t2t_p50_ns=…`.
 //!
 //! ```text
@@ -56,6 +56,10 @@ struct Args {
     /// Pin the polling thread to this core.
     #[arg(long)]
     core: Option<usize>,
+    /// Yield the core when nothing arrived (a busy poll that shares its core with another
+    /// process, e.g. the venue in the benchmark).
+    #[arg(long)]
+    yield_when_idle: bool,
     /// Symbol and limit price of the orders.
     #[arg(long, default_value = "HWX")]
     symbol: String,
@@ -176,7 +180,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !trading && first.is_some_and(|t| now.duration_since(t).as_secs_f64() > args.seconds) {
             break;
         }
+        let mut idle = true;
         if let Some(s) = feed.receive()? {
+            idle = false;
             let at = realtime_ns();
             first.get_or_insert(now);
             seen += 1;
@@ -206,6 +212,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if let Some(replies) = &replies {
             if let Some(s) = replies.receive()? {
+                idle = false;
                 let msg = s.payload();
                 if field(msg, b"35") != Some(b"8") {
                     continue;
@@ -223,6 +230,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
             }
+        }
+        if idle && args.yield_when_idle {
+            std::thread::yield_now();
         }
     }
     println!(

@@ -6,8 +6,8 @@
 # The venue (`hotwire venue --tls --fix-listen`, release build) runs in the server namespace of a
 # veth pair, pinned to core 1. In the client namespace the appliance (`hotwire run`, one IO thread
 # busy-polling on core 0, `publish = true` on a TLS WebSocket feed at RATE msg/s (default 5000)
-# and on a FIX session) shares both sessions through iceoryx2. examples/strategy (Rust, busy-polling
-# on core 1 beside the venue: the machine has two cores) reads the feed and sends a NewOrderSingle
+# and on a FIX session) shares both sessions through iceoryx2. examples/strategy (Rust, polling on
+# core 1 beside the venue and yielding the core when idle: the machine has two cores) reads the feed and sends a NewOrderSingle
 # on every EVERY-th message (default 10) through `hotwire/orders/send`, ORDERS orders per run
 # (default 2000). Two figures per network path (kernel TCP, then AF_XDP on the veth):
 #   appliance -> strategy   the sample's recv_ns (the appliance read the bytes) to the strategy
@@ -83,9 +83,9 @@ for path in kernel xdp; do
     config "$path" >"$WORK/$path.toml"
     ip netns exec "$HW_CLIENT_NS" "$BIN/hotwire" run "$WORK/$path.toml" >"$WORK/$path.log" 2>&1 &
     APP=$!
-    t2t=$(taskset -c 1 "$BIN/examples/strategy" --every "$EVERY" --orders-count "$ORDERS" \
+    t2t=$(taskset -c 1 "$BIN/examples/strategy" --yield-when-idle --every "$EVERY" --orders-count "$ORDERS" \
         --timeout 120 | tail -1)
-    feed=$(taskset -c 1 "$BIN/examples/strategy" --orders-count 0 --seconds "$SECONDS_FEED" | tail -1)
+    feed=$(taskset -c 1 "$BIN/examples/strategy" --yield-when-idle --orders-count 0 --seconds "$SECONDS_FEED" | tail -1)
     kill -INT "$APP"
     wait "$APP" || true
     APP=""

@@ -3,7 +3,7 @@
 //!
 //! Each test has an iceoryx2 prefix of its own (`HOTWIRE_GATEWAY_PREFIX`), and the tests of this
 //! file run one at a time: each starts three or four processes on a two-core machine.
-#![cfg(feature = "gateway")]
+#![cfg(all(feature = "gateway", feature = "venue"))]
 
 mod util;
 
