@@ -89,9 +89,14 @@ TOML
     "$STRATEGY_BIN" --every 10 --orders-count "$ORDERS" --timeout 60 >"$WORK/rs-$path.out" 2>&1 &
     RS=$!
     PIDS+=($RS)
-    sleep 2
+    # Once both strategies have subscribed (the appliance's services come first).
+    for _ in $(seq 40); do
+        "$HOTWIRE_BIN" check "$cfg" >"$WORK/check.out" 2>/dev/null || true
+        grep -q "feed/in: 1 publisher(s), 2 subscriber(s)" "$WORK/check.out" && break
+        sleep 0.25
+    done
     echo "== hotwire check (the gateway's services and their subscribers)"
-    "$HOTWIRE_BIN" check "$cfg" 2>/dev/null | grep gateway || true
+    grep gateway "$WORK/check.out" || true
     wait "$PY" || echo "   (the Python strategy failed)"
     wait "$RS" || echo "   (the Rust strategy failed)"
     echo "-- Python:"; sed 's/^/   /' "$WORK/py-$path.out" | tail -2

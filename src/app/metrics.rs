@@ -141,11 +141,8 @@ impl AppCollector {
     /// The gateway's counters (zero for endpoints without `publish = true`).
     fn gateway_families(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         use crate::gateway::GatewayCounters;
-        let families: [(
-            &str,
-            &str,
-            fn(&GatewayCounters) -> &std::sync::atomic::AtomicU64,
-        ); 5] = [
+        type Field = fn(&GatewayCounters) -> &std::sync::atomic::AtomicU64;
+        let families: [(&str, &str, Field); 5] = [
             (
                 "gateway_published",
                 "Messages published on hotwire/<endpoint>/in.",

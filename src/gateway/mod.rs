@@ -302,7 +302,9 @@ impl Gateway {
             .buffer_size(SEND_BUFFER)
             .create()
             .map_err(|e| iox("subscriber on", &send_name, e))?;
-        log::info!("gateway: publishing on {in_name:?}, taking orders on {send_name:?}");
+        log::info!(
+            "gateway: publishing on {in_name:?}, sending what strategies publish on {send_name:?}"
+        );
         Ok(Gateway {
             endpoint: index as u32,
             seq: 0,
