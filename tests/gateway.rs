@@ -367,14 +367,23 @@ fn a_killed_subscriber_restarted_picks_up_again() {
     let _venue = w.venue(ws, None);
     let (mut app, json) = w.appliance("kill", &feed_toml(ws, "rate=2000&size=128"), 30);
     let (mut first, _out) = w.strategy(&["--check-feed", "--follow", "20", "--size", "128"]);
-    // `hotwire check` sees the services and the strategy's subscriber.
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg(w.dir.path().join("kill.toml"))
-        .env("HOTWIRE_GATEWAY_PREFIX", &w.prefix)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    // `hotwire check` sees the services and the strategy's subscriber (once the appliance has
+    // made both services and its ports: the strategy may have opened `.../in` in between).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let out = Command::new(BIN)
+            .arg("check")
+            .arg(w.dir.path().join("kill.toml"))
+            .env("HOTWIRE_GATEWAY_PREFIX", &w.prefix)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("hotwire/feed/send") && text.contains("feed/in: 1 publisher") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(
         text.contains("service hotwire/feed/in: 1 publisher(s), 1 subscriber(s) of at most 8 (queue limit 4096)"),
         "{text}"

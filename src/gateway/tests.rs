@@ -8,6 +8,21 @@ pub(super) fn isolated(tag: &str) -> Config {
     config
 }
 
+/// Removes what a test's prefix left in /dev/shm (iceoryx2's per-prefix node counter stays by
+/// design; a test's prefix is never used again).
+fn remove_leftovers(tag: &str) {
+    let prefix = format!("hwu{}{tag}_", std::process::id());
+    for e in std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn node(config: &Config) -> Node<ipc::Service> {
     NodeBuilder::new()
         .config(config)
@@ -129,6 +144,8 @@ fn publishes_in_order_and_takes_what_strategies_send() {
         gw.drain(|_, _| -> Result<bool, ()> { Ok(true) }).unwrap(),
         0
     );
+    drop((gw, sub, publisher, inbound, send, strategy));
+    remove_leftovers("a");
 }
 
 #[test]
