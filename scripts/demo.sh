@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "== building hotwire (release)"
-cargo build --release --quiet --features xdp --bin hotwire --examples
+cargo build --release --quiet --features xdp,gateway --bin hotwire --examples
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -80,5 +80,9 @@ echo "================ kernel bypass: AF_XDP vs kernel TCP on a veth pair ======
 echo "== venue in one network namespace, hotwire run in the other: first over the userspace TCP"
 echo "== stack on AF_XDP, then over kernel TCP, same endpoints, same veth"
 HOTWIRE_BIN=$ROOT/target/release/hotwire ./scripts/demo-xdp.sh 8 10000
+echo
+echo "================ the gateway: strategies share the sessions over iceoryx2 ================"
+HOTWIRE_BIN=$ROOT/target/release/hotwire STRATEGY_BIN=$ROOT/target/release/examples/strategy \
+    ./scripts/demo-gateway.sh 200 2000
 echo
 echo "== demo finished; everything it started has been stopped"

@@ -42,11 +42,14 @@ APT_PACKAGES=(
 )
 
 # Pinned Python peers (PEERS.md): kosoku drives the Autobahn cases; websockets is the echo server;
-# prometheus_client parses the metrics endpoint's exposition.
+# prometheus_client parses the metrics endpoint's exposition. iceoryx2 is the gateway's Python side
+# (examples/strategy.py): it must be exactly the Rust crate's version (Cargo.toml), else every
+# service open fails with a version mismatch.
 PIP_PACKAGES=(
     kosoku==0.1.0
     websockets==17.4
     prometheus_client==0.26.0
+    iceoryx2==0.10.0
 )
 
 # npm peers as name@version. None are needed yet; the installer below handles the list when one is.

@@ -14,6 +14,8 @@
 //!  stream      src/stream                   Tcp, Tls (rustls | openssl | kTLS), Buffered, Recorded, Replay
 //!  xdp         src/xdp                      AF_XDP sockets, UMEM, smoltcp device + stack, XdpStream,
 //!                                           steering program (feature `xdp`)
+//!  gateway     src/gateway                  the appliance's sessions shared with strategy processes
+//!                                           over iceoryx2 shared memory (feature `gateway`)
 //! ```
 //!
 //! Streams compose by value:
@@ -53,3 +55,5 @@ pub mod xdp;
 
 pub mod app;
 pub mod config;
+#[cfg(feature = "gateway")]
+pub mod gateway;

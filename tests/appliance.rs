@@ -202,6 +202,10 @@ fn check_validates_configs_and_reports_the_host() {
     // Every shipped example configuration is valid.
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
         let path = entry.unwrap().path();
+        // `publish = true` is a configuration error in a build without the gateway.
+        if path.ends_with("gateway.toml") && !cfg!(feature = "gateway") {
+            continue;
+        }
         if path.extension().is_some_and(|e| e == "toml") {
             let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
             assert!(

@@ -408,12 +408,47 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             "network.path = \"xdp\" but this hotwire was built without the `xdp` feature",
         ));
     }
+    #[cfg(feature = "gateway")]
+    findings.extend(gateway_findings(config.as_ref()));
     print_findings(&findings, &args.config);
     if findings.iter().any(|f| f.level == Level::Fail) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The gateway's iceoryx2 services under its prefix, with their subscribers; a configured
+/// `publish = true` endpoint whose service does not exist is noted (the appliance is not running).
+#[cfg(feature = "gateway")]
+fn gateway_findings(config: Option<&Config>) -> Vec<Finding> {
+    use crate::gateway::check;
+    let reports = match check::services() {
+        Ok(r) => r,
+        Err(e) => return vec![finding(Level::Warn, "gateway", e.to_string())],
+    };
+    let mut out: Vec<Finding> = check::lines(&reports)
+        .into_iter()
+        .map(|l| finding(Level::Ok, "gateway", l))
+        .collect();
+    for e in config
+        .iter()
+        .flat_map(|c| &c.endpoints)
+        .filter(|e| e.publish)
+    {
+        let name = crate::gateway::service_name(&e.name, "in");
+        if !reports.iter().any(|r| r.name == name) {
+            out.push(finding(
+                Level::Ok,
+                "gateway",
+                format!(
+                    "endpoint {:?} publishes on {name} once the appliance runs",
+                    e.name
+                ),
+            ));
+        }
+    }
+    out
 }
 
 fn print_findings(findings: &[Finding], config: &Path) {

@@ -301,13 +301,34 @@ impl Prepared {
         Ok((dial, self.tls.take()))
     }
 
+    /// The endpoint's gateway (`publish = true`), opened on the IO thread.
+    #[cfg(feature = "gateway")]
+    fn gateway(&self) -> io::Result<Option<crate::gateway::Gateway>> {
+        if !self.config.publish {
+            return Ok(None);
+        }
+        let counters = self.counters.gateway.clone();
+        Ok(Some(crate::gateway::Gateway::open(
+            &self.config.name,
+            self.index,
+            counters,
+        )?))
+    }
+
     /// Builds the endpoint over `net` (on its IO thread).
     pub fn build(mut self, net: &Net) -> io::Result<AppEndpoint> {
+        #[cfg(feature = "gateway")]
+        let gateway = self.gateway()?;
         let (dial, tls) = self.dialer(net)?;
         let tls_in_dialer = self.tls.is_some() && tls.is_none();
         let cfg = &self.config;
         match &cfg.kind {
-            EndpointKind::WebSocket => Ok(Mixed::A(WsFeed::new(cfg, self.counters, tls, dial)?)),
+            EndpointKind::WebSocket => {
+                let feed = WsFeed::new(cfg, self.counters, tls, dial)?;
+                #[cfg(feature = "gateway")]
+                let feed = feed.with_gateway(gateway);
+                Ok(Mixed::A(feed))
+            }
             #[cfg(feature = "http")]
             EndpointKind::Http(h) => {
                 let requests = if h.requests.is_empty() {
@@ -337,6 +358,8 @@ impl Prepared {
                     name: cfg.name.clone(),
                     counters: self.counters,
                     round_trip: LatencyRecorder::new(),
+                    #[cfg(feature = "gateway")]
+                    gateway,
                 };
                 let mut e = HttpEndpoint::new(&cfg.url, requests, meter)?
                     .with_interval(h.interval)
@@ -373,9 +396,17 @@ impl Prepared {
                 if let Some(hb) = cfg.heartbeat {
                     session.heartbeat_interval = hb;
                 }
-                let trader = FixTrader::new(&cfg.name, f, self.counters);
-                let tick = (session.heartbeat_interval / 4)
+                #[allow(unused_mut)]
+                let mut trader = FixTrader::new(&cfg.name, f, self.counters);
+                #[allow(unused_mut)]
+                let mut tick = (session.heartbeat_interval / 4)
                     .clamp(Duration::from_millis(1), Duration::from_secs(1));
+                #[cfg(feature = "gateway")]
+                if gateway.is_some() {
+                    trader.gateway = gateway;
+                    // Strategies' orders wait on the service until the next tick.
+                    tick = crate::gateway::FIX_TICK;
+                }
                 let order_tick = f.order_rate.map(|r| {
                     Duration::from_secs_f64(1.0 / r).clamp(Duration::from_micros(100), tick)
                 });
@@ -472,6 +503,9 @@ pub struct HttpMeter {
     pub counters: Arc<Counters>,
     /// Request → response round trips.
     pub round_trip: LatencyRecorder,
+    /// `publish = true`: every response body out.
+    #[cfg(feature = "gateway")]
+    gateway: Option<crate::gateway::Gateway>,
 }
 
 #[cfg(feature = "http")]
@@ -489,6 +523,15 @@ impl<C> HttpHook<C> for HttpMeter {
         let ns = rtt.as_nanos() as u64;
         self.round_trip.record_ns(ns);
         self.counters.round_trip.record_ns(ns);
+        #[cfg(feature = "gateway")]
+        if let Some(gw) = &mut self.gateway {
+            let body = response.body();
+            gw.publish(
+                crate::gateway::Kind::HttpBody,
+                crate::gateway::realtime_ns(),
+                body,
+            );
+        }
         Ok(Flow::Continue)
     }
 
@@ -520,6 +563,9 @@ pub struct FixTrader {
     sent: Box<[(u64, Option<Instant>)]>,
     id_text: String,
     shutting_down: bool,
+    /// `publish = true`: every application message out, the strategies' orders in.
+    #[cfg(feature = "gateway")]
+    gateway: Option<crate::gateway::Gateway>,
 }
 
 #[cfg(feature = "fix")]
@@ -554,6 +600,8 @@ impl FixTrader {
             sent: vec![(0, None); ORDER_RING].into_boxed_slice(),
             id_text: String::with_capacity(24),
             shutting_down: false,
+            #[cfg(feature = "gateway")]
+            gateway: None,
         }
     }
 
@@ -616,6 +664,11 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
         _: Now,
         _: &mut C,
     ) -> io::Result<Flow> {
+        #[cfg(feature = "gateway")]
+        if let Some(gw) = &mut self.gateway {
+            let at = crate::gateway::realtime_ns();
+            gw.publish(crate::gateway::Kind::Fix, at, msg.as_bytes());
+        }
         if msg.msg_type() == MsgType::ExecutionReport {
             self.counters.messages.fetch_add(1, Ordering::Relaxed);
             self.counters
@@ -645,7 +698,20 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
             return Ok(Flow::Close);
         }
         self.send_due(out, now)?;
+        #[cfg(feature = "gateway")]
+        if let Some(gw) = &mut self.gateway {
+            crate::gateway::send::to_fix(gw, &self.name, out, now)?;
+        }
         Ok(Flow::Continue)
+    }
+
+    fn on_reject(&mut self, ref_seq: u64, msg: Message<'_>, _: &mut C) {
+        log::warn!("FIX session reject of our MsgSeqNum {ref_seq}: {msg:?}");
+        #[cfg(feature = "gateway")]
+        if let Some(gw) = &mut self.gateway {
+            let at = crate::gateway::realtime_ns();
+            gw.publish(crate::gateway::Kind::Fix, at, msg.as_bytes());
+        }
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {

@@ -52,6 +52,12 @@ pub struct WsFeed {
     data_seen: bool,
     last_data: Instant,
     shutting_down: bool,
+    /// `publish = true`: every data message out, the strategies' messages in.
+    #[cfg(feature = "gateway")]
+    gateway: Option<crate::gateway::Gateway>,
+    /// The kind of the message being received (continuation frames take their first frame's).
+    #[cfg(feature = "gateway")]
+    message_kind: crate::gateway::Kind,
 }
 
 /// Why the appliance gave up a WebSocket connection that is still open: the venue went silent
@@ -148,7 +154,18 @@ impl WsFeed {
             data_seen: false,
             last_data: Instant::now(),
             shutting_down: false,
+            #[cfg(feature = "gateway")]
+            gateway: None,
+            #[cfg(feature = "gateway")]
+            message_kind: crate::gateway::Kind::Text,
         })
+    }
+
+    /// Shares the feed through `gateway` (built on this IO thread).
+    #[cfg(feature = "gateway")]
+    pub fn with_gateway(mut self, gateway: Option<crate::gateway::Gateway>) -> Self {
+        self.gateway = gateway;
+        self
     }
 
     /// The endpoint's name.
@@ -264,15 +281,32 @@ impl<C> Endpoint<C> for WsFeed {
     }
 
     fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> io::Result<Flow> {
+        #[cfg(feature = "gateway")]
+        if let Some(gw) = &mut self.gateway {
+            crate::gateway::send::to_websocket(gw, &self.name, ws)?;
+        }
         for _ in 0..crate::service::ws::FRAMES_PER_POLL {
             let frame = match ws.receive() {
                 Ok(Some(frame)) => frame,
+                // With a gateway, every round polls: strategies' messages wait on the service.
+                #[cfg(feature = "gateway")]
+                Ok(None) if self.gateway.is_some() => return Ok(Flow::More),
                 Ok(None) => return Ok(Flow::Continue),
                 Err(e) => return Err(ws_io(e)),
             };
             match frame.opcode() {
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                     let payload = frame.payload();
+                    #[cfg(feature = "gateway")]
+                    if let Some(gw) = &mut self.gateway {
+                        use crate::gateway::Kind;
+                        self.message_kind = match frame.opcode() {
+                            OpCode::Text => Kind::Text,
+                            OpCode::Binary => Kind::Binary,
+                            _ => self.message_kind,
+                        };
+                        gw.publish(self.message_kind, crate::gateway::realtime_ns(), payload);
+                    }
                     self.on_data(payload);
                     self.data_seen = true;
                 }

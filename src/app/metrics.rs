@@ -136,6 +136,50 @@ impl AppCollector {
     }
 }
 
+#[cfg(feature = "gateway")]
+impl AppCollector {
+    /// The gateway's counters (zero for endpoints without `publish = true`).
+    fn gateway_families(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use crate::gateway::GatewayCounters;
+        type Field = fn(&GatewayCounters) -> &std::sync::atomic::AtomicU64;
+        let families: [(&str, &str, Field); 5] = [
+            (
+                "gateway_published",
+                "Messages published on hotwire/<endpoint>/in.",
+                |g| &g.published,
+            ),
+            (
+                "gateway_dropped",
+                "Messages the gateway could not publish (each a gap in seq).",
+                |g| &g.dropped,
+            ),
+            (
+                "gateway_subscriber_drops",
+                "Samples not delivered to a subscriber whose queue was full (per subscriber).",
+                |g| &g.subscriber_drops,
+            ),
+            (
+                "gateway_sent",
+                "Strategy messages from hotwire/<endpoint>/send written to the session.",
+                |g| &g.sent,
+            ),
+            (
+                "gateway_refused",
+                "Strategy messages refused (malformed or of a wrong kind).",
+                |g| &g.refused,
+            ),
+        ];
+        for (name, help, field) in families {
+            self.family(encoder, name, help, MetricType::Counter, |s| {
+                Some(ConstCounter::new(
+                    field(&s.counters.gateway).load(Ordering::Relaxed),
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 impl Collector for AppCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let uptime = ConstGauge::new(self.start.elapsed().as_secs_f64());
@@ -196,6 +240,8 @@ impl Collector for AppCollector {
                 }
             }
         }
+        #[cfg(feature = "gateway")]
+        self.gateway_families(&mut encoder)?;
         self.family(
             &mut encoder,
             "endpoint_latency_seconds",

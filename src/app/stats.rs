@@ -27,6 +27,9 @@ pub struct Counters {
     /// Why the last connection ended or the last attempt failed (orderly shutdowns excluded).
     pub last_error: ErrorText,
     up: AtomicBool,
+    /// The gateway's counters (`publish = true`).
+    #[cfg(feature = "gateway")]
+    pub gateway: std::sync::Arc<crate::gateway::GatewayCounters>,
 }
 
 impl Counters {

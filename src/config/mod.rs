@@ -288,6 +288,9 @@ pub struct EndpointConfig {
     pub thread: String,
     /// Messages sent as soon as the connection is up (subscriptions).
     pub send: Vec<String>,
+    /// Gateway (`publish = true`): every received message goes out on the iceoryx2 service
+    /// `hotwire/<name>/in`, and what strategies publish on `hotwire/<name>/send` is sent.
+    pub publish: bool,
     /// WebSocket ping interval.
     pub heartbeat: Option<Duration>,
     /// WebSocket: the connection is dead when a ping's pong is not back within this (default

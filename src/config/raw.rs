@@ -343,6 +343,7 @@ struct RawEndpoint {
     interval: Option<Spanned<String>>,
     pipeline: Option<Spanned<i64>>,
     fix: Option<Spanned<RawFix>>,
+    publish: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -876,11 +877,23 @@ impl RawEndpoint {
                 ))
             }
         };
+        let publish = self.publish.as_ref().is_some_and(|p| *p.get_ref());
+        #[cfg(not(feature = "gateway"))]
+        if let (true, Some(p)) = (publish, &self.publish) {
+            return Err(loc.at(
+                p,
+                format!(
+                    "endpoint {name:?}: `publish = true` needs the gateway, and this hotwire was \
+                     built without the `gateway` feature"
+                ),
+            ));
+        }
         Ok(EndpointConfig {
             name,
             url,
             thread,
             send: self.send,
+            publish,
             heartbeat,
             pong_timeout: live.pong_timeout,
             stale_after: live.stale_after,
