@@ -526,6 +526,105 @@ fn an_endpoint_with_more_work_is_polled_again_without_starving_the_others() {
     assert!(spinner.polls > 100, "polled {} times", spinner.polls);
 }
 
+/// An endpoint that closes on purpose on its first poll.
+struct Closer {
+    port: u16,
+    policy: Policy,
+    reasons: Vec<String>,
+}
+
+impl Endpoint<Seen> for Closer {
+    type Target = TcpStream;
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new("127.0.0.1", self.port)
+    }
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> Result<TcpStream, Error> {
+        Ok(TcpStream::connect(addr, &TcpOptions::default())?)
+    }
+    fn poll(&mut self, _: &mut TcpStream, _: &mut Seen) -> Result<Flow, Disconnect> {
+        Ok(Flow::Close)
+    }
+    fn on_event(&mut self, event: &Event<'_>, _: &mut Seen) {
+        if let Event::Disconnected { reason, retry_in } = event {
+            assert!(matches!(reason, Disconnect::Requested), "{reason}");
+            assert!(reason.is_clean());
+            self.reasons.push(format!("{reason}, retry {retry_in:?}"));
+        }
+    }
+    fn policy(&self) -> Policy {
+        self.policy.clone()
+    }
+}
+
+#[test]
+fn a_close_on_purpose_does_not_reconnect_unless_the_policy_asks() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let fast = Policy {
+        backoff_initial: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(20),
+        ..Policy::default()
+    };
+    assert!(fast.reconnect && !fast.reconnect_after_close);
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let once = service.register(Closer {
+        port: server.addr.port(),
+        policy: fast.clone(),
+        reasons: Vec::new(),
+    });
+    let again = service.register(Closer {
+        port: server.addr.port(),
+        policy: Policy {
+            reconnect_after_close: true,
+            ..fast
+        },
+        reasons: Vec::new(),
+    });
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, _| svc.stats(again).connects >= 3
+    ));
+    assert_eq!(service.state(once), EndpointState::Stopped);
+    assert_eq!(service.stats(once).connects, 1);
+    assert_eq!(
+        service.endpoint(once).reasons,
+        ["closed by the endpoint, retry None"]
+    );
+}
+
+#[test]
+fn a_poll_with_work_left_over_does_not_wait_for_the_timeout() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new()
+        .unwrap()
+        .into_io_service_with_context()
+        .with_poll_timeout(Duration::from_millis(200));
+    let id = service.register(Spinner {
+        port: server.addr.port(),
+        polls: 0,
+    });
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, _| svc.endpoint(id).polls >= 1
+    ));
+    // The spinner returns Flow::More every time: no round may wait in the selector.
+    let start = Instant::now();
+    for _ in 0..50 {
+        service.poll(&mut seen).unwrap();
+    }
+    let took = start.elapsed();
+    assert!(service.endpoint(id).polls >= 51);
+    assert!(
+        took < Duration::from_millis(200),
+        "50 rounds with a backlog took {took:?} (a 200 ms poll timeout each would be 10 s)"
+    );
+}
+
 /// The same service tests on the io_uring selector: its own streams (multishot receive into
 /// provided buffers, sends through the ring), with and without SQPOLL, and kernel sockets through
 /// its readiness mode.
