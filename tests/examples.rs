@@ -1,0 +1,158 @@
+//! The library examples, run against the embedded venue as a user would run them (the binaries
+//! `cargo test` builds in target/<profile>/examples), and the venue modes they rely on.
+#![cfg(all(feature = "ws", feature = "venue"))]
+
+mod util;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hotwire::app::venue::{Venue, VenueArgs};
+use hotwire::prelude::*;
+
+fn venue() -> Venue {
+    Venue::start(&VenueArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: false,
+        tls_listen: "127.0.0.1:0".parse().unwrap(),
+        cert_dir: None,
+        rate: 1000,
+        size: 128,
+        http_listen: None,
+        #[cfg(feature = "fix")]
+        fix_listen: None,
+        https_listen: None,
+        #[cfg(feature = "fix")]
+        fixs_listen: None,
+        client_ca: None,
+        require_client_cert: false,
+        chaos: None,
+        chaos_every: 5.0,
+        chaos_for: None,
+        #[cfg(feature = "fix")]
+        fix_log: None,
+    })
+    .unwrap()
+}
+
+/// The number before `word` in `line` ("answered 31 pings" → 31 for "pings").
+fn count_before(line: &str, word: &str) -> u64 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| w.trim_end_matches(',') == word)
+        .unwrap_or_else(|| panic!("no {word:?} in {line:?}"));
+    words[at - 1].parse().unwrap_or_else(|_| panic!("{line:?}"))
+}
+
+#[test]
+fn ws_app_ping_answers_the_venue_and_times_its_own_pings() {
+    let v = venue();
+    let started = Instant::now();
+    let out = Command::new(util::example("ws_app_ping"))
+        .arg(format!("ws://{}/ping?every=100", v.ws_addr))
+        .arg("3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let summary = stdout.lines().last().unwrap();
+    // A venue ping every 100 ms for 3 s, each answered within 100 ms (or the venue would have
+    // closed the connection: "0 disconnects").
+    assert!(count_before(summary, "pings") >= 20, "{stdout}");
+    assert!(count_before(summary, "round") >= 2, "{stdout}");
+    assert!(summary.ends_with(" 0 disconnects"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("round trip "))
+            .count()
+            >= 2,
+        "{stdout}"
+    );
+}
+
+/// Hears the venue's pings, never answers; counts its own timer ticks.
+#[derive(Default)]
+struct Deaf {
+    pings: u64,
+    ticks: u64,
+    ended: Option<(Option<u16>, String, Instant)>,
+    connected: Option<Instant>,
+}
+
+impl WsHandler<()> for Deaf {
+    fn on_frame(&mut self, frame: Frame<'_>, _: &mut WsOut<'_>, _: &mut ()) -> Result<Flow, Error> {
+        if frame.text().is_some_and(|t| t.contains("\"ping\"")) {
+            self.pings += 1;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_timer(&mut self, _: &mut WsOut<'_>, _: Instant, _: &mut ()) -> Result<Flow, Error> {
+        self.ticks += 1;
+        Ok(Flow::Continue)
+    }
+
+    fn on_event(&mut self, event: &Event<'_>, _: &mut ()) {
+        match event {
+            Event::Connected { .. } => self.connected = Some(Instant::now()),
+            Event::Disconnected { reason, .. } => match reason {
+                Disconnect::Closed { code, reason } => {
+                    self.ended = Some((*code, reason.clone(), Instant::now()));
+                }
+                other => panic!("an orderly close is not an error: {other}"),
+            },
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_venue_closes_a_client_that_does_not_answer_and_the_close_is_orderly() {
+    let v = venue();
+    // The policy's timer is the handler's timer (nothing else sets one): it must tick.
+    let endpoint = WsEndpoint::new(
+        &format!("ws://{}/ping?every=200", v.ws_addr),
+        Deaf::default(),
+    )
+    .unwrap()
+    .with_policy(Policy {
+        timer: Some(Duration::from_millis(20)),
+        reconnect: false,
+        ..Policy::default()
+    });
+    let mut service = MioSelector::new()
+        .unwrap()
+        .into_io_service()
+        .with_poll_timeout(Duration::from_millis(1));
+    let id = service.register(endpoint);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while service.endpoint(id).handler().ended.is_none() {
+        assert!(Instant::now() < deadline, "the venue never closed us");
+        service.poll(&mut ()).unwrap();
+    }
+    let deaf = service.endpoint(id).handler();
+    let (code, reason, at) = deaf.ended.clone().unwrap();
+    assert_eq!(code, Some(1008));
+    assert_eq!(reason, "no pong within 100 ms");
+    assert_eq!(deaf.pings, 1);
+    // First ping 200 ms after the handshake, closed 100 ms later (plus the venue's 2 ms reads).
+    let open_for = at - deaf.connected.unwrap();
+    assert!(
+        open_for >= Duration::from_millis(290) && open_for < Duration::from_millis(1000),
+        "{open_for:?}"
+    );
+    assert!(
+        deaf.ticks >= 10,
+        "{} timer ticks in {open_for:?}",
+        deaf.ticks
+    );
+    assert_eq!(service.state(id), hotwire::service::EndpointState::Stopped);
+}
