@@ -54,6 +54,11 @@ pub mod xdp;
 pub mod app;
 pub mod config;
 
+/// The README's code blocks, compiled as doc tests (its "Use as a library" section among them).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The types a program built on hotwire names most: `use hotwire::prelude::*;`.
 ///
 /// Selectors and the service; for each protocol compiled in, its endpoint, handler trait and send
