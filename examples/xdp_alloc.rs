@@ -61,7 +61,7 @@ impl<S: Stream> WsHandler<Count, S> for Handler {
     fn on_frame(
         &mut self,
         frame: Frame<'_>,
-        _: &mut hotwire::service::ws::WsOut<'_, XdpStream>,
+        _: &mut hotwire::service::ws::WsOut<'_, S>,
         count: &mut Count,
     ) -> Result<Flow, hotwire::service::Error> {
         if frame.opcode() == OpCode::Text {
@@ -70,7 +70,8 @@ impl<S: Stream> WsHandler<Count, S> for Handler {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "the echo differs from what was sent",
-                    ));
+                    )
+                    .into());
                 }
                 self.outstanding = false;
             }

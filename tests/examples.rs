@@ -18,9 +18,9 @@ fn venue() -> Venue {
         cert_dir: None,
         rate: 1000,
         size: 128,
-        http_listen: None,
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
         #[cfg(feature = "fix")]
-        fix_listen: None,
+        fix_listen: Some("127.0.0.1:0".parse().unwrap()),
         https_listen: None,
         #[cfg(feature = "fix")]
         fixs_listen: None,
@@ -74,6 +74,64 @@ fn ws_app_ping_answers_the_venue_and_times_its_own_pings() {
             .filter(|l| l.starts_with("round trip "))
             .count()
             >= 2,
+        "{stdout}"
+    );
+}
+
+#[cfg(all(feature = "http", feature = "tls-rustls"))]
+#[test]
+fn rest_poll_queues_follow_ups_from_its_responses() {
+    let v = venue();
+    let out = Command::new(util::example("rest_poll"))
+        .arg(format!("http://{}", v.http_addr.unwrap()))
+        .arg("2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", out.status);
+    let summary = stdout.lines().last().unwrap();
+    // A time request every 200 ms for 2 s, each answered by a book follow-up.
+    let times = count_before(summary, "time");
+    let books = count_before(summary, "book");
+    assert!(times >= 7, "{stdout}");
+    assert!(books + 1 >= times && books <= times, "{stdout}");
+    assert!(stdout.contains(r#""bids":"#), "{stdout}");
+    assert!(summary.ends_with(" 0 disconnects"), "{stdout}");
+}
+
+#[cfg(all(feature = "fix", feature = "tls-rustls"))]
+#[test]
+fn fix_orders_fills_everything_and_does_not_log_on_twice() {
+    let v = venue();
+    let out = Command::new(util::example("fix_orders"))
+        .arg(format!("fix://{}", v.fix_addr.unwrap()))
+        .arg("100")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", out.status);
+    assert!(
+        stdout.ends_with("1 logon, 100 of 100 orders filled, ended: closed by the endpoint\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn busy_poll_spins_on_a_pinned_core() {
+    let v = venue();
+    let out = Command::new(util::example("busy_poll"))
+        .arg(format!("ws://{}/feed?rate=2000&size=64", v.ws_addr))
+        .arg("2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", out.status);
+    let summary = stdout.lines().last().unwrap();
+    // 2,000 messages a second for 2 s, less the handshake.
+    assert!(count_before(summary, "messages") >= 3000, "{stdout}");
+    // Busy polling: far more rounds than messages.
+    assert!(
+        count_before(summary, "rounds") > count_before(summary, "messages"),
         "{stdout}"
     );
 }

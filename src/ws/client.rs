@@ -470,7 +470,7 @@ impl<S: Stream> Websocket<S> {
 
     /// Sends one frame of a message: `Text` or `Binary` with `fin = false` starts a fragmented
     /// message, `Continuation` frames follow, the last with `fin = true` (§5.4). Out-of-order use is
-    /// refused with [`UsageError::Fragmentation`]. Control opcodes are sent as with the methods above.
+    /// refused with [`UsageError::Fragmentation`](super::UsageError::Fragmentation). Control opcodes are sent as with the methods above.
     pub fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
         self.core.send_checked(opcode, fin, payload)
     }
