@@ -136,6 +136,30 @@ fn busy_poll_spins_on_a_pinned_core() {
     );
 }
 
+#[test]
+fn replay_handler_gets_the_live_digest_back_from_the_recording() {
+    let v = venue();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(util::example("replay_handler"))
+        .arg(format!("ws://{}/feed?rate=2000&size=64", v.ws_addr))
+        .arg("2")
+        .arg(dir.path().join("session.hwr"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", out.status);
+    assert!(stdout.ends_with("identical\n"), "{stdout}");
+    // The live run saw the feed: thousands of messages went through the handler twice.
+    let live = stdout.lines().next().unwrap();
+    let messages: u64 = live
+        .split("messages: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(messages >= 2000, "{stdout}");
+}
+
 /// Hears the venue's pings, never answers; counts its own timer ticks.
 #[derive(Default)]
 struct Deaf {

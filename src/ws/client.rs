@@ -150,6 +150,8 @@ pub struct Websocket<S> {
     /// Reassembly buffer for fragmented messages (message mode), reused.
     msg: Vec<u8>,
     msg_text: bool,
+    /// A recorded session played back: the response answered the live key, not ours.
+    replay: bool,
 }
 
 impl<S> fmt::Debug for Websocket<S> {
@@ -215,7 +217,24 @@ impl<S: Stream> Websocket<S> {
             },
             msg: Vec::new(),
             msg_text: false,
+            replay: false,
         })
+    }
+
+    /// A client over a recorded session played back ([`Replay`](crate::stream::Replay)), so the
+    /// handler code that ran live runs again on the same bytes, with the same reads: the
+    /// deterministic backtest. The recorded opening handshake answered the live connection's
+    /// random key, so its `Sec-WebSocket-Accept` is taken as the answer to ours; everything else
+    /// in the response is checked as on a live connection. What the client sends goes to the
+    /// replay stream (discarded, or compared with the recording in strict mode).
+    pub fn replay(
+        stream: S,
+        request: ClientRequest,
+        config: WsConfig,
+    ) -> Result<Websocket<S>, WsError> {
+        let mut ws = Websocket::client(stream, request, config)?;
+        ws.replay = true;
+        Ok(ws)
     }
 
     /// Drives the connection: the stream's connect, then the opening handshake. `Ok(true)` once the
@@ -242,6 +261,11 @@ impl<S: Stream> Websocket<S> {
         loop {
             let rx = &mut self.rx;
             let core = &mut self.core;
+            if self.replay {
+                if let Some(accept) = handshake::response_accept(&rx.buf[..rx.end]) {
+                    core.accept = accept;
+                }
+            }
             match handshake::parse_response(&rx.buf[..rx.end], &core.accept, &core.offered) {
                 Ok(Some(acc)) => {
                     rx.start = acc.head_len;
@@ -401,6 +425,7 @@ impl<S: Stream> Websocket<S> {
                 core,
                 msg,
                 msg_text,
+                ..
             } = self;
             let frame = match core.dec.accept(info, &rx.buf[rx.start..rx.end]) {
                 Ok(f) => f,
