@@ -30,7 +30,7 @@ impl fmt::Display for Timeout {
             Timeout::Connect => f.write_str("connect timed out"),
             Timeout::Pong(d) => write!(f, "no pong within {d:?} of a ping"),
             Timeout::Stale(d) => write!(f, "no data message for {d:?}"),
-            Timeout::Request(d) => write!(f, "no response within {d:?}"),
+            Timeout::Request(d) => write!(f, "no complete response within the timeout ({d:?})"),
             Timeout::TestRequest => f.write_str("no answer from the FIX counterparty"),
         }
     }
