@@ -39,9 +39,11 @@
 //! ```
 //!
 //! **Closing.** A handler that returns [`Flow::Close`] starts the closing handshake (code 1000);
-//! the connection ends once the server has answered and closed its side, or after
-//! [`CLOSE_TIMEOUT`], and is reported as [`Disconnect::Requested`] (no reconnect unless
-//! [`Policy::reconnect_after_close`]). A close started by the server is reported as
+//! the connection ends once the server has answered and closed its side (RFC 6455 §7.1.1: the
+//! server closes the TCP connection first). A server that has not done so after
+//! [`CLOSE_TIMEOUT`] gets a FIN ([`Stream::shutdown_write`], not a reset), and the connection is
+//! dropped when it closes or after another [`CLOSE_TIMEOUT`]. It is reported as
+//! [`Disconnect::Requested`] (no reconnect unless [`Policy::reconnect_after_close`]). A close started by the server is reported as
 //! [`Disconnect::Closed`] with its code and reason, not as an error.
 
 use std::net::SocketAddr;
@@ -145,8 +147,8 @@ pub struct WsEndpoint<H, D = KernelDial> {
     policy: Policy,
     timer: Option<Duration>,
     handler: H,
-    /// Our close is under way: the connection ends when the server answers, or at this deadline.
-    closing: Option<Instant>,
+    /// Our close is under way: the deadline of its current stage, and whether our FIN was sent.
+    closing: Option<(Instant, bool)>,
     /// When the handler's timer is due next.
     next_timer: Option<Instant>,
 }
@@ -261,7 +263,7 @@ impl<H, D> WsEndpoint<H, D> {
     /// Starts our close (once) and keeps the connection until the server answers.
     fn start_close<S: Stream>(&mut self, ws: &mut Websocket<S>) -> Result<Flow, Disconnect> {
         if self.closing.is_none() {
-            self.closing = Some(Instant::now() + CLOSE_TIMEOUT);
+            self.closing = Some((Instant::now() + CLOSE_TIMEOUT, false));
             match ws.close(1000, "") {
                 Ok(()) => {}
                 // Already failed or closed: nothing left to wait for.
@@ -350,13 +352,21 @@ impl<H: WsHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for WsEndpoint<H, D> {
         now: Instant,
         ctx: &mut C,
     ) -> Result<Flow, Disconnect> {
-        if let Some(deadline) = self.closing {
-            // The server did not finish the closing handshake in time: drop the connection.
-            return Ok(if now >= deadline {
-                Flow::Close
-            } else {
-                Flow::Continue
-            });
+        match self.closing {
+            Some((deadline, _)) if now < deadline => return Ok(Flow::Continue),
+            // The server has not closed the TCP connection in time: our FIN (RFC 6455 §7.1.1),
+            // then a last wait for its end of stream, so dropping the socket does not reset it.
+            Some((_, false)) => {
+                self.closing = Some((now + CLOSE_TIMEOUT, true));
+                return Ok(match ws.get_mut().shutdown_write() {
+                    Ok(()) => Flow::Continue,
+                    // Still queued below (a TLS alert): it goes out while we wait.
+                    Err(e) if crate::stream::would_block(&e) => Flow::Continue,
+                    Err(_) => Flow::Close,
+                });
+            }
+            Some((_, true)) => return Ok(Flow::Close),
+            None => {}
         }
         let Some(period) = self.timer() else {
             return Ok(Flow::Continue);
