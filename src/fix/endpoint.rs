@@ -493,7 +493,12 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
             );
             self.log_out(fix, now, false, Some("end of the session period"))?;
         }
-        fix.on_timer(now)?;
+        // The session's timers directly, so their errors stay typed (a lost heartbeat is
+        // `Timeout::TestRequest`, a refused Logon `Error::Fix`), then what they queued goes out.
+        let timers = fix.session_mut().on_timer(now);
+        let flushed = fix.flush();
+        timers?;
+        flushed?;
         let due = self.timer().is_some() && self.next_timer.is_none_or(|at| mono >= at);
         if due && fix.session().state() == SessionState::Active && self.closing.is_none() {
             let period = self.timer().unwrap_or_default();
@@ -529,7 +534,8 @@ impl<H, D> FixEndpoint<H, D> {
     ) -> Result<(), Error> {
         if self.closing.is_none() {
             self.closing = Some(requested);
-            fix.logout(now, text)?;
+            fix.session_mut().logout(now, text)?;
+            fix.flush()?;
         }
         Ok(())
     }

@@ -19,8 +19,7 @@ pub enum Timeout {
     Stale(Duration),
     /// A response took longer than this.
     Request(Duration),
-    /// The FIX counterparty went silent: a TestRequest (or the Logon, or the Logout) went
-    /// unanswered.
+    /// The FIX counterparty went silent: its heartbeat, then our TestRequest, went unanswered.
     TestRequest,
 }
 
@@ -31,7 +30,9 @@ impl fmt::Display for Timeout {
             Timeout::Pong(d) => write!(f, "no pong within {d:?} of a ping"),
             Timeout::Stale(d) => write!(f, "no data message for {d:?}"),
             Timeout::Request(d) => write!(f, "no complete response within the timeout ({d:?})"),
-            Timeout::TestRequest => f.write_str("no answer from the FIX counterparty"),
+            Timeout::TestRequest => {
+                f.write_str("no heartbeat from the counterparty (TestRequest unanswered)")
+            }
         }
     }
 }
@@ -124,9 +125,7 @@ impl From<crate::fix::session::SessionError> for Error {
     fn from(e: crate::fix::session::SessionError) -> Self {
         use crate::fix::session::SessionError;
         match e {
-            SessionError::HeartbeatTimeout | SessionError::LogonTimeout => {
-                Error::Timeout(Timeout::TestRequest)
-            }
+            SessionError::HeartbeatTimeout => Error::Timeout(Timeout::TestRequest),
             other => Error::Fix(other),
         }
     }
@@ -228,3 +227,62 @@ disconnect_from!(
     #[cfg(feature = "fix")]
     crate::fix::codec::FixError,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_layer_keeps_its_type() {
+        let refused = Disconnect::from(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert!(matches!(refused, Disconnect::Error(Error::Io(_))));
+        assert!(!refused.is_clean());
+        #[cfg(feature = "ws")]
+        assert!(matches!(
+            Disconnect::from(crate::ws::WsError::InvalidUtf8),
+            Disconnect::Error(Error::Ws(crate::ws::WsError::InvalidUtf8))
+        ));
+        #[cfg(feature = "http")]
+        assert!(matches!(
+            Disconnect::from(crate::http::HttpError::ContentLength),
+            Disconnect::Error(Error::Http(crate::http::HttpError::ContentLength))
+        ));
+        #[cfg(feature = "fix")]
+        {
+            use crate::fix::session::SessionError;
+            let lost = Disconnect::from(SessionError::HeartbeatTimeout);
+            assert!(matches!(
+                lost,
+                Disconnect::Error(Error::Timeout(Timeout::TestRequest))
+            ));
+            assert!(lost
+                .to_string()
+                .contains("no heartbeat from the counterparty"));
+            assert!(matches!(
+                Disconnect::from(SessionError::LogonRejected),
+                Disconnect::Error(Error::Fix(SessionError::LogonRejected))
+            ));
+        }
+        #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+        {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidData,
+                crate::stream::tls::TlsError::Certificate("expired".into()),
+            );
+            assert!(matches!(
+                Error::from_io(e),
+                Error::Tls(crate::stream::tls::TlsError::Certificate(_))
+            ));
+        }
+        let closed = Disconnect::Closed {
+            code: Some(1000),
+            reason: "bye".into(),
+        };
+        assert!(closed.is_clean() && closed.error().is_none());
+        assert_eq!(closed.to_string(), "closed by the peer (1000): bye");
+        assert_eq!(
+            Disconnect::from(Timeout::Pong(Duration::from_millis(750))).to_string(),
+            "no pong within 750ms of a ping"
+        );
+    }
+}
