@@ -11,14 +11,13 @@
 //! Each endpoint subscribes on connect, counts messages into the shared [`Book`] and checks the
 //! venue's sequence numbers; the service reconnects any feed that drops.
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use hotwire::select::{MioSelector, Selector};
-use hotwire::service::ws::{WsConn, WsEndpoint, WsHandler};
-use hotwire::service::{Event, Flow};
+use hotwire::service::ws::{WsEndpoint, WsHandler, WsOut};
+use hotwire::service::{Error, Event, Flow};
 use hotwire::stream::tls::TlsConfig;
-use hotwire::ws::{Frame, OpCode, WsError};
+use hotwire::ws::{Frame, OpCode};
 
 /// State shared by every endpoint of the service (no locks: one thread).
 #[derive(Debug, Default)]
@@ -35,12 +34,18 @@ struct Feed {
 }
 
 impl WsHandler<Book> for Feed {
-    fn on_open(&mut self, ws: &mut WsConn, _: &mut Book) -> Result<(), WsError> {
+    fn on_open(&mut self, ws: &mut WsOut<'_>, _: &mut Book) -> Result<(), Error> {
         self.last_seq = 0;
-        ws.send_text(&format!(r#"{{"op":"subscribe","feed":{}}}"#, self.index))
+        ws.send_text(&format!(r#"{{"op":"subscribe","feed":{}}}"#, self.index))?;
+        Ok(())
     }
 
-    fn on_frame(&mut self, frame: Frame<'_>, book: &mut Book) -> io::Result<Flow> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        _: &mut WsOut<'_>,
+        book: &mut Book,
+    ) -> Result<Flow, Error> {
         if frame.opcode() == OpCode::Text {
             book.messages[self.index] += 1;
             if let Some(seq) = sequence(frame.payload()) {
@@ -72,7 +77,7 @@ fn sequence(payload: &[u8]) -> Option<u64> {
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
-fn main() -> io::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let base = args.first().map_or("ws://127.0.0.1:9001", String::as_str);
     let ca = args.get(1).filter(|c| c.as_str() != "-");

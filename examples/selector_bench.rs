@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use hotwire::select::uring::{SqPoll, UringConfig, UringRing};
 use hotwire::select::{DirectSelector, MioSelector, Selector, UringSelector};
-use hotwire::service::{ConnectAddr, Dial, Endpoint, Flow, KernelDial, Policy, UringDial};
+use hotwire::service::{
+    ConnectAddr, Dial, Disconnect, Endpoint, Error, Flow, KernelDial, Policy, UringDial,
+};
 use hotwire::stream::{would_block, TcpOptions};
 
 const MSG: usize = 64;
@@ -120,10 +122,10 @@ impl<D: Dial> Endpoint for Probe<D> {
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.addr.ip().to_string(), self.addr.port())
     }
-    fn create_target(&mut self, addr: SocketAddr, _: &mut ()) -> io::Result<D::Stream> {
-        self.dial.dial(addr)
+    fn create_target(&mut self, addr: SocketAddr, _: &mut ()) -> Result<D::Stream, Error> {
+        Ok(self.dial.dial(addr)?)
     }
-    fn poll(&mut self, s: &mut D::Stream, _: &mut ()) -> io::Result<Flow> {
+    fn poll(&mut self, s: &mut D::Stream, _: &mut ()) -> Result<Flow, Disconnect> {
         if self.done == 0 && self.got == 0 && self.received == 0 && !self.finished {
             // First poll after connecting: say what we want.
             let mut cmd = [b'E'; 9];
@@ -163,7 +165,7 @@ impl<D: Dial> Endpoint for Probe<D> {
                     }
                 }
                 Err(e) if would_block(&e) => return Ok(Flow::Continue),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }

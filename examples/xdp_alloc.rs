@@ -58,14 +58,20 @@ struct Handler {
 }
 
 impl<S: Stream> WsHandler<Count, S> for Handler {
-    fn on_frame(&mut self, frame: Frame<'_>, count: &mut Count) -> io::Result<Flow> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        _: &mut hotwire::service::ws::WsOut<'_, S>,
+        count: &mut Count,
+    ) -> Result<Flow, hotwire::service::Error> {
         if frame.opcode() == OpCode::Text {
             if let Some(p) = &self.payload {
                 if frame.payload() != p.as_bytes() {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "the echo differs from what was sent",
-                    ));
+                    )
+                    .into());
                 }
                 self.outstanding = false;
             }

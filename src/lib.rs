@@ -57,3 +57,38 @@ pub mod app;
 pub mod config;
 #[cfg(feature = "gateway")]
 pub mod gateway;
+
+/// The README's code blocks, compiled as doc tests (its "Use as a library" section among them).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The types a program built on hotwire names most: `use hotwire::prelude::*;`.
+///
+/// Selectors and the service; for each protocol compiled in, its endpoint, handler trait and send
+/// handle; the typed errors. Everything here also lives at its own path.
+pub mod prelude {
+    pub use crate::select::{DirectSelector, MioSelector, Selector};
+    pub use crate::service::{
+        Disconnect, Endpoint, EndpointId, Error, Event, Flow, IoService, Policy, Timeout,
+    };
+    pub use crate::stream::TcpOptions;
+
+    #[cfg(feature = "ws")]
+    pub use crate::service::ws::{WsEndpoint, WsHandler, WsOut};
+    #[cfg(feature = "ws")]
+    pub use crate::ws::{Frame, OpCode, WsError};
+
+    #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+    pub use crate::http::{
+        HttpEndpoint, HttpError, HttpHandler, HttpOut, Request, RequestSpec, Response,
+    };
+
+    #[cfg(all(feature = "fix", any(feature = "tls-rustls", feature = "tls-openssl")))]
+    pub use crate::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
+    #[cfg(feature = "fix")]
+    pub use crate::fix::{Now, SessionConfig, Version};
+
+    #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+    pub use crate::stream::tls::{TlsConfig, TlsConnector};
+}

@@ -308,7 +308,7 @@ fix = {{ sender = "HW", target = "VENUE", order_rate = 200.0, store = "{store}" 
     let stderr = String::from_utf8_lossy(&out.stderr);
     // The feed ends by design (count=1500); the REST and FIX sessions are never lost.
     for lost in stderr.lines().filter(|l| l.contains("WARN")) {
-        assert!(lost.contains("feed: closed by the venue"), "{lost}");
+        assert!(lost.contains("feed: closed by the peer"), "{lost}");
     }
     // The FIX store kept the sequence numbers for the next session.
     assert!(
@@ -543,7 +543,7 @@ fix = {{ sender = "HW", target = "VENUE", order_rate = 200.0, store = "{store}" 
     // rustls reports (on mio too). REST and FIX sessions are never lost.
     for lost in stderr.lines().filter(|l| l.contains("WARN")) {
         assert!(
-            lost.contains("closed by the venue") || lost.contains("close_notify"),
+            lost.contains("closed by the peer") || lost.contains("close_notify"),
             "{lost}"
         );
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hotwire::fix::codec::{
     Decimal, Encoder, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
 };
-use hotwire::fix::session::{Action, MemoryStore, Now, Session, State};
+use hotwire::fix::session::{Action, MemoryStore, Now, Session, SessionState};
 use hotwire::fix::{SessionConfig, Version};
 
 mod alloc_counter;
@@ -130,7 +130,7 @@ fn session_handles_execution_reports_without_allocating() {
     let logon = enc.finish().unwrap().to_vec();
     let msg = Message::parse_frame(&logon).unwrap();
     assert_eq!(session.handle(now(1), &msg).unwrap(), Action::LoggedOn);
-    assert_eq!(session.state(), State::Active);
+    assert_eq!(session.state(), SessionState::Active);
     let mut buf = Vec::with_capacity(4096);
     encode_report(&mut enc, 2);
     buf.extend_from_slice(enc.finish().unwrap());

@@ -6,7 +6,6 @@
 mod fix_support;
 mod util;
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use fix_support::{Executor, SessionSpec, EXECUTOR};
@@ -15,7 +14,7 @@ use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::{MioSelector, Selector};
-use hotwire::service::{Disconnect, Event, Flow, Policy, State};
+use hotwire::service::{Disconnect, EndpointState, Error, Event, Flow, Policy};
 
 #[derive(Debug, Default)]
 struct Desk {
@@ -30,7 +29,12 @@ struct Orders {
 }
 
 impl FixHandler<Desk> for Orders {
-    fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, desk: &mut Desk) -> io::Result<()> {
+    fn on_logon(
+        &mut self,
+        out: &mut FixOutbox<'_>,
+        now: Now,
+        desk: &mut Desk,
+    ) -> Result<(), Error> {
         desk.logons += 1;
         let version = out.session().config().version;
         for i in 0..self.count {
@@ -57,7 +61,7 @@ impl FixHandler<Desk> for Orders {
         _: &mut FixOutbox<'_>,
         _: Now,
         desk: &mut Desk,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, Error> {
         assert_eq!(msg.msg_type(), MsgType::ExecutionReport, "{msg:?}");
         let er = ExecReport::from_message(&msg).expect("report");
         assert!(er.cl_ord_id.starts_with(self.prefix.as_bytes()));
@@ -81,13 +85,16 @@ impl FixHandler<Desk> for Orders {
 fn run_once(port: u16, store: &std::path::Path, prefix: &'static str) -> Desk {
     let mut config = SessionConfig::new(Version::Fix44, "CLIENTEP", EXECUTOR);
     config.heartbeat_interval = Duration::from_secs(5);
-    let endpoint = FixEndpoint::new("127.0.0.1", port, config, Orders { count: 200, prefix })
-        .with_file_store(store)
-        .with_policy(Policy {
-            timer: Some(Duration::from_millis(100)),
-            reconnect: false,
-            ..Policy::default()
-        });
+    // The default policy reconnects after failures, not after the handler's own close: the
+    // endpoint must stop after one Logon (a second would resend every order from on_logon).
+    let endpoint = FixEndpoint::new(
+        &format!("fix://127.0.0.1:{port}"),
+        config,
+        Orders { count: 200, prefix },
+    )
+    .unwrap()
+    .with_file_store(store)
+    .with_policy(Policy::default());
     let mut service = MioSelector::new()
         .unwrap()
         .into_io_service_with_context()
@@ -95,7 +102,7 @@ fn run_once(port: u16, store: &std::path::Path, prefix: &'static str) -> Desk {
     let id = service.register(endpoint);
     let mut desk = Desk::default();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while service.state(id) != State::Stopped {
+    while service.state(id) != EndpointState::Stopped {
         assert!(
             Instant::now() < deadline,
             "endpoint did not finish: {desk:?}"

@@ -21,7 +21,7 @@ use hotwire::fix::orders::{ExecReport, NewOrder, Side};
 use hotwire::fix::session::{FileStore, MessageStore};
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::{MioSelector, Selector};
-use hotwire::service::{Flow, Policy, State};
+use hotwire::service::{EndpointState, Flow, Policy};
 use util::ChildGuard;
 
 /// Resident memory may grow by at most this much between the end of the warm-up and the end of
@@ -82,7 +82,12 @@ impl Orders {
 }
 
 impl FixHandler<Desk> for Orders {
-    fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, desk: &mut Desk) -> io::Result<()> {
+    fn on_logon(
+        &mut self,
+        out: &mut FixOutbox<'_>,
+        now: Now,
+        desk: &mut Desk,
+    ) -> Result<(), hotwire::service::Error> {
         while desk.sent < WINDOW.min(self.count) {
             self.send_one(out, now, desk)?;
         }
@@ -95,7 +100,7 @@ impl FixHandler<Desk> for Orders {
         out: &mut FixOutbox<'_>,
         now: Now,
         desk: &mut Desk,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, hotwire::service::Error> {
         assert_eq!(msg.msg_type(), MsgType::ExecutionReport, "{msg:?}");
         let er = ExecReport::from_message(&msg).expect("an execution report");
         assert!(er.is_filled(), "{msg:?}");
@@ -140,14 +145,14 @@ fn long_session(count: u64) {
     let mut config = SessionConfig::new(Version::Fix44, "LONG", "VENUE");
     config.heartbeat_interval = Duration::from_secs(5);
     let endpoint = FixEndpoint::new(
-        "127.0.0.1",
-        fix.port(),
+        &format!("fix://127.0.0.1:{}", fix.port()),
         config,
         Orders {
             count,
             id: String::with_capacity(24),
         },
     )
+    .unwrap()
     .with_file_store(store.path())
     .with_policy(Policy {
         timer: Some(Duration::from_millis(100)),
@@ -165,7 +170,7 @@ fn long_session(count: u64) {
     };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(240);
-    while service.state(id) != State::Stopped {
+    while service.state(id) != EndpointState::Stopped {
         assert!(Instant::now() < deadline, "not finished: {desk:?}");
         service.poll(&mut desk).expect("service poll");
     }

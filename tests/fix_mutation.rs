@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hotwire::fix::codec::{
     checksum, frame_len, Decimal, Encoder, Header, Message, Tag, TimePrecision, UtcTimestamp, SOH,
 };
-use hotwire::fix::session::{MemoryStore, Now, Session, State};
+use hotwire::fix::session::{MemoryStore, Now, Session, SessionState};
 use hotwire::fix::{SessionConfig, Version};
 
 struct Rng(u64);
@@ -194,7 +194,7 @@ fn mutated_messages_never_panic_and_parse_consistently() {
                 let _ = session.on_timer(now(2 + i));
                 let pending = session.pending().len();
                 session.consume(pending);
-                if session.state() == State::Ended {
+                if session.state() == SessionState::Ended {
                     session = new_session();
                 }
             }

@@ -19,7 +19,7 @@ use fix_support::{Executor, SessionSpec, EXECUTOR};
 use hotwire::fix::client::clock;
 use hotwire::fix::codec::{frame_len, Decimal, Message, MsgType};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
-use hotwire::fix::session::{FileStore, MemoryStore, MessageStore, State};
+use hotwire::fix::session::{FileStore, MemoryStore, MessageStore, SessionState};
 use hotwire::fix::{FixEvent, FixSession, SessionConfig, Version};
 use hotwire::select::Selectable;
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
@@ -44,7 +44,7 @@ fn logon<S: Stream, M: MessageStore>(fix: &mut FixSession<S, M>) {
         assert!(Instant::now() < deadline, "logon timed out");
         wait_fd(Selectable::raw_fd(fix), Duration::from_millis(5));
     }
-    assert_eq!(fix.session().state(), State::Active);
+    assert_eq!(fix.session().state(), SessionState::Active);
 }
 
 /// Receives until `done` says so, answering session traffic on the way; panics after TIMEOUT.
@@ -127,7 +127,7 @@ fn logout<S: Stream, M: MessageStore>(fix: &mut FixSession<S, M>) {
                 logged_out.set(true);
             }
         },
-        |f| f.session().state() == State::Ended,
+        |f| f.session().state() == SessionState::Ended,
     );
     assert!(logged_out.get());
 }

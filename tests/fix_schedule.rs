@@ -6,7 +6,6 @@
 
 mod util;
 
-use std::io;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,7 +17,7 @@ use hotwire::fix::schedule::Schedule;
 use hotwire::fix::session::MessageStore;
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::{MioSelector, Selector};
-use hotwire::service::{Disconnect, Event, Flow, Policy, State};
+use hotwire::service::{Disconnect, EndpointState, Event, Flow, Policy};
 use util::ChildGuard;
 
 fn venue(fix: SocketAddr) -> ChildGuard {
@@ -61,7 +60,12 @@ struct Desk {
 struct Trader;
 
 impl FixHandler<Desk> for Trader {
-    fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, desk: &mut Desk) -> io::Result<()> {
+    fn on_logon(
+        &mut self,
+        out: &mut FixOutbox<'_>,
+        now: Now,
+        desk: &mut Desk,
+    ) -> Result<(), hotwire::service::Error> {
         let logon_seq = out.session().store().next_sender_seq() - 1;
         desk.logons.push((logon_seq, epoch_secs()));
         let version = out.session().config().version;
@@ -88,14 +92,14 @@ impl FixHandler<Desk> for Trader {
         _: &mut FixOutbox<'_>,
         _: Now,
         _: &mut Desk,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, hotwire::service::Error> {
         Ok(Flow::Continue)
     }
 
     fn on_event(&mut self, event: &Event<'_>, desk: &mut Desk) {
         if let Event::Disconnected { reason, .. } = event {
             desk.ends.push((reason.to_string(), epoch_secs()));
-            if matches!(reason, Disconnect::Requested) {
+            if matches!(reason, Disconnect::PeriodEnd) {
                 desk.requested_ends += 1;
             }
         }
@@ -105,7 +109,8 @@ impl FixHandler<Desk> for Trader {
 fn endpoint(port: u16, schedule: Schedule, store: &std::path::Path) -> FixEndpoint<Trader> {
     let mut config = SessionConfig::new(Version::Fix44, "SCHED", "VENUE");
     config.heartbeat_interval = Duration::from_secs(5);
-    FixEndpoint::new("127.0.0.1", port, config, Trader)
+    FixEndpoint::new(&format!("fix://127.0.0.1:{port}"), config, Trader)
+        .unwrap()
         .with_file_store(store)
         .with_schedule(schedule)
         .with_policy(Policy {
@@ -134,7 +139,7 @@ fn outside_its_window_the_endpoint_makes_no_attempt() {
         assert!(Instant::now() < deadline, "never logged on: {desk:?}");
         service.poll(&mut desk).unwrap();
         if epoch_secs() < opens_at as f64 - 0.05 {
-            assert_eq!(service.state(id), State::Waiting);
+            assert_eq!(service.state(id), EndpointState::Waiting);
             assert_eq!(
                 service.stats(id).attempts,
                 0,
@@ -172,7 +177,7 @@ fn the_period_end_logs_out_and_the_next_period_resets_the_sequence() {
     let id = service.register(endpoint(fix.port(), schedule, store.path()));
     let mut desk = Desk::default();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while desk.logons.len() < 2 || service.state(id) != State::Established {
+    while desk.logons.len() < 2 || service.state(id) != EndpointState::Established {
         assert!(Instant::now() < deadline, "no second session: {desk:?}");
         service.poll(&mut desk).unwrap();
     }
@@ -183,7 +188,7 @@ fn the_period_end_logs_out_and_the_next_period_resets_the_sequence() {
     assert!(desk.logons[0].1 < boundary);
     assert_eq!(desk.requested_ends, 1, "one clean close: {:?}", desk.ends);
     let (reason, ended) = &desk.ends[0];
-    assert_eq!(reason, "closed by the endpoint");
+    assert_eq!(reason, "end of the session period");
     assert!(
         *ended >= boundary && *ended < boundary + 1.5,
         "logged out at {ended}, boundary {boundary}"

@@ -11,13 +11,13 @@
 
 mod util;
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hotwire::select::{MioSelector, Selector};
-use hotwire::service::ws::{WsEndpoint, WsHandler, FRAMES_PER_POLL};
-use hotwire::service::{Flow, Mixed};
+use hotwire::service::ws::{WsEndpoint, WsHandler, WsOut, FRAMES_PER_POLL};
+use hotwire::service::{Error, Flow, Mixed};
 use hotwire::ws::Frame;
 use util::ChildGuard;
 
@@ -38,7 +38,12 @@ struct Slow {
 }
 
 impl WsHandler<Figures> for Slow {
-    fn on_frame(&mut self, frame: Frame<'_>, figures: &mut Figures) -> io::Result<Flow> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        _: &mut WsOut<'_>,
+        figures: &mut Figures,
+    ) -> Result<Flow, Error> {
         if !frame.opcode().is_control() {
             figures.messages += 1;
             let until = Instant::now() + self.work;

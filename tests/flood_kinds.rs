@@ -102,7 +102,12 @@ struct Figures {
 struct Count;
 
 impl WsHandler<Figures> for Count {
-    fn on_frame(&mut self, frame: Frame<'_>, f: &mut Figures) -> io::Result<Flow> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        _: &mut hotwire::service::ws::WsOut<'_>,
+        f: &mut Figures,
+    ) -> Result<Flow, hotwire::service::Error> {
         match frame.opcode() {
             OpCode::Ping => f.pings += 1,
             OpCode::Continuation | OpCode::Text | OpCode::Binary => {

@@ -94,13 +94,13 @@ fn pool_reuses_verified_tls_connections() {
     for i in 0..1000 {
         let target = format!("/data/small.txt?pool-{i}");
         let answer = pool.request(&url, &Request::get(&target)).unwrap();
-        assert_eq!(answer.response().unwrap().body(), b"small file\n");
+        assert_eq!(answer.response().body(), b"small file\n");
     }
     let plain = HttpUrl::parse(&n.url("/")).unwrap();
     let answer = pool
         .request(&plain, &Request::get("/empty?pool-plain"))
         .unwrap();
-    assert_eq!(answer.response().unwrap().status(), 204);
+    assert_eq!(answer.response().status(), 204);
     drop(answer);
     let stats = pool.stats();
     assert_eq!((stats.connects, stats.reuses, stats.retries), (2, 999, 0));
@@ -354,7 +354,7 @@ fn probe_prints_status_body_and_percentiles() {
 fn endpoint_runs_a_request_schedule_in_the_io_service() {
     use hotwire::http::{HttpEndpoint, RequestSpec};
     use hotwire::select::{MioSelector, Selector};
-    use hotwire::service::State;
+    use hotwire::service::EndpointState;
 
     if !nginx::available() {
         return;
@@ -369,13 +369,16 @@ fn endpoint_runs_a_request_schedule_in_the_io_service() {
         ]
     };
     let histogram = || hdrhistogram::Histogram::<u64>::new(3).unwrap();
-    let plain = HttpEndpoint::new(&n.url("/"), schedule("ep-plain"), histogram())
+    let plain = HttpEndpoint::new(&n.url("/"), histogram())
+        .and_then(|e| e.with_requests(schedule("ep-plain")))
         .unwrap()
         .with_pipeline(4);
-    let tls = HttpEndpoint::new(&n.tls_url("/"), schedule("ep-tls"), histogram())
+    let tls = HttpEndpoint::new(&n.tls_url("/"), histogram())
+        .and_then(|e| e.with_requests(schedule("ep-tls")))
         .unwrap()
         .with_tls(connector(&n, TlsBackend::Openssl));
-    let paced = HttpEndpoint::new(&n.url("/"), schedule("ep-paced"), histogram())
+    let paced = HttpEndpoint::new(&n.url("/"), histogram())
+        .and_then(|e| e.with_requests(schedule("ep-paced")))
         .unwrap()
         .with_interval(Some(Duration::from_millis(20)));
     let mut service = MioSelector::new()
@@ -396,17 +399,17 @@ fn endpoint_runs_a_request_schedule_in_the_io_service() {
         service.poll(&mut ()).unwrap();
     }
     for (id, tag) in ids.iter().zip(["ep-plain", "ep-tls", "ep-paced"]) {
-        assert_eq!(service.state(*id), State::Established, "{tag}");
+        assert_eq!(service.state(*id), EndpointState::Established, "{tag}");
         assert_eq!(service.stats(*id).connects, 1, "{tag}");
         let ep = service.endpoint(*id);
         let stats = ep.stats();
         assert_eq!(stats.by_class[2], stats.responses, "{tag}: all 2xx");
         assert_eq!(
-            ep.hook().len(),
+            ep.handler().len(),
             stats.responses,
             "{tag}: one latency per response"
         );
-        assert!(ep.hook().value_at_quantile(0.5) > 0);
+        assert!(ep.handler().value_at_quantile(0.5) > 0);
         let log = n.log_of(tag, stats.responses as usize);
         assert!(log.len() as u64 >= stats.responses, "{tag}");
         assert!(

@@ -4,7 +4,7 @@
 //! on its IO thread (WebSocket endpoints do the same with `FRAMES_PER_POLL`).
 #![cfg(all(feature = "http", feature = "fix"))]
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,7 +12,7 @@ use hotwire::fix::codec::{Encoder, Header, Message, TimePrecision, UtcTimestamp}
 use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox, MESSAGES_PER_POLL};
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::http::endpoint::RESPONSES_PER_POLL;
-use hotwire::http::{HttpEndpoint, HttpHook, RequestSpec, Response};
+use hotwire::http::{HttpEndpoint, HttpHandler, HttpOut, RequestSpec, Response};
 use hotwire::service::{Endpoint, Flow};
 use hotwire::stream::TcpStream;
 
@@ -20,8 +20,14 @@ use hotwire::stream::TcpStream;
 #[derive(Default)]
 struct Count(usize);
 
-impl HttpHook<()> for Count {
-    fn on_response(&mut self, _: &Response<'_>, _: Duration, _: &mut ()) -> io::Result<Flow> {
+impl HttpHandler<()> for Count {
+    fn on_response(
+        &mut self,
+        _: &Response<'_>,
+        _: Duration,
+        _: &mut HttpOut<'_>,
+        _: &mut (),
+    ) -> Result<Flow, hotwire::service::Error> {
         self.0 += 1;
         Ok(Flow::Continue)
     }
@@ -34,7 +40,7 @@ impl FixHandler<(), TcpStream> for Count {
         _: &mut FixOutbox<'_, TcpStream>,
         _: Now,
         _: &mut (),
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, hotwire::service::Error> {
         self.0 += 1;
         Ok(Flow::Continue)
     }
@@ -105,7 +111,8 @@ fn http_server() -> (SocketAddr, std::thread::JoinHandle<()>) {
 fn a_deep_http_pipeline_yields_after_its_budget() {
     let (addr, server) = http_server();
     let url = format!("http://{addr}/");
-    let mut endpoint = HttpEndpoint::new(&url, vec![RequestSpec::get("/")], Count::default())
+    let mut endpoint = HttpEndpoint::new(&url, Count::default())
+        .and_then(|e| e.with_requests(vec![RequestSpec::get("/")]))
         .expect("endpoint")
         .with_pipeline(1024);
     let mut conn = endpoint.create_target(addr, &mut ()).expect("connect");
@@ -113,7 +120,7 @@ fn a_deep_http_pipeline_yields_after_its_budget() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let total = 4 * 1024;
-    let (largest, more) = drain(&mut endpoint, &mut conn, total, |e| e.hook().0);
+    let (largest, more) = drain(&mut endpoint, &mut conn, total, |e| e.handler().0);
     eprintln!("http: at most {largest} responses per poll, {more} polls asked for more");
     assert_eq!(largest, RESPONSES_PER_POLL);
     assert!(more >= 1, "no poll yielded");
@@ -176,7 +183,8 @@ fn a_flooding_fix_session_yields_after_its_budget() {
     let n = 5000;
     let (addr, server) = fix_flooder(n);
     let config = SessionConfig::new(Version::Fix44, "HOTWIRE", "VENUE");
-    let mut endpoint = FixEndpoint::new("127.0.0.1", addr.port(), config, Count::default());
+    let mut endpoint =
+        FixEndpoint::new(&format!("fix://{addr}"), config, Count::default()).expect("endpoint");
     let mut fix = endpoint.create_target(addr, &mut ()).expect("connect");
     // The service's Connecting phase: TCP connect and Logon sent, until the Logon answer.
     let deadline = Instant::now() + Duration::from_secs(10);

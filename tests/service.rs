@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use hotwire::select::{DirectSelector, MioSelector, Selector};
 use hotwire::service::{
-    ConnectAddr, Dial, Endpoint, Event, Flow, IoService, KernelDial, Policy, State,
+    ConnectAddr, Dial, Disconnect, Endpoint, EndpointState, Error, Event, Flow, IoService,
+    KernelDial, Policy,
 };
 use hotwire::stream::{would_block, TcpOptions, TcpStream};
 
@@ -121,18 +122,18 @@ impl<D: Dial> Endpoint<Seen> for Pinger<D> {
         ConnectAddr::new(self.host.clone(), self.port)
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<D::Stream> {
-        self.dial.dial(addr)
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> Result<D::Stream, Error> {
+        Ok(self.dial.dial(addr)?)
     }
 
-    fn poll(&mut self, target: &mut D::Stream, seen: &mut Seen) -> io::Result<Flow> {
+    fn poll(&mut self, target: &mut D::Stream, seen: &mut Seen) -> Result<Flow, Disconnect> {
         let mut buf = [0u8; 1024];
         loop {
             match target.read(&mut buf) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
                 Ok(n) => *seen.echoed.entry(self.name.clone()).or_default() += n,
                 Err(e) if would_block(&e) => return Ok(Flow::Continue),
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -151,7 +152,12 @@ impl<D: Dial> Endpoint<Seen> for Pinger<D> {
         }
     }
 
-    fn on_timer(&mut self, target: &mut D::Stream, _: Instant, _: &mut Seen) -> io::Result<Flow> {
+    fn on_timer(
+        &mut self,
+        target: &mut D::Stream,
+        _: Instant,
+        _: &mut Seen,
+    ) -> Result<Flow, Disconnect> {
         // Five bytes always fit an idle connection's send buffer (kernel or ring).
         let n = target.write(b"ping\n")?;
         assert_eq!(n, 5, "a short write of a ping");
@@ -220,7 +226,7 @@ fn a_failing_endpoint_on<S: Selector, D: Dial + Clone>(selector: S, dial: D) {
         seen.echoed.get("good"),
         seen.disconnects.get("bad")
     );
-    assert_eq!(service.state(good), State::Established);
+    assert_eq!(service.state(good), EndpointState::Established);
     assert_eq!(
         seen.connected.get("good"),
         Some(&1),
@@ -259,7 +265,9 @@ fn reconnect_after_restart_on<S: Selector, D: Dial + Clone>(selector: S, dial: D
         &mut service,
         &mut seen,
         Duration::from_secs(10),
-        |svc, _| ids.iter().all(|&id| svc.state(id) == State::Established)
+        |svc, _| ids
+            .iter()
+            .all(|&id| svc.state(id) == EndpointState::Established)
     ));
     server.stop();
     // Everyone notices, then keeps failing (refused) while the server is down.
@@ -301,7 +309,7 @@ fn an_unknown_host_is_reported_and_retried() {
         "{:?}",
         seen.disconnects
     );
-    assert_ne!(service.state(id), State::Established);
+    assert_ne!(service.state(id), EndpointState::Established);
 }
 
 #[test]
@@ -360,7 +368,9 @@ fn fifty_endpoints_on<S: Selector, D: Dial + Clone>(selector: S, dial: D) {
         &mut service,
         &mut seen,
         Duration::from_secs(10),
-        |svc, _| ids.iter().all(|&id| svc.state(id) == State::Established)
+        |svc, _| ids
+            .iter()
+            .all(|&id| svc.state(id) == EndpointState::Established)
     ));
     // All connects run in parallel: far less than 50 sequential handshakes' worth of waiting.
     assert!(
@@ -423,16 +433,16 @@ impl Endpoint<Seen> for Listener {
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new("127.0.0.1", self.port)
     }
-    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<TcpStream> {
-        TcpStream::connect(addr, &TcpOptions::default())
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> Result<TcpStream, Error> {
+        Ok(TcpStream::connect(addr, &TcpOptions::default())?)
     }
-    fn poll(&mut self, target: &mut TcpStream, _: &mut Seen) -> io::Result<Flow> {
+    fn poll(&mut self, target: &mut TcpStream, _: &mut Seen) -> Result<Flow, Disconnect> {
         let mut buf = [0u8; 64];
         match target.read(&mut buf) {
-            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(0) => Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
             Ok(_) => Ok(Flow::Continue),
             Err(e) if would_block(&e) => Ok(Flow::Continue),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
     fn on_event(&mut self, event: &Event<'_>, seen: &mut Seen) {
@@ -460,8 +470,8 @@ fn different_endpoint_kinds_share_one_service() {
         &mut service,
         &mut seen,
         Duration::from_secs(10),
-        |svc, s| svc.state(a) == State::Established
-            && svc.state(b) == State::Established
+        |svc, s| svc.state(a) == EndpointState::Established
+            && svc.state(b) == EndpointState::Established
             && s.echoed.get("pinger").copied().unwrap_or(0) >= 50
     ));
     assert_eq!(seen.connected.get("listener"), Some(&1));
@@ -478,10 +488,10 @@ impl Endpoint<Seen> for Spinner {
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new("127.0.0.1", self.port)
     }
-    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> io::Result<TcpStream> {
-        TcpStream::connect(addr, &TcpOptions::default())
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> Result<TcpStream, Error> {
+        Ok(TcpStream::connect(addr, &TcpOptions::default())?)
     }
-    fn poll(&mut self, _: &mut TcpStream, _: &mut Seen) -> io::Result<Flow> {
+    fn poll(&mut self, _: &mut TcpStream, _: &mut Seen) -> Result<Flow, Disconnect> {
         self.polls += 1;
         Ok(Flow::More)
     }
@@ -514,6 +524,105 @@ fn an_endpoint_with_more_work_is_polled_again_without_starving_the_others() {
         unreachable!()
     };
     assert!(spinner.polls > 100, "polled {} times", spinner.polls);
+}
+
+/// An endpoint that closes on purpose on its first poll.
+struct Closer {
+    port: u16,
+    policy: Policy,
+    reasons: Vec<String>,
+}
+
+impl Endpoint<Seen> for Closer {
+    type Target = TcpStream;
+    fn address(&self) -> ConnectAddr {
+        ConnectAddr::new("127.0.0.1", self.port)
+    }
+    fn create_target(&mut self, addr: SocketAddr, _: &mut Seen) -> Result<TcpStream, Error> {
+        Ok(TcpStream::connect(addr, &TcpOptions::default())?)
+    }
+    fn poll(&mut self, _: &mut TcpStream, _: &mut Seen) -> Result<Flow, Disconnect> {
+        Ok(Flow::Close)
+    }
+    fn on_event(&mut self, event: &Event<'_>, _: &mut Seen) {
+        if let Event::Disconnected { reason, retry_in } = event {
+            assert!(matches!(reason, Disconnect::Requested), "{reason}");
+            assert!(reason.is_clean());
+            self.reasons.push(format!("{reason}, retry {retry_in:?}"));
+        }
+    }
+    fn policy(&self) -> Policy {
+        self.policy.clone()
+    }
+}
+
+#[test]
+fn a_close_on_purpose_does_not_reconnect_unless_the_policy_asks() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let fast = Policy {
+        backoff_initial: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(20),
+        ..Policy::default()
+    };
+    assert!(fast.reconnect && !fast.reconnect_after_close);
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    let once = service.register(Closer {
+        port: server.addr.port(),
+        policy: fast.clone(),
+        reasons: Vec::new(),
+    });
+    let again = service.register(Closer {
+        port: server.addr.port(),
+        policy: Policy {
+            reconnect_after_close: true,
+            ..fast
+        },
+        reasons: Vec::new(),
+    });
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, _| svc.stats(again).connects >= 3
+    ));
+    assert_eq!(service.state(once), EndpointState::Stopped);
+    assert_eq!(service.stats(once).connects, 1);
+    assert_eq!(
+        service.endpoint(once).reasons,
+        ["closed by the endpoint, retry None"]
+    );
+}
+
+#[test]
+fn a_poll_with_work_left_over_does_not_wait_for_the_timeout() {
+    let server = EchoServer::start("127.0.0.1:0");
+    let mut service = MioSelector::new()
+        .unwrap()
+        .into_io_service_with_context()
+        .with_poll_timeout(Duration::from_millis(200));
+    let id = service.register(Spinner {
+        port: server.addr.port(),
+        polls: 0,
+    });
+    let mut seen = Seen::default();
+    assert!(run_until(
+        &mut service,
+        &mut seen,
+        Duration::from_secs(10),
+        |svc, _| svc.endpoint(id).polls >= 1
+    ));
+    // The spinner returns Flow::More every time: no round may wait in the selector.
+    let start = Instant::now();
+    for _ in 0..50 {
+        service.poll(&mut seen).unwrap();
+    }
+    let took = start.elapsed();
+    assert!(service.endpoint(id).polls >= 51);
+    assert!(
+        took < Duration::from_millis(200),
+        "50 rounds with a backlog took {took:?} (a 200 ms poll timeout each would be 10 s)"
+    );
 }
 
 /// The same service tests on the io_uring selector: its own streams (multishot receive into

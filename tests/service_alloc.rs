@@ -12,12 +12,11 @@
 //! thread running the service is measured.
 #![cfg(all(feature = "ws", feature = "venue"))]
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use hotwire::app::venue::{Venue, VenueArgs};
 use hotwire::select::{MioSelector, Selector};
-use hotwire::service::ws::{WsEndpoint, WsHandler};
+use hotwire::service::ws::{WsEndpoint, WsHandler, WsOut};
 use hotwire::service::{Dial, Flow, KernelDial};
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
 use hotwire::ws::{Frame, OpCode};
@@ -34,7 +33,12 @@ struct Count {
 
 struct Counter;
 impl<S: hotwire::stream::Stream> WsHandler<Count, S> for Counter {
-    fn on_frame(&mut self, frame: Frame<'_>, count: &mut Count) -> io::Result<Flow> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        _: &mut WsOut<'_, S>,
+        count: &mut Count,
+    ) -> Result<Flow, hotwire::service::Error> {
         if frame.opcode() == OpCode::Text {
             count.messages += 1;
             count.bytes += frame.payload().len() as u64;
@@ -157,7 +161,12 @@ struct Echoer {
 }
 
 impl<S: hotwire::stream::Stream> WsHandler<Count, S> for Echoer {
-    fn on_frame(&mut self, frame: Frame<'_>, count: &mut Count) -> io::Result<Flow> {
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        _: &mut WsOut<'_, S>,
+        count: &mut Count,
+    ) -> Result<Flow, hotwire::service::Error> {
         if frame.opcode() == OpCode::Text {
             assert_eq!(frame.payload(), &self.payload[..]);
             count.messages += 1;
@@ -252,6 +261,74 @@ fn sending_does_not_allocate_either() {
         rustls as u64 <= 2 * n,
         "rustls: {rustls} allocations for {n} round trips"
     );
+}
+
+/// Answers every echo from inside `on_frame`, while the echoed frame is still borrowed: the
+/// request/reply pattern of order entry over WebSocket, and of an application-level ping answered
+/// by the handler.
+struct Replier {
+    payload: &'static str,
+}
+
+impl<S: hotwire::stream::Stream> WsHandler<Count, S> for Replier {
+    fn on_open(
+        &mut self,
+        ws: &mut WsOut<'_, S>,
+        _: &mut Count,
+    ) -> Result<(), hotwire::service::Error> {
+        ws.send_text(self.payload)?;
+        Ok(())
+    }
+
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        ws: &mut WsOut<'_, S>,
+        count: &mut Count,
+    ) -> Result<Flow, hotwire::service::Error> {
+        if frame.opcode() == OpCode::Text {
+            assert_eq!(frame.payload(), self.payload.as_bytes());
+            count.messages += 1;
+            ws.send_text(self.payload)?;
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+/// Round trips answered from inside the handler: allocations over `n` after 1,000 to warm up.
+fn replies_from_the_handler(url: &str, tls: Option<TlsConfig>, n: u64) -> usize {
+    let mut endpoint = WsEndpoint::new(
+        url,
+        Replier {
+            payload: "{\"op\":\"order\",\"px\":101.25,\"qty\":3}",
+        },
+    )
+    .unwrap();
+    if let Some(tls) = tls {
+        endpoint = endpoint.with_tls(tls.build().unwrap());
+    }
+    let mut service = MioSelector::new().unwrap().into_io_service_with_context();
+    service.register(endpoint);
+    let mut count = Count::default();
+    run_to(&mut service, &mut count, 1_000);
+    let before = allocs();
+    run_to(&mut service, &mut count, 1_000 + n);
+    allocs() - before
+}
+
+#[test]
+fn replies_sent_from_inside_the_handler_do_not_allocate() {
+    let v = venue();
+    let n = 5_000;
+    let plain = replies_from_the_handler(&format!("ws://{}/echo", v.ws_addr), None, n);
+    assert_eq!(plain, 0, "plain: {plain} allocations for {n} replies");
+    let tls = TlsConfig {
+        backend: TlsBackend::Openssl,
+        ..TlsConfig::with_ca_file(v.ca_pem.clone().unwrap())
+    };
+    let wss = format!("wss://localhost:{}/echo", v.wss_addr.unwrap().port());
+    let openssl = replies_from_the_handler(&wss, Some(tls), n);
+    assert_eq!(openssl, 0, "OpenSSL: {openssl} allocations for {n} replies");
 }
 
 /// The io_uring selector's own streams (multishot receive into provided buffers, sends through

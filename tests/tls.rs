@@ -424,3 +424,67 @@ fn client_certificates_authenticate_the_client() {
         );
     }
 }
+
+#[test]
+fn configuration_hooks_reach_the_server_with_both_backends() {
+    if !have_openssl() {
+        return;
+    }
+    let pki = TestPki::new();
+    for backend in BACKENDS {
+        // The server accepts only the protocol the hook offers: a negotiated "hook/1" was seen by it.
+        let (_server, port) = util::s_server(
+            &pki.server_cert,
+            &pki.server_key,
+            util::TlsVersion::Any,
+            1,
+            &["-alpn", "hook/1"],
+        );
+        let mut config = TlsConfig {
+            // Replaced by the hooks, which run last.
+            alpn: vec!["http/1.1".into()],
+            ..trusting(&pki, backend)
+        };
+        config = config
+            .with_rustls_config(|c| {
+                c.alpn_protocols = vec![b"hook/1".to_vec()];
+                Ok(())
+            })
+            .with_openssl_builder(|b| {
+                b.set_alpn_protos(b"\x06hook/1")?;
+                Ok(())
+            });
+        let mut s = connect(port, "localhost", &config).unwrap();
+        wait_connected(&mut s, T).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        assert_eq!(s.alpn_protocol(), Some(&b"hook/1"[..]), "{backend:?}");
+        assert_eq!(
+            exchange(&mut s, "hooked"),
+            reversed("hooked"),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_hook_fails_the_build_with_its_message() {
+    let pki = TestPki::new();
+    let rustls = trusting(&pki, TlsBackend::Rustls)
+        .with_rustls_config(|_| Err("no cipher suite for this venue".into()));
+    let e = rustls.build().unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(
+        e.to_string().contains("no cipher suite for this venue"),
+        "{e}"
+    );
+    // An OpenSSL error from the builder comes through `?`.
+    let openssl = trusting(&pki, TlsBackend::Openssl).with_openssl_builder(|b| {
+        b.set_cipher_list("NO-SUCH-CIPHER")?;
+        Ok(())
+    });
+    let e = openssl.build().unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("OpenSSL configuration hook"), "{e}");
+    // Only the backend in use runs its hook.
+    let other = trusting(&pki, TlsBackend::Rustls).with_openssl_builder(|_| Err("ran".into()));
+    other.build().unwrap();
+}

@@ -36,7 +36,7 @@ use crate::fix::{
     Now, SessionConfig, Version,
 };
 #[cfg(feature = "http")]
-use crate::http::{HttpEndpoint, HttpHook, Method, RequestSpec, Response};
+use crate::http::{HttpEndpoint, HttpHandler, HttpOut, Method, RequestSpec, Response};
 
 /// The HTTP endpoint kind of the appliance.
 #[cfg(feature = "http")]
@@ -65,10 +65,14 @@ impl<C> crate::service::Endpoint<C> for Unavailable {
     fn address(&self) -> crate::service::ConnectAddr {
         match *self {}
     }
-    fn create_target(&mut self, _: std::net::SocketAddr, _: &mut C) -> io::Result<BaseStream> {
+    fn create_target(
+        &mut self,
+        _: std::net::SocketAddr,
+        _: &mut C,
+    ) -> Result<BaseStream, crate::service::Error> {
         match *self {}
     }
-    fn poll(&mut self, _: &mut BaseStream, _: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, _: &mut BaseStream, _: &mut C) -> Result<Flow, crate::service::Disconnect> {
         match *self {}
     }
 }
@@ -361,7 +365,9 @@ impl Prepared {
                     #[cfg(feature = "gateway")]
                     gateway,
                 };
-                let mut e = HttpEndpoint::new(&cfg.url, requests, meter)?
+                let mut e = HttpEndpoint::new(&cfg.url, meter)
+                    .and_then(|e| e.with_requests(requests))
+                    .map_err(|e| invalid(&cfg.name, e.to_string()))?
                     .with_interval(h.interval)
                     .with_pipeline(h.pipeline)
                     .with_timeout(h.request_timeout)
@@ -376,7 +382,7 @@ impl Prepared {
             }
             #[cfg(feature = "fix")]
             EndpointKind::Fix(f) => {
-                let (host, port) = fix_address(&cfg.url).ok_or_else(|| {
+                let (host, _) = fix_address(&cfg.url).ok_or_else(|| {
                     invalid(&cfg.name, format!("{:?} is not fix://host:port", cfg.url))
                 })?;
                 let version = match f.begin_string.as_str() {
@@ -410,12 +416,10 @@ impl Prepared {
                 let order_tick = f.order_rate.map(|r| {
                     Duration::from_secs_f64(1.0 / r).clamp(Duration::from_micros(100), tick)
                 });
-                let policy = crate::service::Policy {
-                    timer: Some(order_tick.unwrap_or(tick).min(tick)),
-                    ..cfg.policy.clone()
-                };
-                let mut e = FixEndpoint::new(&host, port, session, trader)
-                    .with_policy(policy)
+                let mut e = FixEndpoint::new(&cfg.url, session, trader)
+                    .map_err(|e| invalid(&cfg.name, e.to_string()))?
+                    .with_policy(cfg.policy.clone())
+                    .with_timer(order_tick.unwrap_or(tick).min(tick))
                     .with_dialer(dial);
                 if let Some(dir) = &f.store {
                     e = e.with_file_store(dir.clone());
@@ -432,7 +436,7 @@ impl Prepared {
                 }
                 if let Some(tls) = tls {
                     let name = cfg.tls.server_name.clone().unwrap_or_else(|| host.clone());
-                    e = e.with_tls(tls, &name);
+                    e = e.with_tls(tls).with_server_name(&name);
                 }
                 Ok(Mixed::B(Mixed::B(e)))
             }
@@ -479,9 +483,9 @@ pub fn figures(endpoint: &AppEndpoint) -> Figures<'_> {
         },
         #[cfg(feature = "http")]
         Mixed::B(Mixed::A(http)) => Figures {
-            counters: &http.hook().counters,
+            counters: &http.handler().counters,
             latency: None,
-            round_trip: Some(&http.hook().round_trip),
+            round_trip: Some(&http.handler().round_trip),
         },
         #[cfg(feature = "fix")]
         Mixed::B(Mixed::B(fix)) => Figures {
@@ -509,13 +513,14 @@ pub struct HttpMeter {
 }
 
 #[cfg(feature = "http")]
-impl<C> HttpHook<C> for HttpMeter {
+impl<C> HttpHandler<C, BaseStream> for HttpMeter {
     fn on_response(
         &mut self,
         response: &Response<'_>,
         rtt: Duration,
+        _: &mut HttpOut<'_, BaseStream>,
         _: &mut C,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, crate::service::Error> {
         self.counters.messages.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes
@@ -652,7 +657,12 @@ impl FixTrader {
 
 #[cfg(feature = "fix")]
 impl<C> FixHandler<C, BaseStream> for FixTrader {
-    fn on_logon(&mut self, _: &mut FixOutbox<'_, BaseStream>, _: Now, _: &mut C) -> io::Result<()> {
+    fn on_logon(
+        &mut self,
+        _: &mut FixOutbox<'_, BaseStream>,
+        _: Now,
+        _: &mut C,
+    ) -> Result<(), crate::service::Error> {
         self.next_order = None;
         Ok(())
     }
@@ -663,7 +673,7 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
         _: &mut FixOutbox<'_, BaseStream>,
         _: Now,
         _: &mut C,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, crate::service::Error> {
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
             let at = crate::gateway::realtime_ns();
@@ -693,7 +703,7 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
         out: &mut FixOutbox<'_, BaseStream>,
         now: Now,
         _: &mut C,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, crate::service::Error> {
         if self.shutting_down {
             return Ok(Flow::Close);
         }

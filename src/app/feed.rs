@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use super::net::{BaseStream, EndpointNet};
 use super::stats::{Counters, LatencyRecorder};
 use crate::config::{EndpointConfig, LatencyMode};
-use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, Policy};
+use crate::service::{
+    ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, Policy, Timeout,
+};
 use crate::stream::record::RecordOptions;
 use crate::stream::tls::TlsConnector;
 use crate::stream::{Either, MaybeTls, Recorded};
@@ -73,9 +75,12 @@ pub enum Silence {
     Stale(Duration),
 }
 
-impl From<Silence> for io::Error {
-    fn from(s: Silence) -> io::Error {
-        io::Error::new(io::ErrorKind::TimedOut, s)
+impl From<Silence> for Timeout {
+    fn from(s: Silence) -> Timeout {
+        match s {
+            Silence::PongTimeout(d) => Timeout::Pong(d),
+            Silence::Stale(d) => Timeout::Stale(d),
+        }
     }
 }
 
@@ -238,10 +243,17 @@ pub fn unix_now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn ws_io(e: WsError) -> io::Error {
+/// How a receive error ends the feed: the venue's closing handshake is an orderly close.
+fn ended(ws: &FeedConnection, e: WsError) -> Disconnect {
     match e {
-        WsError::Closed => io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the venue"),
-        other => crate::ws::into_io(other),
+        WsError::Closed => {
+            let (code, reason) = ws.peer_close().unwrap_or((None, ""));
+            Disconnect::Closed {
+                code,
+                reason: reason.to_owned(),
+            }
+        }
+        other => other.into(),
     }
 }
 
@@ -252,9 +264,9 @@ impl<C> Endpoint<C> for WsFeed {
         ConnectAddr::new(self.url.host(), self.url.port())
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _: &mut C) -> io::Result<FeedConnection> {
+    fn create_target(&mut self, addr: SocketAddr, _: &mut C) -> Result<FeedConnection, Error> {
         self.connection_index += 1;
-        let tcp = self.net.dial(addr)?;
+        let tcp = self.net.dial(addr).map_err(Error::Connect)?;
         let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
         let stream = match self.record_path() {
             None => Either::Left(stream),
@@ -271,16 +283,15 @@ impl<C> Endpoint<C> for WsFeed {
             stream,
             ClientRequest::new(self.url.clone()),
             WsConfig::default(),
-        )
-        .map_err(ws_io)?;
+        )?;
         // Subscriptions are queued now and leave right after the handshake.
         for msg in &self.send {
-            ws.send_text(msg).map_err(ws_io)?;
+            ws.send_text(msg)?;
         }
         Ok(ws)
     }
 
-    fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> Result<Flow, Disconnect> {
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
             crate::gateway::send::to_websocket(gw, &self.name, ws)?;
@@ -292,7 +303,7 @@ impl<C> Endpoint<C> for WsFeed {
                 #[cfg(feature = "gateway")]
                 Ok(None) if self.gateway.is_some() => return Ok(Flow::More),
                 Ok(None) => return Ok(Flow::Continue),
-                Err(e) => return Err(ws_io(e)),
+                Err(e) => return Err(ended(ws, e)),
             };
             match frame.opcode() {
                 OpCode::Text | OpCode::Binary | OpCode::Continuation => {
@@ -336,10 +347,15 @@ impl<C> Endpoint<C> for WsFeed {
         self.counters.track(event, &self.name, self.shutting_down);
     }
 
-    fn on_timer(&mut self, ws: &mut FeedConnection, now: Instant, _: &mut C) -> io::Result<Flow> {
+    fn on_timer(
+        &mut self,
+        ws: &mut FeedConnection,
+        now: Instant,
+        _: &mut C,
+    ) -> Result<Flow, Disconnect> {
         if let (Some(limit), Some(sent)) = (self.pong_timeout, self.ping_sent) {
             if now.saturating_duration_since(sent) >= limit {
-                return Err(Silence::PongTimeout(limit).into());
+                return Err(Timeout::from(Silence::PongTimeout(limit)).into());
             }
         }
         if std::mem::take(&mut self.data_seen) {
@@ -347,7 +363,7 @@ impl<C> Endpoint<C> for WsFeed {
         }
         if let Some(limit) = self.stale_after {
             if now.saturating_duration_since(self.last_data) >= limit {
-                return Err(Silence::Stale(limit).into());
+                return Err(Timeout::from(Silence::Stale(limit)).into());
             }
         }
         let Some(heartbeat) = self.heartbeat else {
@@ -360,7 +376,7 @@ impl<C> Endpoint<C> for WsFeed {
         let slack = self.policy.timer.map_or(Duration::ZERO, |t| t / 2);
         self.next_ping = Some(now + heartbeat.saturating_sub(slack));
         let stamp = unix_now_ns().to_be_bytes();
-        ws.send_ping(&stamp).map_err(ws_io)?;
+        ws.send_ping(&stamp)?;
         if self.ping_sent.is_none() {
             self.ping_sent = Some(now);
         }
@@ -399,8 +415,11 @@ mod tests {
             timer_tick(None, None, Some(Duration::from_micros(1))),
             Some(ms(1))
         );
-        let e = io::Error::from(Silence::PongTimeout(ms(750)));
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let e = Disconnect::from(Timeout::from(Silence::PongTimeout(ms(750))));
+        assert!(matches!(
+            e,
+            Disconnect::Error(Error::Timeout(Timeout::Pong(d))) if d == ms(750)
+        ));
         assert!(e.to_string().contains("no pong within 750ms"), "{e}");
     }
 

@@ -14,7 +14,7 @@ use super::net::BaseStream;
 use crate::fix::client::clock;
 use crate::fix::codec::{Decimal, MsgType};
 use crate::fix::orders::{ExecReport, NewOrder, Side};
-use crate::fix::session::{FileStore, MemoryStore, MessageStore, State};
+use crate::fix::session::{FileStore, MemoryStore, MessageStore, SessionState};
 use crate::fix::{FixEvent, FixSession, SessionConfig, Version};
 use crate::select::Selectable;
 use crate::stream::{wait_fd, Stream};
@@ -293,7 +293,7 @@ fn drive<S: Stream, M: MessageStore>(
     fix.logout(clock(), None)
         .map_err(|e| format!("logout: {e}"))?;
     let deadline = Instant::now() + timeout;
-    while fix.session().state() != State::Ended {
+    while fix.session().state() != SessionState::Ended {
         fix.receive_with(clock(), |_, _| Ok(true))
             .map_err(|e| format!("logout: {e}"))?;
         if Instant::now() >= deadline {

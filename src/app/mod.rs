@@ -34,6 +34,8 @@ pub(crate) mod venue_fix_log;
 #[cfg(feature = "venue")]
 pub mod venue_http;
 #[cfg(feature = "venue")]
+pub mod venue_ping;
+#[cfg(feature = "venue")]
 pub(crate) mod venue_tls;
 #[cfg(feature = "ws")]
 pub mod ws_probe;

@@ -361,7 +361,7 @@ fn io_thread(
     while Instant::now() < drain_until
         && ids
             .iter()
-            .any(|(_, _, _, id)| service.state(*id) == crate::service::State::Established)
+            .any(|(_, _, _, id)| service.state(*id) == crate::service::EndpointState::Established)
     {
         service.poll(&mut ())?;
     }

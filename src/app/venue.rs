@@ -8,6 +8,9 @@
 //!   Every message carries its sequence number and its send time in nanoseconds since the UNIX epoch:
 //!   `{"seq":1,"ts":1732480000123456789,"sym":"HWX","px":101.25,"qty":3,"pad":"…"}`.
 //! - `GET /echo` — every data message is sent back as it came.
+//! - `GET /ping?every=MS&deadline=MS` — an application-level heartbeat both ways
+//!   ([`super::venue_ping`]): the venue's `{"op":"ping","id":N}` must be answered within the
+//!   deadline (default 100 ms) or the connection is closed; the client's pings are answered.
 //!
 //! With `--http-listen`, a REST API ([`super::venue_http`]); with `--fix-listen`, a FIX acceptor that
 //! fills every order.
@@ -469,6 +472,7 @@ fn session<S: Socket>(sock: S, defaults: FeedDefaults, shared: &Shared) -> io::R
     match target.path.as_str() {
         "/feed" => feed(&mut ws, &target.query, defaults, stop, stats, &mut chaos),
         "/echo" => echo(&mut ws, stop, stats, &mut chaos),
+        "/ping" => super::venue_ping::ping(&mut ws, &target.query, stop, stats),
         other => {
             let _ = ws.close(Some(CloseFrame {
                 code: CloseCode::Policy,
@@ -480,7 +484,7 @@ fn session<S: Socket>(sock: S, defaults: FeedDefaults, shared: &Shared) -> io::R
     }
 }
 
-fn query_param<T: std::str::FromStr>(query: &str, key: &str) -> Option<T> {
+pub(crate) fn query_param<T: std::str::FromStr>(query: &str, key: &str) -> Option<T> {
     query
         .split('&')
         .filter_map(|kv| kv.split_once('='))

@@ -544,7 +544,7 @@ mod tests {
     use crate::fix::client::clock;
     use crate::fix::codec::Decimal;
     use crate::fix::orders::{ExecReport, NewOrder, Side};
-    use crate::fix::session::{MemoryStore, State};
+    use crate::fix::session::{MemoryStore, SessionState};
     use crate::fix::{FixEvent, FixSession, SessionConfig, Version};
     use crate::select::Selectable;
     use crate::stream::wait_fd;
@@ -602,7 +602,7 @@ mod tests {
             }
             fix.test_request(clock()).unwrap();
             fix.logout(clock(), None).unwrap();
-            while fix.session().state() != State::Ended {
+            while fix.session().state() != SessionState::Ended {
                 assert!(Instant::now() < deadline);
                 while fix.receive(clock()).unwrap().is_some() {}
                 wait_fd(Selectable::raw_fd(&fix), Duration::from_millis(5));

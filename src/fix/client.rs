@@ -14,7 +14,9 @@ use std::os::fd::RawFd;
 use std::time::{Instant, SystemTime};
 
 use super::codec::{frame_len, Encoder, Message, DEFAULT_MAX_MESSAGE};
-use super::session::{Action, MessageStore, Now, Session, SessionConfig, SessionError, State};
+use super::session::{
+    Action, MessageStore, Now, Session, SessionConfig, SessionError, SessionState,
+};
 use crate::buf::HotBuf;
 use crate::select::Selectable;
 use crate::stream::{would_block, Stream};
@@ -47,9 +49,24 @@ pub fn clock() -> Now {
 
 /// A session error as an I/O error, keeping it as the source.
 pub fn into_io(e: SessionError) -> io::Error {
-    match e {
-        SessionError::Store(inner) => inner,
-        other => io::Error::other(other),
+    e.into()
+}
+
+/// A session error as an I/O error (a store's own I/O error as itself), so `?` works on sends in
+/// functions returning `io::Result`.
+impl From<SessionError> for io::Error {
+    fn from(e: SessionError) -> io::Error {
+        match e {
+            SessionError::Store(inner) => inner,
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// A codec error as an I/O error of kind `InvalidData`, keeping it as the source.
+impl From<super::codec::FixError> for io::Error {
+    fn from(e: super::codec::FixError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
     }
 }
 
@@ -317,7 +334,7 @@ impl<S: Stream, M: MessageStore> FixSession<S, M> {
     fn read_frame(&mut self) -> io::Result<Option<(usize, usize)>> {
         // After the Logout nothing more is read: the counterparty may close without ceremony
         // (TLS without close_notify), which is no error then.
-        if self.session.state() == State::Ended {
+        if self.session.state() == SessionState::Ended {
             return Ok(None);
         }
         loop {
@@ -377,28 +394,28 @@ fn event(bytes: &[u8], action: Action) -> Option<FixEvent<'_>> {
 impl<S: Stream, M: MessageStore> Selectable for FixSession<S, M> {
     /// The stream's connect, then the Logon exchange: `Ok(true)` once the session is active.
     fn poll_connect(&mut self) -> io::Result<bool> {
-        if self.session.state() == State::Active {
+        if self.session.state() == SessionState::Active {
             return Ok(true);
         }
         if !self.stream.poll_connect()? {
             return Ok(false);
         }
         let now = clock();
-        if self.session.state() == State::Idle {
+        if self.session.state() == SessionState::Idle {
             self.start(now)?;
         }
         self.flush()?;
         // Process only up to the counterparty's Logon; what follows it stays buffered (and
         // `read_pending` says so).
-        while self.session.state() == State::AwaitingLogon {
+        while self.session.state() == SessionState::AwaitingLogon {
             match self.next_message(now)? {
                 Some(_) => {}
                 None => break,
             }
         }
         match self.session.state() {
-            State::Active => Ok(true),
-            State::Ended => Err(io::Error::new(
+            SessionState::Active => Ok(true),
+            SessionState::Ended => Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
                 SessionError::LogonRejected,
             )),

@@ -13,38 +13,38 @@
 //! numbers when the store predates the period, as QuickFIX does.
 //!
 //! ```no_run
-//! use std::io;
 //! use hotwire::fix::codec::{Decimal, Message, MsgType};
 //! use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 //! use hotwire::fix::orders::{NewOrder, Side};
 //! use hotwire::fix::{Now, SessionConfig, Version};
 //! use hotwire::select::{MioSelector, Selector};
-//! use hotwire::service::Flow;
+//! use hotwire::service::{Error, Flow};
 //!
 //! #[derive(Default)]
 //! struct Fills { count: u64 }
 //!
 //! struct Desk;
 //! impl FixHandler<Fills> for Desk {
-//!     fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, _: &mut Fills) -> io::Result<()> {
+//!     fn on_logon(&mut self, out: &mut FixOutbox<'_>, now: Now, _: &mut Fills) -> Result<(), Error> {
 //!         let order = NewOrder {
 //!             cl_ord_id: "1", symbol: "HWIR", side: Side::Buy, qty: Decimal::new(100, 0),
 //!             price: Some(Decimal::new(10125, 2)), time_in_force: None, account: None,
 //!         };
 //!         let version = out.session().config().version;
-//!         out.send(now, NewOrder::MSG_TYPE, |e| order.encode(e, version, now.utc)).map(|_| ())
+//!         out.send(now, NewOrder::MSG_TYPE, |e| order.encode(e, version, now.utc))?;
+//!         Ok(())
 //!     }
 //!     fn on_message(&mut self, msg: Message<'_>, _: &mut FixOutbox<'_>, _: Now, fills: &mut Fills)
-//!         -> io::Result<Flow> {
+//!         -> Result<Flow, Error> {
 //!         if msg.msg_type() == MsgType::ExecutionReport { fills.count += 1; }
 //!         Ok(Flow::Continue)
 //!     }
 //! }
 //!
-//! # fn main() -> io::Result<()> {
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = SessionConfig::new(Version::Fix44, "DESK", "VENUE");
 //! let mut service = MioSelector::new()?.into_io_service_with_context();
-//! service.register(FixEndpoint::new("127.0.0.1", 9878, config, Desk).with_file_store("fix-store"));
+//! service.register(FixEndpoint::new("fix://127.0.0.1:9878", config, Desk)?.with_file_store("fix-store"));
 //! let mut fills = Fills::default();
 //! loop {
 //!     service.poll(&mut fills)?;
@@ -60,9 +60,13 @@ use std::time::{Duration, Instant, SystemTime};
 use super::client::{clock, FixEvent, FixSession, Outbox};
 use super::codec::{Message, UtcTimestamp};
 use super::schedule::Schedule;
-use super::session::{AnyStore, FileStore, MemoryStore, MessageStore, Now, SessionConfig, State};
-use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, KernelDial, Policy};
-use crate::stream::tls::TlsConnector;
+use super::session::{
+    AnyStore, FileStore, MemoryStore, MessageStore, Now, SessionConfig, SessionState,
+};
+use crate::service::{
+    tick_for, ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, KernelDial, Policy,
+};
+use crate::stream::tls::{TlsConfig, TlsConnector};
 use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
 
 /// The connection a [`FixEndpoint`] runs: FIX over the dialer's stream (kernel TCP by default),
@@ -75,7 +79,7 @@ pub type FixOutbox<'a, S = TcpStream> = Outbox<'a, MaybeTls<S>, AnyStore>;
 /// The application side of a [`FixEndpoint`] (`S`: the dialer's stream, kernel TCP by default).
 pub trait FixHandler<C = (), S: Stream = TcpStream> {
     /// The session is logged on: send what should go out first (orders, status requests).
-    fn on_logon(&mut self, out: &mut FixOutbox<'_, S>, now: Now, ctx: &mut C) -> io::Result<()> {
+    fn on_logon(&mut self, out: &mut FixOutbox<'_, S>, now: Now, ctx: &mut C) -> Result<(), Error> {
         let _ = (out, now, ctx);
         Ok(())
     }
@@ -88,7 +92,7 @@ pub trait FixHandler<C = (), S: Stream = TcpStream> {
         out: &mut FixOutbox<'_, S>,
         now: Now,
         ctx: &mut C,
-    ) -> io::Result<Flow>;
+    ) -> Result<Flow, Error>;
 
     /// The counterparty rejected one of our messages (session-level Reject).
     fn on_reject(&mut self, ref_seq: u64, msg: Message<'_>, ctx: &mut C) {
@@ -96,8 +100,14 @@ pub trait FixHandler<C = (), S: Stream = TcpStream> {
         let _ = ctx;
     }
 
-    /// Called on every service timer tick while logged on (after the session's own timers).
-    fn on_timer(&mut self, out: &mut FixOutbox<'_, S>, now: Now, ctx: &mut C) -> io::Result<Flow> {
+    /// Called every [`FixEndpoint::with_timer`] period while logged on (after the session's own
+    /// timers).
+    fn on_timer(
+        &mut self,
+        out: &mut FixOutbox<'_, S>,
+        now: Now,
+        ctx: &mut C,
+    ) -> Result<Flow, Error> {
         let _ = (out, now, ctx);
         Ok(Flow::Continue)
     }
@@ -122,21 +132,30 @@ enum StoreSpec {
 
 /// An [`Endpoint`] for one FIX session, driving a [`FixHandler`], over the streams its [`Dial`]
 /// opens (kernel TCP unless [`FixEndpoint::with_dialer`] says otherwise).
+///
+/// Builders set one thing each and never reset another's setting: the session's own tick
+/// (heartbeats, TestRequests, a quarter of the heartbeat interval) always runs, whatever
+/// [`with_policy`](Self::with_policy) says; the handler's timer ([`with_timer`](Self::with_timer),
+/// else the policy's `timer`) runs beside it on its own cadence.
 #[derive(Debug)]
 pub struct FixEndpoint<H, D = KernelDial> {
     host: String,
     port: u16,
     server_name: String,
+    secure: bool,
     tls: Option<TlsConnector>,
     dial: D,
     config: SessionConfig,
     store: StoreSpec,
     policy: Policy,
+    timer: Option<Duration>,
+    next_timer: Option<Instant>,
     handler: H,
     /// `on_logon` was called for the current connection.
     greeted: bool,
-    /// The handler asked to close: a Logout is under way.
-    closing: bool,
+    /// A Logout of ours is under way: `Some(true)` when the handler asked for it (closed on
+    /// purpose), `Some(false)` at the end of the session period.
+    closing: Option<bool>,
     schedule: Option<Schedule>,
     /// A new session period reset our sequence numbers and no Logon of this period has been
     /// accepted yet: every Logon carries ResetSeqNumFlag=Y, so a counterparty that does not keep
@@ -148,38 +167,79 @@ pub struct FixEndpoint<H, D = KernelDial> {
     held: bool,
 }
 
+/// `host:port` of a `fix://` (plain) or `fixs://` (TLS) URL, and whether it is TLS.
+fn parse_fix_url(url: &str) -> Result<(String, u16, bool), Error> {
+    let invalid = |why: &str| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{url}: {why} (expected fix://host:port or fixs://host:port)"),
+        ))
+    };
+    let (secure, rest) = if let Some(rest) = url.strip_prefix("fixs://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("fix://") {
+        (false, rest)
+    } else {
+        return Err(invalid("unknown scheme"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(invalid("only host and port are allowed"));
+    }
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("no port"))?;
+    let port: u16 = port.parse().map_err(|_| invalid("bad port"))?;
+    if host.is_empty() || port == 0 {
+        return Err(invalid("empty host or port 0"));
+    }
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(':') && !bracketed {
+        return Err(invalid("an IPv6 address needs brackets"));
+    }
+    Ok((host.to_string(), port, secure))
+}
+
 impl<H> FixEndpoint<H> {
-    /// An endpoint for `host:port` with an in-memory store (every Logon resets the sequences).
-    /// The service timer ticks every quarter heartbeat interval (at most once a second).
-    pub fn new(host: &str, port: u16, config: SessionConfig, handler: H) -> FixEndpoint<H> {
-        let tick = (config.heartbeat_interval / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
-        FixEndpoint {
-            host: host.to_string(),
-            port,
+    /// An endpoint for the session `config` at `url`: `fix://host:port` (plain TCP) or
+    /// `fixs://host:port` (TLS with the default configuration, verification on, unless
+    /// [`with_tls`](Self::with_tls) gives a connector). The session identity (version and
+    /// CompIDs) has no default, so it is the one argument the other endpoints do not take.
+    /// Sequence numbers live in memory (every Logon resets them) unless
+    /// [`with_file_store`](Self::with_file_store).
+    pub fn new(url: &str, config: SessionConfig, handler: H) -> Result<FixEndpoint<H>, Error> {
+        let (host, port, secure) = parse_fix_url(url)?;
+        let tls = if secure {
+            Some(TlsConfig::default().build()?)
+        } else {
+            None
+        };
+        Ok(FixEndpoint {
             server_name: host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string(),
-            tls: None,
+            host,
+            port,
+            secure,
+            tls,
             dial: KernelDial::default(),
             config,
             store: StoreSpec::Memory,
-            policy: Policy {
-                timer: Some(tick),
-                ..Policy::default()
-            },
+            policy: Policy::default(),
+            timer: None,
+            next_timer: None,
             handler,
             greeted: false,
             period_reset: false,
-            closing: false,
+            closing: None,
             schedule: None,
             period_end: None,
             held: false,
-        }
+        })
     }
 
-    /// Kernel socket options.
+    /// Kernel socket options (for the default dialer).
     pub fn with_tcp(mut self, options: TcpOptions) -> Self {
         self.dial.options = options;
         self
@@ -193,11 +253,14 @@ impl<H, D> FixEndpoint<H, D> {
             host: self.host,
             port: self.port,
             server_name: self.server_name,
+            secure: self.secure,
             tls: self.tls,
             dial,
             config: self.config,
             store: self.store,
             policy: self.policy,
+            timer: self.timer,
+            next_timer: None,
             handler: self.handler,
             greeted: self.greeted,
             period_reset: self.period_reset,
@@ -214,10 +277,19 @@ impl<H, D> FixEndpoint<H, D> {
         self
     }
 
-    /// Uses TLS with `connector`, verifying the certificate for `server_name`.
-    pub fn with_tls(mut self, connector: TlsConnector, server_name: &str) -> Self {
-        self.tls = Some(connector);
-        self.server_name = server_name.to_string();
+    /// Uses `connector` for a `fixs://` URL (a venue's CA, a client certificate, the other
+    /// backend); a `fix://` URL stays plain.
+    pub fn with_tls(mut self, connector: TlsConnector) -> Self {
+        if self.secure {
+            self.tls = Some(connector);
+        }
+        self
+    }
+
+    /// Verifies the server certificate for `name` instead of the URL's host (a venue reached by
+    /// IP address whose certificate names its host).
+    pub fn with_server_name(mut self, name: &str) -> Self {
+        self.server_name = name.to_string();
         self
     }
 
@@ -228,10 +300,32 @@ impl<H, D> FixEndpoint<H, D> {
         self
     }
 
-    /// Lifecycle policy. Keep a `timer`: heartbeats depend on it.
+    /// Lifecycle policy (timeouts, backoff, lifetime, reconnects). The session's heartbeat tick
+    /// runs whatever it says; its `timer`, if any, is the handler's timer period unless
+    /// [`with_timer`](Self::with_timer) sets one.
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Calls [`FixHandler::on_timer`] every `period` while logged on.
+    pub fn with_timer(mut self, period: Duration) -> Self {
+        self.timer = Some(period);
+        self
+    }
+
+    /// The handler's timer period in force (see the precedence on [`FixEndpoint`]).
+    pub fn timer(&self) -> Option<Duration> {
+        self.timer.or(self.policy.timer)
+    }
+
+    /// The service tick: a quarter of the heartbeat interval (10 ms to 1 s), divided further so
+    /// the handler's timer is a whole number of ticks.
+    fn tick(&self) -> Duration {
+        let heartbeat = (self.config.heartbeat_interval / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        self.timer()
+            .map_or(heartbeat, |t| tick_for(t, heartbeat).min(heartbeat))
     }
 
     /// The handler.
@@ -268,9 +362,10 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         ConnectAddr::new(self.host.clone(), self.port)
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<Self::Target> {
-        let tcp = self.dial.dial(addr)?;
-        let stream = MaybeTls::new(tcp, self.tls.as_ref(), &self.server_name)?;
+    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> Result<Self::Target, Error> {
+        let tcp = self.dial.dial(addr).map_err(Error::Connect)?;
+        let tls = if self.secure { self.tls.as_ref() } else { None };
+        let stream = MaybeTls::new(tcp, tls, &self.server_name)?;
         let mut config = self.config.clone();
         let mut store = match &self.store {
             StoreSpec::Memory => {
@@ -284,7 +379,8 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
             )?),
         };
         self.greeted = false;
-        self.closing = false;
+        self.closing = None;
+        self.next_timer = None;
         let now = clock();
         self.period_end = None;
         if let Some(schedule) = &self.schedule {
@@ -340,7 +436,7 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         Some(until(now, next).clamp(Duration::from_millis(10), Duration::from_secs(60)))
     }
 
-    fn poll(&mut self, fix: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, fix: &mut Self::Target, ctx: &mut C) -> Result<Flow, Disconnect> {
         let now = clock();
         if !self.greeted {
             self.greeted = true;
@@ -349,11 +445,18 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
         }
         let mut close = false;
         let mut handled = 0;
-        let (handler, closing) = (&mut self.handler, self.closing);
+        let mut failed = None;
+        let (handler, closing) = (&mut self.handler, self.closing.is_some());
         fix.receive_with(now, |ev, out| {
             match ev {
                 FixEvent::App(msg) if !closing => {
-                    close = handler.on_message(msg, out, now, ctx)? == Flow::Close;
+                    match handler.on_message(msg, out, now, ctx) {
+                        Ok(flow) => close = flow == Flow::Close,
+                        Err(e) => {
+                            failed = Some(e);
+                            return Ok(false);
+                        }
+                    }
                     handled += 1;
                     return Ok(!close && handled < MESSAGES_PER_POLL);
                 }
@@ -364,43 +467,48 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
             }
             Ok(true)
         })?;
-        if close && !self.closing {
-            self.closing = true;
-            fix.logout(now, None)?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if close {
+            self.log_out(fix, now, true, None)?;
         }
         // Once per poll: the inbound sequence number and index entries reach the store's files.
         fix.commit()?;
-        Ok(match fix.session().state() {
-            State::Ended => Flow::Close,
-            // The budget ran out with messages perhaps still buffered: poll again next round.
-            _ if handled == MESSAGES_PER_POLL => Flow::More,
-            _ => Flow::Continue,
-        })
+        self.flow(fix, handled == MESSAGES_PER_POLL)
     }
 
-    fn on_timer(&mut self, fix: &mut Self::Target, now: Instant, ctx: &mut C) -> io::Result<Flow> {
-        let now = now_from(now);
-        if self.period_end.is_some_and(|end| now.utc >= end) && !self.closing {
+    fn on_timer(
+        &mut self,
+        fix: &mut Self::Target,
+        mono: Instant,
+        ctx: &mut C,
+    ) -> Result<Flow, Disconnect> {
+        let now = now_from(mono);
+        if self.period_end.is_some_and(|end| now.utc >= end) && self.closing.is_none() {
             log::info!(
                 "FIX {}->{}: end of the session period: logging out",
                 self.config.sender_comp_id,
                 self.config.target_comp_id
             );
-            self.closing = true;
-            fix.logout(now, Some("end of the session period"))?;
+            self.log_out(fix, now, false, Some("end of the session period"))?;
         }
-        fix.on_timer(now)?;
-        if fix.session().state() == State::Active
-            && self.handler.on_timer(&mut fix.outbox(), now, ctx)? == Flow::Close
-            && !self.closing
-        {
-            self.closing = true;
-            fix.logout(now, None)?;
+        // The session's timers directly, so their errors stay typed (a lost heartbeat is
+        // `Timeout::TestRequest`, a refused Logon `Error::Fix`), then what they queued goes out.
+        let timers = fix.session_mut().on_timer(now);
+        let flushed = fix.flush();
+        timers?;
+        flushed?;
+        let due = self.timer().is_some() && self.next_timer.is_none_or(|at| mono >= at);
+        if due && fix.session().state() == SessionState::Active && self.closing.is_none() {
+            let period = self.timer().unwrap_or_default();
+            // Half a tick early, so a tick that comes a little late never skips a period.
+            self.next_timer = Some(mono + period.saturating_sub(self.tick() / 2));
+            if self.handler.on_timer(&mut fix.outbox(), now, ctx)? == Flow::Close {
+                self.log_out(fix, now, true, None)?;
+            }
         }
-        Ok(match fix.session().state() {
-            State::Ended => Flow::Close,
-            _ => Flow::Continue,
-        })
+        self.flow(fix, false)
     }
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
@@ -408,6 +516,44 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
     }
 
     fn policy(&self) -> Policy {
-        self.policy.clone()
+        Policy {
+            timer: Some(self.tick()),
+            ..self.policy.clone()
+        }
+    }
+}
+
+impl<H, D> FixEndpoint<H, D> {
+    /// Starts our Logout once; `requested` when the handler asked for it.
+    fn log_out<S: Stream>(
+        &mut self,
+        fix: &mut FixConn<S>,
+        now: Now,
+        requested: bool,
+        text: Option<&str>,
+    ) -> Result<(), Error> {
+        if self.closing.is_none() {
+            self.closing = Some(requested);
+            fix.session_mut().logout(now, text)?;
+            fix.flush()?;
+        }
+        Ok(())
+    }
+
+    /// What the session's state means for the connection: once it ended, a close on purpose
+    /// (the handler's Logout), or an orderly close (the counterparty's Logout, the end of the
+    /// session period) after which the policy may reconnect.
+    fn flow<S: Stream>(&self, fix: &FixConn<S>, more: bool) -> Result<Flow, Disconnect> {
+        match (fix.session().state(), self.closing) {
+            (SessionState::Ended, Some(true)) => Ok(Flow::Close),
+            (SessionState::Ended, Some(false)) => Err(Disconnect::PeriodEnd),
+            (SessionState::Ended, None) => Err(Disconnect::Closed {
+                code: None,
+                reason: "logout by the counterparty".to_owned(),
+            }),
+            // The budget ran out with messages perhaps still buffered: poll again next round.
+            _ if more => Ok(Flow::More),
+            _ => Ok(Flow::Continue),
+        }
     }
 }

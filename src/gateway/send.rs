@@ -36,7 +36,7 @@ pub fn to_websocket<S: Stream>(
                 return Ok(false);
             }
         };
-        sent.map(|()| true).map_err(crate::ws::into_io)
+        sent.map(|()| true).map_err(io::Error::from)
     })
 }
 

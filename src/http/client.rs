@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use super::body::BodyDecoder;
 use super::error::{HttpError, UsageError};
-use super::request::{write_request, Method, Request};
+use super::request::Request;
 use super::response::{parse_decimal, parse_head, FieldSpan, Head, Limits, Response};
+use super::send::HttpSender;
 use crate::buf::HotBuf;
 use crate::select::Selectable;
 use crate::stream::{would_block, Stream};
@@ -62,9 +63,9 @@ impl Default for HttpConfig {
 
 /// A request awaiting its response.
 #[derive(Debug, Clone, Copy)]
-struct Expect {
-    head: bool,
-    seq: u64,
+pub(super) struct Expect {
+    pub(super) head: bool,
+    pub(super) seq: u64,
 }
 
 /// Where the response at the front of the queue is. Offsets are relative to `HttpClient::start`.
@@ -220,55 +221,80 @@ impl<S: Stream> HttpClient<S> {
     /// Refused without side effects ([`HttpError::Usage`], [`HttpError::Request`]) when the
     /// pipeline is full, the connection is closing, or the request is malformed.
     pub fn send(&mut self, req: &Request<'_>) -> Result<(), HttpError> {
-        if self.failed {
-            return Err(HttpError::Usage(UsageError::Failed));
-        }
-        if self.closing {
-            return Err(HttpError::Usage(UsageError::Closing));
-        }
-        if self.queue.len() >= self.config.max_in_flight {
-            return Err(HttpError::Usage(UsageError::PipelineFull(self.queue.len())));
-        }
-        let seq = self.seq + 1;
-        let correlation = self.config.correlation_header.as_deref().map(|n| (n, seq));
-        let written = write_request(&mut self.out, &self.host, req, correlation)
-            .map_err(HttpError::Request)?;
-        self.seq = seq;
-        self.queue.push_back(Expect {
-            head: req.method == Method::Head,
-            seq,
-        });
-        self.closing |= written.close;
-        self.flush()
+        self.sender().send(req)
     }
 
     /// Writes queued request bytes until done or the stream would block.
     pub fn flush(&mut self) -> Result<(), HttpError> {
-        if self.failed {
-            return Err(HttpError::Usage(UsageError::Failed));
+        self.sender().flush()
+    }
+
+    /// The send half on its own (see [`HttpSender`]).
+    pub fn sender(&mut self) -> HttpSender<'_, S> {
+        HttpSender {
+            stream: &mut self.stream,
+            host: &self.host,
+            config: &self.config,
+            out: &mut self.out,
+            out_pos: &mut self.out_pos,
+            flush_pending: &mut self.flush_pending,
+            queue: &mut self.queue,
+            seq: &mut self.seq,
+            closing: &mut self.closing,
+            failed: &mut self.failed,
         }
-        while self.out_pos < self.out.len() {
-            match self.stream.write(&self.out[self.out_pos..]) {
-                Ok(0) => return Err(self.fail(io::Error::from(io::ErrorKind::WriteZero))),
-                Ok(n) => self.out_pos += n,
-                Err(e) if would_block(&e) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.fail(e)),
-            }
+    }
+
+    /// As [`HttpClient::poll_response`], with the send half lent beside the response, so the next
+    /// request (a follow-up, a new page) is queued while the response still borrows the receive
+    /// buffer: no copy of the response.
+    pub fn poll_response_split(
+        &mut self,
+    ) -> Result<Option<(Response<'_>, HttpSender<'_, S>)>, HttpError> {
+        if !self.poll_inner(None::<&mut io::Sink>)? {
+            return Ok(None);
         }
-        self.out.clear();
-        self.out_pos = 0;
-        match self.stream.flush() {
-            Ok(()) => {
-                self.flush_pending = false;
-                Ok(())
-            }
-            Err(e) if would_block(&e) => {
-                self.flush_pending = true;
-                Ok(())
-            }
-            Err(e) => Err(self.fail(e)),
-        }
+        let HttpClient {
+            stream,
+            host,
+            config,
+            out,
+            out_pos,
+            flush_pending,
+            buf,
+            start,
+            fields,
+            queue,
+            done,
+            seq,
+            closing,
+            failed,
+            ..
+        } = self;
+        let Some(done) = *done else {
+            return Ok(None);
+        };
+        let bytes = &buf[*start..*start + done.body_end];
+        let response = Response::new(
+            done.head,
+            bytes,
+            fields,
+            &bytes[done.head.len..],
+            done.body_len,
+        );
+        let sender = HttpSender {
+            stream,
+            host,
+            config,
+            out,
+            out_pos,
+            flush_pending,
+            queue,
+            seq,
+            closing,
+            failed,
+        };
+        Ok(Some((response, sender)))
     }
 
     fn fail<E: Into<HttpError>>(&mut self, e: E) -> HttpError {

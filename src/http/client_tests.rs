@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 
 use super::*;
-use crate::http::{Body, ChunkError};
+use crate::http::{Body, ChunkError, Method};
 
 /// A scripted peer: serves `input` at most `step` bytes per read, then `WouldBlock` (or end of
 /// stream once `eof` is set); records what is written, accepting at most `write_cap` bytes a call.

@@ -5,21 +5,21 @@
 //! use std::time::Duration;
 //! use hotwire::http::{HttpEndpoint, RequestSpec};
 //! use hotwire::select::{MioSelector, Selector};
-//! # fn main() -> std::io::Result<()> {
-//! // Latencies go into any HttpHook; an HDR histogram is one.
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Latencies go into any HttpHandler; an HDR histogram is one.
 //! let histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
-//! let endpoint = HttpEndpoint::new(
-//!     "http://127.0.0.1:8080",
-//!     vec![RequestSpec::get("/api/time"), RequestSpec::post("/api/order", r#"{"qty":1}"#)],
-//!     histogram,
-//! )?
-//! .with_interval(Some(Duration::from_millis(100))); // None: back to back
+//! let endpoint = HttpEndpoint::new("http://127.0.0.1:8080", histogram)?
+//!     .with_requests(vec![
+//!         RequestSpec::get("/api/time"),
+//!         RequestSpec::post("/api/order", r#"{"qty":1}"#),
+//!     ])?
+//!     .with_interval(Some(Duration::from_millis(100))); // None: back to back
 //! let mut service = MioSelector::new()?.into_io_service();
 //! let id = service.register(endpoint);
 //! for _ in 0..1000 {
 //!     service.poll(&mut ())?;
 //! }
-//! println!("p50 {} ns", service.endpoint(id).hook().value_at_quantile(0.5));
+//! println!("p50 {} ns", service.endpoint(id).handler().value_at_quantile(0.5));
 //! # Ok(()) }
 //! ```
 
@@ -32,10 +32,14 @@ use super::client::{HttpClient, HttpConfig};
 use super::error::HttpError;
 use super::request::{Body, Method, Request};
 use super::response::Response;
+use super::send::HttpSender;
 use super::url::HttpUrl;
-use crate::service::{ConnectAddr, Dial, Endpoint, Event, Flow, KernelDial, Policy};
+use crate::service::{
+    tick_for, ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, KernelDial, Policy,
+    Timeout,
+};
 use crate::stream::tls::{TlsConfig, TlsConnector};
-use crate::stream::{MaybeTls, TcpOptions};
+use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
 
 /// Extra header fields a [`RequestSpec`] may carry (they are lent to the writer from a stack
 /// array, so issuing a request does not allocate).
@@ -82,17 +86,69 @@ impl RequestSpec {
     }
 }
 
-/// What an [`HttpEndpoint`] reports to the application.
-pub trait HttpHook<C = ()> {
+/// The send side lent to an [`HttpHandler`]: queues the next request on the same connection
+/// while the response is still borrowed (its round trip is measured like the schedule's).
+pub struct HttpOut<'a, S = TcpStream> {
+    sender: HttpSender<'a, MaybeTls<S>>,
+    sent_at: &'a mut VecDeque<Instant>,
+    sent: &'a mut u64,
+}
+
+impl<S> std::fmt::Debug for HttpOut<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpOut")
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Stream> HttpOut<'_, S> {
+    /// Sends `req` (refused without side effects when the pipeline is full or the connection is
+    /// closing: see [`HttpSender::send`]).
+    pub fn send(&mut self, req: &Request<'_>) -> Result<(), HttpError> {
+        self.sender.send(req)?;
+        // The queue was sized for the pipeline depth, which the sender just enforced: no growth.
+        self.sent_at.push_back(Instant::now());
+        *self.sent += 1;
+        Ok(())
+    }
+
+    /// `true` when another request may be sent now.
+    pub fn can_send(&self) -> bool {
+        self.sender.can_send()
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.sender.in_flight()
+    }
+}
+
+/// The application side of an [`HttpEndpoint`] (`S`: the dialer's stream, kernel TCP by
+/// default). An `Err` from a callback fails the connection; the policy decides about reconnecting.
+pub trait HttpHandler<C = (), S: Stream = TcpStream> {
     /// A response arrived `rtt` after its request was handed to the connection. It borrows the
-    /// connection's buffer. An `Err` or [`Flow::Close`] closes the connection.
+    /// connection's buffer; `out` queues the next request meanwhile. [`Flow::Close`] closes the
+    /// connection on purpose.
     fn on_response(
         &mut self,
         response: &Response<'_>,
         rtt: Duration,
+        out: &mut HttpOut<'_, S>,
         ctx: &mut C,
-    ) -> io::Result<Flow> {
-        let _ = (response, rtt, ctx);
+    ) -> Result<Flow, Error> {
+        let _ = (response, rtt, out, ctx);
+        Ok(Flow::Continue)
+    }
+
+    /// Called every [`HttpEndpoint::with_timer`] period while connected.
+    fn on_timer(
+        &mut self,
+        out: &mut HttpOut<'_, S>,
+        now: Instant,
+        ctx: &mut C,
+    ) -> Result<Flow, Error> {
+        let _ = (out, now, ctx);
         Ok(Flow::Continue)
     }
 
@@ -102,11 +158,17 @@ pub trait HttpHook<C = ()> {
     }
 }
 
-impl<C> HttpHook<C> for () {}
+impl<C, S: Stream> HttpHandler<C, S> for () {}
 
 /// Records each round trip, in nanoseconds (saturating at the histogram's highest value).
-impl<C> HttpHook<C> for hdrhistogram::Histogram<u64> {
-    fn on_response(&mut self, _: &Response<'_>, rtt: Duration, _: &mut C) -> io::Result<Flow> {
+impl<C, S: Stream> HttpHandler<C, S> for hdrhistogram::Histogram<u64> {
+    fn on_response(
+        &mut self,
+        _: &Response<'_>,
+        rtt: Duration,
+        _: &mut HttpOut<'_, S>,
+        _: &mut C,
+    ) -> Result<Flow, Error> {
         let ns = rtt.as_nanos().min(u128::from(u64::MAX)) as u64;
         // `record` grows an auto-resizing histogram (`Histogram::new`); one with fixed bounds
         // clamps out-of-range values instead of losing them.
@@ -134,11 +196,20 @@ pub struct HttpStats {
     pub timeouts: u64,
 }
 
-/// An [`Endpoint`] issuing a schedule of requests on one keep-alive connection: round-robin over
-/// the [`RequestSpec`]s, one per interval (or back to back), up to a pipeline depth in flight.
+/// An [`Endpoint`] for one HTTP origin on one keep-alive connection, driving an [`HttpHandler`]:
+/// a schedule of requests ([`with_requests`](Self::with_requests): round-robin, one per interval
+/// or back to back, up to a pipeline depth in flight), requests the handler queues itself from a
+/// response or its timer, or both.
 ///
 /// Connections are opened by the endpoint's [`Dial`]: kernel TCP unless
 /// [`HttpEndpoint::with_dialer`] says otherwise (an AF_XDP stack, say).
+///
+/// Builders set one thing each and never reset another's setting:
+/// - the pipeline depth is [`HttpConfig::max_in_flight`]; [`with_pipeline`](Self::with_pipeline)
+///   sets just that field, [`with_config`](Self::with_config) the whole configuration;
+/// - the handler's timer period is [`with_timer`](Self::with_timer)'s, else the `timer` of
+///   [`with_policy`](Self::with_policy)'s policy; the endpoint's own tick (the schedule, the
+///   response timeout) runs beside it, never instead of it.
 #[derive(Debug)]
 pub struct HttpEndpoint<H, D = KernelDial> {
     url: HttpUrl,
@@ -147,67 +218,61 @@ pub struct HttpEndpoint<H, D = KernelDial> {
     dial: D,
     config: HttpConfig,
     policy: Policy,
+    timer: Option<Duration>,
     requests: Vec<RequestSpec>,
     next: usize,
     interval: Option<Duration>,
-    depth: usize,
     timeout: Duration,
     /// When the next request is due (with an interval).
     next_send: Option<Instant>,
+    /// When the handler's timer is due next.
+    next_timer: Option<Instant>,
     sent_at: VecDeque<Instant>,
     stats: HttpStats,
-    hook: H,
+    handler: H,
 }
 
 impl<H> HttpEndpoint<H> {
-    /// An endpoint for `url`'s origin issuing `requests` (their targets replace the URL's path)
-    /// round-robin, back to back, one in flight, with a 10 s response timeout. `https` uses TLS
-    /// with the default configuration (verification on); see [`HttpEndpoint::with_tls`].
-    pub fn new(url: &str, requests: Vec<RequestSpec>, hook: H) -> io::Result<HttpEndpoint<H>> {
-        let parsed = HttpUrl::parse(url)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{url}: {e}")))?;
-        let invalid = |m: &str| io::Error::new(io::ErrorKind::InvalidInput, m.to_owned());
-        if requests.is_empty() {
-            return Err(invalid("an HTTP endpoint needs at least one request"));
-        }
-        if requests.iter().any(|r| r.headers.len() > MAX_SPEC_HEADERS) {
-            return Err(invalid("a request has more than 16 extra header fields"));
-        }
-        // Validate every request once, now, rather than failing on the connection later.
-        let mut scratch = Vec::new();
-        for spec in &requests {
-            with_request(spec, |req| {
-                super::request::write_request(&mut scratch, "h", req, None)
-                    .map(|_| ())
-                    .map_err(|e| invalid(&format!("{} {}: {e}", spec.method, spec.target)))
-            })?;
-        }
+    /// An endpoint for `url`'s origin with no schedule (the handler sends, or
+    /// [`with_requests`](Self::with_requests) adds one), one request in flight, a 10 s response
+    /// timeout. `https` uses TLS with the default configuration (verification on); see
+    /// [`HttpEndpoint::with_tls`].
+    pub fn new(url: &str, handler: H) -> Result<HttpEndpoint<H>, Error> {
+        let parsed = HttpUrl::parse(url).map_err(|e| {
+            Error::Http(HttpError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{url}: {e}"),
+            )))
+        })?;
         let tls = if parsed.is_secure() {
             Some(TlsConfig::default().build()?)
         } else {
             None
         };
-        let timeout = Duration::from_secs(10);
         Ok(HttpEndpoint {
             host: parsed.host_header(),
             url: parsed,
             tls,
             dial: KernelDial::default(),
-            config: HttpConfig::default(),
+            config: HttpConfig {
+                max_in_flight: 1,
+                ..HttpConfig::default()
+            },
             policy: Policy::default(),
-            requests,
+            timer: None,
+            requests: Vec::new(),
             next: 0,
             interval: None,
-            depth: 1,
-            timeout,
+            timeout: Duration::from_secs(10),
             next_send: None,
+            next_timer: None,
             sent_at: VecDeque::with_capacity(1),
             stats: HttpStats::default(),
-            hook,
+            handler,
         })
     }
 
-    /// Kernel socket options.
+    /// Kernel socket options (for the default dialer).
     pub fn with_tcp(mut self, options: TcpOptions) -> Self {
         self.dial.options = options;
         self
@@ -224,21 +289,53 @@ impl<H, D> HttpEndpoint<H, D> {
             dial,
             config: self.config,
             policy: self.policy,
+            timer: self.timer,
             requests: self.requests,
             next: self.next,
             interval: self.interval,
-            depth: self.depth,
             timeout: self.timeout,
             next_send: self.next_send,
+            next_timer: self.next_timer,
             sent_at: self.sent_at,
             stats: self.stats,
-            hook: self.hook,
+            handler: self.handler,
         }
     }
 
-    /// Uses `connector` for `https` (a venue's CA, a client certificate, the other backend).
+    /// The request schedule: `requests` round-robin (their targets replace the URL's path), back
+    /// to back unless [`with_interval`](Self::with_interval) paces them. Each is checked now
+    /// rather than failing on the connection later.
+    pub fn with_requests(mut self, requests: Vec<RequestSpec>) -> Result<Self, Error> {
+        let invalid = |m: String| {
+            Error::Http(HttpError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                m,
+            )))
+        };
+        if requests.iter().any(|r| r.headers.len() > MAX_SPEC_HEADERS) {
+            return Err(invalid(format!(
+                "a request has more than {MAX_SPEC_HEADERS} extra header fields"
+            )));
+        }
+        let mut scratch = Vec::new();
+        for spec in &requests {
+            with_request(spec, |req| {
+                super::request::write_request(&mut scratch, "h", req, None)
+                    .map(|_| ())
+                    .map_err(|e| invalid(format!("{} {}: {e}", spec.method, spec.target)))
+            })?;
+        }
+        self.requests = requests;
+        self.next = 0;
+        Ok(self)
+    }
+
+    /// Uses `connector` for `https` (a venue's CA, a client certificate, the other backend); an
+    /// `http` URL stays plain.
     pub fn with_tls(mut self, connector: TlsConnector) -> Self {
-        self.tls = Some(connector);
+        if self.url.is_secure() {
+            self.tls = Some(connector);
+        }
         self
     }
 
@@ -249,31 +346,41 @@ impl<H, D> HttpEndpoint<H, D> {
         self
     }
 
-    /// Connection settings (limits, buffers). The pipeline depth comes from
-    /// [`HttpEndpoint::with_pipeline`].
+    /// Connection settings (limits, buffers, pipeline depth in `max_in_flight`).
     pub fn with_config(mut self, config: HttpConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Lifecycle policy (connect timeout, backoff, lifetime). Its `timer` is replaced by the
-    /// endpoint's own tick (the interval, or a timeout check).
+    /// Lifecycle policy (connect timeout, backoff, lifetime, reconnects). Its `timer`, if any, is
+    /// the handler's timer period unless [`with_timer`](Self::with_timer) sets one.
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
     }
 
-    /// Send one request per `interval`, or back to back (a new one as each response arrives)
-    /// with `None`.
+    /// Calls [`HttpHandler::on_timer`] every `period` while connected.
+    pub fn with_timer(mut self, period: Duration) -> Self {
+        self.timer = Some(period);
+        self
+    }
+
+    /// The handler's timer period in force (see the precedence on [`HttpEndpoint`]).
+    pub fn timer(&self) -> Option<Duration> {
+        self.timer.or(self.policy.timer)
+    }
+
+    /// Send one scheduled request per `interval`, or back to back (a new one as each response
+    /// arrives) with `None`.
     pub fn with_interval(mut self, interval: Option<Duration>) -> Self {
         self.interval = interval;
         self
     }
 
-    /// Requests in flight at once (pipelining); at least 1.
+    /// Requests in flight at once (pipelining), at least 1: sets [`HttpConfig::max_in_flight`]
+    /// and nothing else.
     pub fn with_pipeline(mut self, depth: usize) -> Self {
-        self.depth = depth.max(1);
-        self.sent_at = VecDeque::with_capacity(self.depth);
+        self.config.max_in_flight = depth.max(1);
         self
     }
 
@@ -283,14 +390,14 @@ impl<H, D> HttpEndpoint<H, D> {
         self
     }
 
-    /// The hook.
-    pub fn hook(&self) -> &H {
-        &self.hook
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
     }
 
-    /// The hook, mutably.
-    pub fn hook_mut(&mut self) -> &mut H {
-        &mut self.hook
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
     }
 
     /// The counters.
@@ -303,15 +410,18 @@ impl<H, D> HttpEndpoint<H, D> {
         &self.url
     }
 
-    /// Sends requests while the pipeline has room (`fill`) or one request (`!fill`).
-    fn send_some<S: crate::stream::Stream>(
-        &mut self,
-        conn: &mut HttpClient<S>,
-        fill: bool,
-    ) -> io::Result<()> {
-        while self.sent_at.len() < self.depth && conn.can_send() {
+    fn depth(&self) -> usize {
+        self.config.max_in_flight.max(1)
+    }
+
+    /// Sends scheduled requests while the pipeline has room (`fill`) or one request (`!fill`).
+    fn send_some<S: Stream>(&mut self, conn: &mut HttpClient<S>, fill: bool) -> Result<(), Error> {
+        if self.requests.is_empty() {
+            return Ok(());
+        }
+        while self.sent_at.len() < self.depth() && conn.can_send() {
             let spec = &self.requests[self.next];
-            with_request(spec, |req| conn.send(req)).map_err(io::Error::from)?;
+            with_request(spec, |req| conn.send(req))?;
             self.next = (self.next + 1) % self.requests.len();
             self.sent_at.push_back(Instant::now());
             self.stats.sent += 1;
@@ -321,20 +431,17 @@ impl<H, D> HttpEndpoint<H, D> {
         }
         Ok(())
     }
-}
 
-impl<H, D> HttpEndpoint<H, D> {
     /// The timer period: a quarter of the timeout, so a late response is noticed within a quarter
-    /// of it, and a whole number of ticks per interval, so requests keep their cadence.
+    /// of it, divided further so the schedule's interval and the handler's timer are whole numbers
+    /// of ticks and keep their cadence.
     fn tick(&self) -> Duration {
         let check = (self.timeout / 4).max(Duration::from_millis(1));
-        match self.interval {
-            None => check,
-            Some(i) => {
-                let per_interval = i.as_nanos().div_ceil(check.as_nanos()).clamp(1, 1 << 20) as u32;
-                (i / per_interval).max(Duration::from_millis(1))
-            }
-        }
+        [self.interval, self.timer()]
+            .into_iter()
+            .flatten()
+            .map(|period| tick_for(period, check))
+            .fold(check, Duration::min)
     }
 }
 
@@ -358,15 +465,15 @@ fn with_request<T>(spec: &RequestSpec, f: impl FnOnce(&Request<'_>) -> T) -> T {
     })
 }
 
-impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
+impl<H: HttpHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
     type Target = HttpClient<MaybeTls<D::Stream>>;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.url.host(), self.url.port())
     }
 
-    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> io::Result<Self::Target> {
-        let tcp = self.dial.dial(addr)?;
+    fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> Result<Self::Target, Error> {
+        let tcp = self.dial.dial(addr).map_err(Error::Connect)?;
         let tls = if self.url.is_secure() {
             self.tls.as_ref()
         } else {
@@ -374,15 +481,17 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
         };
         let stream = MaybeTls::new(tcp, tls, self.url.host())?;
         self.sent_at.clear();
+        self.sent_at.reserve(self.depth());
         self.next_send = None;
-        let config = HttpConfig {
-            max_in_flight: self.depth,
-            ..self.config.clone()
-        };
-        Ok(HttpClient::new(stream, self.host.clone(), config))
+        self.next_timer = None;
+        Ok(HttpClient::new(
+            stream,
+            self.host.clone(),
+            self.config.clone(),
+        ))
     }
 
-    fn poll(&mut self, conn: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, conn: &mut Self::Target, ctx: &mut C) -> Result<Flow, Disconnect> {
         let mut flow = Flow::Continue;
         for handled in 0.. {
             if handled == RESPONSES_PER_POLL {
@@ -390,7 +499,7 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
                 flow = Flow::More;
                 break;
             }
-            let response = match conn.poll_response() {
+            let (response, sender) = match conn.poll_response_split() {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => return Err(e.into()),
@@ -403,12 +512,20 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
             let class = usize::from(response.status() / 100);
             self.stats.by_class[if class < 6 { class } else { 0 }] += 1;
             let closes = response.closes_connection();
-            if self.hook.on_response(&response, rtt, ctx)? == Flow::Close {
+            let mut out = HttpOut {
+                sender,
+                sent_at: &mut self.sent_at,
+                sent: &mut self.stats.sent,
+            };
+            if self.handler.on_response(&response, rtt, &mut out, ctx)? == Flow::Close {
                 return Ok(Flow::Close);
             }
             if closes {
-                // The server ends the connection after this response: reconnect.
-                return Ok(Flow::Close);
+                // The server ends the connection after this response, in an orderly way.
+                return Err(Disconnect::Closed {
+                    code: None,
+                    reason: "Connection: close".to_owned(),
+                });
             }
         }
         if self.interval.is_none() {
@@ -418,27 +535,38 @@ impl<H: HttpHook<C>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
     }
 
     fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
-        self.hook.on_event(event, ctx);
+        self.handler.on_event(event, ctx);
     }
 
     fn on_timer(
         &mut self,
         conn: &mut Self::Target,
         now: Instant,
-        _ctx: &mut C,
-    ) -> io::Result<Flow> {
+        ctx: &mut C,
+    ) -> Result<Flow, Disconnect> {
         if let Some(&oldest) = self.sent_at.front() {
             if now.saturating_duration_since(oldest) >= self.timeout {
                 self.stats.timeouts += 1;
-                return Err(HttpError::Timeout.into());
+                return Err(Timeout::Request(self.timeout).into());
             }
         }
+        // Half a tick early, so a tick that comes a little late never skips a period.
+        let slack = self.tick() / 2;
         if let Some(interval) = self.interval {
             if self.next_send.is_none_or(|at| now >= at) {
-                // Half a tick early, so a tick that comes a little late never skips a request.
-                let slack = self.tick() / 2;
                 self.next_send = Some(now + interval.saturating_sub(slack));
                 self.send_some(conn, false)?;
+            }
+        }
+        if let Some(period) = self.timer() {
+            if self.next_timer.is_none_or(|at| now >= at) {
+                self.next_timer = Some(now + period.saturating_sub(slack));
+                let mut out = HttpOut {
+                    sender: conn.sender(),
+                    sent_at: &mut self.sent_at,
+                    sent: &mut self.stats.sent,
+                };
+                return Ok(self.handler.on_timer(&mut out, now, ctx)?);
             }
         }
         Ok(Flow::Continue)

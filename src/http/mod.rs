@@ -50,15 +50,17 @@ pub mod error;
 pub mod pool;
 pub mod request;
 pub mod response;
+mod send;
 pub mod url;
 
 pub use body::{BodyDecoder, Step};
 pub use client::{HttpClient, HttpConfig};
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-pub use endpoint::{HttpEndpoint, HttpHook, HttpStats, RequestSpec};
+pub use endpoint::{HttpEndpoint, HttpHandler, HttpOut, HttpStats, RequestSpec};
 pub use error::{ChunkError, HttpError, RequestError, UrlError, UsageError};
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub use pool::{connect, HttpConn, HttpPool, PoolStats, PooledResponse};
 pub use request::{write_request, Body, Method, Request, Written};
 pub use response::{parse_head, BodyKind, FieldSpan, Head, Limits, Response, MAX_HEADERS_CAP};
+pub use send::HttpSender;
 pub use url::HttpUrl;

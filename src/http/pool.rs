@@ -11,9 +11,12 @@
 //! let mut pool = HttpPool::new();
 //! let url = HttpUrl::parse("https://api.example.com/v1/time")?;
 //! for _ in 0..3 {
-//!     let answer = pool.request(&url, &Request::get(url.target()))?; // one connection, reused
-//!     println!("{}", answer.response().map_or(0, |r| r.status()));
+//!     let answer = pool.get(&url)?; // one connection, reused
+//!     println!("{}", answer.response().status());
 //! }
+//! // Another target on the same origin: the URL names the origin, the request its target.
+//! let order = pool.request(&url, &Request::post("/v1/order", b"{\"qty\":1}"))?;
+//! println!("{}", order.response().status());
 //! # Ok(()) }
 //! ```
 
@@ -175,7 +178,12 @@ impl HttpPool {
         self.idle.len()
     }
 
-    /// Sends `req` to `url`'s origin (the target is `req.target`, not the URL's) on an idle
+    /// `GET` of `url` (its path and query): [`HttpPool::request`] with the target said once.
+    pub fn get<'p>(&'p mut self, url: &HttpUrl) -> Result<PooledResponse<'p>, HttpError> {
+        self.request(url, &Request::get(url.target()))
+    }
+
+    /// Sends `req` to `url`'s origin (the target is `req.target`; the URL's path is not used) on an idle
     /// connection if there is one, else on a new one, and waits for the response. The connection
     /// returns to the pool when the answer is dropped, if it can serve another request.
     pub fn request<'p>(
@@ -258,14 +266,23 @@ pub struct PooledResponse<'p> {
 }
 
 impl PooledResponse<'_> {
-    /// The response (always present after a successful [`HttpPool::request`]).
-    pub fn response(&self) -> Option<Response<'_>> {
-        self.entry.as_ref().and_then(|(_, c)| c.response())
+    /// The response.
+    pub fn response(&self) -> Response<'_> {
+        // `entry` is only taken by `drop`, and the connection's completed response stays until
+        // its next read, which only the pool does, after this handle is gone: `request` returns a
+        // `PooledResponse` only after `HttpClient::request` completed a response on it.
+        match self.entry.as_ref().and_then(|(_, c)| c.response()) {
+            Some(r) => r,
+            None => unreachable!("a PooledResponse always holds its completed response"),
+        }
     }
 
     /// The connection that carried the exchange.
-    pub fn connection(&self) -> Option<&HttpConn> {
-        self.entry.as_ref().map(|(_, c)| c)
+    pub fn connection(&self) -> &HttpConn {
+        match &self.entry {
+            Some((_, c)) => c,
+            None => unreachable!("taken only by drop"),
+        }
     }
 }
 

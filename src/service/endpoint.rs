@@ -1,9 +1,9 @@
 //! What an endpoint is: a connection factory plus the application logic that runs on it.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::{Disconnect, Error};
 use crate::select::Selectable;
 
 /// Where an endpoint connects: a host (a name resolved asynchronously, or an IP literal) and a port.
@@ -42,8 +42,15 @@ pub struct Policy {
     pub max_lifetime: Option<Duration>,
     /// Call [`Endpoint::on_timer`] this often while established (heartbeats, pings).
     pub timer: Option<Duration>,
-    /// Reconnect after a disconnect. `false` leaves the endpoint down.
+    /// Reconnect after a failure, an orderly close by the peer or the lifetime. `false` leaves
+    /// the endpoint down.
     pub reconnect: bool,
+    /// Reconnect also after a close on purpose ([`Flow::Close`], [`IoService::disconnect`]):
+    /// off by default, so a handler that closes is not greeted by a new connection (and a FIX
+    /// `on_logon` that would resend its orders).
+    ///
+    /// [`IoService::disconnect`]: super::IoService::disconnect
+    pub reconnect_after_close: bool,
 }
 
 impl Default for Policy {
@@ -56,38 +63,7 @@ impl Default for Policy {
             max_lifetime: None,
             timer: None,
             reconnect: true,
-        }
-    }
-}
-
-/// Why a connection ended.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Disconnect {
-    /// The host name did not resolve.
-    Dns(io::Error),
-    /// Creating or establishing the connection failed (refused, TLS or protocol handshake).
-    Connect(io::Error),
-    /// Not established within [`Policy::connect_timeout`].
-    ConnectTimeout,
-    /// An I/O or protocol error while established (including a clean close by the peer, reported as
-    /// `UnexpectedEof` / `ConnectionAborted` by the endpoint).
-    Error(io::Error),
-    /// [`Policy::max_lifetime`] elapsed.
-    Lifetime,
-    /// The endpoint asked to close ([`Endpoint::poll`] returned `Ok(Flow::Close)`).
-    Requested,
-}
-
-impl std::fmt::Display for Disconnect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Disconnect::Dns(e) => write!(f, "DNS: {e}"),
-            Disconnect::Connect(e) => write!(f, "connect: {e}"),
-            Disconnect::ConnectTimeout => f.write_str("connect timed out"),
-            Disconnect::Error(e) => write!(f, "{e}"),
-            Disconnect::Lifetime => f.write_str("lifetime reached (auto-disconnect)"),
-            Disconnect::Requested => f.write_str("closed by the endpoint"),
+            reconnect_after_close: false,
         }
     }
 }
@@ -115,7 +91,8 @@ pub enum Event<'a> {
 pub enum Flow {
     /// Keep the connection.
     Continue,
-    /// Close it (reported as [`Disconnect::Requested`], then the policy decides about reconnecting).
+    /// Close it on purpose (reported as [`Disconnect::Requested`]); it stays down unless
+    /// [`Policy::reconnect_after_close`] is set.
     Close,
     /// Keep it, and poll it again on the next round whatever the selector says: the endpoint
     /// stopped before draining (a per-poll budget), so one busy connection cannot starve the
@@ -141,13 +118,24 @@ pub trait Endpoint<C = ()> {
 
     /// Creates the connection to `addr` without blocking (the connect completes later). It may
     /// queue messages right away (subscriptions): they go out once the connection is ready.
-    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> io::Result<Self::Target>;
+    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> Result<Self::Target, Error>;
+
+    /// Drives the connection's handshakes; `Ok(true)` once established. The default asks the
+    /// target ([`Selectable::poll_connect`]) and types its error as a connect (or TLS) failure;
+    /// endpoints whose target knows its protocol's error override it.
+    fn poll_connect(&mut self, target: &mut Self::Target) -> Result<bool, Error> {
+        target.poll_connect().map_err(|e| match Error::from_io(e) {
+            Error::Io(e) => Error::Connect(e),
+            other => other,
+        })
+    }
 
     /// Handles traffic. Called after readiness events (and on every poll with a busy-poll
     /// selector). **Must drain** — read until the target returns `WouldBlock`, because readiness is
-    /// edge-triggered — or return [`Flow::More`] to be polled again next round. An `Err`
-    /// disconnects this endpoint only.
-    fn poll(&mut self, target: &mut Self::Target, ctx: &mut C) -> io::Result<Flow>;
+    /// edge-triggered — or return [`Flow::More`] to be polled again next round. An `Err` ends this
+    /// endpoint's connection with that reason (`?` turns any layer's error into
+    /// [`Disconnect::Error`]); the other endpoints are not affected.
+    fn poll(&mut self, target: &mut Self::Target, ctx: &mut C) -> Result<Flow, Disconnect>;
 
     /// Connection lifecycle notifications. The default does nothing.
     fn on_event(&mut self, event: &Event<'_>, ctx: &mut C) {
@@ -161,7 +149,7 @@ pub trait Endpoint<C = ()> {
         target: &mut Self::Target,
         now: Instant,
         ctx: &mut C,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, Disconnect> {
         let _ = (target, now, ctx);
         Ok(Flow::Continue)
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use super::{ConnectAddr, Endpoint, Event, Flow, Policy};
+use super::{ConnectAddr, Disconnect, Endpoint, Error, Event, Flow, Policy};
 use crate::select::Selectable;
 
 /// An endpoint of kind `A` or kind `B`.
@@ -53,9 +53,9 @@ impl<A: Selectable, B: Selectable> Selectable for MixedTarget<A, B> {
     }
 }
 
-fn mismatch() -> io::Error {
+fn mismatch() -> Error {
     // Unreachable by construction: a slot's target always comes from its own endpoint.
-    io::Error::other("endpoint and connection kinds differ")
+    Error::Io(io::Error::other("endpoint and connection kinds differ"))
 }
 
 impl<C, A: Endpoint<C>, B: Endpoint<C>> Endpoint<C> for Mixed<A, B> {
@@ -68,19 +68,27 @@ impl<C, A: Endpoint<C>, B: Endpoint<C>> Endpoint<C> for Mixed<A, B> {
         }
     }
 
-    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> io::Result<Self::Target> {
+    fn create_target(&mut self, addr: SocketAddr, ctx: &mut C) -> Result<Self::Target, Error> {
         Ok(match self {
             Mixed::A(e) => MixedTarget::A(e.create_target(addr, ctx)?),
             Mixed::B(e) => MixedTarget::B(e.create_target(addr, ctx)?),
         })
     }
 
+    fn poll_connect(&mut self, target: &mut Self::Target) -> Result<bool, Error> {
+        match (self, target) {
+            (Mixed::A(e), MixedTarget::A(t)) => e.poll_connect(t),
+            (Mixed::B(e), MixedTarget::B(t)) => e.poll_connect(t),
+            _ => Err(mismatch()),
+        }
+    }
+
     #[inline]
-    fn poll(&mut self, target: &mut Self::Target, ctx: &mut C) -> io::Result<Flow> {
+    fn poll(&mut self, target: &mut Self::Target, ctx: &mut C) -> Result<Flow, Disconnect> {
         match (self, target) {
             (Mixed::A(e), MixedTarget::A(t)) => e.poll(t, ctx),
             (Mixed::B(e), MixedTarget::B(t)) => e.poll(t, ctx),
-            _ => Err(mismatch()),
+            _ => Err(mismatch().into()),
         }
     }
 
@@ -96,11 +104,11 @@ impl<C, A: Endpoint<C>, B: Endpoint<C>> Endpoint<C> for Mixed<A, B> {
         target: &mut Self::Target,
         now: Instant,
         ctx: &mut C,
-    ) -> io::Result<Flow> {
+    ) -> Result<Flow, Disconnect> {
         match (self, target) {
             (Mixed::A(e), MixedTarget::A(t)) => e.on_timer(t, now, ctx),
             (Mixed::B(e), MixedTarget::B(t)) => e.on_timer(t, now, ctx),
-            _ => Err(mismatch()),
+            _ => Err(mismatch().into()),
         }
     }
 

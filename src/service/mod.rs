@@ -34,14 +34,16 @@ use crate::select::{Selectable, Selector, Token};
 mod dial;
 mod dns;
 mod endpoint;
+mod error;
 mod mixed;
-#[cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
+#[cfg(feature = "ws")]
 pub mod ws;
 
 #[cfg(feature = "io-uring")]
 pub use dial::UringDial;
 pub use dial::{Dial, KernelDial};
-pub use endpoint::{ConnectAddr, Disconnect, Endpoint, Event, Flow, Policy};
+pub use endpoint::{ConnectAddr, Endpoint, Event, Flow, Policy};
+pub use error::{Disconnect, Error, Timeout};
 pub use mixed::{Mixed, MixedTarget};
 
 /// Identifies an endpoint within its service (the order of [`IoService::register`] calls).
@@ -50,7 +52,7 @@ pub struct EndpointId(pub usize);
 
 /// Where an endpoint is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum EndpointState {
     /// Waiting to (re)connect: initial start or backoff.
     Waiting,
     /// Resolving the host name.
@@ -63,14 +65,14 @@ pub enum State {
     Stopped,
 }
 
-impl std::fmt::Display for State {
+impl std::fmt::Display for EndpointState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            State::Waiting => "waiting",
-            State::Resolving => "resolving",
-            State::Connecting => "connecting",
-            State::Established => "up",
-            State::Stopped => "stopped",
+            EndpointState::Waiting => "waiting",
+            EndpointState::Resolving => "resolving",
+            EndpointState::Connecting => "connecting",
+            EndpointState::Established => "up",
+            EndpointState::Stopped => "stopped",
         })
     }
 }
@@ -212,13 +214,13 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
     }
 
     /// The lifecycle state of endpoint `id`.
-    pub fn state(&self, id: EndpointId) -> State {
+    pub fn state(&self, id: EndpointId) -> EndpointState {
         match self.slots[id.0].phase {
-            Phase::Waiting { .. } => State::Waiting,
-            Phase::Resolving => State::Resolving,
-            Phase::Connecting { .. } => State::Connecting,
-            Phase::Established { .. } => State::Established,
-            Phase::Stopped => State::Stopped,
+            Phase::Waiting { .. } => EndpointState::Waiting,
+            Phase::Resolving => EndpointState::Resolving,
+            Phase::Connecting { .. } => EndpointState::Connecting,
+            Phase::Established { .. } => EndpointState::Established,
+            Phase::Stopped => EndpointState::Stopped,
         }
     }
 
@@ -243,8 +245,8 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
         }
     }
 
-    /// Closes endpoint `id`'s connection (reported as [`Disconnect::Requested`]); the policy decides
-    /// whether it reconnects.
+    /// Closes endpoint `id`'s connection on purpose (reported as [`Disconnect::Requested`]): it
+    /// stays down unless [`Policy::reconnect_after_close`] is set.
     pub fn disconnect(&mut self, id: EndpointId, ctx: &mut C) {
         let now = Instant::now();
         let slot = &mut self.slots[id.0];
@@ -264,7 +266,10 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
     }
 
     /// Runs one round: resolver answers, selector readiness, then each endpoint's due work. Never
-    /// blocks longer than the poll timeout; an endpoint's failure never makes it fail.
+    /// blocks longer than the poll timeout, and does not wait at all while an endpoint has work
+    /// left over (it returned [`Flow::More`], or its connection holds buffered frames); a timer or
+    /// reconnect due sooner than the timeout shortens the wait. An endpoint's failure never makes
+    /// it fail.
     pub fn poll(&mut self, ctx: &mut C) -> io::Result<()> {
         self.poll_with(ctx, |target, endpoint, ctx| endpoint.poll(target, ctx))
     }
@@ -272,9 +277,10 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
     /// As [`IoService::poll`], but traffic is handled by `handler` instead of [`Endpoint::poll`].
     pub fn poll_with<F>(&mut self, ctx: &mut C, mut handler: F) -> io::Result<()>
     where
-        F: FnMut(&mut E::Target, &mut E, &mut C) -> io::Result<Flow>,
+        F: FnMut(&mut E::Target, &mut E, &mut C) -> Result<Flow, Disconnect>,
     {
-        self.selector.poll(self.poll_timeout, &mut self.ready)?;
+        let timeout = self.wait_budget();
+        self.selector.poll(timeout, &mut self.ready)?;
         // After the (possibly waiting) selector poll, so deadlines and timers see the real time.
         let now = Instant::now();
         self.collect_answers(now, ctx);
@@ -300,7 +306,7 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
                     target,
                     addr,
                     deadline,
-                } => match target.poll_connect() {
+                } => match slot.endpoint.poll_connect(target) {
                     Ok(true) => {
                         let addr = *addr;
                         let Phase::Connecting { target, .. } =
@@ -320,9 +326,11 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
                         slot.ready = true;
                         None
                     }
-                    Ok(false) if now >= *deadline => Some(Disconnect::ConnectTimeout),
+                    Ok(false) if now >= *deadline => {
+                        Some(Disconnect::Error(Error::Timeout(Timeout::Connect)))
+                    }
                     Ok(false) => None,
-                    Err(e) => Some(Disconnect::Connect(e)),
+                    Err(e) => Some(Disconnect::Error(e)),
                 },
                 _ => None,
             };
@@ -365,7 +373,7 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
                 }
                 Ok(Flow::Continue) => continue,
                 Ok(Flow::Close) => Disconnect::Requested,
-                Err(e) => Disconnect::Error(e),
+                Err(reason) => reason,
             };
             end(&mut self.selector, slot, reason, now, &mut self.rng, ctx);
         }
@@ -373,6 +381,34 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
         // collected by the next selector poll.
         self.connect_resolved(now, ctx);
         Ok(())
+    }
+
+    /// How long the selector may wait: the poll timeout, cut to zero while an endpoint has work
+    /// left over, and to the earliest timer or reconnect due before it.
+    fn wait_budget(&self) -> Duration {
+        if self.poll_timeout.is_zero() {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut wait = self.poll_timeout;
+        for slot in &self.slots {
+            let due = match &slot.phase {
+                _ if slot.ready => return Duration::ZERO,
+                Phase::Established { target, .. } if target.read_pending() => {
+                    return Duration::ZERO
+                }
+                Phase::Established { next_timer, .. } => *next_timer,
+                Phase::Waiting { until } => Some(*until),
+                // The resolver answers on a channel the selector does not watch: look again soon.
+                Phase::Resolving => Some(now + Duration::from_millis(1)),
+                // Deadlines of handshakes are checked on the next round anyway.
+                _ => None,
+            };
+            if let Some(due) = due {
+                wait = wait.min(due.saturating_duration_since(now));
+            }
+        }
+        wait
     }
 
     fn collect_answers(&mut self, now: Instant, ctx: &mut C) {
@@ -405,7 +441,7 @@ impl<S: Selector, E: Endpoint<C>, C> IoService<S, E, C> {
                 Err(e) => end(
                     &mut self.selector,
                     slot,
-                    Disconnect::Dns(e),
+                    Disconnect::Error(Error::Dns(e)),
                     now,
                     &mut self.rng,
                     ctx,
@@ -489,11 +525,12 @@ fn connect<S: Selector, E: Endpoint<C>, C>(
     slot.stats.attempts += 1;
     let target = match slot.endpoint.create_target(addr, ctx) {
         Ok(t) => t,
-        Err(e) => return end(selector, slot, Disconnect::Connect(e), now, rng, ctx),
+        Err(e) => return end(selector, slot, Disconnect::Error(e), now, rng, ctx),
     };
     if let Err(e) = selector.register(target.raw_fd(), token) {
         drop(target);
-        return end(selector, slot, Disconnect::Connect(e), now, rng, ctx);
+        let reason = Disconnect::Error(Error::Connect(e));
+        return end(selector, slot, reason, now, rng, ctx);
     }
     slot.phase = Phase::Connecting {
         target,
@@ -518,9 +555,10 @@ fn end<S: Selector, E: Endpoint<C>, C>(
     }
     slot.stats.disconnects += 1;
     slot.ready = false;
-    let retry_in = if !slot.policy.reconnect {
+    let on_purpose = matches!(reason, Disconnect::Requested);
+    let retry_in = if !slot.policy.reconnect || (on_purpose && !slot.policy.reconnect_after_close) {
         None
-    } else if matches!(reason, Disconnect::Lifetime) {
+    } else if matches!(reason, Disconnect::Lifetime | Disconnect::PeriodEnd) {
         Some(Duration::ZERO)
     } else {
         let delay = backoff(&slot.policy, slot.failures, rng);
@@ -538,6 +576,18 @@ fn end<S: Selector, E: Endpoint<C>, C>(
         },
         ctx,
     );
+}
+
+/// A timer period that divides `interval` into whole ticks of at most `check` (at least 1 ms),
+/// so an endpoint with its own periodic work (a timeout check, heartbeats) still calls the
+/// handler's timer on its cadence.
+pub(crate) fn tick_for(interval: Duration, check: Duration) -> Duration {
+    let check = check.max(Duration::from_millis(1));
+    let per_interval = interval
+        .as_nanos()
+        .div_ceil(check.as_nanos())
+        .clamp(1, 1 << 20) as u32;
+    (interval / per_interval).max(Duration::from_millis(1))
 }
 
 /// The delay before attempt `failures + 1`: exponential from the initial delay, capped, with
@@ -559,6 +609,15 @@ fn backoff(policy: &Policy, failures: u32, rng: &mut u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_divide_the_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(tick_for(ms(1000), ms(250)), ms(250));
+        assert_eq!(tick_for(ms(100), ms(250)), ms(100));
+        assert_eq!(tick_for(ms(1000), ms(300)), ms(250));
+        assert_eq!(tick_for(Duration::ZERO, ms(250)), ms(1));
+    }
 
     #[test]
     fn backoff_doubles_caps_and_jitters() {

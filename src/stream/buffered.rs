@@ -122,6 +122,11 @@ impl<S: Stream> Stream for Buffered<S> {
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
     }
+    /// Writes the queued bytes first; `WouldBlock` while some remain.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.inner.shutdown_write()
+    }
 }
 
 impl_mio_source!(Buffered<S>, S: Stream);

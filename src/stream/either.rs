@@ -84,6 +84,9 @@ impl<L: Stream, R: Stream> Stream for Either<L, R> {
     fn raw_fd(&self) -> Option<RawFd> {
         each!(self, s => s.raw_fd())
     }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        each!(self, s => s.shutdown_write())
+    }
 }
 
 impl_mio_source!(Either<L, R>, L: Stream, R: Stream);

@@ -119,6 +119,8 @@ pub struct KtlsStream {
     recv_offload: bool,
     /// [`KtlsMode::Require`] and the session was not offloaded: every call fails.
     refused: bool,
+    /// Our close_notify has been written (a second `SSL_shutdown` would wait for the peer's).
+    close_sent: bool,
 }
 
 impl std::fmt::Debug for KtlsStream {
@@ -173,6 +175,7 @@ impl KtlsStream {
             send_offload: false,
             recv_offload: false,
             refused: false,
+            close_sent: false,
         })
     }
 
@@ -281,6 +284,28 @@ impl Stream for KtlsStream {
 
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.tcp.as_raw_fd())
+    }
+
+    /// close_notify through `SSL_shutdown` (OpenSSL hands the alert to the kernel when the send side
+    /// is offloaded), once, then FIN.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if !self.poll_connect()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if !self.close_sent {
+            // SAFETY: live SSL object with a socket BIO on a live descriptor; the error queue is
+            // cleared first so SSL_get_error reads this call's outcome.
+            let rc = unsafe {
+                openssl_sys::ERR_clear_error();
+                openssl_sys::SSL_shutdown(self.ssl.as_ptr())
+            };
+            // 0: our alert is sent and the peer's not yet seen; 1: both done.
+            if rc < 0 {
+                self.check(rc)?;
+            }
+            self.close_sent = true;
+        }
+        self.tcp.shutdown_write()
     }
 }
 

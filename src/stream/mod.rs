@@ -24,6 +24,10 @@
 //!   ready are either queued in exactly one place (TLS, see [`tls`]) or refused with `WouldBlock`.
 //! - **`flush` pushes buffered bytes towards the peer** and returns `WouldBlock` when some are still
 //!   queued; the bytes stay queued and a later `flush` continues.
+//! - **[`Stream::shutdown_write`] half-closes**: each layer sends its own closing message (TLS: a
+//!   close_notify alert) after the bytes queued before it, then passes the shutdown down; at the
+//!   bottom the TCP stream sends FIN. The peer reads end of stream; this side keeps reading until the
+//!   peer closes too. `WouldBlock` means some of it is still queued: call again.
 //!
 //! # Composition
 //!
@@ -83,6 +87,26 @@ pub trait Stream: Read + Write {
     fn raw_fd(&self) -> Option<RawFd> {
         None
     }
+
+    /// Shuts down the write side: queued bytes go out first, then each layer's closing message
+    /// (a TLS close_notify), then a FIN at the TCP level. Reading continues until the peer's end of
+    /// stream, so a reply sent after the FIN is still received.
+    ///
+    /// Non-blocking like every call here: `WouldBlock` when bytes are still queued in some layer
+    /// (nothing is lost; call again, after a writable event, until it returns `Ok`). On hotwire's
+    /// stream types, calling it again after success returns `Ok` (the standard library's and mio's
+    /// sockets pass the kernel's answer through, `NotConnected` once the peer has closed too).
+    /// While the stream is still connecting it returns `WouldBlock`.
+    /// Writes after a shutdown fail.
+    ///
+    /// Every stream type of hotwire implements it; the default, for streams that cannot half-close
+    /// (test doubles), returns [`io::ErrorKind::Unsupported`].
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this stream cannot shut down its write side",
+        ))
+    }
 }
 
 impl<S: Stream + ?Sized> Stream for &mut S {
@@ -95,17 +119,26 @@ impl<S: Stream + ?Sized> Stream for &mut S {
     fn raw_fd(&self) -> Option<RawFd> {
         (**self).raw_fd()
     }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        (**self).shutdown_write()
+    }
 }
 
 impl Stream for std::net::TcpStream {
     fn raw_fd(&self) -> Option<RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(self))
     }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
 }
 
 impl Stream for mio::net::TcpStream {
     fn raw_fd(&self) -> Option<RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(self))
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 
@@ -118,6 +151,9 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
     }
     fn raw_fd(&self) -> Option<RawFd> {
         (**self).raw_fd()
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        (**self).shutdown_write()
     }
 }
 

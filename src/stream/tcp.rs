@@ -59,6 +59,9 @@ pub struct TcpStream {
     peer: SocketAddr,
     /// `Some(deadline)` while the connect is in progress.
     connecting: Option<Option<Instant>>,
+    /// The FIN has been sent ([`Stream::shutdown_write`]); a second shutdown is a no-op (the kernel
+    /// would answer `ENOTCONN` once the peer has closed too).
+    write_shut: bool,
 }
 
 impl TcpStream {
@@ -106,6 +109,60 @@ impl TcpStream {
             socket: socket.into(),
             peer: addr,
             connecting,
+            write_shut: false,
+        })
+    }
+
+    /// Resolves `host` (a DNS name or an IP address) and connects to `port` on its addresses in
+    /// turn, **blocking** until one connection is established: for scripts, tools and tests (the
+    /// service layer resolves and connects without blocking).
+    ///
+    /// Each address gets [`TcpOptions::connect_timeout`] (10 s when `None`). The stream returned is
+    /// connected and non-blocking, as from [`connect`](Self::connect). When every address fails, the
+    /// error is the last one, naming all the addresses tried.
+    ///
+    /// ```no_run
+    /// # use hotwire::stream::{TcpOptions, TcpStream};
+    /// let stream = TcpStream::connect_host("example.com", 443, &TcpOptions::default())?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_host(host: &str, port: u16, options: &TcpOptions) -> io::Result<TcpStream> {
+        use std::net::ToSocketAddrs;
+        // A bracketed IPv6 literal, as in a URL, resolves like the bare address.
+        let name = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let addrs: Vec<SocketAddr> = (name, port)
+            .to_socket_addrs()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let timeout = options.connect_timeout.unwrap_or(Duration::from_secs(10));
+        let mut last = None;
+        for &addr in &addrs {
+            let attempt = TcpStream::connect(addr, options).and_then(|mut s| {
+                super::wait_connected(&mut s, timeout)?;
+                Ok(s)
+            });
+            match attempt {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        let tried = addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(match last {
+            Some(e) => io::Error::new(
+                e.kind(),
+                format!("connect to {host} port {port} ({tried}): {e}"),
+            ),
+            None => io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} resolved to no address"),
+            ),
         })
     }
 
@@ -221,6 +278,19 @@ impl Stream for TcpStream {
 
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.socket.as_raw_fd())
+    }
+
+    /// Sends FIN (`shutdown(SHUT_WR)`); the kernel sends it after the bytes already written.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if self.write_shut {
+            return Ok(());
+        }
+        if self.connecting.is_some() && !self.finish_connect()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.socket.shutdown(Shutdown::Write)?;
+        self.write_shut = true;
+        Ok(())
     }
 }
 

@@ -27,11 +27,13 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::batch::Batch;
 use super::codec::{Decoder, Frame, FrameInfo};
-use super::error::{HandshakeError, UsageError, WsError};
-use super::frame::{is_valid_close_code, CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-use super::handshake::{self, AcceptValue, ClientRequest};
-use super::mask::{mask_copy, KeyGen, MaskMode};
+use super::error::{HandshakeError, WsError};
+use super::frame::{CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use super::handshake::{self, ClientRequest};
+use super::mask::{KeyGen, MaskMode};
+use super::send::{Core, Tx, WsSender};
 use super::url::WsUrl;
 use crate::buf::HotBuf;
 use crate::stream::{wait_fd, would_block, Stream};
@@ -75,7 +77,7 @@ impl Default for WsConfig {
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum WsState {
     /// Connecting or in the opening handshake.
     Connecting,
     /// Open: messages flow both ways.
@@ -135,292 +137,6 @@ struct Rx {
     end: usize,
 }
 
-/// The send buffer: bytes `start..end` are queued. Until the handshake completes only the bytes
-/// before `request_end` (the request) may leave; frames queued meanwhile wait behind it.
-struct Tx {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    request_end: usize,
-    needs_flush: bool,
-}
-
-impl Tx {
-    /// Makes room for `need` more bytes at `end`.
-    fn reserve(&mut self, need: usize) {
-        if self.start == self.end {
-            self.request_end = self.request_end.saturating_sub(self.start);
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.buf.len() - self.end < need {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.request_end = self.request_end.saturating_sub(self.start);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < need {
-                self.buf.resize(self.end + need, 0);
-                let cap = self.buf.capacity();
-                self.buf.resize(cap, 0);
-            }
-        }
-    }
-
-    /// Queues one frame: header from a stack array, then the payload masked while it is copied.
-    #[inline]
-    fn queue(&mut self, opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) {
-        let header = FrameHeader {
-            fin,
-            rsv: 0,
-            opcode,
-            mask: Some(key),
-            payload_len: payload.len() as u64,
-        };
-        let mut h = [0u8; FrameHeader::MAX_LEN];
-        let hl = header.emit(&mut h);
-        let need = hl + payload.len();
-        self.reserve(need);
-        let end = self.end;
-        self.buf[end..end + hl].copy_from_slice(&h[..hl]);
-        let dst = &mut self.buf[end + hl..end + need];
-        if key == [0; 4] {
-            dst.copy_from_slice(payload);
-        } else {
-            mask_copy(dst, payload, key);
-        }
-        self.end += need;
-    }
-
-    /// Writes queued bytes (up to the request while `!open`) until done or the stream would block.
-    /// `Ok(true)` when nothing writable is left queued.
-    #[inline]
-    fn flush<S: Stream>(&mut self, stream: &mut S, open: bool) -> io::Result<bool> {
-        loop {
-            let limit = if open {
-                self.end
-            } else {
-                self.end.min(self.request_end)
-            };
-            if self.start >= limit {
-                break;
-            }
-            match stream.write(&self.buf[self.start..limit]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.start += n;
-                    self.needs_flush = true;
-                }
-                Err(e) if would_block(&e) => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if self.needs_flush {
-            match stream.flush() {
-                Ok(()) => self.needs_flush = false,
-                Err(e) if would_block(&e) => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(self.start == self.end)
-    }
-}
-
-/// Everything but the receive buffer, so frames can borrow the buffer while control frames are
-/// answered through this.
-struct Core<S> {
-    stream: S,
-    dec: Decoder,
-    tx: Tx,
-    rng: KeyGen,
-    cfg: WsConfig,
-    open: bool,
-    close_sent: bool,
-    close_received: bool,
-    /// A fragmented message this side is sending.
-    tx_fragmented: bool,
-    /// The pong for the latest ping, held while earlier bytes are still queued.
-    pong_slot: [u8; MAX_CONTROL_PAYLOAD],
-    pong_len: Option<u8>,
-    failed: Option<WsError>,
-    /// An error a batch ran into, raised (and acted on) by the next call.
-    deferred: Option<WsError>,
-    accept: AcceptValue,
-    offered: Vec<String>,
-    subprotocol: Option<usize>,
-}
-
-impl<S: Stream> Core<S> {
-    #[inline]
-    fn check(&mut self) -> Result<(), WsError> {
-        if self.failed.is_none() && self.deferred.is_none() {
-            return Ok(());
-        }
-        self.check_slow()
-    }
-
-    #[cold]
-    fn check_slow(&mut self) -> Result<(), WsError> {
-        if let Some(e) = self.deferred.take() {
-            return Err(self.fail(e));
-        }
-        match &self.failed {
-            None => Ok(()),
-            Some(e) => Err(e.clone()),
-        }
-    }
-
-    /// Records an error found inside a batch; the next call fails the connection with it.
-    #[cold]
-    fn defer(&mut self, e: WsError) {
-        if self.failed.is_none() && self.deferred.is_none() {
-            self.deferred = Some(e);
-        }
-    }
-
-    /// Fails the connection with `e`: sends the close code `e` maps to (when the connection is open
-    /// and no close was sent) and makes every later call return `e`.
-    #[cold]
-    fn fail(&mut self, e: WsError) -> WsError {
-        if !e.is_terminal() {
-            return e;
-        }
-        if let Some(first) = &self.failed {
-            return first.clone();
-        }
-        if let (Some(code), true, false) = (e.close_code(), self.open, self.close_sent) {
-            let key = self.key();
-            self.tx.queue(OpCode::Close, true, &code.to_be_bytes(), key);
-            self.close_sent = true;
-            let _ = self.tx.flush(&mut self.stream, true);
-        }
-        self.failed = Some(e.clone());
-        e
-    }
-
-    #[inline]
-    fn key(&mut self) -> [u8; 4] {
-        match self.cfg.mask {
-            MaskMode::Random => self.rng.key(),
-            MaskMode::Zero => [0; 4],
-        }
-    }
-
-    #[inline]
-    fn flush(&mut self) -> Result<bool, WsError> {
-        if self.tx.start == self.tx.end && !self.tx.needs_flush && self.pong_len.is_none() {
-            return Ok(true);
-        }
-        let open = self.open;
-        let mut done = self
-            .tx
-            .flush(&mut self.stream, open)
-            .map_err(|e| self.fail(e.into()))?;
-        if done {
-            if let Some(n) = self.pong_len.take() {
-                if !self.close_sent {
-                    let key = self.key();
-                    let slot = self.pong_slot;
-                    self.tx.queue(OpCode::Pong, true, &slot[..n as usize], key);
-                    done = self
-                        .tx
-                        .flush(&mut self.stream, open)
-                        .map_err(|e| self.fail(e.into()))?;
-                }
-            }
-        }
-        Ok(done)
-    }
-
-    /// Queues a frame and tries to write it.
-    #[inline]
-    fn send_raw(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
-        let key = self.key();
-        self.tx.queue(opcode, fin, payload, key);
-        if self.open {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Checks the state and fragmentation order for a frame the user sends.
-    fn send_checked(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
-        // Not `check`: an error a batch deferred is raised by the next receive, so replies to the
-        // frames before it still go out first.
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        if self.close_sent {
-            return Err(UsageError::CloseSent.into());
-        }
-        if opcode.is_control() {
-            if payload.len() > MAX_CONTROL_PAYLOAD {
-                return Err(UsageError::ControlTooLong.into());
-            }
-            if !fin {
-                return Err(UsageError::Fragmentation.into());
-            }
-        } else {
-            if (opcode == OpCode::Continuation) != self.tx_fragmented {
-                return Err(UsageError::Fragmentation.into());
-            }
-            self.tx_fragmented = !fin;
-        }
-        self.send_raw(opcode, fin, payload)
-    }
-
-    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), WsError> {
-        match self.cfg.fragment_size {
-            Some(n) if n > 0 && payload.len() > n => {
-                let mut chunks = payload.chunks(n).peekable();
-                let mut op = opcode;
-                while let Some(chunk) = chunks.next() {
-                    self.send_checked(op, chunks.peek().is_none(), chunk)?;
-                    op = OpCode::Continuation;
-                }
-                Ok(())
-            }
-            _ => self.send_checked(opcode, true, payload),
-        }
-    }
-
-    /// What a received frame requires of us: a pong for a ping, an echo for a close.
-    #[inline]
-    fn on_frame(&mut self, frame: &Frame<'_>) -> Result<(), WsError> {
-        match frame.opcode() {
-            OpCode::Ping if self.cfg.auto_pong && !self.close_sent => {
-                let p = frame.payload();
-                if self.tx.start == self.tx.end {
-                    self.send_raw(OpCode::Pong, true, p)
-                } else {
-                    // §5.5.3 lets us answer only the most recent ping: while the stream pushes
-                    // back, keep one pong in a fixed slot instead of queueing one per ping, so a
-                    // peer that pings without reading cannot grow our memory.
-                    self.pong_slot[..p.len()].copy_from_slice(p);
-                    self.pong_len = Some(p.len() as u8);
-                    Ok(())
-                }
-            }
-            OpCode::Close => {
-                self.close_received = true;
-                if !self.close_sent {
-                    self.close_sent = true;
-                    // §5.5.1: echo the status code received (an empty body gets an empty echo).
-                    let code = frame.close().and_then(|c| c.code);
-                    match code {
-                        Some(c) => self.send_raw(OpCode::Close, true, &c.to_be_bytes())?,
-                        None => self.send_raw(OpCode::Close, true, &[])?,
-                    }
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 enum Fill {
     Data,
     WouldBlock,
@@ -434,6 +150,8 @@ pub struct Websocket<S> {
     /// Reassembly buffer for fragmented messages (message mode), reused.
     msg: Vec<u8>,
     msg_text: bool,
+    /// A recorded session played back: the response answered the live key, not ours.
+    replay: bool,
 }
 
 impl<S> fmt::Debug for Websocket<S> {
@@ -446,85 +164,6 @@ impl<S> fmt::Debug for Websocket<S> {
             .field("buffered", &(self.rx.end - self.rx.start))
             .field("queued", &(self.core.tx.end - self.core.tx.start))
             .finish_non_exhaustive()
-    }
-}
-
-/// The frames of one read: an iterator over borrowed frames (see [`Websocket::read_batch`]).
-///
-/// Yields each complete frame in the buffer, in order. A protocol error or the end of the stream
-/// ends the batch after the frames that preceded it; the next call on the client returns the error
-/// (and fails the connection then, sending the close frame). So the application acts on every valid
-/// frame before the failure, as it would reading frame by frame.
-pub struct Batch<'a, S: Stream> {
-    buf: &'a [u8],
-    pos: &'a mut usize,
-    core: &'a mut Core<S>,
-    done: bool,
-}
-
-impl<S: Stream> fmt::Debug for Batch<'_, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Batch")
-            .field("remaining", &(self.buf.len() - *self.pos))
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a, S: Stream> Iterator for Batch<'a, S> {
-    type Item = Frame<'a>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Frame<'a>> {
-        if self.done {
-            return None;
-        }
-        if self.core.close_received {
-            // §5.5.1: nothing after a close frame is data.
-            *self.pos = self.buf.len();
-            self.done = true;
-            return None;
-        }
-        let data = &self.buf[*self.pos..];
-        match self.core.dec.short_data(data) {
-            Some(Ok((frame, n))) => {
-                *self.pos += n;
-                return Some(frame);
-            }
-            Some(Err(e)) => {
-                self.done = true;
-                self.core.defer(e);
-                return None;
-            }
-            None => {}
-        }
-        let step = match self.core.dec.poll(data) {
-            Ok(Some(info)) => self
-                .core
-                .dec
-                .accept(info, data)
-                .map(|f| Some((f, info.total_len()))),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match step {
-            Ok(Some((frame, n))) => {
-                *self.pos += n;
-                // A failed pong or close echo has already failed the connection: end the batch
-                // after this frame.
-                self.done = self.core.on_frame(&frame).is_err();
-                Some(frame)
-            }
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                self.core.defer(e);
-                None
-            }
-        }
     }
 }
 
@@ -570,13 +209,32 @@ impl<S: Stream> Websocket<S> {
                 tx_fragmented: false,
                 pong_slot: [0; MAX_CONTROL_PAYLOAD],
                 pong_len: None,
+                peer_close: [0; MAX_CONTROL_PAYLOAD],
+                peer_close_len: 0,
                 failed: None,
                 deferred: None,
                 subprotocol: None,
             },
             msg: Vec::new(),
             msg_text: false,
+            replay: false,
         })
+    }
+
+    /// A client over a recorded session played back ([`Replay`](crate::stream::Replay)), so the
+    /// handler code that ran live runs again on the same bytes, with the same reads: the
+    /// deterministic backtest. The recorded opening handshake answered the live connection's
+    /// random key, so its `Sec-WebSocket-Accept` is taken as the answer to ours; everything else
+    /// in the response is checked as on a live connection. What the client sends goes to the
+    /// replay stream (discarded, or compared with the recording in strict mode).
+    pub fn replay(
+        stream: S,
+        request: ClientRequest,
+        config: WsConfig,
+    ) -> Result<Websocket<S>, WsError> {
+        let mut ws = Websocket::client(stream, request, config)?;
+        ws.replay = true;
+        Ok(ws)
     }
 
     /// Drives the connection: the stream's connect, then the opening handshake. `Ok(true)` once the
@@ -603,6 +261,11 @@ impl<S: Stream> Websocket<S> {
         loop {
             let rx = &mut self.rx;
             let core = &mut self.core;
+            if self.replay {
+                if let Some(accept) = handshake::response_accept(&rx.buf[..rx.end]) {
+                    core.accept = accept;
+                }
+            }
             match handshake::parse_response(&rx.buf[..rx.end], &core.accept, &core.offered) {
                 Ok(Some(acc)) => {
                     rx.start = acc.head_len;
@@ -743,18 +406,7 @@ impl<S: Stream> Websocket<S> {
     /// returned.
     #[inline]
     pub fn receive(&mut self) -> Result<Option<Frame<'_>>, WsError> {
-        let Some(info) = self.next_info()? else {
-            return Ok(None);
-        };
-        let Websocket { rx, core, .. } = self;
-        let data = &rx.buf[rx.start..rx.end];
-        let frame = match core.dec.accept(info, data) {
-            Ok(f) => f,
-            Err(e) => return Err(core.fail(e)),
-        };
-        rx.start += info.total_len();
-        core.on_frame(&frame)?;
-        Ok(Some(frame))
+        Ok(self.receive_split()?.map(|(frame, _)| frame))
     }
 
     /// The next complete message (fragments reassembled in a buffer reused from message to message),
@@ -773,6 +425,7 @@ impl<S: Stream> Websocket<S> {
                 core,
                 msg,
                 msg_text,
+                ..
             } = self;
             let frame = match core.dec.accept(info, &rx.buf[rx.start..rx.end]) {
                 Ok(f) => f,
@@ -842,7 +495,7 @@ impl<S: Stream> Websocket<S> {
 
     /// Sends one frame of a message: `Text` or `Binary` with `fin = false` starts a fragmented
     /// message, `Continuation` frames follow, the last with `fin = true` (§5.4). Out-of-order use is
-    /// refused with [`UsageError::Fragmentation`]. Control opcodes are sent as with the methods above.
+    /// refused with [`UsageError::Fragmentation`](super::UsageError::Fragmentation). Control opcodes are sent as with the methods above.
     pub fn send_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
         self.core.send_checked(opcode, fin, payload)
     }
@@ -851,26 +504,7 @@ impl<S: Stream> Websocket<S> {
     /// receiving until the peer's close arrives and the stream ends ([`WsError::Closed`]). Calling
     /// it again after a close was sent does nothing.
     pub fn close(&mut self, code: u16, reason: &str) -> Result<(), WsError> {
-        self.core.check()?;
-        if !is_valid_close_code(code) {
-            return Err(UsageError::CloseCode(code).into());
-        }
-        if reason.len() > MAX_CONTROL_PAYLOAD - 2 {
-            return Err(UsageError::ControlTooLong.into());
-        }
-        if self.core.close_sent {
-            return Ok(());
-        }
-        if !self.core.open {
-            self.core.failed = Some(WsError::Closed);
-            return Ok(());
-        }
-        let mut body = [0u8; MAX_CONTROL_PAYLOAD];
-        body[..2].copy_from_slice(&code.to_be_bytes());
-        body[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
-        self.core.close_sent = true;
-        self.core
-            .send_raw(OpCode::Close, true, &body[..2 + reason.len()])
+        self.core.close(code, reason)
     }
 
     /// Writes queued bytes; `Ok(true)` when none are left.
@@ -888,14 +522,66 @@ impl<S: Stream> Websocket<S> {
     }
 
     /// The connection's state.
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> WsState {
         match self.core.failed.as_ref().or(self.core.deferred.as_ref()) {
-            Some(WsError::Closed) => State::Closed,
-            Some(_) => State::Failed,
-            None if !self.core.open => State::Connecting,
-            None if self.core.close_sent || self.core.close_received => State::Closing,
-            None => State::Open,
+            Some(WsError::Closed) => WsState::Closed,
+            Some(_) => WsState::Failed,
+            None if !self.core.open => WsState::Connecting,
+            None if self.core.close_sent || self.core.close_received => WsState::Closing,
+            None => WsState::Open,
         }
+    }
+
+    /// The close frame the peer sent, once one arrived: its status code and reason (empty when
+    /// none was given, or when it was not valid UTF-8).
+    pub fn peer_close(&self) -> Option<(Option<u16>, &str)> {
+        if !self.core.close_received {
+            return None;
+        }
+        let n = self.core.peer_close_len as usize;
+        let body = &self.core.peer_close[..n];
+        let code = (n >= 2).then(|| u16::from_be_bytes([body[0], body[1]]));
+        let reason = body
+            .get(2..)
+            .and_then(|r| std::str::from_utf8(r).ok())
+            .unwrap_or("");
+        Some((code, reason))
+    }
+
+    /// The send half on its own (see [`WsSender`]).
+    #[inline]
+    pub fn sender(&mut self) -> WsSender<'_, S> {
+        WsSender {
+            core: &mut self.core,
+        }
+    }
+
+    /// As [`receive`](Self::receive), with the send half lent beside the frame, so a handler
+    /// answers a message while it still borrows the receive buffer (no copy):
+    ///
+    /// ```no_run
+    /// # fn f<S: hotwire::stream::Stream>(ws: &mut hotwire::ws::Websocket<S>) -> Result<(), hotwire::ws::WsError> {
+    /// while let Some((frame, mut tx)) = ws.receive_split()? {
+    ///     if frame.text() == Some(r#"{"op":"ping"}"#) {
+    ///         tx.send_text(r#"{"op":"pong"}"#)?;
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn receive_split(&mut self) -> Result<Option<(Frame<'_>, WsSender<'_, S>)>, WsError> {
+        let Some(info) = self.next_info()? else {
+            return Ok(None);
+        };
+        let Websocket { rx, core, .. } = self;
+        let data = &rx.buf[rx.start..rx.end];
+        let frame = match core.dec.accept(info, data) {
+            Ok(f) => f,
+            Err(e) => return Err(core.fail(e)),
+        };
+        rx.start += info.total_len();
+        core.on_frame(&frame)?;
+        Ok(Some((frame, WsSender { core })))
     }
 
     /// The subprotocol the server selected, if any.

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use super::*;
 use crate::ws::codec::encode_frame;
 use crate::ws::mask::{mask_in_place, KeyGen};
-use crate::ws::{CapacityError, ProtocolError};
+use crate::ws::{CapacityError, ProtocolError, UsageError, WsState as State};
 
 /// A scripted peer: `input` is what the server sent (handed out at most `read_chunk` bytes per read,
 /// `WouldBlock` when empty, EOF once `eof` is set); writes land in `output`, at most `write_chunk`

@@ -175,6 +175,24 @@ fn malformed(e: httparse::Error) -> HandshakeError {
     })
 }
 
+/// The `Sec-WebSocket-Accept` value of a complete response head in `buf`, if it has one of the
+/// right length: what a replayed session's recorded response answered (see
+/// [`Websocket::replay`](super::Websocket::replay)).
+pub fn response_accept(buf: &[u8]) -> Option<AcceptValue> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    if !matches!(resp.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let value = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))?
+        .value
+        .trim_ascii();
+    value.try_into().ok()
+}
+
 /// Parses and validates the response head at the front of `buf`.
 ///
 /// `Ok(None)` means the head is incomplete; the caller enforces its own size limit on that.
@@ -248,6 +266,19 @@ mod tests {
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{extra}\r\n"
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn the_accept_value_of_a_recorded_response() {
+        assert_eq!(
+            response_accept(&response("")),
+            Some(*b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        assert_eq!(response_accept(b"HTTP/1.1 101 Switching"), None);
+        assert_eq!(
+            response_accept(b"HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: short\r\n\r\n"),
+            None
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! | [`codec`] | §5.1, §5.4 fragmentation, §5.5 control frames, §5.6 / §8.1 UTF-8 |
 //! | [`handshake`] | §4.1 client requirements, §4.2.2 the server's answer, §1.3 accept key |
 //! | [`url`] | §3 `ws` / `wss` URIs |
-//! | [`client`] | §5.5.2–§5.5.3 ping / pong, §7 closing the connection |
+//! | [`client`] | §7 closing the connection (receive side), §5.4 reassembly |
+//! | `send` ([`WsSender`]) | §5.3 masking on send, §5.5.2–§5.5.3 ping / pong, §7.1.2 starting the close |
 //!
 //! The codec is sans-IO: [`Decoder`] turns bytes into [`Frame`]s that borrow the caller's buffer.
 //! [`Websocket<S>`] puts it on any [`Stream`](crate::stream::Stream) — plain TCP, TLS, a recording —
@@ -34,6 +35,7 @@
 //! Errors are one enum, [`WsError`]; protocol, UTF-8 and size violations close the connection with
 //! 1002, 1007 and 1009. After a terminal error every call returns it again.
 
+mod batch;
 pub mod client;
 pub mod codec;
 pub mod error;
@@ -41,13 +43,15 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 mod selectable;
+mod send;
 pub mod url;
 
-pub use client::{Batch, IntoWebsocket, Message, State, Websocket, WsConfig};
+pub use batch::Batch;
+pub use client::{IntoWebsocket, Message, Websocket, WsConfig, WsState};
 pub use codec::{encode_frame, Decoder, Frame, FrameInfo};
 pub use error::{CapacityError, HandshakeError, ProtocolError, UrlError, UsageError, WsError};
 pub use frame::{CloseFrame, FrameHeader, OpCode};
 pub use handshake::ClientRequest;
 pub use mask::MaskMode;
-pub use selectable::into_io;
+pub use send::WsSender;
 pub use url::WsUrl;

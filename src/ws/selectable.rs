@@ -10,7 +10,7 @@ use crate::stream::Stream;
 
 impl<S: Stream> Selectable for Websocket<S> {
     fn poll_connect(&mut self) -> io::Result<bool> {
-        self.poll_handshake().map_err(into_io)
+        self.poll_handshake().map_err(io::Error::from)
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
@@ -24,10 +24,13 @@ impl<S: Stream> Selectable for Websocket<S> {
     }
 }
 
-/// A [`WsError`] as an I/O error, keeping the typed error as its source.
-pub fn into_io(e: WsError) -> io::Error {
-    match e {
-        WsError::Io(inner) => io::Error::new(inner.kind(), WsError::Io(inner)),
-        other => io::Error::other(other),
+/// A [`WsError`] as an I/O error, keeping the typed error as its source (the kind of a stream
+/// error is kept), so `?` works on sends inside functions returning `io::Result`.
+impl From<WsError> for io::Error {
+    fn from(e: WsError) -> io::Error {
+        match e {
+            WsError::Io(inner) => io::Error::new(inner.kind(), WsError::Io(inner)),
+            other => io::Error::other(other),
+        }
     }
 }

@@ -134,6 +134,14 @@ impl Stream for XdpStream {
     fn read_pending(&self) -> bool {
         self.stack.inner.borrow_mut().socket(self.handle).can_recv()
     }
+
+    /// smoltcp's `close()`: FIN after the bytes already in the send buffer; reads go on.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if !self.established && !self.finish_connect()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.shutdown(Shutdown::Write)
+    }
 }
 
 fn closed_error(state: State) -> io::Error {

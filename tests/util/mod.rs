@@ -656,10 +656,21 @@ impl<C: Ticks> hotwire::service::Endpoint<C> for Ticker {
     fn address(&self) -> hotwire::service::ConnectAddr {
         hotwire::service::ConnectAddr::new("127.0.0.1", self.port)
     }
-    fn create_target(&mut self, addr: SocketAddr, _: &mut C) -> std::io::Result<Self::Target> {
-        hotwire::stream::TcpStream::connect(addr, &hotwire::stream::TcpOptions::default())
+    fn create_target(
+        &mut self,
+        addr: SocketAddr,
+        _: &mut C,
+    ) -> Result<Self::Target, hotwire::service::Error> {
+        Ok(hotwire::stream::TcpStream::connect(
+            addr,
+            &hotwire::stream::TcpOptions::default(),
+        )?)
     }
-    fn poll(&mut self, _: &mut Self::Target, _: &mut C) -> std::io::Result<hotwire::service::Flow> {
+    fn poll(
+        &mut self,
+        _: &mut Self::Target,
+        _: &mut C,
+    ) -> Result<hotwire::service::Flow, hotwire::service::Disconnect> {
         Ok(hotwire::service::Flow::Continue)
     }
     fn on_timer(
@@ -667,7 +678,7 @@ impl<C: Ticks> hotwire::service::Endpoint<C> for Ticker {
         _: &mut Self::Target,
         now: Instant,
         ctx: &mut C,
-    ) -> std::io::Result<hotwire::service::Flow> {
+    ) -> Result<hotwire::service::Flow, hotwire::service::Disconnect> {
         if let Some(last) = self.last.replace(now) {
             ctx.tick(now - last);
         }

@@ -220,7 +220,7 @@ impl std::fmt::Debug for Redacted<'_> {
 
 /// Where the session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum SessionState {
     /// Nothing sent yet.
     Idle,
     /// Logon sent; expecting the counterparty's Logon.
@@ -301,7 +301,7 @@ pub enum SessionError {
         /// The MsgSeqNum of the message.
         seq: u64,
     },
-    /// Application messages can only be sent while [`State::Active`]; nothing was sent.
+    /// Application messages can only be sent while [`SessionState::Active`]; nothing was sent.
     #[error("session not active")]
     NotActive,
     /// Output not yet taken by the stream passed [`MAX_QUEUED_OUTPUT`]: the counterparty asks for
@@ -321,7 +321,7 @@ pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
 pub struct Session<M> {
     config: SessionConfig,
     store: M,
-    state: State,
+    state: SessionState,
     enc: Encoder,
     out: Vec<u8>,
     out_pos: usize,
@@ -357,11 +357,11 @@ impl<M: std::fmt::Debug> std::fmt::Debug for Session<M> {
 }
 
 impl<M: MessageStore> Session<M> {
-    /// A session in [`State::Idle`]; `now` starts its timers.
+    /// A session in [`SessionState::Idle`]; `now` starts its timers.
     pub fn new(config: SessionConfig, store: M, now: Now) -> Session<M> {
         Session {
             store,
-            state: State::Idle,
+            state: SessionState::Idle,
             enc: Encoder::with_capacity(4096),
             out: Vec::with_capacity(64 << 10),
             out_pos: 0,
@@ -380,7 +380,7 @@ impl<M: MessageStore> Session<M> {
     }
 
     /// The state.
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> SessionState {
         self.state
     }
 
@@ -415,7 +415,7 @@ impl<M: MessageStore> Session<M> {
 
     /// Queues the Logon (resetting the store first when [`SessionConfig::reset_on_logon`]).
     pub fn start(&mut self, now: Now) -> Result<(), SessionError> {
-        if self.state != State::Idle {
+        if self.state != SessionState::Idle {
             return Ok(());
         }
         if self.config.reset_on_logon {
@@ -445,7 +445,7 @@ impl<M: MessageStore> Session<M> {
             enc.str(Tag::DefaultApplVerId, &config.default_appl_ver_id);
         }
         self.commit(now, false)?;
-        self.enter(State::AwaitingLogon, now);
+        self.enter(SessionState::AwaitingLogon, now);
         Ok(())
     }
 
@@ -457,7 +457,7 @@ impl<M: MessageStore> Session<M> {
         msg_type: &[u8],
         body: impl FnOnce(&mut Encoder),
     ) -> Result<u64, SessionError> {
-        if self.state != State::Active {
+        if self.state != SessionState::Active {
             return Err(SessionError::NotActive);
         }
         let seq = self.store.next_sender_seq();
@@ -491,12 +491,12 @@ impl<M: MessageStore> Session<M> {
     /// Starts the Logout handshake (Text(58) = `text` when given).
     pub fn logout(&mut self, now: Now, text: Option<&str>) -> Result<(), SessionError> {
         match self.state {
-            State::Active | State::AwaitingLogon => {
+            SessionState::Active | SessionState::AwaitingLogon => {
                 self.send_logout(now, text.map(str::as_bytes))?;
-                self.enter(State::AwaitingLogout, now);
+                self.enter(SessionState::AwaitingLogout, now);
             }
-            State::Idle => self.enter(State::Ended, now),
-            State::AwaitingLogout | State::Ended => {}
+            SessionState::Idle => self.enter(SessionState::Ended, now),
+            SessionState::AwaitingLogout | SessionState::Ended => {}
         }
         Ok(())
     }
@@ -509,18 +509,18 @@ impl<M: MessageStore> Session<M> {
         let hb = self.config.heartbeat_interval;
         let grace = hb + hb / 5;
         match self.state {
-            State::AwaitingLogon if elapsed(self.since) >= self.config.logon_timeout => {
-                self.enter(State::Ended, now);
+            SessionState::AwaitingLogon if elapsed(self.since) >= self.config.logon_timeout => {
+                self.enter(SessionState::Ended, now);
                 Err(SessionError::LogonTimeout)
             }
-            State::AwaitingLogout if elapsed(self.since) >= self.config.logout_timeout => {
-                self.enter(State::Ended, now);
+            SessionState::AwaitingLogout if elapsed(self.since) >= self.config.logout_timeout => {
+                self.enter(SessionState::Ended, now);
                 Err(SessionError::LogoutTimeout)
             }
-            State::Active => {
+            SessionState::Active => {
                 if let Some((_, sent)) = self.test_request {
                     if elapsed(sent) >= grace && elapsed(self.last_received) >= grace {
-                        self.enter(State::Ended, now);
+                        self.enter(SessionState::Ended, now);
                         return Err(SessionError::HeartbeatTimeout);
                     }
                 } else if elapsed(self.last_received) >= grace {
@@ -543,7 +543,7 @@ impl<M: MessageStore> Session<M> {
         let replay = self.replay.take();
         let result = self.handle_inner(now, msg, replay);
         if result.is_err() {
-            self.enter(State::Ended, now);
+            self.enter(SessionState::Ended, now);
         }
         result
     }
@@ -574,7 +574,7 @@ impl<M: MessageStore> Session<M> {
         msg: &Message<'_>,
         replay: Option<bool>,
     ) -> Result<Action, SessionError> {
-        if self.state == State::Ended || self.state == State::Idle {
+        if self.state == SessionState::Ended || self.state == SessionState::Idle {
             return Ok(Action::Ignored);
         }
         self.last_received = now.mono;
@@ -591,7 +591,7 @@ impl<M: MessageStore> Session<M> {
         if replay.is_none() {
             self.check_latency(now, msg, seq)?;
         }
-        if self.state == State::AwaitingLogon {
+        if self.state == SessionState::AwaitingLogon {
             return match msg_type {
                 MsgType::Logon => self.on_logon(now, msg, seq),
                 _ => Err(SessionError::LogonRejected),
@@ -715,7 +715,7 @@ impl<M: MessageStore> Session<M> {
                 received: seq,
             });
         }
-        self.enter(State::Active, now);
+        self.enter(SessionState::Active, now);
         if seq > expected {
             // The Logon is queued as acted on: it fills its number when the gap before it is.
             let queued = self.enqueue(seq, msg, true);
@@ -728,10 +728,10 @@ impl<M: MessageStore> Session<M> {
 
     fn on_logout(&mut self, now: Now) -> Result<Action, SessionError> {
         match self.state {
-            State::AwaitingLogout => {}
+            SessionState::AwaitingLogout => {}
             _ => self.send_logout(now, None)?,
         }
-        self.enter(State::Ended, now);
+        self.enter(SessionState::Ended, now);
         Ok(Action::LoggedOut)
     }
 
@@ -885,7 +885,7 @@ impl<M: MessageStore> Session<M> {
         Ok(())
     }
 
-    fn enter(&mut self, state: State, now: Now) {
+    fn enter(&mut self, state: SessionState, now: Now) {
         self.state = state;
         self.since = now.mono;
     }

@@ -103,7 +103,7 @@ impl Script {
             e.u64(98u32, 0).u64(108u32, 30);
         });
         assert_eq!(action.unwrap(), Action::LoggedOn);
-        assert_eq!(self.session.state(), State::Active);
+        assert_eq!(self.session.state(), SessionState::Active);
         self
     }
 
@@ -135,9 +135,9 @@ fn logon_carries_the_configured_fields() {
     config.heartbeat_interval = Duration::from_secs(5);
     config.precision = TimePrecision::Micros;
     let mut s = Script::new(config);
-    assert_eq!(s.session.state(), State::Idle);
+    assert_eq!(s.session.state(), SessionState::Idle);
     s.session.start(s.at(0.0)).unwrap();
-    assert_eq!(s.session.state(), State::AwaitingLogon);
+    assert_eq!(s.session.state(), SessionState::AwaitingLogon);
     let sent = s.sent();
     let logon = parse(&sent[0]);
     assert_eq!(logon.begin_string(), b"FIXT.1.1");
@@ -202,7 +202,7 @@ fn heartbeats_and_test_requests_both_ways() {
         s.session.on_timer(s.at(68.0 + 37.0 + 37.0)),
         Err(SessionError::HeartbeatTimeout)
     ));
-    assert_eq!(s.session.state(), State::Ended);
+    assert_eq!(s.session.state(), SessionState::Ended);
 }
 
 #[test]
@@ -328,7 +328,7 @@ fn seq_too_low_ends_the_session_with_a_reason() {
             received: 2
         })
     ));
-    assert_eq!(s.session.state(), State::Ended);
+    assert_eq!(s.session.state(), SessionState::Ended);
     let out = s.sent();
     let logout = parse(&out[0]);
     assert_eq!(logout.msg_type(), MsgType::Logout);
@@ -372,25 +372,25 @@ fn session_reject_is_reported() {
             reason: Some(1)
         })
     );
-    assert_eq!(s.session.state(), State::Active);
+    assert_eq!(s.session.state(), SessionState::Active);
 }
 
 #[test]
 fn logout_handshake_both_ways() {
     let mut s = Script::fix44().logged_on();
     s.session.logout(s.at(1.0), Some("done")).unwrap();
-    assert_eq!(s.session.state(), State::AwaitingLogout);
+    assert_eq!(s.session.state(), SessionState::AwaitingLogout);
     let out = s.sent();
     assert_eq!(parse(&out[0]).str(Tag::Text), Ok("done"));
     assert_eq!(s.feed(1.1, MsgType::Logout, |_| {}), Ok(Action::LoggedOut));
-    assert_eq!(s.session.state(), State::Ended);
+    assert_eq!(s.session.state(), SessionState::Ended);
     assert!(s.sent().is_empty(), "a Logout reply is not answered");
 
     let mut s = Script::fix44().logged_on();
     assert_eq!(s.feed(1.0, MsgType::Logout, |_| {}), Ok(Action::LoggedOut));
     let out = s.sent();
     assert_eq!(parse(&out[0]).msg_type(), MsgType::Logout);
-    assert_eq!(s.session.state(), State::Ended);
+    assert_eq!(s.session.state(), SessionState::Ended);
 
     // Unanswered: the logout times out.
     let mut s = Script::fix44().logged_on();
@@ -605,7 +605,7 @@ fn sending_time_accuracy_is_checked() {
         matches!(err, Err(SessionError::SendingTimeAccuracy { seq: 2 })),
         "{err:?}"
     );
-    assert_eq!(s.session.state(), State::Ended);
+    assert_eq!(s.session.state(), SessionState::Ended);
     let out = s.sent();
     let reject = parse(&out[0]);
     assert_eq!(
@@ -669,7 +669,7 @@ fn duplicates_need_a_consistent_orig_sending_time() {
         ),
         (1, MsgType::Reject, Ok(1), Ok(122))
     );
-    assert_eq!(s.session.state(), State::Active);
+    assert_eq!(s.session.state(), SessionState::Active);
     // With a proper one: ignored quietly.
     assert_eq!(s.feed_seq(1.2, 2, er, poss_dup), Ok(Action::Ignored));
     assert!(s.sent().is_empty());

@@ -298,6 +298,18 @@ impl Stream for UringStream {
     fn raw_fd(&self) -> Option<RawFd> {
         Some(std::os::fd::AsRawFd::as_raw_fd(&self.tcp))
     }
+
+    /// FIN once every written byte has been sent by the ring (a shutdown under a send still in
+    /// flight would fail it); `WouldBlock` until then.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if !self.ready()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if !self.ring.0.borrow_mut().sent_all(self.slot)? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.tcp.shutdown_write()
+    }
 }
 
 crate::stream::impl_mio_source!(UringStream);

@@ -790,6 +790,19 @@ impl Shared {
         Ok(())
     }
 
+    /// `Ok(true)` once every written byte has been sent and its send completed.
+    pub(super) fn sent_all(&mut self, slot: u32) -> io::Result<bool> {
+        self.flush(slot)?;
+        if self.conns[slot as usize].end > 0 {
+            self.reap()?;
+        }
+        let c = &self.conns[slot as usize];
+        if let Some(errno) = c.error {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        Ok(c.start == c.end)
+    }
+
     // ---- the selector side -----------------------------------------------------------------
 
     /// Starts reporting readiness for `fd` under `token`: a stream of this ring gets its token

@@ -223,3 +223,72 @@ fn bad_buffer_counts_are_refused() {
     let e = UringRing::new(&config(100, 1024)).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
 }
+
+/// A loopback server that reads to end of stream, then answers with the byte count and closes.
+fn counting_server() -> (SocketAddr, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 65536];
+        let mut total = 0;
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        s.write_all(format!("got {total}").as_bytes()).unwrap();
+        total
+    });
+    (addr, handle)
+}
+
+#[test]
+fn shutdown_write_waits_for_sends_in_flight_then_sends_fin_and_reads_on() {
+    let (addr, server) = counting_server();
+    let mut sel = UringSelector::new(UringRing::new(&config(64, 4096)).unwrap());
+    let mut s = connect(&mut sel, addr);
+    let mut ready = Vec::new();
+    let total = 200_000;
+    let chunk = [7u8; 3000];
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent < total {
+        assert!(Instant::now() < deadline, "sent {sent} of {total}");
+        match s.write(&chunk[..chunk.len().min(total - sent)]) {
+            Ok(n) => sent += n,
+            Err(e) if would_block(&e) => sel.poll(Duration::from_millis(1), &mut ready).unwrap(),
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    // Bytes are still in the ring's send buffer: the FIN must wait for them.
+    let mut waited = 0;
+    loop {
+        assert!(Instant::now() < deadline, "shutdown did not complete");
+        match s.shutdown_write() {
+            Ok(()) => break,
+            Err(e) if would_block(&e) => waited += 1,
+            Err(e) => panic!("shutdown_write: {e}"),
+        }
+        sel.poll(Duration::from_millis(1), &mut ready).unwrap();
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        assert!(Instant::now() < deadline, "no reply: {reply:?}");
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if would_block(&e) => sel.poll(Duration::from_millis(1), &mut ready).unwrap(),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    assert_eq!(server.join().unwrap(), total);
+    assert_eq!(
+        reply,
+        format!("got {total}").into_bytes(),
+        "waited {waited}"
+    );
+}

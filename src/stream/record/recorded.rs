@@ -195,6 +195,12 @@ impl<S: Stream> Stream for Recorded<S> {
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
     }
+    /// Passed to the inner stream. The recording has no record for it: the bytes that went out
+    /// before are recorded, and the peer's end of stream is recorded when it is read.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.check()?;
+        self.inner.shutdown_write()
+    }
 }
 
 impl_mio_source!(Recorded<S>, S: Stream);

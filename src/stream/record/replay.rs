@@ -44,6 +44,8 @@ pub struct Replay {
     wr: usize,
     wcur: (usize, usize),
     written: u64,
+    /// [`Stream::shutdown_write`] was called.
+    write_shut: bool,
 }
 
 impl Replay {
@@ -100,6 +102,7 @@ impl Replay {
             wr: first,
             wcur: (0, 0),
             written: 0,
+            write_shut: false,
         })
     }
 
@@ -207,6 +210,12 @@ impl Read for Replay {
 
 impl Write for Replay {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.write_shut {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown_write",
+            ));
+        }
         if !self.strict {
             self.written += buf.len() as u64;
             return Ok(buf.len());
@@ -257,6 +266,13 @@ impl Stream for Replay {
 
     fn raw_fd(&self) -> Option<RawFd> {
         None
+    }
+
+    /// Ends the write side: later writes fail with `BrokenPipe`, as on a socket. Reads go on to the
+    /// recorded end.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.write_shut = true;
+        Ok(())
     }
 }
 

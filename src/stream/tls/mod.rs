@@ -121,6 +121,55 @@ pub struct TlsConfig {
     /// **Disables all certificate verification.** Any server can impersonate the venue; only for
     /// tests and lab setups. Logged as a warning whenever a connector is built with it.
     pub insecure: bool,
+    /// Adjusts the rustls `ClientConfig` before the connector is built (see [`TlsHook`]).
+    #[cfg(feature = "tls-rustls")]
+    pub rustls_hook: Option<TlsHook<rustls::ClientConfig>>,
+    /// Adjusts the OpenSSL `SslConnectorBuilder` before the connector is built (see [`TlsHook`]).
+    #[cfg(feature = "tls-openssl")]
+    pub openssl_hook: Option<TlsHook<openssl::ssl::SslConnectorBuilder>>,
+}
+
+/// The error a [`TlsHook`] returns; [`TlsConfig::build`] reports it as `InvalidInput`.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+type HookFn<T> = dyn Fn(&mut T) -> Result<(), HookError> + Send + Sync;
+
+/// A caller's adjustment of a backend's own configuration, for what [`TlsConfig`] has no field for
+/// (cipher suites, session resumption, key logging, a custom verifier, OpenSSL options).
+///
+/// It runs in [`TlsConfig::build`] after every field of the `TlsConfig` has been applied, so a
+/// setting it makes is the one that holds (an ALPN list it sets replaces [`TlsConfig::alpn`]).
+/// Only the hook of the backend in use runs: a configuration may carry one for each, and
+/// [`TlsConfig::backend`] picks. Cheap to clone (shared).
+pub struct TlsHook<T: ?Sized>(std::sync::Arc<HookFn<T>>);
+
+impl<T: ?Sized> TlsHook<T> {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(&mut T) -> Result<(), HookError> + Send + Sync + 'static) -> Self {
+        TlsHook(std::sync::Arc::new(f))
+    }
+
+    /// Runs the hook on `target`; its error becomes an `InvalidInput` error naming `backend`.
+    pub(crate) fn apply(&self, target: &mut T, backend: &str) -> io::Result<()> {
+        (self.0)(target).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{backend} configuration hook: {e}"),
+            )
+        })
+    }
+}
+
+impl<T: ?Sized> Clone for TlsHook<T> {
+    fn clone(&self) -> Self {
+        TlsHook(self.0.clone())
+    }
+}
+
+impl<T: ?Sized> std::fmt::Debug for TlsHook<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsHook(..)")
+    }
 }
 
 impl Default for TlsConfig {
@@ -135,6 +184,10 @@ impl Default for TlsConfig {
             min_version: TlsVersion::Tls12,
             max_version: TlsVersion::Tls13,
             insecure: false,
+            #[cfg(feature = "tls-rustls")]
+            rustls_hook: None,
+            #[cfg(feature = "tls-openssl")]
+            openssl_hook: None,
         }
     }
 }
@@ -147,6 +200,50 @@ impl TlsConfig {
             roots: RootSource::None,
             ..TlsConfig::default()
         }
+    }
+
+    /// Sets [`rustls_hook`](Self::rustls_hook): `f` adjusts the rustls `ClientConfig` after the
+    /// fields of this configuration are applied and before the connector is built.
+    ///
+    /// ```
+    /// # use hotwire::stream::tls::TlsConfig;
+    /// let tls = TlsConfig::default().with_rustls_config(|c| {
+    ///     c.alpn_protocols = vec![b"h2".to_vec()];
+    ///     Ok(())
+    /// });
+    /// # tls.build().unwrap();
+    /// ```
+    #[cfg(feature = "tls-rustls")]
+    pub fn with_rustls_config(
+        mut self,
+        f: impl Fn(&mut rustls::ClientConfig) -> Result<(), HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.rustls_hook = Some(TlsHook::new(f));
+        self
+    }
+
+    /// Sets [`openssl_hook`](Self::openssl_hook): `f` adjusts the OpenSSL `SslConnectorBuilder`
+    /// after the fields of this configuration are applied and before the connector is built.
+    ///
+    /// ```
+    /// # use hotwire::stream::tls::{TlsBackend, TlsConfig};
+    /// let tls = TlsConfig { backend: TlsBackend::Openssl, ..TlsConfig::default() }
+    ///     .with_openssl_builder(|b| {
+    ///         b.set_alpn_protos(b"\x02h2")?;
+    ///         Ok(())
+    ///     });
+    /// # tls.build().unwrap();
+    /// ```
+    #[cfg(feature = "tls-openssl")]
+    pub fn with_openssl_builder(
+        mut self,
+        f: impl Fn(&mut openssl::ssl::SslConnectorBuilder) -> Result<(), HookError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.openssl_hook = Some(TlsHook::new(f));
+        self
     }
 
     /// Loads certificates and keys and builds the connector. Errors name the file and the problem.
@@ -341,6 +438,9 @@ impl<S: Stream> Stream for TlsStream<S> {
     }
     fn raw_fd(&self) -> Option<RawFd> {
         each!(self, s => s.get_ref().raw_fd())
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        each!(self, s => s.shutdown_write())
     }
 }
 

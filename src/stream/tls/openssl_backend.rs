@@ -68,6 +68,9 @@ pub(super) fn build(cfg: &TlsConfig) -> io::Result<SslConnector> {
     if cfg.insecure {
         b.set_verify(SslVerifyMode::NONE);
     }
+    if let Some(hook) = &cfg.openssl_hook {
+        hook.apply(&mut b, "OpenSSL")?;
+    }
     Ok(b.build())
 }
 
@@ -82,6 +85,9 @@ pub struct OpensslStream<S> {
     /// The handshake failure, returned again by every later call.
     failed: Option<(io::ErrorKind, String)>,
     pending: Vec<u8>,
+    /// Our close_notify has been written (`SSL_shutdown` must not be called again: a second call
+    /// waits for the peer's).
+    close_sent: bool,
 }
 
 impl<S> std::fmt::Debug for OpensslStream<S> {
@@ -124,6 +130,7 @@ impl<S: Stream> OpensslStream<S> {
             established: false,
             failed: None,
             pending: Vec::new(),
+            close_sent: false,
         })
     }
 
@@ -159,11 +166,29 @@ impl<S: Stream> OpensslStream<S> {
         if !self.established {
             return Ok(());
         }
+        match self.send_close_notify() {
+            Err(e) if would_block(&e) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Writes our close_notify once: `WouldBlock` while it is not all out.
+    fn send_close_notify(&mut self) -> io::Result<()> {
+        if self.close_sent {
+            return Ok(());
+        }
         match self.ssl.shutdown() {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.close_sent = true;
+                Ok(())
+            }
             Err(e) => match e.io_error() {
                 Some(io) if !would_block(io) => Err(io::Error::new(io.kind(), io.to_string())),
-                _ => Ok(()),
+                Some(_) => Err(io::ErrorKind::WouldBlock.into()),
+                None if e.code() == ErrorCode::WANT_WRITE || e.code() == ErrorCode::WANT_READ => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                None => Err(TlsError::Protocol(e.to_string()).into_io()),
             },
         }
     }
@@ -237,6 +262,20 @@ impl<S: Stream> Stream for OpensslStream<S> {
 
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         self.get_ref().raw_fd()
+    }
+
+    /// Writes early bytes still queued, then close_notify (`SSL_shutdown`, once), then shuts down
+    /// the stream below.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if !self.established && !self.poll_connect()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if !self.drain_pending()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.send_close_notify()?;
+        self.ssl.get_mut().flush()?;
+        self.ssl.get_mut().shutdown_write()
     }
 }
 

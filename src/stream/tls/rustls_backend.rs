@@ -48,6 +48,9 @@ pub(super) fn build(cfg: &TlsConfig) -> io::Result<Arc<ClientConfig>> {
     };
     config.alpn_protocols = cfg.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     config.enable_sni = cfg.sni;
+    if let Some(hook) = &cfg.rustls_hook {
+        hook.apply(&mut config, "rustls")?;
+    }
     Ok(Arc::new(config))
 }
 
@@ -306,6 +309,20 @@ impl<S: Stream> Stream for RustlsStream<S> {
 
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         self.io.raw_fd()
+    }
+
+    /// Queues close_notify behind any plaintext already written (rustls sends it once however often
+    /// this is called), writes every queued record, then shuts down the stream below.
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        if !self.established && !self.poll_connect()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.conn.send_close_notify();
+        if !self.push_tls()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.io.flush()?;
+        self.io.shutdown_write()
     }
 }
 
