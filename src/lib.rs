@@ -51,5 +51,7 @@ pub mod ws;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
+#[cfg(feature = "app")]
 pub mod app;
+#[cfg(feature = "app")]
 pub mod config;

@@ -9,7 +9,7 @@
 //! may not grow by more than 8 MiB, the flood keeps arriving (the connection is never dropped), and
 //! the timer never waits more than 100 ms beyond its period. The figures are printed
 //! (`cargo test --test flood_kinds -- --nocapture`).
-#![cfg(feature = "ws")]
+#![cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
 
 mod util;
 

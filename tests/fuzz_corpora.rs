@@ -3,6 +3,7 @@
 //! every committed input — and every crash reproducer added to a corpus — is checked by
 //! `cargo test` on stable, without libFuzzer.
 
+#[cfg(feature = "app")]
 mod config_parse {
     include!("../fuzz/bodies/config_parse.rs");
 }
@@ -27,6 +28,7 @@ fn replay(target: &str, body: fn(&[u8])) -> usize {
     n
 }
 
+#[cfg(feature = "app")]
 #[test]
 fn config_parse_corpus() {
     assert!(replay("config_parse", config_parse::run) >= 5);
@@ -59,6 +61,7 @@ fn recordings_with_random_flips() {
 }
 
 /// A configuration of random bytes, many times: a typed error with a position, never a panic.
+#[cfg(feature = "app")]
 #[test]
 fn configurations_of_random_bytes() {
     let mut state = 0x2545_f491_4f6c_dd1du64;

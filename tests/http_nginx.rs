@@ -1,7 +1,12 @@
 //! The HTTP/1.1 client against nginx, plain and TLS (a test CA, verification on): connection reuse
 //! proven from nginx's access log, chunked (SSI) and gzip-chunked responses, 10 MB bodies both
 //! ways, pipelining in order, POST bodies, the pool.
-#![cfg(all(feature = "http", feature = "tls-rustls", feature = "tls-openssl"))]
+#![cfg(all(
+    feature = "app",
+    feature = "http",
+    feature = "tls-rustls",
+    feature = "tls-openssl"
+))]
 
 mod nginx;
 mod util;

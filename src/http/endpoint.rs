@@ -105,6 +105,7 @@ pub trait HttpHook<C = ()> {
 impl<C> HttpHook<C> for () {}
 
 /// Records each round trip, in nanoseconds (saturating at the histogram's highest value).
+#[cfg(feature = "hdrhistogram")]
 impl<C> HttpHook<C> for hdrhistogram::Histogram<u64> {
     fn on_response(&mut self, _: &Response<'_>, rtt: Duration, _: &mut C) -> io::Result<Flow> {
         let ns = rtt.as_nanos().min(u128::from(u64::MAX)) as u64;
