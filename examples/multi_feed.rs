@@ -14,8 +14,9 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
 use hotwire::service::ws::{WsConn, WsEndpoint, WsHandler};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Event, Flow};
 use hotwire::stream::tls::TlsConfig;
 use hotwire::ws::{Frame, OpCode, WsError};

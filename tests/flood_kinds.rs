@@ -17,8 +17,9 @@ use std::io::{self, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
 use hotwire::service::ws::{WsEndpoint, WsHandler};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Flow, Mixed};
 use hotwire::ws::{Frame, OpCode};
 use util::ws_accept;

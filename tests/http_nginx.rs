@@ -16,6 +16,7 @@ use std::time::Duration;
 use hotwire::http::{
     connect, Body, HttpConfig, HttpConn, HttpPool, HttpUrl, Method, Request, Response,
 };
+use hotwire::service::IntoIoService;
 use hotwire::stream::tls::{TlsBackend, TlsConfig, TlsConnector};
 use hotwire::stream::TcpOptions;
 use nginx::Nginx;
@@ -358,7 +359,7 @@ fn probe_prints_status_body_and_percentiles() {
 #[test]
 fn endpoint_runs_a_request_schedule_in_the_io_service() {
     use hotwire::http::{HttpEndpoint, RequestSpec};
-    use hotwire::select::{MioSelector, Selector};
+    use hotwire::select::MioSelector;
     use hotwire::service::State;
 
     if !nginx::available() {

@@ -5,6 +5,7 @@
 //! use std::time::Duration;
 //! use hotwire::http::{HttpEndpoint, RequestSpec};
 //! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::IntoIoService;
 //! # fn main() -> std::io::Result<()> {
 //! // Latencies go into any HttpHook; an HDR histogram is one.
 //! let histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();

@@ -3,6 +3,7 @@
 //! ```no_run
 //! use std::io;
 //! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::IntoIoService;
 //! use hotwire::service::{Flow, ws::{WsConn, WsEndpoint, WsHandler}};
 //! use hotwire::ws::{Frame, WsError};
 //!
