@@ -1,5 +1,7 @@
-//! Replays the cargo-fuzz seed corpora of the configuration parser and the recording reader
-//! (fuzz/corpus/TARGET) through the same bodies the fuzz targets run (fuzz/bodies/TARGET.rs), so
+//! Replays the cargo-fuzz seed corpora of every fuzz target — the configuration parser, the
+//! recording reader, the WebSocket frame decoder and handshake parser, the HTTP response parser and
+//! the FIX parser — (fuzz/corpus/TARGET) through the same bodies the fuzz targets run
+//! (fuzz/bodies/TARGET.rs), so
 //! every committed input — and every crash reproducer added to a corpus — is checked by
 //! `cargo test` on stable, without libFuzzer.
 
@@ -10,6 +12,26 @@ mod config_parse {
 
 mod record_reader {
     include!("../fuzz/bodies/record_reader.rs");
+}
+
+#[cfg(feature = "ws")]
+mod ws_frame {
+    include!("../fuzz/bodies/ws_frame.rs");
+}
+
+#[cfg(feature = "ws")]
+mod ws_handshake {
+    include!("../fuzz/bodies/ws_handshake.rs");
+}
+
+#[cfg(feature = "http")]
+mod http_response {
+    include!("../fuzz/bodies/http_response.rs");
+}
+
+#[cfg(feature = "fix")]
+mod fix_parse {
+    include!("../fuzz/bodies/fix_parse.rs");
 }
 
 /// Runs `body` on every file of `fuzz/corpus/TARGET`; returns how many there were.
@@ -37,6 +59,45 @@ fn config_parse_corpus() {
 #[test]
 fn record_reader_corpus() {
     assert!(replay("record_reader", record_reader::run) >= 4);
+}
+
+#[cfg(feature = "ws")]
+#[test]
+fn ws_frame_corpus() {
+    assert!(replay("ws_frame", ws_frame::run) >= 8);
+}
+
+#[cfg(feature = "ws")]
+#[test]
+fn ws_handshake_corpus() {
+    assert!(replay("ws_handshake", ws_handshake::run) >= 4);
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn http_response_corpus() {
+    assert!(replay("http_response", http_response::run) >= 7);
+}
+
+#[cfg(feature = "fix")]
+#[test]
+fn fix_parse_corpus() {
+    assert!(replay("fix_parse", fix_parse::run) >= 3);
+}
+
+/// Every fuzz target has its corpus replayed here.
+#[test]
+fn every_fuzz_target_is_replayed() {
+    let this = include_str!("fuzz_corpora.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fuzz_targets");
+    for entry in std::fs::read_dir(dir).expect("fuzz targets") {
+        let path = entry.expect("entry").path();
+        let target = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            this.contains(&format!("replay(\"{target}\"")),
+            "fuzz target {target} has no corpus replay in tests/fuzz_corpora.rs"
+        );
+    }
 }
 
 /// Random bytes flipped in a recording, a few thousand times from a fixed seed: the property of
