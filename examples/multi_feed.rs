@@ -13,8 +13,9 @@
 
 use std::time::{Duration, Instant};
 
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
 use hotwire::service::ws::{WsEndpoint, WsHandler, WsOut};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Error, Event, Flow};
 use hotwire::stream::tls::TlsConfig;
 use hotwire::ws::{Frame, OpCode};

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use hotwire::select::uring::{SqPoll, UringConfig, UringRing};
 use hotwire::select::{DirectSelector, MioSelector, Selector, UringSelector};
+use hotwire::service::IntoIoService;
 use hotwire::service::{
     ConnectAddr, Dial, Disconnect, Endpoint, Error, Flow, KernelDial, Policy, UringDial,
 };

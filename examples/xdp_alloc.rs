@@ -19,8 +19,9 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use hotwire::select::{Selector, XdpSelector};
+use hotwire::select::XdpSelector;
 use hotwire::service::ws::{WsEndpoint, WsHandler};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Dial, Flow, IoService};
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
 use hotwire::stream::Stream;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full check, exactly as CI runs it (.ci/run). As root on a fresh machine:
 #   1. scripts/peers.sh installs what is missing (Debian packages, the Python peers' venv, npm peers)
-#   2. cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings
+#   2. cargo fmt --check, clippy -D warnings on all targets, rustdoc -D warnings; scripts/features.sh:
+#      the slim library's dependency tree, and clippy on each feature alone
 #   3. cargo test: unit, integration (real peers; HOTWIRE_REQUIRE_PEERS=1 turns a missing peer into a
 #      failure), doc tests; examples are built by cargo test too
 #   4. scripts/fuzz-smoke.sh, if it exists
@@ -17,7 +18,7 @@
 #                           "--no-default-features --features ws" while a feature does not build yet
 #   HOTWIRE_TEST_PROFILE    dev (default) or release: the profile `cargo test` builds
 #   HOTWIRE_TEST_TIMEOUT    limit for the cargo test step (default 45m), so a hung test cannot eat CI
-#   HOTWIRE_SKIP            steps to leave out, e.g. "fmt clippy" (names: peers fmt clippy doc test fuzz asan soak)
+#   HOTWIRE_SKIP            steps to leave out, e.g. "fmt clippy" (names: peers fmt clippy features doc test fuzz asan soak)
 #   HOTWIRE_CACHE / HOTWIRE_VENV  where peers live (default <repo>/.cache, <cache>/venv)
 #   CARGO_TARGET_DIR, CARGO_BUILD_JOBS and the other cargo variables are respected as they are.
 set -euo pipefail
@@ -89,6 +90,7 @@ skipped peers || ./scripts/peers.sh
 
 skipped fmt || cargo fmt --all -- --check
 skipped clippy || cargo clippy --all-targets "${FEATURES[@]}" -- -D warnings
+skipped features || ./scripts/features.sh
 skipped doc || RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps "${FEATURES[@]}"
 
 passed=0 failed=0

@@ -152,7 +152,19 @@ pub fn current_affinity() -> io::Result<Vec<usize>> {
 /// may then run on `core` alone. Works for a core outside the process's mask (an isolated core), as
 /// long as the core is online and the thread's cpuset allows it.
 pub fn pin_current(core: usize) -> io::Result<()> {
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+    // SAFETY: cpu_set_t is plain data; all-zero is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if core >= 8 * std::mem::size_of_val(&set) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot pin to core {core}: beyond CPU_SETSIZE"),
+        ));
+    }
+    // SAFETY: `core` is below CPU_SETSIZE (checked above) and `set` is a valid cpu_set_t.
+    unsafe { libc::CPU_SET(core, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if rc != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(

@@ -53,7 +53,9 @@ pub mod ws;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
+#[cfg(feature = "app")]
 pub mod app;
+#[cfg(feature = "app")]
 pub mod config;
 #[cfg(feature = "gateway")]
 pub mod gateway;
@@ -70,7 +72,8 @@ pub struct ReadmeDoctests;
 pub mod prelude {
     pub use crate::select::{DirectSelector, MioSelector, Selector};
     pub use crate::service::{
-        Disconnect, Endpoint, EndpointId, Error, Event, Flow, IoService, Policy, Timeout,
+        Disconnect, Endpoint, EndpointId, Error, Event, Flow, IntoIoService, IoService, Policy,
+        Timeout,
     };
     pub use crate::stream::TcpOptions;
 

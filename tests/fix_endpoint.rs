@@ -13,7 +13,8 @@ use hotwire::fix::codec::{Decimal, Message, MsgType};
 use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
 use hotwire::fix::{Now, SessionConfig, Version};
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
+use hotwire::service::IntoIoService;
 use hotwire::service::{Disconnect, EndpointState, Error, Event, Flow, Policy};
 
 #[derive(Debug, Default)]

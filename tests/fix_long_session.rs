@@ -20,7 +20,8 @@ use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
 use hotwire::fix::session::{FileStore, MessageStore};
 use hotwire::fix::{Now, SessionConfig, Version};
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
+use hotwire::service::IntoIoService;
 use hotwire::service::{EndpointState, Flow, Policy};
 use util::ChildGuard;
 

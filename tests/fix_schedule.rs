@@ -16,7 +16,8 @@ use hotwire::fix::orders::{NewOrder, Side};
 use hotwire::fix::schedule::Schedule;
 use hotwire::fix::session::MessageStore;
 use hotwire::fix::{Now, SessionConfig, Version};
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
+use hotwire::service::IntoIoService;
 use hotwire::service::{Disconnect, EndpointState, Event, Flow, Policy};
 use util::ChildGuard;
 

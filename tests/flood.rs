@@ -15,8 +15,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
 use hotwire::service::ws::{WsEndpoint, WsHandler, WsOut, FRAMES_PER_POLL};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Error, Flow, Mixed};
 use hotwire::ws::Frame;
 use util::ChildGuard;

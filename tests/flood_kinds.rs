@@ -9,7 +9,7 @@
 //! may not grow by more than 8 MiB, the flood keeps arriving (the connection is never dropped), and
 //! the timer never waits more than 100 ms beyond its period. The figures are printed
 //! (`cargo test --test flood_kinds -- --nocapture`).
-#![cfg(feature = "ws")]
+#![cfg(all(feature = "ws", any(feature = "tls-rustls", feature = "tls-openssl")))]
 
 mod util;
 
@@ -17,8 +17,9 @@ use std::io::{self, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use hotwire::select::{MioSelector, Selector};
+use hotwire::select::MioSelector;
 use hotwire::service::ws::{WsEndpoint, WsHandler};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Flow, Mixed};
 use hotwire::ws::{Frame, OpCode};
 use util::ws_accept;

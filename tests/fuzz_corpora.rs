@@ -1,8 +1,11 @@
-//! Replays the cargo-fuzz seed corpora of the configuration parser, the recording reader and (with
-//! the `xdp` feature) the XDP device's receive path (fuzz/corpus/TARGET) through the same bodies the fuzz targets run (fuzz/bodies/TARGET.rs), so
+//! Replays the cargo-fuzz seed corpora of every fuzz target — the configuration parser, the
+//! recording reader, the WebSocket frame decoder and handshake parser, the HTTP response parser, the
+//! FIX parser and (with the `xdp` feature) the XDP device's receive path — (fuzz/corpus/TARGET)
+//! through the same bodies the fuzz targets run (fuzz/bodies/TARGET.rs), so
 //! every committed input — and every crash reproducer added to a corpus — is checked by
 //! `cargo test` on stable, without libFuzzer.
 
+#[cfg(feature = "app")]
 mod config_parse {
     include!("../fuzz/bodies/config_parse.rs");
 }
@@ -14,6 +17,26 @@ mod record_reader {
 #[cfg(feature = "xdp")]
 mod xdp_rx {
     include!("../fuzz/bodies/xdp_rx.rs");
+}
+
+#[cfg(feature = "ws")]
+mod ws_frame {
+    include!("../fuzz/bodies/ws_frame.rs");
+}
+
+#[cfg(feature = "ws")]
+mod ws_handshake {
+    include!("../fuzz/bodies/ws_handshake.rs");
+}
+
+#[cfg(feature = "http")]
+mod http_response {
+    include!("../fuzz/bodies/http_response.rs");
+}
+
+#[cfg(feature = "fix")]
+mod fix_parse {
+    include!("../fuzz/bodies/fix_parse.rs");
 }
 
 /// Runs `body` on every file of `fuzz/corpus/TARGET`; returns how many there were.
@@ -32,6 +55,7 @@ fn replay(target: &str, body: fn(&[u8])) -> usize {
     n
 }
 
+#[cfg(feature = "app")]
 #[test]
 fn config_parse_corpus() {
     assert!(replay("config_parse", config_parse::run) >= 5);
@@ -98,6 +122,45 @@ fn xdp_rx_seeds_with_random_flips() {
     }
 }
 
+#[cfg(feature = "ws")]
+#[test]
+fn ws_frame_corpus() {
+    assert!(replay("ws_frame", ws_frame::run) >= 8);
+}
+
+#[cfg(feature = "ws")]
+#[test]
+fn ws_handshake_corpus() {
+    assert!(replay("ws_handshake", ws_handshake::run) >= 4);
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn http_response_corpus() {
+    assert!(replay("http_response", http_response::run) >= 7);
+}
+
+#[cfg(feature = "fix")]
+#[test]
+fn fix_parse_corpus() {
+    assert!(replay("fix_parse", fix_parse::run) >= 3);
+}
+
+/// Every fuzz target has its corpus replayed here.
+#[test]
+fn every_fuzz_target_is_replayed() {
+    let this = include_str!("fuzz_corpora.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fuzz_targets");
+    for entry in std::fs::read_dir(dir).expect("fuzz targets") {
+        let path = entry.expect("entry").path();
+        let target = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            this.contains(&format!("replay(\"{target}\"")),
+            "fuzz target {target} has no corpus replay in tests/fuzz_corpora.rs"
+        );
+    }
+}
+
 /// Random bytes flipped in a recording, a few thousand times from a fixed seed: the property of
 /// the fuzz target, exercised on stable too.
 #[test]
@@ -120,6 +183,7 @@ fn recordings_with_random_flips() {
 }
 
 /// A configuration of random bytes, many times: a typed error with a position, never a panic.
+#[cfg(feature = "app")]
 #[test]
 fn configurations_of_random_bytes() {
     let mut state = 0x2545_f491_4f6c_dd1du64;

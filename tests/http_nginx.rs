@@ -1,7 +1,12 @@
 //! The HTTP/1.1 client against nginx, plain and TLS (a test CA, verification on): connection reuse
 //! proven from nginx's access log, chunked (SSI) and gzip-chunked responses, 10 MB bodies both
 //! ways, pipelining in order, POST bodies, the pool.
-#![cfg(all(feature = "http", feature = "tls-rustls", feature = "tls-openssl"))]
+#![cfg(all(
+    feature = "app",
+    feature = "http",
+    feature = "tls-rustls",
+    feature = "tls-openssl"
+))]
 
 mod nginx;
 mod util;
@@ -11,6 +16,7 @@ use std::time::Duration;
 use hotwire::http::{
     connect, Body, HttpConfig, HttpConn, HttpPool, HttpUrl, Method, Request, Response,
 };
+use hotwire::service::IntoIoService;
 use hotwire::stream::tls::{TlsBackend, TlsConfig, TlsConnector};
 use hotwire::stream::TcpOptions;
 use nginx::Nginx;
@@ -353,7 +359,7 @@ fn probe_prints_status_body_and_percentiles() {
 #[test]
 fn endpoint_runs_a_request_schedule_in_the_io_service() {
     use hotwire::http::{HttpEndpoint, RequestSpec};
-    use hotwire::select::{MioSelector, Selector};
+    use hotwire::select::MioSelector;
     use hotwire::service::EndpointState;
 
     if !nginx::available() {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotwire::select::{DirectSelector, MioSelector, Selector};
+use hotwire::service::IntoIoService;
 use hotwire::service::{
     ConnectAddr, Dial, Disconnect, Endpoint, EndpointState, Error, Event, Flow, IoService,
     KernelDial, Policy,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use hotwire::app::venue::{Venue, VenueArgs};
 use hotwire::select::{MioSelector, Selector};
 use hotwire::service::ws::{WsEndpoint, WsHandler, WsOut};
+use hotwire::service::IntoIoService;
 use hotwire::service::{Dial, Flow, KernelDial};
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
 use hotwire::ws::{Frame, OpCode};

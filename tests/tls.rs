@@ -1,5 +1,6 @@
 //! Both TLS backends against a real peer, `openssl s_server`: versions, key types, refusals,
 //! early writes, the explicit insecure opt-out, kTLS fallback and mio registration.
+#![cfg(all(feature = "tls-rustls", feature = "tls-openssl"))]
 
 mod util;
 

@@ -1,7 +1,12 @@
 //! hotwire's WebSocket client against the Python `websockets` echo server: plain, and TLS with a
 //! test CA through both TLS backends; messages from 0 bytes to 16 MiB, fragmented and not, text
 //! and binary; request headers as the server saw them; a wrong CA is refused.
-#![cfg(feature = "ws")]
+#![cfg(all(
+    feature = "app",
+    feature = "ws",
+    feature = "tls-rustls",
+    feature = "tls-openssl"
+))]
 
 mod util;
 

@@ -48,27 +48,7 @@ pub fn nic_plan(config: &Config) -> Vec<String> {
         .collect()
 }
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Fine.
-    Ok,
-    /// Works, but not at its best.
-    Warn,
-    /// Blocks the configuration.
-    Fail,
-}
-
-/// One line of the report.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    /// Severity.
-    pub level: Level,
-    /// Area (`config`, `cpu`, `memlock`, …).
-    pub area: &'static str,
-    /// What was found.
-    pub message: String,
-}
+pub use super::finding::{Finding, Level};
 
 fn finding(level: Level, area: &'static str, message: impl Into<String>) -> Finding {
     Finding {

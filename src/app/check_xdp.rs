@@ -5,7 +5,7 @@
 //! steering program (harmless: generic mode does not reset the NIC), RX queues, receive offloads
 //! that hide frames from the stack, and whether the UMEM fits memlock and huge pages.
 
-use super::check::{Finding, Level};
+use super::finding::{Finding, Level};
 use crate::config::{Config, NetworkPath};
 
 fn finding(level: Level, message: String) -> Finding {

@@ -7,6 +7,7 @@ mod check_xdp;
 pub mod endpoints;
 #[cfg(all(feature = "ws", feature = "tls-rustls"))]
 pub mod feed;
+mod finding;
 #[cfg(feature = "fix")]
 pub mod fix_probe;
 #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]

@@ -18,6 +18,7 @@
 //! use hotwire::fix::orders::{NewOrder, Side};
 //! use hotwire::fix::{Now, SessionConfig, Version};
 //! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::IntoIoService;
 //! use hotwire::service::{Error, Flow};
 //!
 //! #[derive(Default)]

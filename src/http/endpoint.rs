@@ -5,6 +5,7 @@
 //! use std::time::Duration;
 //! use hotwire::http::{HttpEndpoint, RequestSpec};
 //! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::IntoIoService;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Latencies go into any HttpHandler; an HDR histogram is one.
 //! let histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
@@ -161,6 +162,7 @@ pub trait HttpHandler<C = (), S: Stream = TcpStream> {
 impl<C, S: Stream> HttpHandler<C, S> for () {}
 
 /// Records each round trip, in nanoseconds (saturating at the histogram's highest value).
+#[cfg(feature = "hdrhistogram")]
 impl<C, S: Stream> HttpHandler<C, S> for hdrhistogram::Histogram<u64> {
     fn on_response(
         &mut self,

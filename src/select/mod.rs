@@ -106,24 +106,6 @@ pub trait Selector {
     /// `true` when every registered connection should be treated as ready on every poll (busy-poll
     /// selectors); `ready` is then left empty.
     fn polls_all(&self) -> bool;
-
-    /// Wraps this selector in an [`crate::service::IoService`] without a user context.
-    fn into_io_service<E>(self) -> crate::service::IoService<Self, E, ()>
-    where
-        Self: Sized,
-        E: crate::service::Endpoint<()>,
-    {
-        crate::service::IoService::new(self)
-    }
-
-    /// Wraps this selector in an [`crate::service::IoService`] whose endpoints share a `C`.
-    fn into_io_service_with_context<E, C>(self) -> crate::service::IoService<Self, E, C>
-    where
-        Self: Sized,
-        E: crate::service::Endpoint<C>,
-    {
-        crate::service::IoService::new(self)
-    }
 }
 
 /// A selector chosen at run time (from configuration), without a trait object.

@@ -46,6 +46,22 @@ pub use endpoint::{ConnectAddr, Endpoint, Event, Flow, Policy};
 pub use error::{Disconnect, Error, Timeout};
 pub use mixed::{Mixed, MixedTarget};
 
+/// `into_io_service` for every [`Selector`]: the service layer wraps the selector, so the selector
+/// layer below never names the service.
+pub trait IntoIoService: Selector + Sized {
+    /// Wraps this selector in an [`IoService`] without a user context.
+    fn into_io_service<E: Endpoint<()>>(self) -> IoService<Self, E, ()> {
+        IoService::new(self)
+    }
+
+    /// Wraps this selector in an [`IoService`] whose endpoints share a `C`.
+    fn into_io_service_with_context<E: Endpoint<C>, C>(self) -> IoService<Self, E, C> {
+        IoService::new(self)
+    }
+}
+
+impl<S: Selector> IntoIoService for S {}
+
 /// Identifies an endpoint within its service (the order of [`IoService::register`] calls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EndpointId(pub usize);

@@ -6,6 +6,7 @@
 //!
 //! ```no_run
 //! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::service::IntoIoService;
 //! use hotwire::service::{Error, Flow, ws::{WsEndpoint, WsHandler, WsOut}};
 //! use hotwire::ws::Frame;
 //!

@@ -5,7 +5,7 @@ use toml::Spanned;
 use super::super::{
     ConfigError, EndpointConfig, Locator, NetworkPath, Steering, ThreadConfig, ThreadXdp,
 };
-use super::parse_cidr;
+use super::network::parse_cidr;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]

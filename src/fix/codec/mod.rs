@@ -16,6 +16,8 @@ pub use error::FixError;
 pub use parse::{checksum, frame_len, Field, Fields, Group, Message, DEFAULT_MAX_MESSAGE, SOH};
 pub(crate) use tags::is_header_tag;
 pub use tags::{AsTag, MsgType, Tag};
+// For the venue (the appliance), which writes FIX numbers the same way.
+#[cfg(feature = "venue")]
 pub(crate) use value::write_u64;
 pub use value::{Decimal, TimePrecision, UtcTimestamp};
 
