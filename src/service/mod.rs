@@ -597,6 +597,13 @@ fn end<S: Selector, E: Endpoint<C>, C>(
 /// A timer period that divides `interval` into whole ticks of at most `check` (at least 1 ms),
 /// so an endpoint with its own periodic work (a timeout check, heartbeats) still calls the
 /// handler's timer on its cadence.
+#[cfg(any(
+    feature = "ws",
+    all(
+        any(feature = "http", feature = "fix"),
+        any(feature = "tls-rustls", feature = "tls-openssl")
+    )
+))]
 pub(crate) fn tick_for(interval: Duration, check: Duration) -> Duration {
     let check = check.max(Duration::from_millis(1));
     let per_interval = interval
@@ -626,6 +633,13 @@ fn backoff(policy: &Policy, failures: u32, rng: &mut u64) -> Duration {
 mod tests {
     use super::*;
 
+    #[cfg(any(
+        feature = "ws",
+        all(
+            any(feature = "http", feature = "fix"),
+            any(feature = "tls-rustls", feature = "tls-openssl")
+        )
+    ))]
     #[test]
     fn ticks_divide_the_interval() {
         let ms = Duration::from_millis;
