@@ -283,7 +283,7 @@ impl<C> Endpoint<C> for WsFeed {
     fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> io::Result<Flow> {
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
-            crate::gateway::send::to_websocket(gw, &self.name, ws)?;
+            crate::gateway::send::to_websocket(gw, ws)?;
         }
         for _ in 0..crate::service::ws::FRAMES_PER_POLL {
             let frame = match ws.receive() {
@@ -331,6 +331,11 @@ impl<C> Endpoint<C> for WsFeed {
                 self.next_ping = None;
                 self.data_seen = false;
                 self.last_data = Instant::now();
+                // What strategies published while the session was down never goes out late.
+                #[cfg(feature = "gateway")]
+                if let Some(gw) = &mut self.gateway {
+                    gw.refuse_waiting();
+                }
             }
         }
         self.counters.track(event, &self.name, self.shutting_down);

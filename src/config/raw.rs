@@ -344,6 +344,9 @@ struct RawEndpoint {
     pipeline: Option<Spanned<i64>>,
     fix: Option<Spanned<RawFix>>,
     publish: Option<Spanned<bool>>,
+    publish_max_message: Option<Spanned<i64>>,
+    publish_buffer: Option<Spanned<i64>>,
+    publish_overflow: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -888,12 +891,47 @@ impl RawEndpoint {
                 ),
             ));
         }
+        let mut publish_options = super::PublishOptions::default();
+        if let Some(m) = &self.publish_max_message {
+            if !(64..=1 << 24).contains(m.get_ref()) {
+                return Err(loc.at(
+                    m,
+                    format!("endpoint {name:?}: publish_max_message must be 64..=16777216 bytes"),
+                ));
+            }
+            publish_options.max_message = *m.get_ref() as usize;
+        }
+        if let Some(b) = &self.publish_buffer {
+            if !(1024..=4096).contains(b.get_ref()) {
+                return Err(loc.at(
+                    b,
+                    format!("endpoint {name:?}: publish_buffer must be 1024..=4096"),
+                ));
+            }
+            publish_options.buffer = *b.get_ref() as usize;
+        }
+        if let Some(o) = &self.publish_overflow {
+            publish_options.overflow = match o.get_ref().as_str() {
+                "drop_oldest" => super::PublishOverflow::DropOldest,
+                "drop_newest" => super::PublishOverflow::DropNewest,
+                other => {
+                    return Err(loc.at(
+                        o,
+                        format!(
+                            "endpoint {name:?}: unknown publish_overflow {other:?} (expected \
+                             drop_oldest or drop_newest)"
+                        ),
+                    ))
+                }
+            };
+        }
         Ok(EndpointConfig {
             name,
             url,
             thread,
             send: self.send,
             publish,
+            publish_options,
             heartbeat,
             pong_timeout: live.pong_timeout,
             stale_after: live.stale_after,
