@@ -659,10 +659,10 @@ impl FixTrader {
 impl<C> FixHandler<C, BaseStream> for FixTrader {
     fn on_logon(&mut self, _: &mut FixOutbox<'_, BaseStream>, _: Now, _: &mut C) -> io::Result<()> {
         self.next_order = None;
-        // What strategies published while the session was down never goes out late.
+        // What strategies published during an outage never goes out late.
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
-            gw.refuse_waiting();
+            gw.session_up();
         }
         Ok(())
     }
@@ -725,6 +725,10 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
+        #[cfg(feature = "gateway")]
+        if let (Event::Disconnected { .. }, Some(gw)) = (event, &mut self.gateway) {
+            gw.session_down();
+        }
         self.counters.track(event, &self.name, self.shutting_down);
     }
 }

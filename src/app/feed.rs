@@ -325,16 +325,22 @@ impl<C> Endpoint<C> for WsFeed {
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
         match event {
-            Event::Disconnected { .. } => self.ping_sent = None,
+            Event::Disconnected { .. } => {
+                self.ping_sent = None;
+                #[cfg(feature = "gateway")]
+                if let Some(gw) = &mut self.gateway {
+                    gw.session_down();
+                }
+            }
             Event::Connected { .. } => {
                 self.ping_sent = None;
                 self.next_ping = None;
                 self.data_seen = false;
                 self.last_data = Instant::now();
-                // What strategies published while the session was down never goes out late.
+                // What strategies published during an outage never goes out late.
                 #[cfg(feature = "gateway")]
                 if let Some(gw) = &mut self.gateway {
-                    gw.refuse_waiting();
+                    gw.session_up();
                 }
             }
         }

@@ -26,8 +26,9 @@
 //!
 //! Strategies' messages are taken on the endpoint's IO thread while its session is up (a FIX
 //! session: logged on), unless the session has more than [`SEND_BACKLOG`] bytes it could not
-//! write yet. What they publish while it is down is refused, counted and logged when it comes
-//! back up ([`Refusal::SessionDown`]), never sent late; until then it waits in iceoryx2's queue
+//! write yet. What they publish while it is down waits in iceoryx2's queue and, if the session
+//! was down for longer than [`ORDER_HOLD`], is refused, counted and logged when it comes back up
+//! ([`Refusal::SessionDown`]), never sent late; the queue is bounded
 //! (up to [`SEND_BUFFER`]; strategies publish with `DiscardData`, so they never block). HTTP
 //! endpoints only publish: they have no `.../send` service.
 //!
@@ -81,6 +82,11 @@ pub const SEND_PER_DRAIN: usize = 256;
 /// gateway stops taking strategies' messages: they wait in iceoryx2's queue (bounded by
 /// [`SEND_BUFFER`]) instead of in the session's memory.
 pub const SEND_BACKLOG: usize = 256 * 1024;
+
+/// A session down for longer than this refuses, when it comes back up, every strategy message
+/// that waited for it ([`Gateway::session_up`]); after a shorter gap (the first logon after
+/// startup, a quick reconnect) what waited goes out, at most this late.
+pub const ORDER_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Refusals logged one by one on an endpoint; after these, one summary line at most every
 /// [`REFUSAL_SUMMARY`] (the counters count every one).
@@ -261,7 +267,8 @@ pub enum Refusal {
     Malformed(order::OrderError),
     /// Larger than [`PublishOptions::max_message`] (the length).
     TooLarge(usize),
-    /// Published while the session was down: refused when it came back up, never sent late.
+    /// Waited through a session outage longer than [`ORDER_HOLD`]: refused when the session came
+    /// back up, never sent late.
     SessionDown,
 }
 
@@ -326,6 +333,7 @@ pub struct Gateway {
     max_message: usize,
     counters: Arc<GatewayCounters>,
     refusals: RefusalLog,
+    down_since: Option<std::time::Instant>,
     publisher: Publisher<ipc::Service, [u8], HotwireHeader>,
     subscriber: Option<Subscriber<ipc::Service, [u8], HotwireHeader>>,
     // The ports keep their services alive; the node goes last.
@@ -455,6 +463,7 @@ impl Gateway {
             max_message: options.max_message,
             counters,
             refusals: RefusalLog::default(),
+            down_since: Some(std::time::Instant::now()),
             publisher,
             subscriber,
             _node: node,
@@ -550,9 +559,25 @@ impl Gateway {
         Ok(n)
     }
 
+    /// The session went down (a disconnect): what strategies publish from now on waits for
+    /// [`Gateway::session_up`].
+    pub fn session_down(&mut self) {
+        self.down_since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// The session is up (a FIX logon, a WebSocket connection). When it was down for longer than
+    /// [`ORDER_HOLD`], every strategy message that waited is refused ([`Refusal::SessionDown`]),
+    /// counted and logged, never sent minutes late; after a shorter gap they go out as usual.
+    /// Returns how many were refused.
+    pub fn session_up(&mut self) -> usize {
+        match self.down_since.take() {
+            Some(t) if t.elapsed() > ORDER_HOLD => self.refuse_waiting(),
+            _ => 0,
+        }
+    }
+
     /// Takes every strategy message waiting on `.../send` and refuses it as
-    /// [`Refusal::SessionDown`]: call it when the session comes (back) up, so what was published
-    /// while it was down never goes out late. Returns how many.
+    /// [`Refusal::SessionDown`]. Returns how many.
     pub fn refuse_waiting(&mut self) -> usize {
         let mut total = 0;
         loop {
