@@ -386,7 +386,7 @@ fn a_killed_subscriber_restarted_picks_up_again() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(
-        text.contains("service hotwire/feed/in: 1 publisher(s), 1 subscriber(s) of at most 8 (queue limit 4096)"),
+        text.contains("service hotwire/feed/in: 1 publisher(s), 1 subscriber(s) of at most 4 (queue limit 4096)"),
         "{text}"
     );
     assert!(

@@ -109,7 +109,7 @@ impl World {
     fn publisher(&self, name: &str) -> Out {
         self.open(name)
             .publisher_builder()
-            .initial_max_slice_len(4096)
+            .initial_max_slice_len(32 * 1024)
             .backpressure_strategy(BackpressureStrategy::DiscardData)
             .create()
             .unwrap()
@@ -381,4 +381,56 @@ fn time_field() -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn a_venue_that_stops_reading_leaves_the_backlog_in_iceoryx2() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = World::new("b");
+    // A WebSocket venue that completes the handshake and then never reads again, with a small
+    // receive buffer so the kernel holds little.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(&addr(0).into()).unwrap();
+    socket.listen(1).unwrap();
+    let listener: std::net::TcpListener = socket.into();
+    let port = listener.local_addr().unwrap().port();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let venue = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let ws = tungstenite::accept(stream).unwrap();
+        let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        drop(ws);
+    });
+    let mut app = w.appliance(&format!(
+        "[[endpoint]]\nname = \"stuck\"\nurl = \"ws://127.0.0.1:{port}/\"\npublish = true\n\
+         reconnect = {{ enabled = false }}\n"
+    ));
+    w.wait_metric("hotwire_endpoint_up", "stuck", 1.0);
+    let out = w.publisher("hotwire/stuck/send");
+    let frame = vec![0x5a; 16 * 1024];
+    for _ in 0..1500 {
+        publish(&out, Kind::Binary as u32, &frame);
+    }
+    let sent = |w: &World| gw(&w.scrape(), "sent", "stuck");
+    std::thread::sleep(Duration::from_secs(2));
+    let first = sent(&w);
+    std::thread::sleep(Duration::from_secs(1));
+    let second = sent(&w);
+    // The session stopped taking: its memory holds at most the threshold plus one drain's worth
+    // (and the kernel its socket buffer); the rest waits in iceoryx2's bounded queue.
+    assert_eq!(first, second, "still taking while the venue reads nothing");
+    let bound = hotwire::gateway::SEND_BACKLOG
+        + hotwire::gateway::SEND_PER_DRAIN * frame.len()
+        + 8 * 1024 * 1024;
+    assert!(
+        second > 0.0 && second * (frame.len() as f64) < bound as f64,
+        "{second} frames taken"
+    );
+    let text = w.scrape();
+    assert_eq!(gw(&text, "refused", "stuck"), 0.0);
+    assert_eq!(metric(&text, "hotwire_endpoint_up", "stuck"), Some(1.0));
+    stop(&mut app);
+    let _ = done_tx.send(());
+    venue.join().unwrap();
 }
