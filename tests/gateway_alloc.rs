@@ -114,7 +114,10 @@ fn the_gateway_adds_no_allocation_to_iceoryx2s_one_per_loan() {
                     Ok(if kind == Some(Kind::Binary) && bytes == b"order-01" {
                         Ok(())
                     } else {
-                        Err(Refusal::WrongKind { kind, takes: "order-01" })
+                        Err(Refusal::WrongKind {
+                            kind,
+                            takes: "order-01",
+                        })
                     })
                 })
                 .unwrap();

@@ -28,8 +28,11 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 type In = Subscriber<ipc::Service, [u8], HotwireHeader>;
 type Out = Publisher<ipc::Service, [u8], HotwireHeader>;
-type Factory =
-    iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], HotwireHeader>;
+type Factory = iceoryx2::service::port_factory::publish_subscribe::PortFactory<
+    ipc::Service,
+    [u8],
+    HotwireHeader,
+>;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -145,7 +148,11 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        for e in std::fs::read_dir("/dev/shm").into_iter().flatten().flatten() {
+        for e in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if e.file_name().to_string_lossy().starts_with(&self.prefix) {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -362,7 +369,10 @@ fn a_fix_session_reject_comes_back_on_in() {
         .map(|(_, kind, m)| {
             assert_eq!(*kind, Kind::Fix as u32);
             let m = String::from_utf8_lossy(m).replace('\x01', "|");
-            let t = m.split('|').find_map(|f| f.strip_prefix("35=")).unwrap_or("");
+            let t = m
+                .split('|')
+                .find_map(|f| f.strip_prefix("35="))
+                .unwrap_or("");
             format!("{t} {}", m.contains("|11=G1|") || m.contains("|45="))
         })
         .collect();

@@ -49,8 +49,8 @@ use std::sync::Arc;
 pub use crate::config::{PublishOptions, PublishOverflow};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
-use iceoryx2::port::SendError;
 use iceoryx2::port::BackpressureAction;
+use iceoryx2::port::SendError;
 use iceoryx2::prelude::*;
 
 /// The environment variable that sets the iceoryx2 shared-memory prefix (default `iox2_`):

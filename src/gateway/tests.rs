@@ -62,7 +62,10 @@ fn options(overflow: PublishOverflow) -> PublishOptions {
     }
 }
 
-fn open_in(strategy: &Node<ipc::Service>, name: &str) -> Subscriber<ipc::Service, [u8], HotwireHeader> {
+fn open_in(
+    strategy: &Node<ipc::Service>,
+    name: &str,
+) -> Subscriber<ipc::Service, [u8], HotwireHeader> {
     let inbound = strategy
         .service_builder(&name.try_into().unwrap())
         .publish_subscribe::<[u8]>()
@@ -70,7 +73,11 @@ fn open_in(strategy: &Node<ipc::Service>, name: &str) -> Subscriber<ipc::Service
         .open()
         .unwrap();
     assert_eq!(inbound.static_config().subscriber_max_buffer_size(), 1024);
-    inbound.subscriber_builder().buffer_size(1024).create().unwrap()
+    inbound
+        .subscriber_builder()
+        .buffer_size(1024)
+        .create()
+        .unwrap()
 }
 
 fn send_to(
@@ -248,8 +255,14 @@ fn what_waited_while_the_session_was_down_is_refused_and_http_takes_nothing() {
     }
     // The first logon within ORDER_HOLD of the start: what waited goes out.
     assert_eq!(gw.session_up(), 0);
-    assert_eq!(gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(), 256);
-    assert_eq!(gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(), 44);
+    assert_eq!(
+        gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(),
+        256
+    );
+    assert_eq!(
+        gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(),
+        44
+    );
     assert_eq!(load(&counters.sent), 300);
     // An outage longer than ORDER_HOLD: what waited through it is refused at the next logon.
     gw.session_down();
@@ -265,7 +278,10 @@ fn what_waited_while_the_session_was_down_is_refused_and_http_takes_nothing() {
     let http = Gateway::open_with(&config, "rest", 1, &opts, false, counters.clone()).unwrap();
     let send: ServiceName = "hotwire/rest/send".try_into().unwrap();
     let exists = ipc::Service::does_exist(&send, &config, MessagingPattern::PublishSubscribe);
-    assert!(!exists.unwrap(), "no .../send for an endpoint that takes no orders");
+    assert!(
+        !exists.unwrap(),
+        "no .../send for an endpoint that takes no orders"
+    );
     drop((gw, http, publisher, strategy));
     remove_leftovers("w");
 }
