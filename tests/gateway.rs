@@ -458,3 +458,27 @@ fn strategies_survive_an_appliance_restart_and_a_clean_stop_leaves_no_shared_mem
         "left in /dev/shm: {left:?}"
     );
 }
+
+#[test]
+fn the_python_iceoryx2_is_the_version_of_cargo_lock() {
+    let Some(py) = python() else { return };
+    let out = Command::new(py)
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('iceoryx2'))",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let python = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let lock = std::fs::read_to_string(util::repo_root().join("Cargo.lock")).unwrap();
+    let rust = lock
+        .split("[[package]]")
+        .find_map(|p| {
+            let mut lines = p.trim().lines();
+            (lines.next()? == "name = \"iceoryx2\"")
+                .then(|| lines.next()?.strip_prefix("version = \"")?.strip_suffix('"'))?
+        })
+        .expect("iceoryx2 in Cargo.lock");
+    assert_eq!(python, rust, "the venv's iceoryx2 is not the crate's");
+}

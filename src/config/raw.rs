@@ -15,6 +15,7 @@ use crate::service::Policy;
 
 mod conn;
 mod liveness;
+mod publish;
 mod threads;
 
 use conn::{RawTcp, RawTls};
@@ -891,40 +892,17 @@ impl RawEndpoint {
                 ),
             ));
         }
-        let mut publish_options = super::PublishOptions::default();
-        if let Some(m) = &self.publish_max_message {
-            if !(64..=1 << 24).contains(m.get_ref()) {
-                return Err(loc.at(
-                    m,
-                    format!("endpoint {name:?}: publish_max_message must be 64..=16777216 bytes"),
-                ));
-            }
-            publish_options.max_message = *m.get_ref() as usize;
+        #[cfg(feature = "gateway")]
+        if publish {
+            publish::check_service_name(loc, &self.name)?;
         }
-        if let Some(b) = &self.publish_buffer {
-            if !(1024..=4096).contains(b.get_ref()) {
-                return Err(loc.at(
-                    b,
-                    format!("endpoint {name:?}: publish_buffer must be 1024..=4096"),
-                ));
-            }
-            publish_options.buffer = *b.get_ref() as usize;
-        }
-        if let Some(o) = &self.publish_overflow {
-            publish_options.overflow = match o.get_ref().as_str() {
-                "drop_oldest" => super::PublishOverflow::DropOldest,
-                "drop_newest" => super::PublishOverflow::DropNewest,
-                other => {
-                    return Err(loc.at(
-                        o,
-                        format!(
-                            "endpoint {name:?}: unknown publish_overflow {other:?} (expected \
-                             drop_oldest or drop_newest)"
-                        ),
-                    ))
-                }
-            };
-        }
+        let publish_options = publish::options(
+            loc,
+            &name,
+            &self.publish_max_message,
+            &self.publish_buffer,
+            &self.publish_overflow,
+        )?;
         Ok(EndpointConfig {
             name,
             url,

@@ -238,6 +238,11 @@ fn iox(what: &'static str, service: &str, e: impl std::fmt::Debug) -> GatewayErr
     }
 }
 
+/// Checks that an endpoint's name makes valid service names (`hotwire/<name>/in` and `/send`).
+pub fn check_name(endpoint: &str) -> Result<(), GatewayError> {
+    name_of(&service_name(endpoint, "send")).map(|_| ())
+}
+
 fn name_of(service: &str) -> Result<ServiceName, GatewayError> {
     service
         .try_into()

@@ -304,3 +304,16 @@ fn service_names_and_the_prefix() {
     assert!(name_of("hotwire/feed/in").is_ok());
     assert!(matches!(name_of(""), Err(GatewayError::ServiceName { .. })));
 }
+
+#[test]
+fn an_endpoint_name_that_makes_no_service_name_is_a_located_error() {
+    let long = "x".repeat(300);
+    let text = format!("[[endpoint]]\nname = \"{long}\"\nurl = \"ws://h:1/\"\npublish = true\n");
+    let e = crate::config::Config::parse(&text, std::path::Path::new("g.toml")).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("g.toml:2:8"), "{e}");
+    assert!(e.contains("not a valid iceoryx2 service name"), "{e}");
+    // Without publish the name is not a service name: no such limit.
+    let text = text.replace("publish = true\n", "");
+    assert!(crate::config::Config::parse(&text, std::path::Path::new("g.toml")).is_ok());
+}
