@@ -476,8 +476,12 @@ fn the_python_iceoryx2_is_the_version_of_cargo_lock() {
         .split("[[package]]")
         .find_map(|p| {
             let mut lines = p.trim().lines();
-            (lines.next()? == "name = \"iceoryx2\"")
-                .then(|| lines.next()?.strip_prefix("version = \"")?.strip_suffix('"'))?
+            (lines.next()? == "name = \"iceoryx2\"").then(|| {
+                lines
+                    .next()?
+                    .strip_prefix("version = \"")?
+                    .strip_suffix('"')
+            })?
         })
         .expect("iceoryx2 in Cargo.lock");
     assert_eq!(python, rust, "the venv's iceoryx2 is not the crate's");

@@ -5,7 +5,8 @@
 //! [`GatewayCounters::refused`](super::GatewayCounters::refused); the session stays up. While the
 //! session has more than [`SEND_BACKLOG`] bytes it could not write yet (the venue is not
 //! reading), nothing is taken: the messages wait in iceoryx2's bounded queue, so the session's
-//! memory stays bounded. A session error (the stream failed) ends the drain and is returned, as
+//! memory stays bounded (by the threshold plus one drain, [`SEND_PER_DRAIN`](super::SEND_PER_DRAIN)
+//! messages of at most `publish_max_message` bytes). A session error (the stream failed) ends the drain and is returned, as
 //! any send error of the endpoint is.
 
 use std::io;
