@@ -73,7 +73,7 @@ def node(name):
 
 def open_service(n, name, timeout=30.0):
     """Opens a gateway service, waiting for the appliance to create it. No QoS setter is called,
-    so the appliance's settings (queues of 4096, no blocking) hold."""
+    so the appliance's settings (queue depth `publish_buffer`, overflow policy) hold."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -90,7 +90,7 @@ def open_service(n, name, timeout=30.0):
 
 
 def subscribe(n, name):
-    """A subscriber with the deepest queue the service allows (the appliance makes it 4096)."""
+    """A subscriber with the deepest queue the service allows (the endpoint's `publish_buffer`)."""
     svc = open_service(n, name)
     return svc.subscriber_builder().buffer_size(svc.static_config.subscriber_max_buffer_size).create()
 
@@ -115,6 +115,31 @@ def publish(pub, kind, body):
     h.recv_ns, h.seq, h.endpoint, h.kind = time.time_ns(), 0, 0, kind
     ctypes.memmove(s.payload_ptr, body, len(body))
     s.assume_init().send()
+
+
+def idle():
+    """Nothing to read: yield the core for a moment instead of spinning (strategies and the
+    appliance share the machine's cores)."""
+    time.sleep(0.0002)
+
+
+class Gaps:
+    """Counts the gaps in a service's `seq`: the messages this subscriber did not get (its queue
+    overflowed: with the default `publish_overflow = "drop_oldest"` the oldest were dropped, and
+    this is the only place such drops show) and prints each gap to stderr."""
+
+    def __init__(self, name):
+        self.name, self.expected, self.gaps, self.missed, self.resets = name, None, 0, 0, 0
+
+    def see(self, seq):
+        if self.expected is not None and seq == 1:
+            self.resets += 1  # a new appliance: its seq starts again from 1
+        elif self.expected is not None and seq != self.expected:
+            self.gaps += 1
+            self.missed += max(0, seq - self.expected)
+            print("%s: gap: seq %d after %d (%d messages dropped for this subscriber)" % (
+                self.name, seq, self.expected - 1, seq - self.expected), file=sys.stderr)
+        self.expected = seq + 1
 
 
 def venue_message(seq, ts, size):
@@ -148,7 +173,8 @@ def check_feed(args):
     n = node("check-feed")
     sub = subscribe(n, f"hotwire/{args.feed}/in")
     print("ready", flush=True)
-    expected, bad, gaps, got, lat, resets, first = 1, 0, 0, 0, [], 0, None
+    gaps = Gaps(args.feed)
+    bad, got, lat, first = 0, 0, [], None
     # --follow counts from the first message: the feed may take a while to come up.
     deadline = time.monotonic() + args.timeout
     while (args.follow or got < args.count) and time.monotonic() < deadline:
@@ -157,6 +183,7 @@ def check_feed(args):
             args.pause_after = 0
         item = take(sub)
         if item is None:
+            idle()
             continue
         (recv_ns, seq, _, kind), body = item
         got += 1
@@ -164,18 +191,14 @@ def check_feed(args):
             first = seq
             if args.follow:
                 deadline = time.monotonic() + args.follow
-        if seq == 1 and got > 1:
-            resets += 1  # a new appliance: its seq starts again from 1
-        elif seq != expected and got > 1:
-            gaps += 1
-        expected = seq + 1
+        gaps.see(seq)
         m = TS.search(body)
         if kind != KIND_TEXT or m is None or body != venue_message(seq, int(m.group(1)), args.size):
             bad += 1
         elif got > 10:
             lat.append(time.time_ns() - recv_ns)
-    summary = {"messages": got, "gaps": gaps, "bad": bad, "first_seq": first,
-               "last_seq": expected - 1, "resets": resets}
+    summary = {"messages": got, "gaps": gaps.gaps, "missed": gaps.missed, "bad": bad,
+               "first_seq": first, "last_seq": (gaps.expected or 1) - 1, "resets": gaps.resets}
     summary.update({"appliance_to_here_" + k: v for k, v in percentiles(lat).items()})
     print(json.dumps(summary), flush=True)
     if args.follow:
@@ -183,19 +206,22 @@ def check_feed(args):
     if args.pause:
         # A slow consumer: its queue overflowed while it slept, so gaps are expected.
         return 0 if bad == 0 and got > 0 else 1
-    return 0 if got == args.count and gaps == 0 and bad == 0 else 1
+    return 0 if got == args.count and gaps.gaps == 0 and bad == 0 else 1
 
 
 def strategy(args):
     n = node("strategy")
     feed = subscribe(n, f"hotwire/{args.feed}/in")
     replies = subscribe(n, f"hotwire/{args.orders}/in")
+    # DiscardData: a full appliance queue drops the order here, never blocks the strategy.
     orders = (
         open_service(n, f"hotwire/{args.orders}/send")
         .publisher_builder()
         .initial_max_slice_len(256)
+        .backpressure_strategy(iox2.BackpressureStrategy.DiscardData)
         .create()
     )
+    feed_gaps = Gaps(args.feed)
     print("ready", flush=True)
     for i in range(args.bad_orders):
         # Test mode: malformed orders (a header field, no SOH at the end) the appliance refuses.
@@ -206,6 +232,7 @@ def strategy(args):
         item = take(feed)
         if item is not None:
             seen += 1
+            feed_gaps.see(item[0][1])
             body = item[1]
             if seen % args.every == 0 and sent < args.orders_count:
                 m = TS.search(body)
@@ -217,6 +244,8 @@ def strategy(args):
                           b"60=" + time.strftime("%Y%m%d-%H:%M:%S", time.gmtime()).encode()]
                 publish(orders, KIND_FIX, SOH.join(fields) + SOH)
         reply = take(replies)
+        if item is None and reply is None:
+            idle()
         if reply is not None:
             msg = reply[1]
             if field(msg, b"35") == b"3":
@@ -233,7 +262,7 @@ def strategy(args):
             if ts is not None and text.startswith(b"recv_ns="):
                 t2t.append(int(text[len(b"recv_ns="):]) - ts)
     summary = {"feed_messages": seen, "orders": sent, "reports": reports, "unanswered": len(pending),
-               "rejects": rejects}
+               "rejects": rejects, "feed_gaps": feed_gaps.gaps, "feed_missed": feed_gaps.missed}
     summary.update({"t2t_" + k: v for k, v in percentiles(t2t).items()})
     if t2t:
         p = percentiles(t2t)

@@ -152,9 +152,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let trading = args.orders_count > 0;
     let (replies, orders): (Option<In>, Option<Out>) = if trading {
         let replies = subscribe(&node, &service_name(&args.orders, "in"), deadline)?;
+        // DiscardData: a full appliance queue drops the order here, never blocks the strategy.
         let orders = open(&node, &service_name(&args.orders, "send"), deadline)?
             .publisher_builder()
             .initial_max_slice_len(256)
+            .backpressure_strategy(BackpressureStrategy::DiscardData)
             .create()?;
         (Some(replies), Some(orders))
     } else {
@@ -167,6 +169,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut t2t = Histogram::<u64>::new(3)?;
     let mut pending: HashMap<u64, Option<u64>> = HashMap::new();
     let (mut seen, mut sent, mut reports) = (0u64, 0u64, 0u64);
+    // Gaps in the feed's seq: messages this subscriber did not get (with the default
+    // `publish_overflow = "drop_oldest"` this is the only place such drops show).
+    let (mut expected, mut gaps, mut missed) = (None::<u64>, 0u64, 0u64);
     let mut order = Vec::with_capacity(256);
     let mut first: Option<Instant> = None;
     loop {
@@ -186,6 +191,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let at = realtime_ns();
             first.get_or_insert(now);
             seen += 1;
+            let seq = s.user_header().seq;
+            match expected {
+                // seq 1 again: a new appliance.
+                Some(e) if seq != e && seq != 1 => {
+                    gaps += 1;
+                    missed += seq.saturating_sub(e);
+                    eprintln!(
+                        "{}: gap: seq {seq} after {} ({} messages dropped for this subscriber)",
+                        args.feed,
+                        e - 1,
+                        seq.saturating_sub(e)
+                    );
+                }
+                _ => {}
+            }
+            expected = Some(seq + 1);
             // The first messages include connection setup: leave them out.
             if seen > 100 {
                 let _ = app_to_here.record(at.saturating_sub(s.user_header().recv_ns));
@@ -236,7 +257,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "strategy feed_n={seen} orders={sent} reports={reports} unanswered={} {} {}",
+        "strategy feed_n={seen} feed_gaps={gaps} feed_missed={missed} orders={sent} \
+         reports={reports} unanswered={} {} {}",
         pending.len(),
         line(&app_to_here, "app_to_strategy"),
         line(&t2t, "t2t")

@@ -312,9 +312,16 @@ impl Prepared {
             return Ok(None);
         }
         let counters = self.counters.gateway.clone();
+        // An HTTP endpoint only publishes its response bodies: it takes no strategy messages.
+        #[cfg(feature = "http")]
+        let takes_orders = !matches!(self.config.kind, EndpointKind::Http(_));
+        #[cfg(not(feature = "http"))]
+        let takes_orders = true;
         Ok(Some(crate::gateway::Gateway::open(
             &self.config.name,
             self.index,
+            &self.config.publish_options,
+            takes_orders,
             counters,
         )?))
     }
@@ -413,9 +420,7 @@ impl Prepared {
                     // Strategies' orders wait on the service until the next tick.
                     tick = crate::gateway::FIX_TICK;
                 }
-                let order_tick = f.order_rate.map(|r| {
-                    Duration::from_secs_f64(1.0 / r).clamp(Duration::from_micros(100), tick)
-                });
+                let order_tick = f.order_rate.map(|r| order_period(r, tick));
                 let mut e = FixEndpoint::new(&cfg.url, session, trader)
                     .map_err(|e| invalid(&cfg.name, e.to_string()))?
                     .with_policy(cfg.policy.clone())
@@ -664,6 +669,11 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
         _: &mut C,
     ) -> Result<(), crate::service::Error> {
         self.next_order = None;
+        // What strategies published during an outage never goes out late.
+        #[cfg(feature = "gateway")]
+        if let Some(gw) = &mut self.gateway {
+            gw.session_up();
+        }
         Ok(())
     }
 
@@ -710,7 +720,7 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
         self.send_due(out, now)?;
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
-            crate::gateway::send::to_fix(gw, &self.name, out, now)?;
+            crate::gateway::send::to_fix(gw, out, now)?;
         }
         Ok(Flow::Continue)
     }
@@ -725,13 +735,41 @@ impl<C> FixHandler<C, BaseStream> for FixTrader {
     }
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
+        #[cfg(feature = "gateway")]
+        if let (Event::Disconnected { .. }, Some(gw)) = (event, &mut self.gateway) {
+            gw.session_down();
+        }
         self.counters.track(event, &self.name, self.shutting_down);
     }
+}
+
+/// The timer period that paces `order_rate` orders per second: the order period, at least
+/// 100 us and at most the endpoint's `tick` (a gateway makes `tick` 1 us, below that floor: the
+/// floor wins then, and the timer still runs every `tick`).
+#[cfg(feature = "fix")]
+fn order_period(rate: f64, tick: Duration) -> Duration {
+    let floor = Duration::from_micros(100);
+    Duration::from_secs_f64(1.0 / rate).clamp(floor, tick.max(floor))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "fix")]
+    #[test]
+    fn order_periods_never_panic_with_a_gateway_tick() {
+        let ms = Duration::from_millis(1);
+        assert_eq!(order_period(50.0, ms), ms);
+        assert_eq!(order_period(1e6, ms), Duration::from_micros(100));
+        assert_eq!(order_period(5000.0, ms), Duration::from_micros(200));
+        // publish = true with order_rate: the 1 us gateway tick is below the 100 us floor.
+        #[cfg(feature = "gateway")]
+        for rate in [0.001, 1.0, 50.0, 1e6] {
+            let p = order_period(rate, crate::gateway::FIX_TICK);
+            assert_eq!(p, Duration::from_micros(100), "{rate}");
+        }
+    }
 
     #[test]
     fn fix_addresses() {

@@ -294,7 +294,7 @@ impl<C> Endpoint<C> for WsFeed {
     fn poll(&mut self, ws: &mut FeedConnection, _: &mut C) -> Result<Flow, Disconnect> {
         #[cfg(feature = "gateway")]
         if let Some(gw) = &mut self.gateway {
-            crate::gateway::send::to_websocket(gw, &self.name, ws)?;
+            crate::gateway::send::to_websocket(gw, ws)?;
         }
         for _ in 0..crate::service::ws::FRAMES_PER_POLL {
             let frame = match ws.receive() {
@@ -336,12 +336,23 @@ impl<C> Endpoint<C> for WsFeed {
 
     fn on_event(&mut self, event: &Event<'_>, _: &mut C) {
         match event {
-            Event::Disconnected { .. } => self.ping_sent = None,
+            Event::Disconnected { .. } => {
+                self.ping_sent = None;
+                #[cfg(feature = "gateway")]
+                if let Some(gw) = &mut self.gateway {
+                    gw.session_down();
+                }
+            }
             Event::Connected { .. } => {
                 self.ping_sent = None;
                 self.next_ping = None;
                 self.data_seen = false;
                 self.last_data = Instant::now();
+                // What strategies published during an outage never goes out late.
+                #[cfg(feature = "gateway")]
+                if let Some(gw) = &mut self.gateway {
+                    gw.session_up();
+                }
             }
         }
         self.counters.track(event, &self.name, self.shutting_down);

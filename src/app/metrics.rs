@@ -142,7 +142,7 @@ impl AppCollector {
     fn gateway_families(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         use crate::gateway::GatewayCounters;
         type Field = fn(&GatewayCounters) -> &std::sync::atomic::AtomicU64;
-        let families: [(&str, &str, Field); 5] = [
+        let families: [(&str, &str, Field); 6] = [
             (
                 "gateway_published",
                 "Messages published on hotwire/<endpoint>/in.",
@@ -155,7 +155,8 @@ impl AppCollector {
             ),
             (
                 "gateway_subscriber_drops",
-                "Samples not delivered to a subscriber whose queue was full (per subscriber).",
+                "Samples not delivered to a subscriber whose queue was full (per subscriber; \
+                 counted with publish_overflow = \"drop_newest\").",
                 |g| &g.subscriber_drops,
             ),
             (
@@ -165,8 +166,14 @@ impl AppCollector {
             ),
             (
                 "gateway_refused",
-                "Strategy messages refused (malformed or of a wrong kind).",
+                "Strategy messages refused (malformed, of a wrong kind, too large, or published \
+                 while the session was down).",
                 |g| &g.refused,
+            ),
+            (
+                "gateway_oversized",
+                "Messages above publish_max_message, either direction (not published or refused).",
+                |g| &g.oversized,
             ),
         ];
         for (name, help, field) in families {

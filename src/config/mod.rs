@@ -277,6 +277,43 @@ pub enum LatencyMode {
     None,
 }
 
+/// What the gateway does with a sample that finds a subscriber's queue full
+/// (`publish_overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishOverflow {
+    /// `"drop_oldest"` (the default): the oldest queued sample makes room, so a subscriber back
+    /// from a stall reads fresh data; the drops show to it as gaps in `seq` (iceoryx2 gives the
+    /// publisher no count in this mode).
+    #[default]
+    DropOldest,
+    /// `"drop_newest"`: the new sample is not delivered to that subscriber, and each such drop
+    /// is counted exactly (`hotwire_gateway_subscriber_drops_total`).
+    DropNewest,
+}
+
+/// The gateway's settings of one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// `publish_max_message` (bytes, default 16384, 64..=16 MiB): the largest message
+    /// published on `.../in` or taken from `.../send`; larger ones are refused and counted. The
+    /// shared-memory segment is sized once from it at startup.
+    pub max_message: usize,
+    /// `publish_buffer` (1024..=4096, default 1024): samples each `.../in` subscriber may queue.
+    pub buffer: usize,
+    /// `publish_overflow`: what a full subscriber queue drops.
+    pub overflow: PublishOverflow,
+}
+
+impl Default for PublishOptions {
+    fn default() -> PublishOptions {
+        PublishOptions {
+            max_message: 16 * 1024,
+            buffer: 1024,
+            overflow: PublishOverflow::DropOldest,
+        }
+    }
+}
+
 /// One endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointConfig {
@@ -291,6 +328,8 @@ pub struct EndpointConfig {
     /// Gateway (`publish = true`): every received message goes out on the iceoryx2 service
     /// `hotwire/<name>/in`, and what strategies publish on `hotwire/<name>/send` is sent.
     pub publish: bool,
+    /// The gateway's sizes and overflow policy (`publish_*` keys; used with `publish = true`).
+    pub publish_options: PublishOptions,
     /// WebSocket ping interval.
     pub heartbeat: Option<Duration>,
     /// WebSocket: the connection is dead when a ping's pong is not back within this (default

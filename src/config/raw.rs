@@ -17,6 +17,7 @@ mod conn;
 mod fix;
 mod liveness;
 mod network;
+mod publish;
 mod threads;
 
 use conn::{RawTcp, RawTls};
@@ -63,6 +64,9 @@ struct RawEndpoint {
     pipeline: Option<Spanned<i64>>,
     fix: Option<Spanned<RawFix>>,
     publish: Option<Spanned<bool>>,
+    publish_max_message: Option<Spanned<i64>>,
+    publish_buffer: Option<Spanned<i64>>,
+    publish_overflow: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -458,12 +462,24 @@ impl RawEndpoint {
                 ),
             ));
         }
+        #[cfg(feature = "gateway")]
+        if publish {
+            publish::check_service_name(loc, &self.name)?;
+        }
+        let publish_options = publish::options(
+            loc,
+            &name,
+            &self.publish_max_message,
+            &self.publish_buffer,
+            &self.publish_overflow,
+        )?;
         Ok(EndpointConfig {
             name,
             url,
             thread,
             send: self.send,
             publish,
+            publish_options,
             heartbeat,
             pong_timeout: live.pong_timeout,
             stale_after: live.stale_after,

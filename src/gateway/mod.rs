@@ -11,16 +11,26 @@
 //! The IO thread writes each message straight into a loaned sample: one copy, from the receive
 //! buffer into shared memory. The gateway allocates nothing per message; iceoryx2 0.10 itself
 //! allocates one small reference-counted handle per loan (`SampleMutUninit::new`), which
-//! `tests/gateway_alloc.rs` pins down (exactly one per message, none taking orders). A slow or dead subscriber never blocks it: the
-//! `.../in` services run without iceoryx2's blocking back-pressure, and a sample that finds a
-//! subscriber's queue full is dropped for that subscriber and counted
-//! ([`GatewayCounters::subscriber_drops`]). Each subscriber may queue up to [`SUBSCRIBER_BUFFER`]
-//! samples.
+//! `tests/gateway_alloc.rs` pins down (exactly one per message, none taking orders). The
+//! publisher's shared memory is one static segment sized at startup from `publish_max_message`
+//! ([`PublishOptions`]); a longer message is not published but counted
+//! ([`GatewayCounters::oversized`], a gap in `seq`).
+//!
+//! A slow or dead subscriber never blocks the IO thread: the `.../in` services run without
+//! iceoryx2's blocking back-pressure, and each subscriber queues up to
+//! [`PublishOptions::buffer`] samples. When its queue is full, by default
+//! (`publish_overflow = "drop_oldest"`, iceoryx2's safe overflow) the oldest queued sample makes
+//! room, so a subscriber back from a stall reads fresh data and sees the drops as gaps in `seq`;
+//! with `"drop_newest"` the new sample is not delivered to it and each drop is counted
+//! ([`GatewayCounters::subscriber_drops`]).
 //!
 //! Strategies' messages are taken on the endpoint's IO thread while its session is up (a FIX
-//! session: logged on); what they publish while it is down waits in the appliance's queue (up to
-//! [`SEND_BUFFER`], then their publishers feel back-pressure) and goes out, in order, once it is
-//! up. A strategy that must not send late checks its own timestamps.
+//! session: logged on), unless the session has more than [`SEND_BACKLOG`] bytes it could not
+//! write yet. What they publish while it is down waits in iceoryx2's queue and, if the session
+//! was down for longer than [`ORDER_HOLD`], is refused, counted and logged when it comes back up
+//! ([`Refusal::SessionDown`]), never sent late; the queue is bounded
+//! (up to [`SEND_BUFFER`]; strategies publish with `DiscardData`, so they never block). HTTP
+//! endpoints only publish: they have no `.../send` service.
 //!
 //! The gateway and its strategies must agree on three things: the iceoryx2 version (exactly
 //! the crate's, `=0.10.0`; the Python package is pinned to the same), the service names, and the
@@ -36,20 +46,24 @@ pub mod send;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use crate::config::{PublishOptions, PublishOverflow};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::port::BackpressureAction;
+use iceoryx2::port::SendError;
 use iceoryx2::prelude::*;
 
 /// The environment variable that sets the iceoryx2 shared-memory prefix (default `iox2_`):
 /// strategies must read the same one.
 pub const PREFIX_ENV: &str = "HOTWIRE_GATEWAY_PREFIX";
 
-/// Samples each subscriber of a `.../in` service may hold queued.
-pub const SUBSCRIBER_BUFFER: usize = 4096;
+/// Subscribers (strategy processes) per `.../in` service. With [`PublishOptions::buffer`]
+/// samples queued per subscriber, the publisher's segment holds about `MAX_SUBSCRIBERS x buffer`
+/// samples of [`PublishOptions::max_message`] bytes each (64 MiB with the defaults).
+pub const MAX_SUBSCRIBERS: usize = 4;
 
-/// Subscribers (strategy processes) per `.../in` service.
-pub const MAX_SUBSCRIBERS: usize = 8;
+/// Samples a subscriber of `.../in` may hold borrowed (received, not yet released).
+pub const MAX_BORROWED: usize = 2;
 
 /// Strategy publishers per `.../send` service.
 pub const MAX_SENDERS: usize = 16;
@@ -57,16 +71,29 @@ pub const MAX_SENDERS: usize = 16;
 /// Processes that may open one service.
 pub const MAX_NODES: usize = 32;
 
-/// Payload bytes each preallocated sample holds; a longer message makes iceoryx2 map a bigger
-/// segment once (power-of-two growth), so the usual message never pays for it.
-pub const INITIAL_MAX_MESSAGE: usize = 1024;
-
 /// Samples per `.../send` subscriber queue in the appliance.
 pub const SEND_BUFFER: usize = 1024;
 
 /// Strategy messages handled per call of [`Gateway::drain`], so a flood of orders cannot starve
 /// the endpoint's feed.
 pub const SEND_PER_DRAIN: usize = 256;
+
+/// Bytes a session may have queued and not yet written (the venue is not reading) before the
+/// gateway stops taking strategies' messages: they wait in iceoryx2's queue (bounded by
+/// [`SEND_BUFFER`]) instead of in the session's memory.
+pub const SEND_BACKLOG: usize = 256 * 1024;
+
+/// A session down for longer than this refuses, when it comes back up, every strategy message
+/// that waited for it ([`Gateway::session_up`]); after a shorter gap (the first logon after
+/// startup, a quick reconnect) what waited goes out, at most this late.
+pub const ORDER_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Refusals logged one by one on an endpoint; after these, one summary line at most every
+/// [`REFUSAL_SUMMARY`] (the counters count every one).
+pub const REFUSALS_LOGGED: u64 = 5;
+
+/// How often a summary of the refusals not logged one by one is logged.
+pub const REFUSAL_SUMMARY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The timer tick of a FIX endpoint with a gateway: strategies' orders are taken on the timer, so
 /// on a busy-polling thread (`selector = "direct"`, AF_XDP) this makes it every round; a `mio`
@@ -125,16 +152,24 @@ impl Kind {
 pub struct GatewayCounters {
     /// Samples published on `.../in`.
     pub published: AtomicU64,
-    /// Messages the gateway could not publish (no sample to loan, a send error): each one is a
-    /// gap in `seq`.
+    /// Messages the gateway could not publish (larger than the maximum, no sample to loan, a
+    /// send error): each one is a gap in `seq`.
     pub dropped: AtomicU64,
     /// Samples not delivered to one subscriber because its queue was full (one per subscriber
-    /// and sample).
+    /// and sample), counted with `publish_overflow = "drop_newest"` only: with the default
+    /// `"drop_oldest"` iceoryx2 releases the overflowing sample without telling the publisher,
+    /// and the subscriber sees the drop as a gap in `seq`.
     pub subscriber_drops: AtomicU64,
     /// Strategy messages written to the session.
     pub sent: AtomicU64,
-    /// Strategy messages refused (malformed, wrong kind, or the session is not up).
+    /// Strategy messages refused: malformed, of a wrong kind, larger than
+    /// [`PublishOptions::max_message`], or published while the session was down (those are
+    /// taken from the queue and refused when the session comes back up, never sent late).
     pub refused: AtomicU64,
+    /// Messages larger than [`PublishOptions::max_message`], both directions: received from the
+    /// venue (not published, also in [`GatewayCounters::dropped`]) and from strategies (also in
+    /// [`GatewayCounters::refused`]).
+    pub oversized: AtomicU64,
 }
 
 impl GatewayCounters {
@@ -203,6 +238,11 @@ fn iox(what: &'static str, service: &str, e: impl std::fmt::Debug) -> GatewayErr
     }
 }
 
+/// Checks that an endpoint's name makes valid service names (`hotwire/<name>/in` and `/send`).
+pub fn check_name(endpoint: &str) -> Result<(), GatewayError> {
+    name_of(&service_name(endpoint, "send")).map(|_| ())
+}
+
 fn name_of(service: &str) -> Result<ServiceName, GatewayError> {
     service
         .try_into()
@@ -214,13 +254,93 @@ fn name_of(service: &str) -> Result<ServiceName, GatewayError> {
         )
 }
 
+/// Why a strategy's message was not sent (counted in [`GatewayCounters::refused`], logged by
+/// [`Gateway::drain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A kind the session has no place for (`None`: not a known kind at all).
+    WrongKind {
+        /// The sample's kind.
+        kind: Option<Kind>,
+        /// What the session takes.
+        takes: &'static str,
+    },
+    /// A text message that is not UTF-8.
+    NotUtf8,
+    /// A malformed FIX payload.
+    Malformed(order::OrderError),
+    /// Larger than [`PublishOptions::max_message`] (the length).
+    TooLarge(usize),
+    /// Waited through a session outage longer than [`ORDER_HOLD`]: refused when the session came
+    /// back up, never sent late.
+    SessionDown,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::WrongKind { kind, takes } => {
+                write!(f, "a message of kind {kind:?}: the session takes {takes}")
+            }
+            Refusal::NotUtf8 => f.write_str("a text message that is not UTF-8"),
+            Refusal::Malformed(e) => write!(f, "a malformed FIX message: {e}"),
+            Refusal::TooLarge(n) => write!(f, "a message of {n} bytes, above publish_max_message"),
+            Refusal::SessionDown => f.write_str("a message published while the session was down"),
+        }
+    }
+}
+
+/// The first [`REFUSALS_LOGGED`] refusals one by one, then a summary at most every
+/// [`REFUSAL_SUMMARY`]: a strategy that floods bad messages cannot flood the log from the IO
+/// thread.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    logged: u64,
+    unlogged: u64,
+    since: Option<std::time::Instant>,
+}
+
+impl RefusalLog {
+    fn note(&mut self, name: &str, why: Refusal) {
+        if self.logged < REFUSALS_LOGGED {
+            self.logged += 1;
+            log::warn!("gateway {name}: refused {why}");
+            if self.logged == REFUSALS_LOGGED {
+                log::warn!(
+                    "gateway {name}: further refusals are summarised every {}s \
+                     (hotwire_gateway_refused_total counts each)",
+                    REFUSAL_SUMMARY.as_secs()
+                );
+            }
+            return;
+        }
+        self.unlogged += 1;
+        let now = std::time::Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) >= REFUSAL_SUMMARY {
+            log::warn!(
+                "gateway {name}: refused {} more strategy messages in {:.0?} (the last: {why})",
+                self.unlogged,
+                now.duration_since(since)
+            );
+            self.unlogged = 0;
+            self.since = Some(now);
+        }
+    }
+}
+
 /// One endpoint's gateway, built and used on the endpoint's IO thread (its ports are not `Send`).
 pub struct Gateway {
+    name: String,
     endpoint: u32,
     seq: u64,
+    max_message: usize,
     counters: Arc<GatewayCounters>,
+    refusals: RefusalLog,
+    down_since: Option<std::time::Instant>,
     publisher: Publisher<ipc::Service, [u8], HotwireHeader>,
-    subscriber: Subscriber<ipc::Service, [u8], HotwireHeader>,
+    subscriber: Option<Subscriber<ipc::Service, [u8], HotwireHeader>>,
     // The ports keep their services alive; the node goes last.
     _node: Node<ipc::Service>,
 }
@@ -228,29 +348,48 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
+            .field("name", &self.name)
             .field("endpoint", &self.endpoint)
             .field("seq", &self.seq)
+            .field("max_message", &self.max_message)
             .finish_non_exhaustive()
     }
 }
 
 impl Gateway {
-    /// Opens (or creates) `hotwire/<name>/in` with a publisher and `hotwire/<name>/send` with a
-    /// subscriber, for the endpoint at `index` in the configuration. Call it on the IO thread.
+    /// Opens (or creates) `hotwire/<name>/in` with a publisher and, when `takes_orders`,
+    /// `hotwire/<name>/send` with a subscriber, for the endpoint at `index` in the
+    /// configuration. Call it on the IO thread.
     pub fn open(
         name: &str,
         index: usize,
+        options: &PublishOptions,
+        takes_orders: bool,
         counters: Arc<GatewayCounters>,
     ) -> Result<Gateway, GatewayError> {
-        Gateway::open_with(&iceoryx_config()?, name, index, counters)
+        Gateway::open_with(
+            &iceoryx_config()?,
+            name,
+            index,
+            options,
+            takes_orders,
+            counters,
+        )
     }
 
     /// As [`Gateway::open`], with an explicit iceoryx2 configuration (its prefix keeps tests and
     /// appliances apart).
+    ///
+    /// The publisher's shared-memory segment is static, sized here once for
+    /// [`MAX_SUBSCRIBERS`] x ([`PublishOptions::buffer`] + [`MAX_BORROWED`]) samples of
+    /// [`PublishOptions::max_message`] bytes (iceoryx2 zero-fills it, so this is where the cost
+    /// is paid, never on the IO thread's hot path); a longer message is refused and counted.
     pub fn open_with(
         config: &Config,
         name: &str,
         index: usize,
+        options: &PublishOptions,
+        takes_orders: bool,
         counters: Arc<GatewayCounters>,
     ) -> Result<Gateway, GatewayError> {
         quiet_iceoryx_log();
@@ -261,54 +400,75 @@ impl Gateway {
             .signal_handling_mode(SignalHandlingMode::Disabled)
             .create::<ipc::Service>()
             .map_err(|e| iox("node for", &in_name, e))?;
+        let drop_oldest = options.overflow == PublishOverflow::DropOldest;
         let out = node
             .service_builder(&name_of(&in_name)?)
             .publish_subscribe::<[u8]>()
             .user_header::<HotwireHeader>()
-            .enable_safe_overflow(false)
-            .subscriber_max_buffer_size(SUBSCRIBER_BUFFER)
-            .subscriber_max_borrowed_samples(4)
+            .enable_safe_overflow(drop_oldest)
+            .subscriber_max_buffer_size(options.buffer)
+            .subscriber_max_borrowed_samples(MAX_BORROWED)
             .max_subscribers(MAX_SUBSCRIBERS)
             .max_publishers(2)
             .max_nodes(MAX_NODES)
             .open_or_create()
             .map_err(|e| iox("service", &in_name, e))?;
-        let drops = counters.clone();
-        let publisher = out
+        let builder = out
             .publisher_builder()
-            .initial_max_slice_len(INITIAL_MAX_MESSAGE)
-            .allocation_strategy(AllocationStrategy::PowerOfTwo)
-            .max_loaned_samples(2)
-            .backpressure_strategy(BackpressureStrategy::DiscardData)
-            .set_backpressure_handler(move |_| {
-                GatewayCounters::add(&drops.subscriber_drops, 1);
-                BackpressureAction::DiscardData
-            })
-            .create()
-            .map_err(|e| iox("publisher on", &in_name, e))?;
-        let send = node
-            .service_builder(&name_of(&send_name)?)
-            .publish_subscribe::<[u8]>()
-            .user_header::<HotwireHeader>()
-            .enable_safe_overflow(false)
-            .subscriber_max_buffer_size(SEND_BUFFER)
-            .max_subscribers(2)
-            .max_publishers(MAX_SENDERS)
-            .max_nodes(MAX_NODES)
-            .open_or_create()
-            .map_err(|e| iox("service", &send_name, e))?;
-        let subscriber = send
-            .subscriber_builder()
-            .buffer_size(SEND_BUFFER)
-            .create()
-            .map_err(|e| iox("subscriber on", &send_name, e))?;
-        log::info!(
-            "gateway: publishing on {in_name:?}, sending what strategies publish on {send_name:?}"
-        );
+            .initial_max_slice_len(options.max_message)
+            .allocation_strategy(AllocationStrategy::Static)
+            .max_loaned_samples(1)
+            .backpressure_strategy(BackpressureStrategy::DiscardData);
+        let publisher = if drop_oldest {
+            builder.create()
+        } else {
+            // iceoryx2 calls the handler when a subscriber's queue is full; with
+            // `DiscardDataAndFail` it then skips that subscriber without trying again, so each
+            // call is exactly one sample that subscriber did not get. (`DiscardData` would try
+            // once more, and count a sample the subscriber made room for in between.)
+            let drops = counters.clone();
+            builder
+                .set_backpressure_handler(move |_| {
+                    GatewayCounters::add(&drops.subscriber_drops, 1);
+                    BackpressureAction::DiscardDataAndFail
+                })
+                .create()
+        }
+        .map_err(|e| iox("publisher on", &in_name, e))?;
+        let subscriber = if takes_orders {
+            let send = node
+                .service_builder(&name_of(&send_name)?)
+                .publish_subscribe::<[u8]>()
+                .user_header::<HotwireHeader>()
+                .enable_safe_overflow(false)
+                .subscriber_max_buffer_size(SEND_BUFFER)
+                .max_subscribers(2)
+                .max_publishers(MAX_SENDERS)
+                .max_nodes(MAX_NODES)
+                .open_or_create()
+                .map_err(|e| iox("service", &send_name, e))?;
+            let subscriber = send
+                .subscriber_builder()
+                .buffer_size(SEND_BUFFER)
+                .create()
+                .map_err(|e| iox("subscriber on", &send_name, e))?;
+            log::info!(
+                "gateway: publishing on {in_name:?}, sending what strategies publish on \
+                 {send_name:?}"
+            );
+            Some(subscriber)
+        } else {
+            log::info!("gateway: publishing on {in_name:?}");
+            None
+        };
         Ok(Gateway {
+            name: name.to_owned(),
             endpoint: index as u32,
             seq: 0,
+            max_message: options.max_message,
             counters,
+            refusals: RefusalLog::default(),
+            down_since: Some(std::time::Instant::now()),
             publisher,
             subscriber,
             _node: node,
@@ -326,10 +486,16 @@ impl Gateway {
     }
 
     /// Publishes `bytes`, read at `recv_ns`, as the next message of the endpoint. Never blocks and
-    /// never fails: a message that cannot be published is counted in
-    /// [`GatewayCounters::dropped`] and leaves a gap in `seq`.
+    /// never fails: a message that cannot be published (longer than
+    /// [`PublishOptions::max_message`]: also counted in [`GatewayCounters::oversized`]) is
+    /// counted in [`GatewayCounters::dropped`] and leaves a gap in `seq`.
     pub fn publish(&mut self, kind: Kind, recv_ns: u64, bytes: &[u8]) {
         self.seq += 1;
+        if bytes.len() > self.max_message {
+            GatewayCounters::add(&self.counters.oversized, 1);
+            GatewayCounters::add(&self.counters.dropped, 1);
+            return;
+        }
         let header = HotwireHeader {
             recv_ns,
             seq: self.seq,
@@ -339,7 +505,12 @@ impl Gateway {
         let sent = match self.publisher.loan_slice_uninit(bytes.len()) {
             Ok(mut sample) => {
                 *sample.user_header_mut() = header;
-                sample.write_from_slice(bytes).send().is_ok()
+                match sample.write_from_slice(bytes).send() {
+                    // `drop_newest`: some subscriber's queue was full (counted by the handler);
+                    // the others have the sample.
+                    Ok(_) | Err(SendError::UnableToDeliver) => true,
+                    Err(_) => false,
+                }
             }
             Err(_) => false,
         };
@@ -352,33 +523,79 @@ impl Gateway {
     }
 
     /// Hands the strategies' messages waiting on `.../send` to `f`, in arrival order, at most
-    /// [`SEND_PER_DRAIN`] of them; returns how many. `f` returns `Ok(true)` when it sent the
-    /// message, `Ok(false)` when it refused it (counted, and the caller logs why), and an error
-    /// when the session failed (the drain stops and returns it).
+    /// [`SEND_PER_DRAIN`] of them; returns how many were taken. `f` returns `Ok(Ok(()))` when it
+    /// sent the message, `Ok(Err(why))` when it refused it, and an error when the session failed
+    /// (the drain stops and returns it). A message longer than [`PublishOptions::max_message`]
+    /// is refused before `f` sees it. Refusals are counted and logged (the first few, then a
+    /// periodic summary).
     pub fn drain<E>(
         &mut self,
-        mut f: impl FnMut(Option<Kind>, &[u8]) -> Result<bool, E>,
+        mut f: impl FnMut(Option<Kind>, &[u8]) -> Result<Result<(), Refusal>, E>,
     ) -> Result<usize, E> {
+        let Some(subscriber) = &self.subscriber else {
+            return Ok(0);
+        };
         let mut n = 0;
         while n < SEND_PER_DRAIN {
-            let sample = match self.subscriber.receive() {
+            let sample = match subscriber.receive() {
                 Ok(Some(s)) => s,
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("gateway: receiving from a strategy: {e:?}");
+                    log::warn!("gateway {}: receiving from a strategy: {e:?}", self.name);
                     break;
                 }
             };
             n += 1;
-            let kind = Kind::from_u32(sample.user_header().kind);
-            let c = if f(kind, sample.payload())? {
-                &self.counters.sent
+            let bytes = sample.payload();
+            let result = if bytes.len() > self.max_message {
+                GatewayCounters::add(&self.counters.oversized, 1);
+                Err(Refusal::TooLarge(bytes.len()))
             } else {
-                &self.counters.refused
+                f(Kind::from_u32(sample.user_header().kind), bytes)?
             };
-            GatewayCounters::add(c, 1);
+            match result {
+                Ok(()) => GatewayCounters::add(&self.counters.sent, 1),
+                Err(why) => {
+                    GatewayCounters::add(&self.counters.refused, 1);
+                    self.refusals.note(&self.name, why);
+                }
+            }
         }
         Ok(n)
+    }
+
+    /// The session went down (a disconnect): what strategies publish from now on waits for
+    /// [`Gateway::session_up`].
+    pub fn session_down(&mut self) {
+        self.down_since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// The session is up (a FIX logon, a WebSocket connection). When it was down for longer than
+    /// [`ORDER_HOLD`], every strategy message that waited is refused ([`Refusal::SessionDown`]),
+    /// counted and logged, never sent minutes late; after a shorter gap they go out as usual.
+    /// Returns how many were refused.
+    pub fn session_up(&mut self) -> usize {
+        match self.down_since.take() {
+            Some(t) if t.elapsed() > ORDER_HOLD => self.refuse_waiting(),
+            _ => 0,
+        }
+    }
+
+    /// Takes every strategy message waiting on `.../send` and refuses it as
+    /// [`Refusal::SessionDown`]. Returns how many.
+    pub fn refuse_waiting(&mut self) -> usize {
+        let mut total = 0;
+        loop {
+            let n = self
+                .drain(|_, _| -> Result<_, std::convert::Infallible> {
+                    Ok(Err(Refusal::SessionDown))
+                })
+                .unwrap_or_else(|e| match e {});
+            total += n;
+            if n < SEND_PER_DRAIN {
+                return total;
+            }
+        }
     }
 }
 

@@ -34,9 +34,13 @@ pub enum OrderError {
     SessionTag(u32),
 }
 
-/// Header and trailer tags the session writes: BeginString, BodyLength, CheckSum, MsgSeqNum,
-/// MsgType (after the first field), SenderCompID, SendingTime, TargetCompID.
-const SESSION_TAGS: [u32; 8] = [8, 9, 10, 34, 35, 49, 52, 56];
+/// Standard header and trailer tags, which the session writes or a strategy has no business
+/// setting: BeginString, BodyLength, CheckSum, MsgSeqNum, MsgType (after the first field),
+/// SenderCompID, SendingTime, TargetCompID, PossDupFlag, PossResend, OrigSendingTime,
+/// SenderSubID, TargetSubID, OnBehalfOfCompID, DeliverToCompID, ApplVerID.
+const SESSION_TAGS: [u32; 16] = [
+    8, 9, 10, 34, 35, 49, 52, 56, 43, 97, 122, 50, 57, 115, 128, 1128,
+];
 
 /// Session-level MsgTypes: Heartbeat, TestRequest, ResendRequest, Reject, SequenceReset, Logout,
 /// Logon.
@@ -123,6 +127,10 @@ mod tests {
     #[test]
     fn malformed_payloads_are_refused() {
         use OrderError::*;
+        for tag in [43, 97, 122, 50, 57, 115, 128, 1128] {
+            let p = format!("35=D|{tag}=Y|");
+            assert_eq!(parse(&soh(&p)), Err(SessionTag(tag)), "{p}");
+        }
         let cases: [(&str, OrderError); 11] = [
             ("", Empty),
             ("35=D|11=1", Unterminated),

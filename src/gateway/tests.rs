@@ -54,28 +54,68 @@ fn the_header_is_24_bytes_aligned_8_named_hotwire_header() {
     assert_eq!(Kind::from_u32(5), None);
 }
 
-#[test]
-fn publishes_in_order_and_takes_what_strategies_send() {
-    let config = isolated("a");
-    let counters = Arc::new(GatewayCounters::default());
-    let mut gw = Gateway::open_with(&config, "feed", 7, counters.clone()).unwrap();
-    let strategy = node(&config);
+fn options(overflow: PublishOverflow) -> PublishOptions {
+    PublishOptions {
+        max_message: 4096,
+        buffer: 1024,
+        overflow,
+    }
+}
+
+fn open_in(
+    strategy: &Node<ipc::Service>,
+    name: &str,
+) -> Subscriber<ipc::Service, [u8], HotwireHeader> {
     let inbound = strategy
-        .service_builder(&"hotwire/feed/in".try_into().unwrap())
+        .service_builder(&name.try_into().unwrap())
         .publish_subscribe::<[u8]>()
         .user_header::<HotwireHeader>()
         .open()
         .unwrap();
-    assert_eq!(
-        inbound.static_config().subscriber_max_buffer_size(),
-        SUBSCRIBER_BUFFER
-    );
-    let sub = inbound
+    assert_eq!(inbound.static_config().subscriber_max_buffer_size(), 1024);
+    inbound
         .subscriber_builder()
-        .buffer_size(SUBSCRIBER_BUFFER)
+        .buffer_size(1024)
         .create()
+        .unwrap()
+}
+
+fn send_to(
+    strategy: &Node<ipc::Service>,
+    name: &str,
+) -> Publisher<ipc::Service, [u8], HotwireHeader> {
+    let send = strategy
+        .service_builder(&name.try_into().unwrap())
+        .publish_subscribe::<[u8]>()
+        .user_header::<HotwireHeader>()
+        .open()
         .unwrap();
-    let big = vec![b'x'; 3 * INITIAL_MAX_MESSAGE];
+    send.publisher_builder()
+        .initial_max_slice_len(8192)
+        .backpressure_strategy(BackpressureStrategy::DiscardData)
+        .create()
+        .unwrap()
+}
+
+fn publish(p: &Publisher<ipc::Service, [u8], HotwireHeader>, kind: u32, body: &[u8]) {
+    let mut s = p.loan_slice_uninit(body.len()).unwrap();
+    s.user_header_mut().kind = kind;
+    s.write_from_slice(body).send().unwrap();
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[test]
+fn publishes_in_order_and_takes_what_strategies_send() {
+    let config = isolated("a");
+    let counters = Arc::new(GatewayCounters::default());
+    let opts = options(PublishOverflow::DropNewest);
+    let mut gw = Gateway::open_with(&config, "feed", 7, &opts, true, counters.clone()).unwrap();
+    let strategy = node(&config);
+    let sub = open_in(&strategy, "hotwire/feed/in");
+    let big = vec![b'x'; 4096];
     gw.publish(Kind::Text, 11, b"hello");
     gw.publish(Kind::Binary, 12, &big);
     gw.publish(Kind::Fix, 13, b"");
@@ -97,36 +137,32 @@ fn publishes_in_order_and_takes_what_strategies_send() {
     assert_eq!((got[1].0.seq, got[1].0.kind), (2, 2));
     assert_eq!(got[1].1, big);
     assert_eq!((got[2].0.seq, got[2].0.kind, got[2].1.len()), (3, 3, 0));
-    assert_eq!(counters.published.load(Ordering::Relaxed), 3);
+    assert_eq!(load(&counters.published), 3);
 
-    // A full queue drops for that subscriber only, counted; nothing blocks.
-    for _ in 0..SUBSCRIBER_BUFFER + 10 {
+    // drop_newest: a full queue drops the new samples for that subscriber only, each counted
+    // exactly once; nothing blocks.
+    for _ in 0..1024 + 10 {
         gw.publish(Kind::Text, 0, b"m");
     }
-    assert_eq!(counters.subscriber_drops.load(Ordering::Relaxed), 10);
-    assert_eq!(gw.seq(), 3 + SUBSCRIBER_BUFFER as u64 + 10);
+    assert_eq!(load(&counters.subscriber_drops), 10);
+    assert_eq!(load(&counters.published), 3 + 1024 + 10);
+    assert_eq!(gw.seq(), 3 + 1024 + 10);
+    let first = sub.receive().unwrap().unwrap().user_header().seq;
+    assert_eq!(first, 4, "the oldest stayed");
 
-    let send = strategy
-        .service_builder(&"hotwire/feed/send".try_into().unwrap())
-        .publish_subscribe::<[u8]>()
-        .user_header::<HotwireHeader>()
-        .open()
-        .unwrap();
-    let publisher = send
-        .publisher_builder()
-        .initial_max_slice_len(64)
-        .create()
-        .unwrap();
+    let publisher = send_to(&strategy, "hotwire/feed/send");
     for (kind, body) in [(1u32, &b"one"[..]), (9, b"bad"), (3, b"35=D\x01")] {
-        let mut s = publisher.loan_slice_uninit(body.len()).unwrap();
-        s.user_header_mut().kind = kind;
-        s.write_from_slice(body).send().unwrap();
+        publish(&publisher, kind, body);
     }
     let mut seen = Vec::new();
     let n = gw
-        .drain(|kind, bytes| -> Result<bool, ()> {
+        .drain(|kind, bytes| -> Result<_, ()> {
             seen.push((kind, bytes.to_vec()));
-            Ok(kind.is_some())
+            Ok(if kind.is_some() {
+                Ok(())
+            } else {
+                Err(Refusal::WrongKind { kind, takes: "any" })
+            })
         })
         .unwrap();
     assert_eq!(n, 3);
@@ -138,14 +174,116 @@ fn publishes_in_order_and_takes_what_strategies_send() {
             (Some(Kind::Fix), b"35=D\x01".to_vec())
         ]
     );
-    assert_eq!(counters.sent.load(Ordering::Relaxed), 2);
-    assert_eq!(counters.refused.load(Ordering::Relaxed), 1);
-    assert_eq!(
-        gw.drain(|_, _| -> Result<bool, ()> { Ok(true) }).unwrap(),
-        0
-    );
-    drop((gw, sub, publisher, inbound, send, strategy));
+    assert_eq!(load(&counters.sent), 2);
+    assert_eq!(load(&counters.refused), 1);
+    assert_eq!(gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(), 0);
+    drop((gw, sub, publisher, strategy));
     remove_leftovers("a");
+}
+
+#[test]
+fn drop_oldest_keeps_the_freshest_and_the_subscriber_sees_the_gap() {
+    let config = isolated("o");
+    let counters = Arc::new(GatewayCounters::default());
+    let opts = options(PublishOverflow::DropOldest);
+    let mut gw = Gateway::open_with(&config, "feed", 0, &opts, true, counters.clone()).unwrap();
+    let strategy = node(&config);
+    let sub = open_in(&strategy, "hotwire/feed/in");
+    for _ in 0..1024 + 10 {
+        gw.publish(Kind::Text, 0, b"m");
+    }
+    assert_eq!(load(&counters.published), 1024 + 10);
+    assert_eq!(load(&counters.dropped), 0);
+    let mut seqs = Vec::new();
+    while let Some(s) = sub.receive().unwrap() {
+        seqs.push(s.user_header().seq);
+    }
+    assert_eq!(seqs.len(), 1024);
+    assert_eq!(seqs[0], 11, "the 10 oldest made room");
+    assert_eq!(*seqs.last().unwrap(), 1034);
+    drop((gw, sub, strategy));
+    remove_leftovers("o");
+}
+
+#[test]
+fn oversized_messages_are_counted_and_the_feed_goes_on() {
+    let config = isolated("s");
+    let counters = Arc::new(GatewayCounters::default());
+    let opts = options(PublishOverflow::DropOldest);
+    let mut gw = Gateway::open_with(&config, "feed", 0, &opts, true, counters.clone()).unwrap();
+    let strategy = node(&config);
+    let sub = open_in(&strategy, "hotwire/feed/in");
+    gw.publish(Kind::Binary, 0, b"before");
+    gw.publish(Kind::Binary, 0, &vec![0u8; 4097]);
+    gw.publish(Kind::Binary, 0, b"after");
+    assert_eq!(load(&counters.oversized), 1);
+    assert_eq!(load(&counters.dropped), 1);
+    assert_eq!(load(&counters.published), 2);
+    let got: Vec<_> = std::iter::from_fn(|| sub.receive().unwrap())
+        .map(|s| (s.user_header().seq, s.payload().to_vec()))
+        .collect();
+    assert_eq!(got, [(1, b"before".to_vec()), (3, b"after".to_vec())]);
+
+    // From a strategy: refused before the session sees it.
+    let publisher = send_to(&strategy, "hotwire/feed/send");
+    publish(&publisher, 2, &vec![0u8; 5000]);
+    publish(&publisher, 2, b"ok");
+    let mut seen = Vec::new();
+    gw.drain(|_, b| -> Result<_, ()> {
+        seen.push(b.to_vec());
+        Ok(Ok(()))
+    })
+    .unwrap();
+    assert_eq!(seen, [b"ok".to_vec()]);
+    assert_eq!(load(&counters.oversized), 2);
+    assert_eq!(load(&counters.refused), 1);
+    assert_eq!(load(&counters.sent), 1);
+    drop((gw, sub, publisher, strategy));
+    remove_leftovers("s");
+}
+
+#[test]
+fn what_waited_while_the_session_was_down_is_refused_and_http_takes_nothing() {
+    let config = isolated("w");
+    let counters = Arc::new(GatewayCounters::default());
+    let opts = options(PublishOverflow::DropOldest);
+    let mut gw = Gateway::open_with(&config, "fix", 0, &opts, true, counters.clone()).unwrap();
+    let strategy = node(&config);
+    let publisher = send_to(&strategy, "hotwire/fix/send");
+    for _ in 0..300 {
+        publish(&publisher, 3, b"35=D\x01");
+    }
+    // The first logon within ORDER_HOLD of the start: what waited goes out.
+    assert_eq!(gw.session_up(), 0);
+    assert_eq!(
+        gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(),
+        256
+    );
+    assert_eq!(
+        gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(),
+        44
+    );
+    assert_eq!(load(&counters.sent), 300);
+    // An outage longer than ORDER_HOLD: what waited through it is refused at the next logon.
+    gw.session_down();
+    for _ in 0..300 {
+        publish(&publisher, 3, b"35=D\x01");
+    }
+    std::thread::sleep(ORDER_HOLD + std::time::Duration::from_millis(50));
+    assert_eq!(gw.session_up(), 300);
+    assert_eq!(load(&counters.refused), 300);
+    assert_eq!(load(&counters.sent), 300);
+    assert_eq!(gw.drain(|_, _| -> Result<_, ()> { Ok(Ok(())) }).unwrap(), 0);
+
+    let http = Gateway::open_with(&config, "rest", 1, &opts, false, counters.clone()).unwrap();
+    let send: ServiceName = "hotwire/rest/send".try_into().unwrap();
+    let exists = ipc::Service::does_exist(&send, &config, MessagingPattern::PublishSubscribe);
+    assert!(
+        !exists.unwrap(),
+        "no .../send for an endpoint that takes no orders"
+    );
+    drop((gw, http, publisher, strategy));
+    remove_leftovers("w");
 }
 
 #[test]
@@ -165,4 +303,17 @@ fn service_names_and_the_prefix() {
     assert_eq!(service_name("feed", "in"), "hotwire/feed/in");
     assert!(name_of("hotwire/feed/in").is_ok());
     assert!(matches!(name_of(""), Err(GatewayError::ServiceName { .. })));
+}
+
+#[test]
+fn an_endpoint_name_that_makes_no_service_name_is_a_located_error() {
+    let long = "x".repeat(300);
+    let text = format!("[[endpoint]]\nname = \"{long}\"\nurl = \"ws://h:1/\"\npublish = true\n");
+    let e = crate::config::Config::parse(&text, std::path::Path::new("g.toml")).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("g.toml:2:8"), "{e}");
+    assert!(e.contains("not a valid iceoryx2 service name"), "{e}");
+    // Without publish the name is not a service name: no such limit.
+    let text = text.replace("publish = true\n", "");
+    assert!(crate::config::Config::parse(&text, std::path::Path::new("g.toml")).is_ok());
 }
