@@ -186,6 +186,31 @@ fn echo_10mb_byte_exact() {
     );
 }
 
+/// `Stream::shutdown_write` on the XDP stream is a FIN: after 1 MB, the client half-closes and still
+/// reads the whole echo; the kernel server only ends its side (and reports what it got) when it has
+/// read EOF, and that EOF coming back to the client is what ends the client's run.
+#[test]
+fn half_close_is_a_fin_and_the_echo_still_arrives() {
+    let Some(ns) = setup() else { return };
+    let server = echo_server(&ns);
+    let target = format!("{}:{}", ns.server_ip, server.port);
+    let args = [
+        "echo",
+        "--server",
+        &target,
+        "--bytes",
+        "1000000",
+        "--half-close",
+    ];
+    let out = run_client(&ns, &args);
+    let sha = echo_ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" half_closed"),
+        "the client did not see the server's EOF after its own"
+    );
+    assert_eq!(server.received(), (1_000_000, sha));
+}
+
 /// Test 3: 50 MB byte-exact (sha256 on both sides) with 1 % loss and reordering on the peer.
 ///
 /// This kernel has no netem (`CONFIG_NET_SCH_NETEM` is off), so `scripts/impair.sh` builds the same

@@ -122,6 +122,10 @@ struct Cli {
     /// Never let a packet span UMEM frames.
     #[arg(long)]
     no_multi_buffer: bool,
+    /// `echo`: once everything is sent, half-close (`Stream::shutdown_write`: a FIN) and finish
+    /// only when the whole echo and then the server's own EOF have come back.
+    #[arg(long)]
+    half_close: bool,
     /// Keep the UMEM and buffers on 4 KiB pages.
     #[arg(long)]
     no_huge_pages: bool,
@@ -168,6 +172,7 @@ struct Args {
     core: Option<usize>,
     timeout: Duration,
     spin: bool,
+    half_close: bool,
 }
 
 fn parse() -> Args {
@@ -212,6 +217,7 @@ fn parse() -> Args {
         core: c.core,
         timeout: Duration::from_secs_f64(c.timeout),
         spin: c.spin,
+        half_close: c.half_close,
     }
 }
 
@@ -285,6 +291,10 @@ fn connect_all(
 struct EchoState {
     sent: u64,
     received: u64,
+    /// Our FIN is out (`--half-close`).
+    shut: bool,
+    /// The server's EOF came back after the whole echo (`--half-close`).
+    eof: bool,
     tx_hash: Sha256,
     rx_hash: Sha256,
 }
@@ -295,6 +305,8 @@ fn echo(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<Stri
         .map(|_| EchoState {
             sent: 0,
             received: 0,
+            shut: false,
+            eof: false,
             tx_hash: Sha256::new(),
             rx_hash: Sha256::new(),
         })
@@ -321,8 +333,16 @@ fn echo(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<Stri
                 }
                 let _ = c.flush();
             }
-            loop {
+            if a.half_close && s.sent >= a.bytes && !s.shut {
+                match c.shutdown_write() {
+                    Ok(()) => s.shut = true,
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(format!("connection {i}: shutdown_write: {e}")),
+                }
+            }
+            while !s.eof {
                 match c.read(&mut inp) {
+                    Ok(0) if s.shut && s.received >= a.bytes => s.eof = true,
                     Ok(0) => return Err(format!("connection {i}: EOF after {} bytes", s.received)),
                     Ok(n) => {
                         pattern(seed, s.received, &mut want[..n]);
@@ -340,7 +360,7 @@ fn echo(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<Stri
                     Err(e) => return Err(format!("connection {i}: read: {e}")),
                 }
             }
-            done &= s.received >= a.bytes;
+            done &= s.received >= a.bytes && (!a.half_close || s.eof);
         }
         if done {
             break;
@@ -364,8 +384,10 @@ fn echo(net: &Net, a: &Args, addr: SocketAddr, deadline: Instant) -> Result<Stri
         std::thread::sleep(Duration::from_micros(500));
     }
     Ok(format!(
-        "ok connections={} bytes={} sha256={tx} secs={secs:.3}",
-        a.connections, a.bytes
+        "ok connections={} bytes={} sha256={tx} secs={secs:.3}{}",
+        a.connections,
+        a.bytes,
+        if a.half_close { " half_closed" } else { "" }
     ))
 }
 
