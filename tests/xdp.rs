@@ -201,6 +201,8 @@ fn half_close_is_a_fin_and_the_echo_still_arrives() {
         "--bytes",
         "1000000",
         "--half-close",
+        "--timeout",
+        "20",
     ];
     let out = run_client(&ns, &args);
     let sha = echo_ok(&out);
