@@ -12,8 +12,7 @@
 use std::time::{Duration, Instant};
 
 use hotwire::app::venue::{Venue, VenueArgs};
-use hotwire::http::endpoint::{HttpEndpoint, HttpHandler, HttpOut};
-use hotwire::http::{Request, Response};
+use hotwire::http::{HttpEndpoint, HttpHandler, HttpOut, Request, Response};
 use hotwire::select::{MioSelector, Selector};
 use hotwire::service::{Error, Flow};
 use hotwire::stream::tls::{TlsBackend, TlsConfig};

@@ -2,7 +2,7 @@
 //! response's head length lies within the input.
 #![no_main]
 
-use hotwire::ws::handshake::{accept_value, parse_response};
+use hotwire::ws::{accept_value, parse_response};
 use hotwire::ws::WsUrl;
 use libfuzzer_sys::fuzz_target;
 
