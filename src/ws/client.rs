@@ -223,7 +223,7 @@ impl<S: Stream> Websocket<S> {
         })
     }
 
-    /// A client over a recorded session played back ([`Replay`](crate::stream::Replay)), so the
+    /// A client over a recorded session played back ([`Replay`](crate::stream::record::Replay)), so the
     /// handler code that ran live runs again on the same bytes, with the same reads: the
     /// deterministic backtest. The recorded opening handshake answered the live connection's
     /// random key, so its `Sec-WebSocket-Accept` is taken as the answer to ours; everything else
