@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hotwire::fix::codec::{FixError, Message, TimePrecision, UtcTimestamp};
 use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
-use hotwire::fix::session::SessionError;
+use hotwire::fix::SessionError;
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::{MioSelector, Selector};
 use hotwire::service::{Disconnect, EndpointState, Error, Event, Flow, Policy};
