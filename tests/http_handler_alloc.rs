@@ -85,7 +85,7 @@ impl<S: Stream> HttpHandler<Seen, S> for FollowUp {
     }
 }
 
-/// Runs `url` to 1,000 responses, then returns the allocations over `n` more.
+/// Runs `url` to 1,000 responses, then returns the allocations over at least `n` more.
 fn follow_ups(url: &str, tls: Option<TlsConfig>, n: u64) -> usize {
     let mut endpoint = HttpEndpoint::new(url, FollowUp::default())
         .unwrap()
@@ -107,7 +107,9 @@ fn follow_ups(url: &str, tls: Option<TlsConfig>, n: u64) -> usize {
     let before = allocs();
     run_to(&mut seen, 1_000 + n);
     let during = allocs() - before;
-    assert_eq!(seen.responses, 1_000 + n);
+    // One poll may handle several round trips (loopback answers fast), so it can end past the
+    // target.
+    assert!(seen.responses >= 1_000 + n, "{url}: {seen:?}");
     // Every other request was an order, each accepted by the venue.
     assert_eq!(seen.orders, seen.responses / 2, "{url}: {seen:?}");
     assert!(seen.body_bytes > 0);
