@@ -41,18 +41,18 @@
 //!
 //! Errors are one enum, [`HttpError`]; after a terminal one the connection is not reused.
 
-// One public path per type: the submodules are private, their public items are re-exported here.
-mod body;
-mod client;
+// One public path per type: the submodules are crate-private, their public items re-exported here.
+pub(crate) mod body;
+pub(crate) mod client;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-mod endpoint;
-mod error;
+pub(crate) mod endpoint;
+pub(crate) mod error;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-mod pool;
-mod request;
-mod response;
+pub(crate) mod pool;
+pub(crate) mod request;
+pub(crate) mod response;
 mod send;
-mod url;
+pub(crate) mod url;
 
 pub use body::{BodyDecoder, Step, MAX_CHUNK_LINE};
 pub use client::{HttpClient, HttpConfig, MAX_INTERIM};

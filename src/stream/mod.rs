@@ -44,14 +44,14 @@
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 
-// One public path per type: `buffered`, `either` and `tcp` are private, their types re-exported
+// One public path per type: `buffered`, `either` and `tcp` are crate-private, their types re-exported
 // here; `record`, `tls` and `ktls` are the paths of their own items.
-mod buffered;
-mod either;
+pub(crate) mod buffered;
+pub(crate) mod either;
 #[cfg(feature = "ktls")]
 pub mod ktls;
 pub mod record;
-mod tcp;
+pub(crate) mod tcp;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod tls;
 

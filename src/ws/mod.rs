@@ -35,17 +35,17 @@
 //! Errors are one enum, [`WsError`]; protocol, UTF-8 and size violations close the connection with
 //! 1002, 1007 and 1009. After a terminal error every call returns it again.
 
-// One public path per type: the submodules are private, their public items are re-exported here.
+// One public path per type: the submodules are crate-private, their public items re-exported here.
 mod batch;
-mod client;
-mod codec;
-mod error;
-mod frame;
-mod handshake;
-mod mask;
+pub(crate) mod client;
+pub(crate) mod codec;
+pub(crate) mod error;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+pub(crate) mod mask;
 mod selectable;
 mod send;
-mod url;
+pub(crate) mod url;
 
 pub use batch::Batch;
 pub use client::{IntoWebsocket, Message, Websocket, WsConfig, WsState};

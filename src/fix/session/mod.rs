@@ -9,7 +9,7 @@ use super::codec::{
 
 mod checks;
 mod gap;
-mod store;
+pub(crate) mod store;
 
 pub use store::{
     AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore, DEFAULT_MEMORY_BYTES,

@@ -81,7 +81,7 @@ use std::io;
 use std::path::Path;
 
 pub(crate) mod crc;
-mod format;
+pub(crate) mod format;
 mod recorded;
 mod replay;
 
