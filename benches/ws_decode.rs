@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotwire::stream::Stream;
-use hotwire::ws::{encode_frame, handshake, IntoWebsocket, OpCode, WsUrl};
+use hotwire::ws::{accept_value, encode_frame, IntoWebsocket, OpCode, WsUrl};
 
 /// An endless server: the same encoded frames over and over, at most `chunk` bytes per read. The
 /// first bytes it serves can be a handshake response (computed from the request it is sent).
@@ -81,7 +81,7 @@ impl Write for Cyclic {
                     .lines()
                     .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
                     .expect("key");
-                let accept = handshake::accept_value(key.as_bytes());
+                let accept = accept_value(key.as_bytes());
                 self.head = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                      Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",

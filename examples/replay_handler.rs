@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use hotwire::prelude::*;
 use hotwire::service::Dial;
-use hotwire::stream::{IntoRecorded, MaybeTls, Recorded, Replay, Stream, TcpStream};
+use hotwire::stream::record::{IntoRecorded, Recorded, Replay};
+use hotwire::stream::{MaybeTls, Stream, TcpStream};
 use hotwire::ws::{ClientRequest, Websocket, WsConfig, WsUrl};
 
 /// What the strategy derives from the feed: the same bytes must give the same digest.

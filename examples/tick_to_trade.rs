@@ -28,10 +28,10 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 
 use hotwire::app::probe_net::ProbeNet;
-use hotwire::fix::client::clock;
+use hotwire::fix::clock;
 use hotwire::fix::codec::{Decimal, MsgType, Tag};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
-use hotwire::fix::session::MemoryStore;
+use hotwire::fix::MemoryStore;
 use hotwire::fix::{FixEvent, FixSession, SessionConfig, Version};
 use hotwire::select::Selectable;
 use hotwire::service::Dial;

@@ -11,8 +11,9 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use hotwire::stream::record::IntoRecorded;
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
-use hotwire::stream::{read_timeout, wait_connected, write_all_timeout, IntoRecorded, IntoTls};
+use hotwire::stream::{read_timeout, wait_connected, write_all_timeout, IntoTls};
 use hotwire::stream::{TcpOptions, TcpStream};
 
 fn main() -> io::Result<()> {

@@ -23,7 +23,7 @@
 //! ```no_run
 //! # #[cfg(feature = "tls-rustls")]
 //! # fn main() -> std::io::Result<()> {
-//! use hotwire::stream::{tcp::{TcpStream, TcpOptions}, tls::TlsConfig, IntoRecorded, IntoTls};
+//! use hotwire::stream::{record::IntoRecorded, tls::TlsConfig, IntoTls, TcpOptions, TcpStream};
 //! let addr = "127.0.0.1:9443".parse().unwrap();
 //! let tls = TlsConfig::default().build()?;
 //! let stream = TcpStream::connect(addr, &TcpOptions::default())?

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hotwire::fix::codec::{
     Decimal, Encoder, Header, Message, MsgType, Tag, TimePrecision, UtcTimestamp,
 };
-use hotwire::fix::session::{Action, MemoryStore, Now, Session, SessionState};
+use hotwire::fix::{Action, MemoryStore, Now, Session, SessionState};
 use hotwire::fix::{SessionConfig, Version};
 
 mod alloc_counter;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hotwire::fix::codec::{Decimal, Message, MsgType};
 use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
-use hotwire::fix::session::{FileStore, MessageStore};
+use hotwire::fix::{FileStore, MessageStore};
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::MioSelector;
 use hotwire::service::IntoIoService;

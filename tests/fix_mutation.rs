@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hotwire::fix::codec::{
     checksum, frame_len, Decimal, Encoder, Header, Message, Tag, TimePrecision, UtcTimestamp, SOH,
 };
-use hotwire::fix::session::{MemoryStore, Now, Session, SessionState};
+use hotwire::fix::{MemoryStore, Now, Session, SessionState};
 use hotwire::fix::{SessionConfig, Version};
 
 struct Rng(u64);

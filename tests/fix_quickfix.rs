@@ -16,10 +16,10 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use fix_support::{Executor, SessionSpec, EXECUTOR};
-use hotwire::fix::client::clock;
+use hotwire::fix::clock;
 use hotwire::fix::codec::{frame_len, Decimal, Message, MsgType};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
-use hotwire::fix::session::{FileStore, MemoryStore, MessageStore, SessionState};
+use hotwire::fix::{FileStore, MemoryStore, MessageStore, SessionState};
 use hotwire::fix::{FixEvent, FixSession, SessionConfig, Version};
 use hotwire::select::Selectable;
 use hotwire::stream::tls::{TlsBackend, TlsConfig};

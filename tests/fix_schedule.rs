@@ -14,7 +14,7 @@ use hotwire::fix::codec::{Decimal, Message};
 use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 use hotwire::fix::orders::{NewOrder, Side};
 use hotwire::fix::schedule::Schedule;
-use hotwire::fix::session::MessageStore;
+use hotwire::fix::MessageStore;
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::MioSelector;
 use hotwire::service::IntoIoService;
@@ -199,7 +199,7 @@ fn the_period_end_logs_out_and_the_next_period_resets_the_sequence() {
     assert!(desk.logons[1].1 >= boundary);
     // The store was started again in the new period.
     drop(service);
-    let reopened = hotwire::fix::session::FileStore::open(store.path(), "SCHED", "VENUE").unwrap();
+    let reopened = hotwire::fix::FileStore::open(store.path(), "SCHED", "VENUE").unwrap();
     let created = reopened.creation_time().expect("a creation time");
     assert!(created.0 as f64 / 1e9 >= boundary);
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use hotwire::fix::codec::{Encoder, Header, Message, TimePrecision, UtcTimestamp};
 use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox, MESSAGES_PER_POLL};
 use hotwire::fix::{Now, SessionConfig, Version};
-use hotwire::http::endpoint::RESPONSES_PER_POLL;
-use hotwire::http::{HttpEndpoint, HttpHandler, HttpOut, RequestSpec, Response};
+use hotwire::http::{
+    HttpEndpoint, HttpHandler, HttpOut, RequestSpec, Response, RESPONSES_PER_POLL,
+};
 use hotwire::service::{Endpoint, Flow};
 use hotwire::stream::TcpStream;
 

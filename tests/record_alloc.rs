@@ -3,8 +3,9 @@
 
 use std::io::{self, Read, Write};
 
+use hotwire::stream::record::IntoRecorded;
 use hotwire::stream::record::{FlushPolicy, RecordOptions};
-use hotwire::stream::{IntoRecorded, Stream};
+use hotwire::stream::Stream;
 
 mod alloc_counter;
 
@@ -50,7 +51,7 @@ fn recording_does_not_allocate_per_record() {
             .into_recorded_with(dir.path().join("alloc.hwr"), options)
             .unwrap();
         let mut buf = [0u8; 256];
-        let mut step = |s: &mut hotwire::stream::Recorded<Endless>| {
+        let mut step = |s: &mut hotwire::stream::record::Recorded<Endless>| {
             let _ = s.read(&mut buf);
             let _ = s.read(&mut buf);
             s.write_all(b"{\"op\":\"ping\"}").unwrap();

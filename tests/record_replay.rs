@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use hotwire::stream::record::{
     FlushPolicy, RecordError, RecordKind, RecordOptions, RecordReader, Tail,
 };
-use hotwire::stream::tcp::{TcpOptions, TcpStream};
-use hotwire::stream::{wait_connected, wait_fd, would_block, IntoRecorded, Replay, Stream};
+use hotwire::stream::record::{IntoRecorded, Replay};
+use hotwire::stream::{wait_connected, wait_fd, would_block, Stream};
+use hotwire::stream::{TcpOptions, TcpStream};
 
 /// One read result: bytes, or `None` for `WouldBlock`. End of stream is `Some(vec![])`.
 type ReadLog = Vec<Option<Vec<u8>>>;

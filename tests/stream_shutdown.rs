@@ -12,9 +12,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hotwire::stream::record::{IntoRecorded, Replay};
 use hotwire::stream::{
-    read_timeout, wait_connected, would_block, Either, IntoBuffered, IntoRecorded, Replay, Stream,
-    TcpOptions, TcpStream,
+    read_timeout, wait_connected, would_block, Either, IntoBuffered, Stream, TcpOptions, TcpStream,
 };
 
 const T: Duration = Duration::from_secs(10);

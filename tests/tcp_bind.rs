@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotwire::stream::tcp::{TcpOptions, TcpStream};
 use hotwire::stream::{read_timeout, wait_connected, write_all_timeout};
+use hotwire::stream::{TcpOptions, TcpStream};
 use util::{in_netns, require_root, ChildGuard, Netns};
 
 const TIMEOUT: Duration = Duration::from_secs(10);

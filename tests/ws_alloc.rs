@@ -7,7 +7,7 @@
 use std::io::{self, Read, Write};
 
 use hotwire::stream::Stream;
-use hotwire::ws::{encode_frame, handshake, IntoWebsocket, Message, OpCode, WsUrl};
+use hotwire::ws::{accept_value, encode_frame, IntoWebsocket, Message, OpCode, WsUrl};
 
 mod alloc_counter;
 
@@ -45,7 +45,7 @@ impl Write for Peer {
                     .lines()
                     .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
                     .unwrap();
-                let accept = handshake::accept_value(key.as_bytes());
+                let accept = accept_value(key.as_bytes());
                 let resp = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                      Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",

@@ -1,7 +1,7 @@
 // The WebSocket handshake response and URL parsers on arbitrary input: shared by the cargo-fuzz target
 // (fuzz/fuzz_targets/ws_handshake.rs) and the corpus replay in `cargo test` (tests/fuzz_corpora.rs).
 
-use hotwire::ws::handshake::{accept_value, parse_response};
+use hotwire::ws::{accept_value, parse_response};
 use hotwire::ws::WsUrl;
 
 pub(crate) fn run(data: &[u8]) {

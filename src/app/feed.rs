@@ -14,8 +14,9 @@ use crate::service::{
     ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, Policy, Timeout,
 };
 use crate::stream::record::RecordOptions;
+use crate::stream::record::Recorded;
 use crate::stream::tls::TlsConnector;
-use crate::stream::{Either, MaybeTls, Recorded};
+use crate::stream::{Either, MaybeTls};
 use crate::ws::{ClientRequest, OpCode, Websocket, WsConfig, WsError, WsUrl};
 
 /// The stream under the appliance's WebSocket: TCP (kernel or XDP, see [`BaseStream`]), TLS when

@@ -1,13 +1,4 @@
-//! [`FixSession`]: the sans-IO [`Session`] over any [`Stream`] (TCP, TLS, XDP, a recording).
-//!
-//! The adapter owns one receive buffer (allocated once, twice the largest message) and writes what
-//! the session queues, in one place: [`Session::pending`]. Nothing blocks; every call makes what
-//! progress it can and returns. It is also a [`Selectable`]: its connect phase is the stream's
-//! connect plus the Logon exchange, so an [`IoService`](crate::service::IoService) reports the
-//! endpoint up only once the session is logged on.
-//!
-//! Like the service layer, the adapter reads the clock where a caller cannot pass it in (during
-//! [`Selectable::poll_connect`]); everything else takes `now`.
+//! The FIX session over a stream: [`FixSession`] (documented there).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -119,6 +110,17 @@ fn write_out<S: Stream, M: MessageStore>(
 }
 
 /// A FIX session over a stream `S`, keeping its state in the store `M`.
+///
+/// [`FixSession`]: the sans-IO [`Session`] over any [`Stream`] (TCP, TLS, XDP, a recording).
+///
+/// The adapter owns one receive buffer (allocated once, twice the largest message) and writes what
+/// the session queues, in one place: [`Session::pending`]. Nothing blocks; every call makes what
+/// progress it can and returns. It is also a [`Selectable`]: its connect phase is the stream's
+/// connect plus the Logon exchange, so an [`IoService`](crate::service::IoService) reports the
+/// endpoint up only once the session is logged on.
+///
+/// Like the service layer, the adapter reads the clock where a caller cannot pass it in (during
+/// [`Selectable::poll_connect`]); everything else takes `now`.
 #[derive(Debug)]
 pub struct FixSession<S, M> {
     stream: S,

@@ -17,7 +17,7 @@
 //! use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 //! use hotwire::fix::orders::{NewOrder, Side};
 //! use hotwire::fix::{Now, SessionConfig, Version};
-//! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::select::MioSelector;
 //! use hotwire::service::IntoIoService;
 //! use hotwire::service::{Error, Flow};
 //!

@@ -7,7 +7,7 @@
 //!   TargetCompID, MsgSeqNum, SendingTime, PossDupFlag, OrigSendingTime), "Standard Message Trailer"
 //!   and "CheckSum calculation", "Repeating Groups"; data types of Volume 1 (int, Qty/Price as exact
 //!   decimals, UTCTimestamp with milliseconds or microseconds).
-//! - **Session layer** ([`session`]) — FIX 4.4 Volume 2 "Session Protocol" / FIXT 1.1 "FIX Session
+//! - **Session layer** ([`Session`]) — FIX 4.4 Volume 2 "Session Protocol" / FIXT 1.1 "FIX Session
 //!   Protocol": Logon (HeartBtInt, ResetSeqNumFlag, Username/Password, DefaultApplVerID for
 //!   FIXT.1.1), Heartbeat and TestRequest, ResendRequest served from a store with PossDupFlag and
 //!   OrigSendingTime and SequenceReset-GapFill for administrative messages, SequenceReset (Reset and
@@ -18,18 +18,16 @@
 //!   not grow with the messages sent.
 //! - **Schedules** ([`schedule`]) — QuickFIX-style StartTime/EndTime/StartDay/EndDay in an IANA
 //!   time zone: the endpoint connects only inside a period and resets the numbers for a new one.
-//! - **Transport** ([`client`], [`endpoint`]) — [`FixSession`] runs the session over any
+//! - **Transport** ([`FixSession`], [`endpoint`]) — [`FixSession`] runs the session over any
 //!   [`Stream`](crate::stream::Stream) (TCP, TLS, XDP); [`endpoint::FixEndpoint`] runs it in an
 //!   [`IoService`](crate::service::IoService) with reconnects and heartbeats on the service timer.
 //!
 //! Versions: FIX.4.2, FIX.4.4, and FIXT.1.1 carrying FIX 5.0 SP2 application messages.
 //!
 //! ```no_run
-//! use hotwire::fix::client::clock;
 //! use hotwire::fix::codec::Decimal;
 //! use hotwire::fix::orders::{NewOrder, Side};
-//! use hotwire::fix::session::FileStore;
-//! use hotwire::fix::{FixEvent, FixSession, SessionConfig, Version};
+//! use hotwire::fix::{clock, FileStore, FixEvent, FixSession, SessionConfig, Version};
 //! use hotwire::select::Selectable;
 //! use hotwire::stream::{TcpOptions, TcpStream};
 //!
@@ -56,12 +54,17 @@
 
 pub mod codec;
 
-pub mod client;
+// One public path per type: the session layer and its adapter are crate-private modules whose
+// public items are all re-exported here.
+pub(crate) mod client;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod endpoint;
 pub mod orders;
 pub mod schedule;
-pub mod session;
+pub(crate) mod session;
 
-pub use client::{FixEvent, FixSession, Outbox};
-pub use session::{Now, Session, SessionConfig, Version};
+pub use client::{clock, into_io, FixEvent, FixSession, Outbox};
+pub use session::{
+    Action, AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore, Now, Redacted, Session,
+    SessionConfig, SessionError, SessionState, Version, DEFAULT_MEMORY_BYTES, MAX_QUEUED_OUTPUT,
+};

@@ -1,23 +1,4 @@
-//! One HTTP/1.1 connection over any [`Stream`]: persistence (RFC 9112 §9.3), pipelining
-//! (§9.3.2), connection close in both directions (§9.6), and response framing from
-//! [`parse_head`] and [`BodyDecoder`].
-//!
-//! # Buffers
-//!
-//! A client owns one read buffer and one write buffer, sized at construction and grown only when a
-//! response does not fit; a warm connection therefore sends and receives without allocating.
-//! A completed response stays in the read buffer: [`Response`] borrows it, and the next call
-//! that reads drops it. A chunked body is decoded in place (its data moved over the chunk
-//! framing), so every body is one contiguous slice. Bodies can also be streamed to a caller's
-//! writer ([`HttpClient::poll_response_to`]), for bodies larger than memory should hold.
-//!
-//! # Pipelining
-//!
-//! [`HttpClient::send`] may be called again before earlier responses arrive, up to
-//! [`HttpConfig::max_in_flight`]. The client remembers, in a ring allocated once, which requests
-//! await a response (and which were HEAD, whose response has no body); responses are matched to
-//! them in order. With [`HttpConfig::correlation_header`] set, each request carries its sequence
-//! number and a response must echo the right one ([`HttpError::Mismatched`]).
+//! One HTTP/1.1 connection, [`HttpClient`] (its documentation describes it).
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -92,7 +73,28 @@ struct Done {
     next: usize,
 }
 
-/// An HTTP/1.1 client connection over the stream `S` (see the [module documentation](self)).
+/// An HTTP/1.1 client connection over the stream `S`.
+///
+/// One HTTP/1.1 connection over any [`Stream`]: persistence (RFC 9112 §9.3), pipelining
+/// (§9.3.2), connection close in both directions (§9.6), and response framing from
+/// [`parse_head`] and [`BodyDecoder`].
+///
+/// # Buffers
+///
+/// A client owns one read buffer and one write buffer, sized at construction and grown only when a
+/// response does not fit; a warm connection therefore sends and receives without allocating.
+/// A completed response stays in the read buffer: [`Response`] borrows it, and the next call
+/// that reads drops it. A chunked body is decoded in place (its data moved over the chunk
+/// framing), so every body is one contiguous slice. Bodies can also be streamed to a caller's
+/// writer ([`HttpClient::poll_response_to`]), for bodies larger than memory should hold.
+///
+/// # Pipelining
+///
+/// [`HttpClient::send`] may be called again before earlier responses arrive, up to
+/// [`HttpConfig::max_in_flight`]. The client remembers, in a ring allocated once, which requests
+/// await a response (and which were HEAD, whose response has no body); responses are matched to
+/// them in order. With [`HttpConfig::correlation_header`] set, each request carries its sequence
+/// number and a response must echo the right one ([`HttpError::Mismatched`]).
 pub struct HttpClient<S> {
     stream: S,
     host: String,

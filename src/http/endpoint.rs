@@ -1,28 +1,4 @@
-//! HTTP as an endpoint kind of the [`IoService`](crate::service::IoService): a schedule of
-//! requests issued on one keep-alive connection, with round-trip latency measured per response.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use hotwire::http::{HttpEndpoint, RequestSpec};
-//! use hotwire::select::{MioSelector, Selector};
-//! use hotwire::service::IntoIoService;
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Latencies go into any HttpHandler; an HDR histogram is one.
-//! let histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
-//! let endpoint = HttpEndpoint::new("http://127.0.0.1:8080", histogram)?
-//!     .with_requests(vec![
-//!         RequestSpec::get("/api/time"),
-//!         RequestSpec::post("/api/order", r#"{"qty":1}"#),
-//!     ])?
-//!     .with_interval(Some(Duration::from_millis(100))); // None: back to back
-//! let mut service = MioSelector::new()?.into_io_service();
-//! let id = service.register(endpoint);
-//! for _ in 0..1000 {
-//!     service.poll(&mut ())?;
-//! }
-//! println!("p50 {} ns", service.endpoint(id).handler().value_at_quantile(0.5));
-//! # Ok(()) }
-//! ```
+//! HTTP as an endpoint kind of the service layer: [`HttpEndpoint`] (documented there).
 
 use std::collections::VecDeque;
 use std::io;
@@ -212,6 +188,34 @@ pub struct HttpStats {
 /// - the handler's timer period is [`with_timer`](Self::with_timer)'s, else the `timer` of
 ///   [`with_policy`](Self::with_policy)'s policy; the endpoint's own tick (the schedule, the
 ///   response timeout) runs beside it, never instead of it.
+///
+/// # Example
+///
+/// HTTP as an endpoint kind of the [`IoService`](crate::service::IoService): a schedule of
+/// requests issued on one keep-alive connection, with round-trip latency measured per response.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use hotwire::http::{HttpEndpoint, RequestSpec};
+/// use hotwire::select::MioSelector;
+/// use hotwire::service::IntoIoService;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Latencies go into any HttpHandler; an HDR histogram is one.
+/// let histogram = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+/// let endpoint = HttpEndpoint::new("http://127.0.0.1:8080", histogram)?
+///     .with_requests(vec![
+///         RequestSpec::get("/api/time"),
+///         RequestSpec::post("/api/order", r#"{"qty":1}"#),
+///     ])?
+///     .with_interval(Some(Duration::from_millis(100))); // None: back to back
+/// let mut service = MioSelector::new()?.into_io_service();
+/// let id = service.register(endpoint);
+/// for _ in 0..1000 {
+///     service.poll(&mut ())?;
+/// }
+/// println!("p50 {} ns", service.endpoint(id).handler().value_at_quantile(0.5));
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct HttpEndpoint<H, D = KernelDial> {
     url: HttpUrl,

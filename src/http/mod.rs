@@ -2,12 +2,12 @@
 //!
 //! | file | RFC 9112 (unless noted) |
 //! |------|-------------------------|
-//! | [`request`] | §3 request line, §3.2 `Host`, §5 field lines, §6.2 Content-Length, §7.1 chunked (sending) |
-//! | [`response`] | §4 status line, §5 fields, §6.3 message body length, §9.3 persistence; RFC 9110 §15.2 1xx |
-//! | [`body`] | §6.2 Content-Length, §6.3 item 8 close-delimited, §7.1 chunked with §7.1.1 extensions and §7.1.2 trailers |
-//! | [`client`] | §9.3 persistence, §9.3.2 pipelining, §9.6 tear-down (`Connection: close` both ways) |
-//! | [`pool`] | §9.3.1 retrying requests (RFC 9110 §9.2.2 idempotent methods), §9.4 concurrency |
-//! | [`url`] | RFC 9110 §4.2.1–§4.2.2 `http` / `https` URIs |
+//! | `request` ([`Request`], [`write_request`]) | §3 request line, §3.2 `Host`, §5 field lines, §6.2 Content-Length, §7.1 chunked (sending) |
+//! | `response` ([`Response`], [`parse_head`]) | §4 status line, §5 fields, §6.3 message body length, §9.3 persistence; RFC 9110 §15.2 1xx |
+//! | `body` ([`BodyDecoder`]) | §6.2 Content-Length, §6.3 item 8 close-delimited, §7.1 chunked with §7.1.1 extensions and §7.1.2 trailers |
+//! | `client` ([`HttpClient`]) | §9.3 persistence, §9.3.2 pipelining, §9.6 tear-down (`Connection: close` both ways) |
+//! | `pool` ([`HttpPool`]) | §9.3.1 retrying requests (RFC 9110 §9.2.2 idempotent methods), §9.4 concurrency |
+//! | `url` ([`HttpUrl`]) | RFC 9110 §4.2.1–§4.2.2 `http` / `https` URIs |
 //!
 //! The codec is sans-IO: [`write_request`] appends a request to a buffer, [`parse_head`] turns the
 //! bytes received so far into a [`Head`] (or `Ok(None)`: need more bytes), and [`BodyDecoder`]
@@ -41,26 +41,30 @@
 //!
 //! Errors are one enum, [`HttpError`]; after a terminal one the connection is not reused.
 
-pub mod body;
-pub mod client;
+// One public path per type: the submodules are crate-private, their public items re-exported here.
+pub(crate) mod body;
+pub(crate) mod client;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-pub mod endpoint;
-pub mod error;
+pub(crate) mod endpoint;
+pub(crate) mod error;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-pub mod pool;
-pub mod request;
-pub mod response;
+pub(crate) mod pool;
+pub(crate) mod request;
+pub(crate) mod response;
 mod send;
-pub mod url;
+pub(crate) mod url;
 
-pub use body::{BodyDecoder, Step};
-pub use client::{HttpClient, HttpConfig};
+pub use body::{BodyDecoder, Step, MAX_CHUNK_LINE};
+pub use client::{HttpClient, HttpConfig, MAX_INTERIM};
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-pub use endpoint::{HttpEndpoint, HttpHandler, HttpOut, HttpStats, RequestSpec};
+pub use endpoint::{
+    HttpEndpoint, HttpHandler, HttpOut, HttpStats, RequestSpec, MAX_SPEC_HEADERS,
+    RESPONSES_PER_POLL,
+};
 pub use error::{ChunkError, HttpError, RequestError, UrlError, UsageError};
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub use pool::{connect, HttpConn, HttpPool, PoolStats, PooledResponse};
 pub use request::{write_request, Body, Method, Request, Written};
 pub use response::{parse_head, BodyKind, FieldSpan, Head, Limits, Response, MAX_HEADERS_CAP};
 pub use send::HttpSender;
-pub use url::HttpUrl;
+pub use url::{HttpUrl, MAX_URL_LEN};

@@ -1,24 +1,4 @@
-//! Idle keep-alive connections per (host, port, TLS), with retries of idempotent requests whose
-//! connection died before any response byte (RFC 9112 §9.3.1, RFC 9110 §9.2.2).
-//!
-//! For REST calls made from ordinary threads (order entry, snapshots, tools): connecting resolves
-//! the host and waits for the TCP and TLS handshakes, so it blocks. TLS verifies certificates
-//! unless the connector given to [`HttpPool::with_tls`] was built to do otherwise.
-//!
-//! ```no_run
-//! use hotwire::http::{HttpPool, HttpUrl, Request};
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut pool = HttpPool::new();
-//! let url = HttpUrl::parse("https://api.example.com/v1/time")?;
-//! for _ in 0..3 {
-//!     let answer = pool.get(&url)?; // one connection, reused
-//!     println!("{}", answer.response().status());
-//! }
-//! // Another target on the same origin: the URL names the origin, the request its target.
-//! let order = pool.request(&url, &Request::post("/v1/order", b"{\"qty\":1}"))?;
-//! println!("{}", order.response().status());
-//! # Ok(()) }
-//! ```
+//! The connection pool, [`HttpPool`] (its documentation describes it).
 
 use std::net::ToSocketAddrs;
 use std::time::Duration;
@@ -96,7 +76,29 @@ pub struct PoolStats {
     pub stale: u64,
 }
 
-/// Keep-alive connections per origin (see the [module documentation](self)).
+/// Keep-alive connections per origin.
+///
+/// Idle keep-alive connections per (host, port, TLS), with retries of idempotent requests whose
+/// connection died before any response byte (RFC 9112 §9.3.1, RFC 9110 §9.2.2).
+///
+/// For REST calls made from ordinary threads (order entry, snapshots, tools): connecting resolves
+/// the host and waits for the TCP and TLS handshakes, so it blocks. TLS verifies certificates
+/// unless the connector given to [`HttpPool::with_tls`] was built to do otherwise.
+///
+/// ```no_run
+/// use hotwire::http::{HttpPool, HttpUrl, Request};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut pool = HttpPool::new();
+/// let url = HttpUrl::parse("https://api.example.com/v1/time")?;
+/// for _ in 0..3 {
+///     let answer = pool.get(&url)?; // one connection, reused
+///     println!("{}", answer.response().status());
+/// }
+/// // Another target on the same origin: the URL names the origin, the request its target.
+/// let order = pool.request(&url, &Request::post("/v1/order", b"{\"qty\":1}"))?;
+/// println!("{}", order.response().status());
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct HttpPool {
     tls: Option<TlsConnector>,

@@ -75,22 +75,49 @@ pub enum Error {
 }
 
 impl Error {
-    /// A transport error, with TLS failures lifted into [`Error::Tls`] (the stream layer carries
-    /// them inside `io::Error`; they are typed once, here).
+    /// A transport error, with the layers' errors that the stream and session adapters carry
+    /// inside `io::Error` lifted out: TLS failures into [`Error::Tls`], FIX codec and session
+    /// failures (a garbled frame, a sequence number too low, a refused Logon) into [`Error::Fix`]
+    /// (a lost heartbeat into [`Timeout::TestRequest`]). They are typed once, here, so nobody
+    /// downcasts.
     pub fn from_io(e: io::Error) -> Error {
-        #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-        let e = match crate::stream::tls::tls_error(&e) {
-            Some(_) => match e
-                .into_inner()
-                .map(|b| b.downcast::<crate::stream::tls::TlsError>())
+        let typed = e.get_ref().is_some_and(|inner| {
+            let _ = inner;
+            #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+            if inner.is::<crate::stream::tls::TlsError>() {
+                return true;
+            }
+            #[cfg(feature = "fix")]
+            if inner.is::<crate::fix::session::SessionError>()
+                || inner.is::<crate::fix::codec::FixError>()
             {
-                Some(Ok(tls)) => return Error::Tls(*tls),
-                Some(Err(other)) => io::Error::new(io::ErrorKind::InvalidData, other),
-                None => io::Error::from(io::ErrorKind::InvalidData),
-            },
-            None => e,
+                return true;
+            }
+            false
+        });
+        if !typed {
+            return Error::Io(e);
+        }
+        let kind = e.kind();
+        let Some(inner) = e.into_inner() else {
+            return Error::Io(io::Error::from(kind));
         };
-        Error::Io(e)
+        #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+        let inner = match inner.downcast::<crate::stream::tls::TlsError>() {
+            Ok(tls) => return Error::Tls(*tls),
+            Err(other) => other,
+        };
+        #[cfg(feature = "fix")]
+        let inner = match inner.downcast::<crate::fix::session::SessionError>() {
+            Ok(session) => return Error::from(*session),
+            Err(other) => other,
+        };
+        #[cfg(feature = "fix")]
+        let inner = match inner.downcast::<crate::fix::codec::FixError>() {
+            Ok(codec) => return Error::from(*codec),
+            Err(other) => other,
+        };
+        Error::Io(io::Error::new(kind, inner))
     }
 }
 
@@ -236,6 +263,9 @@ mod tests {
     fn each_layer_keeps_its_type() {
         let refused = Disconnect::from(io::Error::from(io::ErrorKind::ConnectionRefused));
         assert!(matches!(refused, Disconnect::Error(Error::Io(_))));
+        // Another error inside an io::Error stays there, with its kind.
+        let other = Error::from_io(io::Error::new(io::ErrorKind::InvalidData, "odd"));
+        assert!(matches!(&other, Error::Io(e) if e.kind() == io::ErrorKind::InvalidData));
         assert!(!refused.is_clean());
         #[cfg(feature = "ws")]
         assert!(matches!(
@@ -261,6 +291,33 @@ mod tests {
             assert!(matches!(
                 Disconnect::from(SessionError::LogonRejected),
                 Disconnect::Error(Error::Fix(SessionError::LogonRejected))
+            ));
+            // Carried inside io::Error by the session adapter: lifted out, never left to downcast.
+            let refused = io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                SessionError::LogonRejected,
+            );
+            assert!(matches!(
+                Error::from_io(refused),
+                Error::Fix(SessionError::LogonRejected)
+            ));
+            assert!(matches!(
+                Error::from_io(io::Error::from(SessionError::SeqTooLow {
+                    expected: 2,
+                    received: 1
+                })),
+                Error::Fix(SessionError::SeqTooLow { .. })
+            ));
+            let garbled = io::Error::from(crate::fix::codec::FixError::BadBeginString);
+            assert!(matches!(
+                Error::from_io(garbled),
+                Error::Fix(SessionError::Codec(
+                    crate::fix::codec::FixError::BadBeginString
+                ))
+            ));
+            assert!(matches!(
+                Error::from_io(io::Error::from(SessionError::HeartbeatTimeout)),
+                Error::Timeout(Timeout::TestRequest)
             ));
         }
         #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]

@@ -5,7 +5,7 @@
 //! [`WsEndpoint::with_timer`] period with the same handle. Neither allocates.
 //!
 //! ```no_run
-//! use hotwire::select::{MioSelector, Selector};
+//! use hotwire::select::MioSelector;
 //! use hotwire::service::IntoIoService;
 //! use hotwire::service::{Error, Flow, ws::{WsEndpoint, WsHandler, WsOut}};
 //! use hotwire::ws::Frame;

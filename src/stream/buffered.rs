@@ -1,16 +1,18 @@
-//! Write coalescing: a protocol frame (header + payload) leaves in one syscall.
-//!
-//! [`Buffered`] collects writes in a fixed buffer allocated once, and hands them to the inner stream on
-//! [`Write::flush`] (or when the buffer fills). A write larger than the whole buffer goes straight to
-//! the inner stream after what is already queued, so ordering is kept and nothing is copied twice.
-//! Reads pass through untouched.
+//! Write coalescing: [`Buffered`] (documented there).
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 
 use super::{impl_mio_source, would_block, Stream};
 
-/// A write-coalescing stream (see the [module documentation](self)).
+/// A write-coalescing stream.
+///
+/// Write coalescing: a protocol frame (header + payload) leaves in one syscall.
+///
+/// [`Buffered`] collects writes in a fixed buffer allocated once, and hands them to the inner stream on
+/// [`Write::flush`] (or when the buffer fills). A write larger than the whole buffer goes straight to
+/// the inner stream after what is already queued, so ordering is kept and nothing is copied twice.
+/// Reads pass through untouched.
 #[derive(Debug)]
 pub struct Buffered<S> {
     inner: S,

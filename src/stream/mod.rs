@@ -32,7 +32,7 @@
 //! # Composition
 //!
 //! Streams wrap streams by value, through the `into_*` conversions of [`IntoTls`], [`IntoBuffered`]
-//! and [`IntoRecorded`]: `TcpStream -> Tls<TcpStream> -> Recorded<Tls<TcpStream>>`. The composed type
+//! and [`IntoRecorded`](record::IntoRecorded): `TcpStream -> Tls<TcpStream> -> Recorded<Tls<TcpStream>>`. The composed type
 //! is concrete, so every call is statically dispatched. [`Either`] picks a layer at run time (plain
 //! or TLS by URL scheme: `MaybeTls`) with an enum, not a trait object.
 //!
@@ -44,12 +44,14 @@
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 
-pub mod buffered;
-pub mod either;
+// One public path per type: `buffered`, `either` and `tcp` are crate-private, their types re-exported
+// here; `record`, `tls` and `ktls` are the paths of their own items.
+pub(crate) mod buffered;
+pub(crate) mod either;
 #[cfg(feature = "ktls")]
 pub mod ktls;
 pub mod record;
-pub mod tcp;
+pub(crate) mod tcp;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod tls;
 
@@ -57,7 +59,6 @@ pub use buffered::Buffered;
 pub use either::Either;
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub use either::MaybeTls;
-pub use record::{IntoRecorded, Recorded, Replay};
 pub use tcp::{TcpOptions, TcpStream};
 
 /// A non-blocking byte stream (see the [module documentation](self) for the contract).

@@ -1,9 +1,4 @@
-//! Kernel TCP: a non-blocking client socket with the options a colocated client wants.
-//!
-//! [`TcpStream::connect`] creates the socket, applies [`TcpOptions`] (interface or address binding,
-//! `TCP_NODELAY`, `SO_INCOMING_CPU`, busy-poll, buffer sizes), starts a non-blocking connect and returns
-//! at once. The connect completes through [`Stream::poll_connect`] (or the first read or write): a
-//! refused connect surfaces as `ConnectionRefused`, and one still pending at its deadline as `TimedOut`.
+//! Kernel TCP: [`TcpStream`] (documented there) and its [`TcpOptions`].
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -53,6 +48,13 @@ impl Default for TcpOptions {
 }
 
 /// A non-blocking kernel TCP client stream.
+///
+/// Kernel TCP: a non-blocking client socket with the options a colocated client wants.
+///
+/// [`TcpStream::connect`] creates the socket, applies [`TcpOptions`] (interface or address binding,
+/// `TCP_NODELAY`, `SO_INCOMING_CPU`, busy-poll, buffer sizes), starts a non-blocking connect and returns
+/// at once. The connect completes through [`Stream::poll_connect`] (or the first read or write): a
+/// refused connect surfaces as `ConnectionRefused`, and one still pending at its deadline as `TimedOut`.
 #[derive(Debug)]
 pub struct TcpStream {
     socket: std::net::TcpStream,

@@ -1,27 +1,4 @@
-//! [`Websocket<S>`]: the codec on top of any [`Stream`], with one receive buffer and one send buffer
-//! allocated up front (RFC 6455 §4.1 handshake, §5 framing, §5.5.2–§5.5.3 ping/pong, §7 closing).
-//!
-//! Receiving is batch-aware: [`Websocket::read_batch`] issues one read, then hands out every complete
-//! frame in the buffer; a partial frame stays for the next read. [`Websocket::receive`] returns one
-//! frame at a time and reads only when no complete frame is buffered; [`Websocket::receive_message`]
-//! reassembles fragmented messages in a reusable buffer. Frames and messages borrow the client, so
-//! the borrow checker ensures no payload is held across the next read.
-//!
-//! Sending builds header and masked payload contiguously in the send buffer and hands them to the
-//! stream in one write. When the stream would block, the bytes stay queued (in that one place) and
-//! go out on the next call that touches the stream ([`flush`](Websocket::flush), a send or a receive).
-//!
-//! Nothing blocks: the handshake, like the TCP and TLS connects below it, progresses on every call.
-//!
-//! A payload cannot outlive the next read; this does not compile:
-//!
-//! ```compile_fail,E0499
-//! # fn f<S: hotwire::stream::Stream>(ws: &mut hotwire::ws::Websocket<S>) -> Result<(), hotwire::ws::WsError> {
-//! let first = ws.receive()?.unwrap().payload();
-//! let _second = ws.receive()?; // error: `*ws` is still borrowed by `first`
-//! println!("{first:?}");
-//! # Ok(()) }
-//! ```
+//! The WebSocket client, [`Websocket`] (its documentation describes the whole layer).
 
 use std::fmt;
 use std::io;
@@ -143,7 +120,32 @@ enum Fill {
     Eof,
 }
 
-/// A WebSocket client over the stream `S` (see the [module documentation](self)).
+/// A WebSocket client over the stream `S`.
+///
+/// [`Websocket<S>`]: the codec on top of any [`Stream`], with one receive buffer and one send buffer
+/// allocated up front (RFC 6455 §4.1 handshake, §5 framing, §5.5.2–§5.5.3 ping/pong, §7 closing).
+///
+/// Receiving is batch-aware: [`Websocket::read_batch`] issues one read, then hands out every complete
+/// frame in the buffer; a partial frame stays for the next read. [`Websocket::receive`] returns one
+/// frame at a time and reads only when no complete frame is buffered; [`Websocket::receive_message`]
+/// reassembles fragmented messages in a reusable buffer. Frames and messages borrow the client, so
+/// the borrow checker ensures no payload is held across the next read.
+///
+/// Sending builds header and masked payload contiguously in the send buffer and hands them to the
+/// stream in one write. When the stream would block, the bytes stay queued (in that one place) and
+/// go out on the next call that touches the stream ([`flush`](Websocket::flush), a send or a receive).
+///
+/// Nothing blocks: the handshake, like the TCP and TLS connects below it, progresses on every call.
+///
+/// A payload cannot outlive the next read; this does not compile:
+///
+/// ```compile_fail,E0499
+/// # fn f<S: hotwire::stream::Stream>(ws: &mut hotwire::ws::Websocket<S>) -> Result<(), hotwire::ws::WsError> {
+/// let first = ws.receive()?.unwrap().payload();
+/// let _second = ws.receive()?; // error: `*ws` is still borrowed by `first`
+/// println!("{first:?}");
+/// # Ok(()) }
+/// ```
 pub struct Websocket<S> {
     rx: Rx,
     core: Core<S>,
@@ -221,7 +223,7 @@ impl<S: Stream> Websocket<S> {
         })
     }
 
-    /// A client over a recorded session played back ([`Replay`](crate::stream::Replay)), so the
+    /// A client over a recorded session played back ([`Replay`](crate::stream::record::Replay)), so the
     /// handler code that ran live runs again on the same bytes, with the same reads: the
     /// deterministic backtest. The recorded opening handshake answered the live connection's
     /// random key, so its `Sec-WebSocket-Accept` is taken as the answer to ours; everything else

@@ -21,7 +21,7 @@ const MAX_HEADERS: usize = 64;
 
 /// A base64 key (`Sec-WebSocket-Key`, 16 random bytes) or accept value (20 bytes of SHA-1):
 /// 24 and 28 characters.
-pub type Key = [u8; 24];
+pub(crate) type Key = [u8; 24];
 /// The `Sec-WebSocket-Accept` value for a key.
 pub type AcceptValue = [u8; 28];
 
@@ -94,7 +94,7 @@ impl ClientRequest {
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes, base64.
-pub fn generate_key(rng: &mut KeyGen) -> Key {
+pub(crate) fn generate_key(rng: &mut KeyGen) -> Key {
     let mut raw = [0u8; 16];
     rng.fill(&mut raw);
     let mut key = [0u8; 24];
@@ -120,7 +120,7 @@ pub fn accept_value(key: &[u8]) -> AcceptValue {
 }
 
 /// Appends the GET request for `req` with `key` to `out` (§4.1).
-pub fn write_request(req: &ClientRequest, key: &Key, out: &mut Vec<u8>) {
+pub(crate) fn write_request(req: &ClientRequest, key: &Key, out: &mut Vec<u8>) {
     use std::io::Write as _;
     let url = &req.url;
     // Writing into a Vec cannot fail.
@@ -178,7 +178,7 @@ fn malformed(e: httparse::Error) -> HandshakeError {
 /// The `Sec-WebSocket-Accept` value of a complete response head in `buf`, if it has one of the
 /// right length: what a replayed session's recorded response answered (see
 /// [`Websocket::replay`](super::Websocket::replay)).
-pub fn response_accept(buf: &[u8]) -> Option<AcceptValue> {
+pub(crate) fn response_accept(buf: &[u8]) -> Option<AcceptValue> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     if !matches!(resp.parse(buf), Ok(httparse::Status::Complete(_))) {

@@ -14,7 +14,7 @@
 /// # Panics
 /// If the lengths differ (a caller bug, never peer data).
 #[inline]
-pub fn mask_copy(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
+pub(crate) fn mask_copy(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
     assert_eq!(dst.len(), src.len(), "mask_copy: length mismatch");
     let k = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
@@ -34,7 +34,7 @@ pub fn mask_copy(dst: &mut [u8], src: &[u8], key: [u8; 4]) {
 
 /// Masks (or unmasks: the operation is its own inverse) `buf` in place, starting at key phase 0.
 #[inline]
-pub fn mask_in_place(buf: &mut [u8], key: [u8; 4]) {
+pub(crate) fn mask_in_place(buf: &mut [u8], key: [u8; 4]) {
     let k = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
@@ -50,7 +50,8 @@ pub fn mask_in_place(buf: &mut [u8], key: [u8; 4]) {
 }
 
 /// The byte-wise definition of §5.3: `out[i] = in[i] ^ key[i % 4]`.
-pub fn mask_reference(buf: &mut [u8], key: [u8; 4]) {
+#[cfg(test)]
+pub(crate) fn mask_reference(buf: &mut [u8], key: [u8; 4]) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b ^= key[i % 4];
     }
@@ -59,7 +60,7 @@ pub fn mask_reference(buf: &mut [u8], key: [u8; 4]) {
 /// How the client picks masking keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MaskMode {
-    /// A fresh key per frame from [`KeyGen`] (what RFC 6455 §5.3 requires).
+    /// A fresh key per frame from a generator seeded by the OS (what RFC 6455 §5.3 requires).
     #[default]
     Random,
     /// Mask bit set with the key `00 00 00 00`, so no XOR is needed.
@@ -72,14 +73,14 @@ pub enum MaskMode {
 
 /// A wyrand generator seeded from the OS, for masking keys and handshake nonces.
 #[derive(Debug, Clone)]
-pub struct KeyGen {
+pub(crate) struct KeyGen {
     state: u64,
 }
 
 impl KeyGen {
     /// Seeds from `getrandom(2)`; falls back to the standard library's randomly seeded hasher when
     /// the syscall is unavailable.
-    pub fn from_os() -> KeyGen {
+    pub(crate) fn from_os() -> KeyGen {
         let mut seed = [0u8; 8];
         // SAFETY: `seed` is a live, writable 8-byte buffer and we pass its exact length.
         let n = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
@@ -95,13 +96,13 @@ impl KeyGen {
     }
 
     /// A generator with a fixed seed (tests and fuzzing: reproducible keys).
-    pub fn from_seed(seed: u64) -> KeyGen {
+    pub(crate) fn from_seed(seed: u64) -> KeyGen {
         KeyGen { state: seed }
     }
 
     /// The next 64 random bits.
     #[inline]
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0xa076_1d64_78bd_642f);
         let t = u128::from(self.state) * u128::from(self.state ^ 0xe703_7ed1_a0b4_28db);
         ((t >> 64) as u64) ^ (t as u64)
@@ -109,12 +110,12 @@ impl KeyGen {
 
     /// A fresh masking key.
     #[inline]
-    pub fn key(&mut self) -> [u8; 4] {
+    pub(crate) fn key(&mut self) -> [u8; 4] {
         (self.next_u64() as u32).to_ne_bytes()
     }
 
     /// Fills `out` with random bytes.
-    pub fn fill(&mut self, out: &mut [u8]) {
+    pub(crate) fn fill(&mut self, out: &mut [u8]) {
         for chunk in out.chunks_mut(8) {
             let r = self.next_u64().to_ne_bytes();
             chunk.copy_from_slice(&r[..chunk.len()]);

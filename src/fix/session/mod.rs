@@ -1,51 +1,4 @@
-//! The FIX session layer as a sans-IO state machine (FIX 4.4 Volume 2 "Session Protocol", FIXT 1.1
-//! "FIX Session Protocol"; FIX 4.2 has the same rules).
-//!
-//! A [`Session`] never touches a socket or a clock. The caller
-//!
-//! - passes in every received message ([`Session::handle`]), which says what to do with it
-//!   ([`Action`]): deliver it to the application, or nothing (the session answered it itself);
-//! - calls [`Session::on_timer`] regularly (heartbeats, TestRequests, logon and logout timeouts);
-//! - sends application messages with [`Session::send`];
-//! - writes out what [`Session::pending`] holds and reports it with [`Session::consume`].
-//!
-//! Time comes in as [`Now`]: a monotonic instant for timers and the UTC wall time for SendingTime.
-//!
-//! # States
-//!
-//! Named after what the session expects next:
-//!
-//! ```text
-//!   Idle --start--> AwaitingLogon --Logon--> Active --logout()--> AwaitingLogout --Logout--> Ended
-//!                        |                      |  <--Logout-- (answered)  ------------------^
-//!                        +---- error / Logout --+---------------- error ---------------------^
-//! ```
-//!
-//! # Sequence numbers (FIX 4.4 Volume 2, "Message Recovery")
-//!
-//! - An inbound MsgSeqNum equal to the expected one is processed and the expectation advances.
-//! - Higher: a gap. The session queues the message (bounded by
-//!   [`SessionConfig::gap_queue_messages`] and [`SessionConfig::gap_queue_bytes`]) and sends a
-//!   ResendRequest for the missing numbers only (BeginSeqNo = expected, EndSeqNo = the one before
-//!   the first queued); once the resend fills the gap the queued messages are processed in order
-//!   ([`Session::take_queued`]). When the queue is full (or off) it falls back to discarding: the
-//!   queue is dropped and one ResendRequest asks for everything from the first number not
-//!   requested yet to infinity. ResendRequest, Logout and SequenceReset-Reset are acted on even
-//!   across a gap.
-//! - Lower with PossDupFlag=Y: a duplicate, ignored. Lower without it: a serious error; the session
-//!   sends a Logout naming the expected and received numbers and ends ([`SessionError::SeqTooLow`]).
-//! - A ResendRequest from the counterparty is served from the [`MessageStore`]: application messages
-//!   are sent again with PossDupFlag=Y and OrigSendingTime, runs of administrative (or unknown)
-//!   sequence numbers become one SequenceReset-GapFill each.
-//!
-//! # SendingTime accuracy (FIX 4.4 Volume 2, "Checking SendingTime")
-//!
-//! With [`SessionConfig::check_latency`] (the default), a received SendingTime(52) further than
-//! [`SessionConfig::max_latency`] (120 s) from our clock gets a Reject with SessionRejectReason
-//! 10 (SendingTime accuracy problem) and a Logout, and ends the session. A duplicate (PossDupFlag=Y
-//! with a number already seen) must carry OrigSendingTime(122) (else a Reject with reason 1,
-//! RefTagID 122, and the message is ignored) no later than its SendingTime (else Reject 10 and
-//! Logout), as QuickFIX checks it.
+//! The FIX session layer: [`Session`] (documented there).
 
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
@@ -56,9 +9,11 @@ use super::codec::{
 
 mod checks;
 mod gap;
-pub mod store;
+pub(crate) mod store;
 
-pub use store::{AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore};
+pub use store::{
+    AnyStore, FileStore, FsyncPolicy, MemoryStore, MessageStore, DEFAULT_MEMORY_BYTES,
+};
 
 #[cfg(test)]
 mod tests;
@@ -315,6 +270,55 @@ pub enum SessionError {
 pub const MAX_QUEUED_OUTPUT: usize = 64 << 20;
 
 /// The session state machine, over a [`MessageStore`].
+///
+/// The FIX session layer as a sans-IO state machine (FIX 4.4 Volume 2 "Session Protocol", FIXT 1.1
+/// "FIX Session Protocol"; FIX 4.2 has the same rules).
+///
+/// A [`Session`] never touches a socket or a clock. The caller
+///
+/// - passes in every received message ([`Session::handle`]), which says what to do with it
+///   ([`Action`]): deliver it to the application, or nothing (the session answered it itself);
+/// - calls [`Session::on_timer`] regularly (heartbeats, TestRequests, logon and logout timeouts);
+/// - sends application messages with [`Session::send`];
+/// - writes out what [`Session::pending`] holds and reports it with [`Session::consume`].
+///
+/// Time comes in as [`Now`]: a monotonic instant for timers and the UTC wall time for SendingTime.
+///
+/// # States
+///
+/// Named after what the session expects next:
+///
+/// ```text
+///   Idle --start--> AwaitingLogon --Logon--> Active --logout()--> AwaitingLogout --Logout--> Ended
+///                        |                      |  <--Logout-- (answered)  ------------------^
+///                        +---- error / Logout --+---------------- error ---------------------^
+/// ```
+///
+/// # Sequence numbers (FIX 4.4 Volume 2, "Message Recovery")
+///
+/// - An inbound MsgSeqNum equal to the expected one is processed and the expectation advances.
+/// - Higher: a gap. The session queues the message (bounded by
+///   [`SessionConfig::gap_queue_messages`] and [`SessionConfig::gap_queue_bytes`]) and sends a
+///   ResendRequest for the missing numbers only (BeginSeqNo = expected, EndSeqNo = the one before
+///   the first queued); once the resend fills the gap the queued messages are processed in order
+///   ([`Session::take_queued`]). When the queue is full (or off) it falls back to discarding: the
+///   queue is dropped and one ResendRequest asks for everything from the first number not
+///   requested yet to infinity. ResendRequest, Logout and SequenceReset-Reset are acted on even
+///   across a gap.
+/// - Lower with PossDupFlag=Y: a duplicate, ignored. Lower without it: a serious error; the session
+///   sends a Logout naming the expected and received numbers and ends ([`SessionError::SeqTooLow`]).
+/// - A ResendRequest from the counterparty is served from the [`MessageStore`]: application messages
+///   are sent again with PossDupFlag=Y and OrigSendingTime, runs of administrative (or unknown)
+///   sequence numbers become one SequenceReset-GapFill each.
+///
+/// # SendingTime accuracy (FIX 4.4 Volume 2, "Checking SendingTime")
+///
+/// With [`SessionConfig::check_latency`] (the default), a received SendingTime(52) further than
+/// [`SessionConfig::max_latency`] (120 s) from our clock gets a Reject with SessionRejectReason
+/// 10 (SendingTime accuracy problem) and a Logout, and ends the session. A duplicate (PossDupFlag=Y
+/// with a number already seen) must carry OrigSendingTime(122) (else a Reject with reason 1,
+/// RefTagID 122, and the message is ignored) no later than its SendingTime (else Reject 10 and
+/// Logout), as QuickFIX checks it.
 ///
 /// Its `Debug` output shows the configuration (password redacted), the state and the store, not
 /// the bytes queued (the Logon among them carries the password).

@@ -1,48 +1,4 @@
-//! Where a session keeps its sequence numbers and the messages it sent, for ResendRequests
-//! (FIX 4.4 Volume 2, "Message Recovery"): in memory ([`MemoryStore`], bounded) or on disk
-//! ([`FileStore`]) so the next session continues the sequence after a restart or a crash.
-//!
-//! # File formats
-//!
-//! Three files per session, next to each other (`<dir>/<SenderCompID>-<TargetCompID>.fixlog`,
-//! `.fixidx`, `.fixseq`):
-//!
-//! - **The log** (`.fixlog`), append-only. Each record is
-//!
-//!   ```text
-//!     kind u8 | seq u64 LE | len u32 LE | crc32c u32 LE (of kind, seq, len, payload) | payload
-//!   ```
-//!
-//!   with kinds *sent* (a message went out as `seq`; the payload is the message for application
-//!   messages, empty for administrative ones) and *next outbound* (the number was set). Logs of
-//!   earlier versions also hold *next inbound* records; they are read once and then superseded by
-//!   the `.fixseq` file.
-//! - **The index** (`.fixidx`): one 16-byte entry `seq u64 LE | log offset u64 LE` per *sent*
-//!   record, ascending by `seq`. A resend finds the record with one `pread` of the index (numbers
-//!   are consecutive, so the entry's position is known) and one of the log. Entries are written in
-//!   batches (at [`MessageStore::flush`] or every 256 records); the log is the truth and the index
-//!   is completed from it on open.
-//! - **The inbound number** (`.fixseq`): two 32-byte slots `generation u64 | next inbound u64 |
-//!   creation time u64 (UTC ns, 0: unknown) | crc32c u32 | 0 u32`, written alternately in place;
-//!   the valid slot with the higher generation wins, so a torn write leaves the previous value.
-//!
-//! Opening reads the index's last entry, checks its record in the log and replays the log after it
-//! (normally that one record): the cost does not grow with the log. A torn or corrupt tail (the
-//! process died mid-write) is cut off at the last whole record, so the log is always a prefix of
-//! what was written. Memory does not grow with the number of messages either: nothing of the log
-//! or the index is kept resident beyond a 256-entry batch and the buffer of the last message read.
-//!
-//! # Durability
-//!
-//! Every *sent* record reaches the OS with one `write` before the session hands the message to the
-//! network: a process crash loses no sent message. The inbound number is written once per
-//! [`MessageStore::flush`], which the endpoint calls once per poll (after draining the socket), not
-//! once per received message; a crash loses at most the inbound numbers of the last poll, and the
-//! counterparty resends those messages on the next Logon (PossDupFlag=Y). [`FsyncPolicy::EveryRecord`]
-//! also survives a power cut, at the price of a disk flush per message.
-//!
-//! A reset (ResetSeqNumFlag) empties the index and replaces the log through a temporary file
-//! renamed over it (compaction).
+//! Message stores: [`MessageStore`] (documented there, with the file formats).
 
 use std::io;
 
@@ -53,6 +9,52 @@ mod file;
 pub use file::{FileStore, FsyncPolicy};
 
 /// What a session needs from its store.
+///
+/// Where a session keeps its sequence numbers and the messages it sent, for ResendRequests
+/// (FIX 4.4 Volume 2, "Message Recovery"): in memory ([`MemoryStore`], bounded) or on disk
+/// ([`FileStore`]) so the next session continues the sequence after a restart or a crash.
+///
+/// # File formats
+///
+/// Three files per session, next to each other (`<dir>/<SenderCompID>-<TargetCompID>.fixlog`,
+/// `.fixidx`, `.fixseq`):
+///
+/// - **The log** (`.fixlog`), append-only. Each record is
+///
+///   ```text
+///     kind u8 | seq u64 LE | len u32 LE | crc32c u32 LE (of kind, seq, len, payload) | payload
+///   ```
+///
+///   with kinds *sent* (a message went out as `seq`; the payload is the message for application
+///   messages, empty for administrative ones) and *next outbound* (the number was set). Logs of
+///   earlier versions also hold *next inbound* records; they are read once and then superseded by
+///   the `.fixseq` file.
+/// - **The index** (`.fixidx`): one 16-byte entry `seq u64 LE | log offset u64 LE` per *sent*
+///   record, ascending by `seq`. A resend finds the record with one `pread` of the index (numbers
+///   are consecutive, so the entry's position is known) and one of the log. Entries are written in
+///   batches (at [`MessageStore::flush`] or every 256 records); the log is the truth and the index
+///   is completed from it on open.
+/// - **The inbound number** (`.fixseq`): two 32-byte slots `generation u64 | next inbound u64 |
+///   creation time u64 (UTC ns, 0: unknown) | crc32c u32 | 0 u32`, written alternately in place;
+///   the valid slot with the higher generation wins, so a torn write leaves the previous value.
+///
+/// Opening reads the index's last entry, checks its record in the log and replays the log after it
+/// (normally that one record): the cost does not grow with the log. A torn or corrupt tail (the
+/// process died mid-write) is cut off at the last whole record, so the log is always a prefix of
+/// what was written. Memory does not grow with the number of messages either: nothing of the log
+/// or the index is kept resident beyond a 256-entry batch and the buffer of the last message read.
+///
+/// # Durability
+///
+/// Every *sent* record reaches the OS with one `write` before the session hands the message to the
+/// network: a process crash loses no sent message. The inbound number is written once per
+/// [`MessageStore::flush`], which the endpoint calls once per poll (after draining the socket), not
+/// once per received message; a crash loses at most the inbound numbers of the last poll, and the
+/// counterparty resends those messages on the next Logon (PossDupFlag=Y). [`FsyncPolicy::EveryRecord`]
+/// also survives a power cut, at the price of a disk flush per message.
+///
+/// A reset (ResetSeqNumFlag) empties the index and replaces the log through a temporary file
+/// renamed over it (compaction).
 pub trait MessageStore {
     /// The MsgSeqNum of the next message sent.
     fn next_sender_seq(&self) -> u64;

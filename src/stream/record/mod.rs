@@ -81,7 +81,7 @@ use std::io;
 use std::path::Path;
 
 pub(crate) mod crc;
-pub mod format;
+pub(crate) mod format;
 mod recorded;
 mod replay;
 
@@ -89,8 +89,9 @@ mod replay;
 mod tests;
 
 pub use format::{
-    Header, RecordError, RecordKind, RecordReader, RecordRef, RecordWriter, Tail, MAX_LABEL,
-    MAX_PAYLOAD, VERSION,
+    decode_header, decode_record, encode_header, encode_record, encode_record_header, Header,
+    RecordError, RecordKind, RecordReader, RecordRef, RecordWriter, Tail, FLAG_CONTINUED, MAGIC,
+    MAX_LABEL, MAX_PAYLOAD, RECORD_HEADER_LEN, VERSION,
 };
 pub use recorded::Recorded;
 pub use replay::Replay;

@@ -36,7 +36,8 @@ const PENDING_ENTRIES: usize = 256;
 /// 0 u32`.
 const SLOT: usize = 32;
 
-/// A crash-safe store of sequence numbers and sent messages (see the [module docs](super)).
+/// A crash-safe store of sequence numbers and sent messages (its file formats and durability: see
+/// [`MessageStore`](crate::fix::MessageStore)).
 ///
 /// Memory use is fixed: the messages stay in the log, the index on disk; a resend reads them back
 /// with `pread`. Opening reads the last index entry and the log after it, not the whole log.
