@@ -585,21 +585,34 @@ fn feed<S: Socket>(
         match ws.read() {
             Ok(Message::Close(_)) => return finish_close(ws),
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                return Ok(())
+            Err(e) => {
+                if read_error(e, "feed")? {
+                    return Ok(());
+                }
             }
-            Err(e) => return Err(io::Error::other(format!("feed read: {e}"))),
         }
     }
     Ok(())
 }
 
 /// The client started the closing handshake: send tungstenite's queued reply, then end TLS cleanly.
+/// What a failed read on a venue connection means: `Ok(false)` nothing yet (the read timeout),
+/// `Ok(true)` the client is gone, `Err` anything else (`what` names the loop in the message).
+pub(super) fn read_error(e: tungstenite::Error, what: &str) -> io::Result<bool> {
+    match e {
+        tungstenite::Error::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(false)
+        }
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => Ok(true),
+        e => Err(io::Error::other(format!("{what} read: {e}"))),
+    }
+}
+
 fn finish_close<S: Socket>(ws: &mut WebSocket<S>) -> io::Result<()> {
     let _ = ws.flush();
     ws.get_mut().close_transport();
@@ -627,15 +640,11 @@ fn echo<S: Socket>(
             }
             Ok(Message::Close(_)) => return finish_close(ws),
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                return Ok(())
+            Err(e) => {
+                if read_error(e, "echo")? {
+                    return Ok(());
+                }
             }
-            Err(e) => return Err(io::Error::other(format!("echo read: {e}"))),
         }
     }
     Ok(())

@@ -118,15 +118,11 @@ pub(crate) fn ping<S: Socket>(
                 return Ok(());
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                return Ok(())
+            Err(e) => {
+                if super::venue::read_error(e, "ping")? {
+                    return Ok(());
+                }
             }
-            Err(e) => return Err(io::Error::other(format!("ping read: {e}"))),
         }
     }
     Ok(())
