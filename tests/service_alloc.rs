@@ -117,6 +117,8 @@ fn venue() -> Venue {
         chaos_for: None,
         #[cfg(feature = "fix")]
         fix_log: None,
+        #[cfg(feature = "fix")]
+        spin: false,
     })
     .unwrap()
 }

@@ -35,6 +35,8 @@ pub(crate) struct FixShared {
     pub(crate) chaos: Option<Arc<Chaos>>,
     /// Every session's sequence state, and the log.
     pub(crate) sessions: Arc<Sessions>,
+    /// Busy-poll the sockets instead of blocking (`hotwire venue --spin`).
+    pub(crate) spin: bool,
 }
 
 /// Accepts FIX connections on `listener` until `stop` is set, each served on its own thread, over
@@ -464,25 +466,31 @@ fn serve(mut sock: Conn, shared: &FixShared) -> io::Result<()> {
         read_ns: 0,
     };
     let mut chaos = ConnChaos::new(shared.chaos.as_ref());
-    let served = run(&mut sock, &mut a, &shared.stop, &mut chaos);
+    let served = run(&mut sock, &mut a, shared, &mut chaos);
     a.release();
     served
 }
 
+/// How long one read waits before the loop checks heartbeats, chaos and `stop`.
+const READ_WAIT: Duration = Duration::from_millis(100);
+
 fn run(
     sock: &mut Conn,
     a: &mut Acceptor,
-    stop: &AtomicBool,
+    shared: &FixShared,
     chaos: &mut ConnChaos,
 ) -> io::Result<()> {
+    let stop = &*shared.stop;
     sock.tcp().set_nodelay(true)?;
-    sock.tcp()
-        .set_read_timeout(Some(Duration::from_millis(100)))?;
+    sock.tcp().set_read_timeout(Some(READ_WAIT))?;
     let mut buf = vec![0u8; 2 * DEFAULT_MAX_MESSAGE];
     let (mut start, mut end) = (0, 0);
     while !stop.load(Ordering::Relaxed) && !a.done {
         if chaos.strike(sock.tcp()) == Verdict::Close {
             return Ok(());
+        }
+        if shared.spin {
+            spin_until_readable(sock, stop);
         }
         match sock.read(&mut buf[end..]) {
             Ok(0) => return Ok(()),
@@ -529,6 +537,27 @@ fn run(
     Ok(())
 }
 
+/// Spins, yielding the core between polls, until `sock` has bytes to read (buffered plaintext
+/// included), `stop` is set, or the blocking read's own timeout has passed (so the heartbeat
+/// and chaos checks of the loop still run).
+fn spin_until_readable(sock: &mut Conn, stop: &AtomicBool) {
+    use std::os::fd::AsRawFd as _;
+    let started = Instant::now();
+    let fd = sock.tcp().as_raw_fd();
+    while !sock.has_plaintext() && !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a zero timeout: poll only reports readiness.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 || started.elapsed() >= READ_WAIT {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,6 +580,15 @@ mod tests {
 
     #[test]
     fn fills_orders_from_the_fix_client() {
+        fills_orders(false);
+    }
+
+    #[test]
+    fn fills_orders_when_spinning() {
+        fills_orders(true);
+    }
+
+    fn fills_orders(spin: bool) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -559,6 +597,7 @@ mod tests {
             stop: stop.clone(),
             chaos: None,
             sessions: Arc::new(Sessions::new(None).unwrap()),
+            spin,
         };
         spawn_fix(listener, shared).unwrap();
         for version in [Version::Fix42, Version::Fix44, Version::Fixt11] {

@@ -219,6 +219,20 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// `true` when TLS holds decrypted bytes (or a pending error) that a read returns without
+    /// touching the socket.
+    pub(crate) fn has_plaintext(&mut self) -> bool {
+        match self {
+            Conn::Plain(_) => false,
+            Conn::Tls(s) => s
+                .conn
+                .process_new_packets()
+                .map_or(true, |state| state.plaintext_bytes_to_read() > 0),
+        }
+    }
+}
+
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
