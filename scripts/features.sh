@@ -4,7 +4,9 @@
 #      tree has none of the appliance's crates (clap, toml, serde, hdrhistogram, env_logger,
 #      core_affinity, tungstenite, rcgen);
 #   2. clippy -D warnings on all targets with each feature alone (over --no-default-features), and
-#      with none. --all-features is test.sh's own clippy step.
+#      with none. --all-features is test.sh's own clippy step;
+#   3. tests/plain_endpoints.rs with `--no-default-features --features http,fix`: the HTTP and FIX
+#      endpoints with no TLS backend, against nginx and the QuickFIX executor.
 # One target directory for all of them, so dependencies built for one feature set are reused by the
 # next. `CARGO=...` picks the cargo to run (default: cargo). Prints the time each step took.
 set -euo pipefail
@@ -36,3 +38,9 @@ for f in "" "${features[@]}"; do
     echo "clippy --no-default-features ${f:+--features $f}: ok ($((SECONDS - start)) s)"
 done
 echo "clippy on ${#features[@]} features alone: $((SECONDS - total_start)) s"
+
+# The HTTP and FIX endpoints without a TLS backend, against their real peers (nginx, the QuickFIX
+# executor): the build in which `https`/`fixs` are refused and `http`/`fix` must still work.
+start=$SECONDS
+$CARGO test --quiet --no-default-features --features http,fix --test plain_endpoints
+echo "plain endpoints (http, fix, no TLS backend): ok ($((SECONDS - start)) s)"

@@ -82,12 +82,12 @@ pub mod prelude {
     #[cfg(feature = "ws")]
     pub use crate::ws::{Frame, OpCode, WsError};
 
-    #[cfg(all(feature = "http", any(feature = "tls-rustls", feature = "tls-openssl")))]
+    #[cfg(feature = "http")]
     pub use crate::http::{
         HttpEndpoint, HttpError, HttpHandler, HttpOut, Request, RequestSpec, Response,
     };
 
-    #[cfg(all(feature = "fix", any(feature = "tls-rustls", feature = "tls-openssl")))]
+    #[cfg(feature = "fix")]
     pub use crate::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
     #[cfg(feature = "fix")]
     pub use crate::fix::{Now, SessionConfig, Version};

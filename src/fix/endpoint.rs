@@ -64,18 +64,18 @@ use super::schedule::Schedule;
 use super::session::{
     AnyStore, FileStore, MemoryStore, MessageStore, Now, SessionConfig, SessionState,
 };
+use crate::service::{default_connector, wrap, Connector, Transport};
 use crate::service::{
     tick_for, ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, KernelDial, Policy,
 };
-use crate::stream::tls::{TlsConfig, TlsConnector};
-use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
+use crate::stream::{Stream, TcpOptions, TcpStream};
 
 /// The connection a [`FixEndpoint`] runs: FIX over the dialer's stream (kernel TCP by default),
 /// with TLS when configured.
-pub type FixConn<S = TcpStream> = FixSession<MaybeTls<S>, AnyStore>;
+pub type FixConn<S = TcpStream> = FixSession<Transport<S>, AnyStore>;
 
 /// The send side lent to a [`FixHandler`].
-pub type FixOutbox<'a, S = TcpStream> = Outbox<'a, MaybeTls<S>, AnyStore>;
+pub type FixOutbox<'a, S = TcpStream> = Outbox<'a, Transport<S>, AnyStore>;
 
 /// The application side of a [`FixEndpoint`] (`S`: the dialer's stream, kernel TCP by default).
 pub trait FixHandler<C = (), S: Stream = TcpStream> {
@@ -144,7 +144,7 @@ pub struct FixEndpoint<H, D = KernelDial> {
     port: u16,
     server_name: String,
     secure: bool,
-    tls: Option<TlsConnector>,
+    tls: Option<Connector>,
     dial: D,
     config: SessionConfig,
     store: StoreSpec,
@@ -211,7 +211,7 @@ impl<H> FixEndpoint<H> {
     pub fn new(url: &str, config: SessionConfig, handler: H) -> Result<FixEndpoint<H>, Error> {
         let (host, port, secure) = parse_fix_url(url)?;
         let tls = if secure {
-            Some(TlsConfig::default().build()?)
+            Some(default_connector("fixs")?)
         } else {
             None
         };
@@ -280,7 +280,8 @@ impl<H, D> FixEndpoint<H, D> {
 
     /// Uses `connector` for a `fixs://` URL (a venue's CA, a client certificate, the other
     /// backend); a `fix://` URL stays plain.
-    pub fn with_tls(mut self, connector: TlsConnector) -> Self {
+    #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+    pub fn with_tls(mut self, connector: crate::stream::tls::TlsConnector) -> Self {
         if self.secure {
             self.tls = Some(connector);
         }
@@ -366,7 +367,7 @@ impl<H: FixHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for FixEndpoint<H, D> 
     fn create_target(&mut self, addr: SocketAddr, _ctx: &mut C) -> Result<Self::Target, Error> {
         let tcp = self.dial.dial(addr).map_err(Error::Connect)?;
         let tls = if self.secure { self.tls.as_ref() } else { None };
-        let stream = MaybeTls::new(tcp, tls, &self.server_name)?;
+        let stream = wrap(tcp, tls, &self.server_name)?;
         let mut config = self.config.clone();
         let mut store = match &self.store {
             StoreSpec::Memory => {

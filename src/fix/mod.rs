@@ -57,7 +57,6 @@ pub mod codec;
 // One public path per type: the session layer and its adapter are crate-private modules whose
 // public items are all re-exported here.
 pub(crate) mod client;
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub mod endpoint;
 pub mod orders;
 pub mod schedule;

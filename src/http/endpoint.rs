@@ -11,12 +11,12 @@ use super::request::{Body, Method, Request};
 use super::response::Response;
 use super::send::HttpSender;
 use super::url::HttpUrl;
+use crate::service::{default_connector, wrap, Connector, Transport};
 use crate::service::{
     tick_for, ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, KernelDial, Policy,
     Timeout,
 };
-use crate::stream::tls::{TlsConfig, TlsConnector};
-use crate::stream::{MaybeTls, Stream, TcpOptions, TcpStream};
+use crate::stream::{Stream, TcpOptions, TcpStream};
 
 /// Extra header fields a [`RequestSpec`] may carry (they are lent to the writer from a stack
 /// array, so issuing a request does not allocate).
@@ -66,7 +66,7 @@ impl RequestSpec {
 /// The send side lent to an [`HttpHandler`]: queues the next request on the same connection
 /// while the response is still borrowed (its round trip is measured like the schedule's).
 pub struct HttpOut<'a, S = TcpStream> {
-    sender: HttpSender<'a, MaybeTls<S>>,
+    sender: HttpSender<'a, Transport<S>>,
     sent_at: &'a mut VecDeque<Instant>,
     sent: &'a mut u64,
 }
@@ -220,7 +220,7 @@ pub struct HttpStats {
 pub struct HttpEndpoint<H, D = KernelDial> {
     url: HttpUrl,
     host: String,
-    tls: Option<TlsConnector>,
+    tls: Option<Connector>,
     dial: D,
     config: HttpConfig,
     policy: Policy,
@@ -251,7 +251,7 @@ impl<H> HttpEndpoint<H> {
             )))
         })?;
         let tls = if parsed.is_secure() {
-            Some(TlsConfig::default().build()?)
+            Some(default_connector("https")?)
         } else {
             None
         };
@@ -338,7 +338,8 @@ impl<H, D> HttpEndpoint<H, D> {
 
     /// Uses `connector` for `https` (a venue's CA, a client certificate, the other backend); an
     /// `http` URL stays plain.
-    pub fn with_tls(mut self, connector: TlsConnector) -> Self {
+    #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+    pub fn with_tls(mut self, connector: crate::stream::tls::TlsConnector) -> Self {
         if self.url.is_secure() {
             self.tls = Some(connector);
         }
@@ -472,7 +473,7 @@ fn with_request<T>(spec: &RequestSpec, f: impl FnOnce(&Request<'_>) -> T) -> T {
 }
 
 impl<H: HttpHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D> {
-    type Target = HttpClient<MaybeTls<D::Stream>>;
+    type Target = HttpClient<Transport<D::Stream>>;
 
     fn address(&self) -> ConnectAddr {
         ConnectAddr::new(self.url.host(), self.url.port())
@@ -485,7 +486,7 @@ impl<H: HttpHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for HttpEndpoint<H, D
         } else {
             None
         };
-        let stream = MaybeTls::new(tcp, tls, self.url.host())?;
+        let stream = wrap(tcp, tls, self.url.host())?;
         self.sent_at.clear();
         self.sent_at.reserve(self.depth());
         self.next_send = None;

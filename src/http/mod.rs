@@ -44,10 +44,8 @@
 // One public path per type: the submodules are crate-private, their public items re-exported here.
 pub(crate) mod body;
 pub(crate) mod client;
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub(crate) mod endpoint;
 pub(crate) mod error;
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub(crate) mod pool;
 pub(crate) mod request;
 pub(crate) mod response;
@@ -56,13 +54,11 @@ pub(crate) mod url;
 
 pub use body::{BodyDecoder, Step, MAX_CHUNK_LINE};
 pub use client::{HttpClient, HttpConfig, MAX_INTERIM};
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub use endpoint::{
     HttpEndpoint, HttpHandler, HttpOut, HttpStats, RequestSpec, MAX_SPEC_HEADERS,
     RESPONSES_PER_POLL,
 };
 pub use error::{ChunkError, HttpError, RequestError, UrlError, UsageError};
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 pub use pool::{connect, HttpConn, HttpPool, PoolStats, PooledResponse};
 pub use request::{write_request, Body, Method, Request, Written};
 pub use response::{parse_head, BodyKind, FieldSpan, Head, Limits, Response, MAX_HEADERS_CAP};

@@ -8,17 +8,32 @@ use super::error::HttpError;
 use super::request::Request;
 use super::response::Response;
 use super::url::HttpUrl;
-use crate::stream::tls::{TlsConfig, TlsConnector};
-use crate::stream::{wait_connected, MaybeTls, TcpOptions, TcpStream};
+use crate::service::{wrap, Connector, Transport};
+use crate::stream::{wait_connected, TcpOptions, TcpStream};
 
-/// A client connection as the pool makes them: TCP, with TLS for `https`.
-pub type HttpConn = HttpClient<MaybeTls<TcpStream>>;
+/// A client connection as the pool makes them: TCP, with TLS for `https` (when a TLS backend is
+/// compiled in; without one, `https` URLs are refused).
+pub type HttpConn = HttpClient<Transport<TcpStream>>;
+
+/// The pool's connector for `https` when it was given none: the default configuration.
+#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+fn default_tls() -> Result<Connector, HttpError> {
+    Ok(crate::stream::tls::TlsConfig::default().build()?)
+}
+
+/// No TLS backend compiled in: `https` cannot be served.
+#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
+fn default_tls() -> Result<Connector, HttpError> {
+    Err(HttpError::Url(super::error::UrlError::Scheme {
+        expected: "http:// (https:// needs the tls-rustls or tls-openssl feature)",
+    }))
+}
 
 /// Opens a connection to `url`'s origin and waits (at most `timeout`) for the TCP and TLS
 /// handshakes. `tls` is required for `https`. Tries each resolved address in turn.
 pub fn connect(
     url: &HttpUrl,
-    tls: Option<&TlsConnector>,
+    tls: Option<&Connector>,
     tcp: &TcpOptions,
     config: &HttpConfig,
     timeout: Duration,
@@ -35,7 +50,7 @@ pub fn connect(
     let mut last = None;
     for addr in (url.host(), url.port()).to_socket_addrs()? {
         let attempt = TcpStream::connect(addr, tcp)
-            .and_then(|s| MaybeTls::new(s, tls, url.host()))
+            .and_then(|s| wrap(s, tls, url.host()))
             .and_then(|mut s| wait_connected(&mut s, timeout).map(|()| s));
         match attempt {
             Ok(stream) => return Ok(HttpClient::new(stream, url.host_header(), config.clone())),
@@ -101,7 +116,7 @@ pub struct PoolStats {
 /// ```
 #[derive(Debug)]
 pub struct HttpPool {
-    tls: Option<TlsConnector>,
+    tls: Option<Connector>,
     tcp: TcpOptions,
     config: HttpConfig,
     timeout: Duration,
@@ -134,7 +149,8 @@ impl HttpPool {
     }
 
     /// Uses `connector` for `https` (a venue's CA, a client certificate, the other backend).
-    pub fn with_tls(mut self, connector: TlsConnector) -> Self {
+    #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+    pub fn with_tls(mut self, connector: crate::stream::tls::TlsConnector) -> Self {
         self.tls = Some(connector);
         self
     }
@@ -233,7 +249,7 @@ impl HttpPool {
             }
         }
         let tls = if url.is_secure() && self.tls.is_none() {
-            self.tls = Some(TlsConfig::default().build()?);
+            self.tls = Some(default_tls()?);
             self.tls.as_ref()
         } else {
             self.tls.as_ref()

@@ -36,6 +36,7 @@ mod dns;
 mod endpoint;
 mod error;
 mod mixed;
+mod transport;
 #[cfg(feature = "ws")]
 pub mod ws;
 
@@ -45,6 +46,9 @@ pub use dial::{Dial, KernelDial};
 pub use endpoint::{ConnectAddr, Endpoint, Event, Flow, Policy};
 pub use error::{Disconnect, Error, Timeout};
 pub use mixed::{Mixed, MixedTarget};
+pub use transport::Transport;
+#[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
+pub(crate) use transport::{default_connector, wrap, Connector};
 
 /// `into_io_service` for every [`Selector`]: the service layer wraps the selector, so the selector
 /// layer below never names the service.
@@ -597,13 +601,7 @@ fn end<S: Selector, E: Endpoint<C>, C>(
 /// A timer period that divides `interval` into whole ticks of at most `check` (at least 1 ms),
 /// so an endpoint with its own periodic work (a timeout check, heartbeats) still calls the
 /// handler's timer on its cadence.
-#[cfg(any(
-    feature = "ws",
-    all(
-        any(feature = "http", feature = "fix"),
-        any(feature = "tls-rustls", feature = "tls-openssl")
-    )
-))]
+#[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
 pub(crate) fn tick_for(interval: Duration, check: Duration) -> Duration {
     let check = check.max(Duration::from_millis(1));
     let per_interval = interval
@@ -633,13 +631,7 @@ fn backoff(policy: &Policy, failures: u32, rng: &mut u64) -> Duration {
 mod tests {
     use super::*;
 
-    #[cfg(any(
-        feature = "ws",
-        all(
-            any(feature = "http", feature = "fix"),
-            any(feature = "tls-rustls", feature = "tls-openssl")
-        )
-    ))]
+    #[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
     #[test]
     fn ticks_divide_the_interval() {
         let ms = Duration::from_millis;

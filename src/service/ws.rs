@@ -50,7 +50,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{ConnectAddr, Dial, Disconnect, Endpoint, Error, Event, Flow, KernelDial, Policy};
+use super::{
+    default_connector, ConnectAddr, Connector, Dial, Disconnect, Endpoint, Error, Event, Flow,
+    KernelDial, Policy,
+};
 use crate::stream::{Stream, TcpOptions, TcpStream};
 use crate::ws::{ClientRequest, Frame, Websocket, WsConfig, WsError, WsSender, WsUrl};
 
@@ -72,17 +75,7 @@ const HOUSEKEEPING_TICK: Duration = Duration::from_millis(250);
 
 /// The stream under the WebSocket: the dialer's stream, with TLS for `wss` when a TLS backend is
 /// compiled in.
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-pub type WsTransport<S> = crate::stream::MaybeTls<S>;
-/// The stream under the WebSocket: the dialer's stream (no TLS backend compiled in: `ws://` only).
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
-pub type WsTransport<S> = S;
-
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-type Connector = crate::stream::tls::TlsConnector;
-/// No TLS backend: nothing can be configured, `wss` URLs are refused by [`WsEndpoint::new`].
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
-type Connector = std::convert::Infallible;
+pub type WsTransport<S> = super::Transport<S>;
 
 /// The connection a [`WsEndpoint`] runs: WebSocket over the dialer's stream (kernel TCP by
 /// default), with TLS for `wss`.
@@ -161,7 +154,7 @@ impl<H> WsEndpoint<H> {
     pub fn new(url: &str, handler: H) -> Result<WsEndpoint<H>, Error> {
         let url = WsUrl::parse(url).map_err(WsError::from)?;
         let tls = if url.is_secure() {
-            Some(default_connector()?)
+            Some(default_connector("wss")?)
         } else {
             None
         };
@@ -183,19 +176,6 @@ impl<H> WsEndpoint<H> {
         self.dial.options = options;
         self
     }
-}
-
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
-fn default_connector() -> Result<Connector, Error> {
-    Ok(crate::stream::tls::TlsConfig::default().build()?)
-}
-
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
-fn default_connector() -> Result<Connector, Error> {
-    Err(Error::Io(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "wss:// needs the tls-rustls or tls-openssl feature",
-    )))
 }
 
 impl<H, D> WsEndpoint<H, D> {
@@ -400,18 +380,7 @@ impl<H: WsHandler<C, D::Stream>, C, D: Dial> Endpoint<C> for WsEndpoint<H, D> {
 }
 
 /// The transport for `url`: TLS over `tcp` for `wss`, `tcp` itself for `ws`.
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
 fn wrap<S: Stream>(tcp: S, url: &WsUrl, tls: Option<&Connector>) -> Result<WsTransport<S>, Error> {
     let tls = if url.is_secure() { tls } else { None };
-    Ok(crate::stream::MaybeTls::new(tcp, tls, url.host())?)
-}
-
-/// The transport for `url`: `tcp` itself (no TLS backend; `new` refused `wss`).
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
-fn wrap<S: Stream>(
-    tcp: S,
-    _url: &WsUrl,
-    _tls: Option<&Connector>,
-) -> Result<WsTransport<S>, Error> {
-    Ok(tcp)
+    Ok(super::wrap(tcp, tls, url.host())?)
 }
