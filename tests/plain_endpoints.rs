@@ -200,7 +200,7 @@ fn secure_schemes_need_a_tls_backend() {
                 other => panic!("{what}: {other:?}"),
             }
         }
-        let e = pool.err().expect("https refused by the pool").to_string();
+        let e = pool.expect_err("https refused by the pool").to_string();
         assert!(e.contains("tls-rustls"), "{e}");
     }
 }
