@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::codec::Frame;
+use super::codec::{Frame, Short};
 use super::send::{Core, WsSender};
 use crate::stream::Stream;
 
@@ -63,17 +63,21 @@ impl<'a, S: Stream> Iterator for Batch<'a, S> {
             return None;
         }
         let data = &self.buf[*self.pos..];
-        match self.core.dec.short_data(data) {
-            Some(Ok((frame, n))) => {
+        match self.core.dec.short(data) {
+            Short::Frame(frame, n) => {
                 *self.pos += n;
                 return Some(frame);
             }
-            Some(Err(e)) => {
+            Short::Invalid(e) => {
                 self.done = true;
                 self.core.defer(e);
                 return None;
             }
-            None => {}
+            Short::Incomplete => {
+                self.done = true;
+                return None;
+            }
+            Short::Other => {}
         }
         let step = match self.core.dec.poll(data) {
             Ok(Some(info)) => self

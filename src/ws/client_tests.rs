@@ -221,6 +221,87 @@ fn frames_split_across_many_small_reads() {
     assert_eq!(got, sizes);
 }
 
+/// Batches over small reads: frames that straddle reads wait whole in the buffer (the 8 KiB
+/// window wraps many times), text included, and every payload arrives intact.
+#[test]
+fn batches_over_small_reads_keep_every_frame_intact() {
+    for chunk in [1500, 7] {
+        let mem = Mem {
+            read_chunk: chunk,
+            ..Mem::default()
+        };
+        let mut ws = open_with(mem, WsConfig::default(), b"");
+        let mut want = Vec::new();
+        let mut input = Vec::new();
+        for i in 0..300usize {
+            let len = [32, 256, 1024, 3000, 4090, 5000, 70_000][i % 7];
+            let text = i % 2 == 0;
+            let payload: Vec<u8> = if text {
+                "ab€de".bytes().cycle().take(len - len % 7).collect()
+            } else {
+                (0..len).map(|k| (k + i) as u8).collect()
+            };
+            let op = if text { OpCode::Text } else { OpCode::Binary };
+            input.extend(server_frame(op, true, &payload));
+            want.push((text, payload));
+        }
+        ws.get_mut().input.extend_from_slice(&input);
+        let mut got = Vec::new();
+        for _ in 0..1_000_000 {
+            for f in ws.read_batch().unwrap() {
+                assert_eq!(f.text().map(str::as_bytes), f.text().and(Some(f.payload())));
+                got.push((f.text().is_some(), f.payload().to_vec()));
+            }
+            if got.len() == want.len() {
+                break;
+            }
+        }
+        assert!(got == want, "read chunk {chunk}");
+    }
+}
+
+/// Invalid UTF-8 in a short text frame that straddles reads is found once the frame is whole; in
+/// a long one, as soon as the bad bytes arrive. Both fail the connection with 1007.
+#[test]
+fn invalid_text_over_small_reads_fails_with_1007() {
+    let mut bad = vec![b'a'; 1000];
+    bad[100] = 0xFF;
+    let mut long_bad = vec![b'a'; 20_000];
+    long_bad[100] = 0xFF;
+    for (payload, arrived) in [(bad, 1004), (long_bad, 3000)] {
+        let mem = Mem {
+            read_chunk: 1500,
+            ..Mem::default()
+        };
+        let mut ws = open_with(mem, WsConfig::default(), b"");
+        let mut input = server_frame(OpCode::Binary, true, &[1; 600]);
+        input.extend(server_frame(OpCode::Text, true, &payload));
+        let first = input.len() - payload.len() - 4;
+        ws.get_mut()
+            .input
+            .extend_from_slice(&input[..first + arrived]);
+        // Everything that will arrive has arrived: the error must come without more bytes.
+        let mut frames = 0;
+        let mut err = None;
+        for _ in 0..100 {
+            match ws.read_batch() {
+                Ok(batch) => frames += batch.count(),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let err = err.expect("no error before the frame is complete");
+        assert!(matches!(err, WsError::InvalidUtf8), "{err:?}");
+        assert_eq!(frames, 1);
+        assert_eq!(
+            sent_frames(&ws.get_ref().output),
+            vec![(OpCode::Close, true, b"\x03\xef".to_vec())]
+        );
+    }
+}
+
 #[test]
 fn pings_are_answered_and_messages_reassembled() {
     let mut ws = open(b"");

@@ -107,6 +107,20 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// What [`Decoder::short`] found at the front of the buffer.
+#[derive(Debug)]
+pub(crate) enum Short<'a> {
+    /// A complete frame and the bytes it used.
+    Frame(Frame<'a>, usize),
+    /// A text frame whose payload is not UTF-8.
+    Invalid(WsError),
+    /// A frame of the fast kind, not complete yet ([`Decoder::want`] is set): binary, or text of
+    /// at most [`TEXT_WAIT_MAX`] bytes.
+    Incomplete,
+    /// Anything else: the general path decides.
+    Other,
+}
+
 /// Incremental UTF-8 validation across chunk and fragment boundaries (RFC 6455 §8.1).
 ///
 /// Keeps at most three bytes of a character split between chunks and fails at the first byte that
@@ -117,21 +131,48 @@ struct Utf8Stream {
     len: u8,
 }
 
-/// Validates a whole text payload. Short ASCII payloads (the common case of market data) are
-/// checked eight bytes at a time, inline: at 32 bytes the call into a general validator cost more
-/// than half of the decode (`perf`: 53 % of the cycles in `core::str::from_utf8`). Anything else
-/// goes to simdutf8.
+/// Validates a whole text payload (RFC 6455 §8.1) with simdutf8, which checks 64 bytes per step.
+///
+/// Below 64 bytes simdutf8 hands the input to `core::str::from_utf8`, which checks words only from
+/// an aligned address, so a short payload at an odd offset went mostly byte by byte. Short
+/// payloads therefore take an inline ASCII check first (eight bytes per step: the common case of
+/// market data), and a short payload with other characters is validated zero-padded to one
+/// 64-byte block. From 64 bytes on nothing runs before simdutf8: its own first pass is an ASCII
+/// check, so a pre-check of ours would read a non-ASCII payload twice.
 #[inline]
 pub(crate) fn text(payload: &[u8]) -> Result<&str, WsError> {
-    if payload.len() <= SHORT_TEXT && is_ascii_short(payload) {
-        // SAFETY: every byte is below 0x80 (checked just above), and ASCII is valid UTF-8.
-        return Ok(unsafe { std::str::from_utf8_unchecked(payload) });
+    if payload.len() < BLOCK {
+        if is_ascii_short(payload) {
+            // SAFETY: every byte is below 0x80 (checked just above), and ASCII is valid UTF-8.
+            return Ok(unsafe { std::str::from_utf8_unchecked(payload) });
+        }
+        return short_text(payload);
     }
     simdutf8::basic::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)
 }
 
-/// Up to this many bytes, [`text`] tries the ASCII check first.
-const SHORT_TEXT: usize = 256;
+/// The largest text frame (header included) that [`Decoder::short`] leaves unvalidated until it is
+/// complete.
+pub(crate) const TEXT_WAIT_MAX: usize = 4096;
+
+/// simdutf8's block: shorter inputs bypass its vector path.
+const BLOCK: usize = 64;
+
+/// A payload shorter than [`BLOCK`] with a byte above 0x7F: validated as one zero-padded block.
+#[inline(never)]
+fn short_text(payload: &[u8]) -> Result<&str, WsError> {
+    let mut block = [0u8; BLOCK];
+    block
+        .get_mut(..payload.len())
+        .ok_or(WsError::InvalidUtf8)?
+        .copy_from_slice(payload);
+    simdutf8::basic::from_utf8(&block).map_err(|_| WsError::InvalidUtf8)?;
+    // SAFETY: `block` is `payload` followed by zero bytes, and it is valid UTF-8. A zero byte is a
+    // whole one-byte character and cannot continue a multi-byte one (continuation bytes are
+    // 0x80..=0xBF), so every character of `block` lies either inside `payload` or inside the
+    // padding: `payload` alone is a sequence of whole, valid characters.
+    Ok(unsafe { std::str::from_utf8_unchecked(payload) })
+}
 
 /// `true` when no byte has its high bit set; eight bytes per step.
 #[inline]
@@ -300,22 +341,44 @@ impl Decoder {
         &mut self,
         data: &'a [u8],
     ) -> Option<Result<(Frame<'a>, usize), WsError>> {
+        match self.short(data) {
+            Short::Frame(frame, n) => Some(Ok((frame, n))),
+            Short::Invalid(e) => Some(Err(e)),
+            Short::Incomplete | Short::Other => None,
+        }
+    }
+
+    /// [`short_data`](Self::short_data), telling apart a frame of the same kind that has not fully
+    /// arrived: its header is checked and [`want`](Self::want) is set, so the caller can wait for
+    /// the next read without [`poll`](Self::poll). That includes text frames of up to
+    /// [`TEXT_WAIT_MAX`] bytes: they are validated whole once complete, a read or two later, where
+    /// validating each arrived piece first would check most of their bytes twice. A longer
+    /// incomplete text frame is `Other`: `poll` validates what has arrived, so invalid UTF-8 fails
+    /// before the frame is complete.
+    #[inline(always)]
+    pub(crate) fn short<'a>(&mut self, data: &'a [u8]) -> Short<'a> {
         let (b0, header_len, len) = match *data {
             [b0 @ (0x81 | 0x82), b1, ..] if b1 <= self.short_max => (b0, 2, b1 as usize),
             [b0 @ (0x81 | 0x82), 126, hi, lo, ..] => {
                 let n = u16::from_be_bytes([hi, lo]);
                 if n > self.mid_max {
-                    return None;
+                    return Short::Other;
                 }
                 (b0, 4, n as usize)
             }
-            _ => return None,
+            _ => return Short::Other,
         };
         if self.fragmented.is_some() {
-            return None;
+            return Short::Other;
         }
         let total = header_len + len;
-        let payload = data.get(header_len..total)?;
+        let Some(payload) = data.get(header_len..total) else {
+            if b0 == 0x82 || total <= TEXT_WAIT_MAX {
+                self.want = total;
+                return Short::Incomplete;
+            }
+            return Short::Other;
+        };
         // The frame may have been polled while incomplete: forget that progress.
         self.want = 0;
         self.streamed = 0;
@@ -324,7 +387,7 @@ impl Decoder {
         } else {
             match text(payload) {
                 Ok(s) => (OpCode::Text, Data::Text(s)),
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Short::Invalid(e),
             }
         };
         let frame = Frame {
@@ -332,7 +395,7 @@ impl Decoder {
             fin: true,
             data,
         };
-        Some(Ok((frame, total)))
+        Short::Frame(frame, total)
     }
 
     fn poll_general(&mut self, data: &[u8]) -> Result<Option<FrameInfo>, WsError> {

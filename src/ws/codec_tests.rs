@@ -443,8 +443,42 @@ fn short_fast_path_forgets_progress_made_on_an_incomplete_frame() {
         .is_none());
 }
 
-/// The ASCII fast path against the standard library's validator, at every length up to past the
-/// fast path's limit and with a non-ASCII byte (valid or not) at every position.
+#[test]
+fn short_path_waits_for_incomplete_frames_of_its_kind() {
+    let mut d = dec();
+    // Binary, and text up to TEXT_WAIT_MAX: the header is taken, nothing else is done.
+    for (op, len) in [
+        (OpCode::Binary, 1000),
+        (OpCode::Binary, 60_000),
+        (OpCode::Text, 1000),
+        (OpCode::Text, super::TEXT_WAIT_MAX - 4),
+    ] {
+        let bytes = frame(op, true, &vec![0xFFu8; len]);
+        let cut = &bytes[..bytes.len() - 1];
+        assert!(matches!(d.short(cut), Short::Incomplete), "{op:?} {len}");
+        assert_eq!(d.want(), bytes.len());
+        // Complete, the text is validated whole.
+        match d.short(&bytes) {
+            Short::Frame(f, n) => assert_eq!(
+                (op, f.payload().len(), n),
+                (OpCode::Binary, len, bytes.len())
+            ),
+            Short::Invalid(e) => assert!(op == OpCode::Text && matches!(e, WsError::InvalidUtf8)),
+            other => panic!("{op:?} {len}: {other:?}"),
+        }
+        assert_eq!(d.want(), 0);
+    }
+    // Longer text is left to poll, which validates what has arrived and fails early.
+    let mut payload = vec![b'a'; super::TEXT_WAIT_MAX];
+    payload[10] = 0xFF;
+    let bytes = frame(OpCode::Text, true, &payload);
+    assert!(matches!(d.short(&bytes[..100]), Short::Other));
+    assert!(matches!(d.poll(&bytes[..100]), Err(WsError::InvalidUtf8)));
+}
+
+/// `text` (its ASCII check, its zero-padded block below 64 bytes, simdutf8 above) against the
+/// standard library's validator, at every length up to well past 64 bytes, with a non-ASCII
+/// sequence (valid, truncated, overlong, surrogate, out of range) at every position.
 #[test]
 fn text_check_matches_the_standard_library() {
     for len in 0..=300usize {
@@ -461,6 +495,13 @@ fn text_check_matches_the_standard_library() {
                 &"é".as_bytes()[..1],
                 "é".as_bytes(),
                 "€".as_bytes(),
+                &"€".as_bytes()[..2],
+                "𝄞".as_bytes(),
+                &"𝄞".as_bytes()[..3],
+                &[0xC0, 0x80],
+                &[0xE0, 0x80, 0x80],
+                &[0xED, 0xA0, 0x80],
+                &[0xF4, 0x90, 0x80, 0x80],
             ] {
                 let mut b = ascii.clone();
                 b.truncate(pos);

@@ -200,6 +200,13 @@ impl<S: Stream> Core<S> {
         if self.tx.start == self.tx.end && !self.tx.needs_flush && self.pong_len.is_none() {
             return Ok(true);
         }
+        self.flush_queued()
+    }
+
+    /// [`flush`](Self::flush) with something queued: kept out of line so that the check above
+    /// inlines into every receive.
+    #[inline(never)]
+    fn flush_queued(&mut self) -> Result<bool, WsError> {
         let open = self.open;
         let mut done = self
             .tx
