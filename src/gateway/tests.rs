@@ -201,7 +201,22 @@ fn drop_oldest_keeps_the_freshest_and_the_subscriber_sees_the_gap() {
     assert_eq!(seqs.len(), 1024);
     assert_eq!(seqs[0], 11, "the 10 oldest made room");
     assert_eq!(*seqs.last().unwrap(), 1034);
-    drop((gw, sub, strategy));
+    assert_eq!(load(&counters.subscriber_drops), 10, "each eviction counted");
+    // A second subscriber: each full queue counts its own losses.
+    let late = open_in(&strategy, "hotwire/feed/in");
+    for _ in 0..1024 + 5 {
+        gw.publish(Kind::Text, 0, b"m");
+    }
+    assert_eq!(load(&counters.subscriber_drops), 10 + 5 + 5);
+    let mut n = 0;
+    while sub.receive().unwrap().is_some() {
+        n += 1;
+    }
+    while late.receive().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 2 * 1024);
+    drop((gw, sub, late, strategy));
     remove_leftovers("o");
 }
 
