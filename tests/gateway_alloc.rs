@@ -162,7 +162,8 @@ fn publishing_and_taking_orders_allocate_nothing() {
     assert!(taken > 0 && c.refused.load(Ordering::Relaxed) == 0);
     assert_eq!(c.sent.load(Ordering::Relaxed), taken as u64);
     drop(gw);
-    // iceoryx2's per-prefix node counter stays by design; this prefix is never used again.
+    // The strategy's node went last, so iceoryx2's per-prefix node counter stays; this prefix
+    // is never used again.
     for e in std::fs::read_dir("/dev/shm").unwrap().flatten() {
         if e.file_name().to_string_lossy().starts_with(&prefix()) {
             let _ = std::fs::remove_file(e.path());

@@ -347,7 +347,7 @@ pub struct Gateway {
     publisher: Publisher<GatewayIpc, [u8], HotwireHeader>,
     subscriber: Option<Subscriber<GatewayIpc, [u8], HotwireHeader>>,
     // The ports keep their services alive; the node goes last.
-    _node: Node<GatewayIpc>,
+    _node: service::GatewayNode,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -405,8 +405,11 @@ impl Gateway {
             .signal_handling_mode(SignalHandlingMode::Disabled)
             .create::<GatewayIpc>()
             .map_err(|e| iox("node for", &in_name, e))?;
+        // From here on, a failure still takes the node counter out of /dev/shm if alone.
+        let node = service::GatewayNode::new(node, config);
         let drop_oldest = options.overflow == PublishOverflow::DropOldest;
         let out = node
+            .get()
             .service_builder(&name_of(&in_name)?)
             .publish_subscribe::<[u8]>()
             .user_header::<HotwireHeader>()
@@ -442,6 +445,7 @@ impl Gateway {
         .map_err(|e| iox("publisher on", &in_name, e))?;
         let subscriber = if takes_orders {
             let send = node
+                .get()
                 .service_builder(&name_of(&send_name)?)
                 .publish_subscribe::<[u8]>()
                 .user_header::<HotwireHeader>()

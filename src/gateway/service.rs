@@ -552,3 +552,68 @@ impl ZeroCopySender for Sender {
         unsafe { self.0.acquire_used_offsets(callback) }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The per-prefix node counter in /dev/shm.
+
+/// A gateway's iceoryx2 node. When it goes, and no other node of the prefix is alive (another
+/// gateway of the appliance, a strategy), it removes iceoryx2's per-prefix node counter from
+/// `/dev/shm` ([`remove_node_counter_if_alone`]), so a clean stop leaves nothing there.
+pub(super) struct GatewayNode {
+    node: Option<iceoryx2::node::Node<GatewayIpc>>,
+    config: iceoryx2::config::Config,
+}
+
+impl GatewayNode {
+    pub(super) fn new(node: iceoryx2::node::Node<GatewayIpc>, config: &iceoryx2::config::Config) -> Self {
+        GatewayNode {
+            node: Some(node),
+            config: config.clone(),
+        }
+    }
+
+    pub(super) fn get(&self) -> &iceoryx2::node::Node<GatewayIpc> {
+        // Only `drop` takes it.
+        self.node.as_ref().expect("the node lives until drop")
+    }
+}
+
+impl Drop for GatewayNode {
+    fn drop(&mut self) {
+        drop(self.node.take());
+        remove_node_counter_if_alone(&self.config);
+    }
+}
+
+/// Removes iceoryx2's per-prefix node counter from `/dev/shm` when no node of the prefix is
+/// alive; returns whether it removed it.
+///
+/// iceoryx2 creates that segment (`GlobalManagementSegment::open_or_create`, called for every
+/// new node by `UniqueSystemId`'s generator, `iceoryx2/src/unique_id_generator/unique_system_id.rs`)
+/// with `has_ownership(false)`, so no drop ever removes it, and recreates it whenever a node is
+/// created after it was removed: its counter is one part of a node id, next to the process id and
+/// the creation time in nanoseconds (`UniqueSystemId::from_counter`), so a fresh counter never
+/// makes two ids equal. It is removed only when every node of the prefix listed is dead (none alive,
+/// none of another user, none half-built): a running strategy keeps it, and one starting right now
+/// already holds its id.
+pub fn remove_node_counter_if_alone(config: &iceoryx2::config::Config) -> bool {
+    use iceoryx2::node::{Node, NodeState};
+    use iceoryx2::prelude::CallbackProgression;
+    let mut others = 0usize;
+    let listed = Node::<GatewayIpc>::list(config, |state| {
+        if !matches!(state, NodeState::Dead(_)) {
+            others += 1;
+        }
+        CallbackProgression::Continue
+    });
+    if listed.is_err() || others > 0 {
+        return false;
+    }
+    // iceoryx2's own removal, so the name (prefix, a hash of the segment's type name, the
+    // version, `global_mgmt_suffix`) is computed where it is defined. It is public but hidden
+    // from iceoryx2's docs (`iceoryx2/src/testing.rs`); the version is pinned exactly and
+    // `the_last_node_of_the_prefix_takes_the_node_counter_out_of_dev_shm` checks it.
+    // SAFETY: no node of the prefix is alive to use the segment (checked above); one created
+    // from now on creates it again.
+    unsafe { iceoryx2::testing::remove_global_mgmt_segment::<GatewayIpc>(config) }.unwrap_or(false)
+}
