@@ -2,7 +2,8 @@
 //! WebSocket (the venue's echo sends them back on `.../in`), what is refused and counted (scraped
 //! from the appliance's `hotwire_gateway_*` metrics), exact drop counts with
 //! `publish_overflow = "drop_newest"`, HTTP response bodies (kind 4, and no `.../send`), and a FIX
-//! session Reject from the QuickFIX executor coming back on `.../in`.
+//! session Reject from the QuickFIX executor coming back on `.../in`, and a venue that fragments
+//! its messages (each published whole, as one sample).
 //!
 //! Each test has an iceoryx2 prefix of its own (`HOTWIRE_GATEWAY_PREFIX`); they run one at a
 //! time (each starts two or three processes on a two-core machine).
@@ -267,6 +268,62 @@ fn strategy_frames_reach_the_websocket_and_refusals_are_counted() {
     // The session stayed up through the refusals.
     assert_eq!(metric(&text, "hotwire_endpoint_up", "echo"), Some(1.0));
     stop(&mut app);
+}
+
+/// One unmasked server frame (payloads under 126 bytes).
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![(u8::from(fin) << 7) | opcode, payload.len() as u8];
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn a_fragmented_message_is_published_whole_as_one_sample() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = World::new("f");
+    // A venue that fragments: text "hello world" in three frames with a ping between two of
+    // them, binary [1, 2, 3] in two, then an unfragmented text; each write on its own so the
+    // appliance reads the fragments apart.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let (mut s, _) = listener.accept().unwrap();
+        util::ws_accept(&mut s);
+        std::thread::sleep(Duration::from_millis(500));
+        for f in [
+            frame(false, 1, b"hel"),
+            frame(false, 0, b"lo w"),
+            frame(true, 9, b"ping"),
+            frame(true, 0, b"orld"),
+            frame(false, 2, &[1, 2]),
+            frame(true, 0, &[3]),
+            frame(true, 1, b"whole"),
+        ] {
+            s.write_all(&f).unwrap();
+            s.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    });
+    let mut app = w.appliance(&format!(
+        "[[endpoint]]\nname = \"frag\"\nurl = \"ws://127.0.0.1:{port}/feed\"\npublish = true\n\
+         reconnect = {{ enabled = false }}\n"
+    ));
+    let sub = w.subscribe("hotwire/frag/in");
+    let got = receive(&sub, 3);
+    assert_eq!(
+        got,
+        [
+            (1, Kind::Text as u32, b"hello world".to_vec()),
+            (2, Kind::Binary as u32, vec![1, 2, 3]),
+            (3, Kind::Text as u32, b"whole".to_vec()),
+        ]
+    );
+    let text = w.wait_metric("hotwire_gateway_published_total", "frag", 3.0);
+    assert_eq!(gw(&text, "dropped", "frag"), 0.0);
+    stop(&mut app);
+    drop(peer.join().unwrap());
 }
 
 #[test]
