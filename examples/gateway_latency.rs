@@ -218,6 +218,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     stop.store(true, Ordering::Relaxed);
     let got = strategy.join().map_err(|_| "the subscriber panicked")??;
     drop(node);
+    // Nothing left in /dev/shm: both nodes are gone.
+    hotwire::gateway::service::remove_node_counter_if_alone(&config);
     let mut h: Vec<Histogram<u64>> = (0..5)
         .map(|_| Histogram::new(3))
         .collect::<Result<_, _>>()?;
