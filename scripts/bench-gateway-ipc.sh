@@ -21,11 +21,11 @@ ROUNDS=${2:-3}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 ${CARGO:-cargo} build --release --features gateway --example gateway_latency >&2
 BIN=$CARGO_TARGET_DIR/release/examples/gateway_latency
-run() { "$BIN" --messages "$MESSAGES" "$@"; }
+run() { "$BIN" "$@"; }
 for round in $(seq "$ROUNDS"); do
     echo "round $round"
-    run --service gateway --sub-core 1
-    run --service ipc --sub-core 1
-    run --service gateway --sub-core 1 --yield-when-idle
-    run --service gateway --sub-core 0 --yield-when-idle --messages $((MESSAGES / 10)) --interval-ns 100000
+    run --messages "$MESSAGES" --service gateway --sub-core 1
+    run --messages "$MESSAGES" --service ipc --sub-core 1
+    run --messages "$MESSAGES" --service gateway --sub-core 1 --yield-when-idle
+    run --messages $((MESSAGES / 10)) --service gateway --sub-core 0 --yield-when-idle --interval-ns 100000
 done | tee "$CARGO_TARGET_DIR/bench-gateway-ipc.txt"
