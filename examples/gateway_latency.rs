@@ -202,7 +202,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ready = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let strategy = {
-        let (args, config, ready, stop) = (args.clone(), config.clone(), ready.clone(), stop.clone());
+        let (args, config, ready, stop) =
+            (args.clone(), config.clone(), ready.clone(), stop.clone());
         std::thread::spawn(move || subscriber(args, config, base, ready, stop))
     };
     let (stamps, node) = match args.service.as_str() {
@@ -243,7 +244,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          total_p50={} total_p99={} total_p999={}",
         args.service,
         args.size,
-        if args.yield_when_idle { "yield" } else { "spin" },
+        if args.yield_when_idle {
+            "yield"
+        } else {
+            "spin"
+        },
         args.pub_core,
         args.sub_core,
         h[4].len(),

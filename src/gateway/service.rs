@@ -26,6 +26,7 @@ use std::cell::{Cell, RefCell};
 use std::ops::Deref;
 use std::time::Duration;
 
+use iceoryx2::prelude::FileName;
 use iceoryx2_bb_elementary_traits::testing::abandonable::Abandonable;
 use iceoryx2_bb_elementary_traits::zero_copy_send::ZeroCopySend;
 use iceoryx2_cal::arc_sync_policy::{ArcSyncPolicy, ArcSyncPolicyCreationError, LockGuard};
@@ -45,7 +46,6 @@ use iceoryx2_cal::{
     bag, dynamic_storage, event, hash, monitoring, reactor, resizable_shared_memory, serialize,
     shared_memory, static_storage, zero_copy_connection,
 };
-use iceoryx2::prelude::FileName;
 
 /// iceoryx2's `ipc::Service` with a recycling reference count ([`Pooled`]) and a connection
 /// that counts the samples safe overflow evicts ([`Connection`]).
@@ -483,7 +483,10 @@ impl ZeroCopyPortDetails for Sender {
         self.0.is_connected()
     }
 
-    fn __internal_get_channel_state(&self, channel_id: ChannelId) -> &iceoryx2_bb_concurrency::atomic::AtomicU64 {
+    fn __internal_get_channel_state(
+        &self,
+        channel_id: ChannelId,
+    ) -> &iceoryx2_bb_concurrency::atomic::AtomicU64 {
         self.0.__internal_get_channel_state(channel_id)
     }
 
@@ -543,7 +546,10 @@ impl ZeroCopySender for Sender {
         r
     }
 
-    fn reclaim(&self, channel_id: ChannelId) -> Result<Option<PointerOffset>, ZeroCopyReclaimError> {
+    fn reclaim(
+        &self,
+        channel_id: ChannelId,
+    ) -> Result<Option<PointerOffset>, ZeroCopyReclaimError> {
         self.0.reclaim(channel_id)
     }
 
@@ -565,7 +571,10 @@ pub(super) struct GatewayNode {
 }
 
 impl GatewayNode {
-    pub(super) fn new(node: iceoryx2::node::Node<GatewayIpc>, config: &iceoryx2::config::Config) -> Self {
+    pub(super) fn new(
+        node: iceoryx2::node::Node<GatewayIpc>,
+        config: &iceoryx2::config::Config,
+    ) -> Self {
         GatewayNode {
             node: Some(node),
             config: config.clone(),

@@ -201,7 +201,11 @@ fn drop_oldest_keeps_the_freshest_and_the_subscriber_sees_the_gap() {
     assert_eq!(seqs.len(), 1024);
     assert_eq!(seqs[0], 11, "the 10 oldest made room");
     assert_eq!(*seqs.last().unwrap(), 1034);
-    assert_eq!(load(&counters.subscriber_drops), 10, "each eviction counted");
+    assert_eq!(
+        load(&counters.subscriber_drops),
+        10,
+        "each eviction counted"
+    );
     // A second subscriber: each full queue counts its own losses.
     let late = open_in(&strategy, "hotwire/feed/in");
     for _ in 0..1024 + 5 {
@@ -349,7 +353,11 @@ fn shm_of(tag: &str) -> Vec<String> {
 fn the_last_node_of_the_prefix_takes_the_node_counter_out_of_dev_shm() {
     let config = isolated("n");
     // `<prefix><hash of the root path>_node.0_10_0.global_mgmt`
-    let has_counter = || shm_of("n").iter().any(|n| n.ends_with("_node.0_10_0.global_mgmt"));
+    let has_counter = || {
+        shm_of("n")
+            .iter()
+            .any(|n| n.ends_with("_node.0_10_0.global_mgmt"))
+    };
     let opts = options(PublishOverflow::DropOldest);
     let open = || {
         let counters = Arc::new(GatewayCounters::default());
