@@ -1,7 +1,7 @@
 //! The gateway's paths end to end with a Rust strategy inside the test: strategy frames to a
 //! WebSocket (the venue's echo sends them back on `.../in`), what is refused and counted (scraped
 //! from the appliance's `hotwire_gateway_*` metrics), exact drop counts with
-//! `publish_overflow = "drop_newest"`, HTTP response bodies (kind 4, and no `.../send`), and a FIX
+//! `publish_overflow = "drop_newest"` and `"drop_oldest"`, HTTP response bodies (kind 4, and no `.../send`), and a FIX
 //! session Reject from the QuickFIX executor coming back on `.../in`, and a venue that fragments
 //! its messages (each published whole, as one sample).
 //!
@@ -357,6 +357,49 @@ fn drop_newest_counts_every_sample_a_full_subscriber_missed() {
     );
     assert_eq!(gw(&text, "dropped", "feed"), 0.0);
     stop(&mut app);
+}
+
+#[test]
+fn drop_oldest_counts_every_sample_pushed_out_of_a_full_subscriber() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = World::new("o");
+    // A venue that sends 3,000 binary messages once told to (the subscriber is there first).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let (mut s, _) = listener.accept().unwrap();
+        util::ws_accept(&mut s);
+        wait.recv().unwrap();
+        let mut out = Vec::new();
+        for i in 0..3000u32 {
+            out.extend(frame(true, 2, &i.to_be_bytes()));
+        }
+        s.write_all(&out).unwrap();
+        s.flush().unwrap();
+        s
+    });
+    // The default `publish_overflow` is "drop_oldest".
+    let mut app = w.appliance(&format!(
+        "[[endpoint]]\nname = \"feed\"\nurl = \"ws://127.0.0.1:{port}/feed\"\npublish = true\n\
+         reconnect = {{ enabled = false }}\n"
+    ));
+    let sub = w.subscribe("hotwire/feed/in");
+    w.wait_metric("hotwire_endpoint_up", "feed", 1.0);
+    go.send(()).unwrap();
+    let text = w.wait_metric("hotwire_gateway_published_total", "feed", 3000.0);
+    // A subscriber that never read holds the newest 1,024 samples; each of the 1,976 older
+    // ones was pushed out of its queue and counted.
+    let got = receive(&sub, 1024);
+    let seqs: Vec<u64> = got.iter().map(|s| s.0).collect();
+    assert_eq!(seqs, (3000 - 1023..=3000).collect::<Vec<u64>>());
+    assert_eq!(got[0].2, (3000u32 - 1024).to_be_bytes());
+    assert!(sub.receive().unwrap().is_none());
+    assert_eq!(gw(&text, "subscriber_drops", "feed"), 1976.0);
+    assert_eq!(gw(&text, "dropped", "feed"), 0.0);
+    stop(&mut app);
+    drop(peer.join().unwrap());
 }
 
 #[test]
