@@ -15,7 +15,8 @@
 #   tick-to-trade           venue clock to venue clock: feed message sent -> order read by the
 #                           venue, through appliance, strategy and appliance again
 # Then appliance -> strategy alone for SECONDS (default 10) with no orders. Writes the table to
-# target/bench-gateway.txt.
+# target/bench-gateway.txt. Set CARGO (e.g. CARGO=hwcargo) to build through a wrapper. The
+# shared-memory path alone, step by step: scripts/bench-gateway-ipc.sh.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 ORDERS=${1:-2000}
@@ -26,7 +27,7 @@ SECONDS_FEED=${4:-10}
 
 ./scripts/peers.sh >/dev/null
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release --features xdp,gateway --bin hotwire --example strategy >&2
+${CARGO:-cargo} build --release --features xdp,gateway --bin hotwire --example strategy >&2
 BIN=$CARGO_TARGET_DIR/release
 eval "$(HOTWIRE_NETNS_OWNER=bench-gateway scripts/netns.sh up)"
 WORK=$(mktemp -d)

@@ -1,8 +1,9 @@
 //! The gateway's paths end to end with a Rust strategy inside the test: strategy frames to a
 //! WebSocket (the venue's echo sends them back on `.../in`), what is refused and counted (scraped
 //! from the appliance's `hotwire_gateway_*` metrics), exact drop counts with
-//! `publish_overflow = "drop_newest"`, HTTP response bodies (kind 4, and no `.../send`), and a FIX
-//! session Reject from the QuickFIX executor coming back on `.../in`.
+//! `publish_overflow = "drop_newest"` and `"drop_oldest"`, HTTP response bodies (kind 4, and no `.../send`), and a FIX
+//! session Reject from the QuickFIX executor coming back on `.../in`, and a venue that fragments
+//! its messages (each published whole, as one sample).
 //!
 //! Each test has an iceoryx2 prefix of its own (`HOTWIRE_GATEWAY_PREFIX`); they run one at a
 //! time (each starts two or three processes on a two-core machine).
@@ -269,6 +270,62 @@ fn strategy_frames_reach_the_websocket_and_refusals_are_counted() {
     stop(&mut app);
 }
 
+/// One unmasked server frame (payloads under 126 bytes).
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![(u8::from(fin) << 7) | opcode, payload.len() as u8];
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn a_fragmented_message_is_published_whole_as_one_sample() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = World::new("f");
+    // A venue that fragments: text "hello world" in three frames with a ping between two of
+    // them, binary [1, 2, 3] in two, then an unfragmented text; each write on its own so the
+    // appliance reads the fragments apart.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let (mut s, _) = listener.accept().unwrap();
+        util::ws_accept(&mut s);
+        std::thread::sleep(Duration::from_millis(500));
+        for f in [
+            frame(false, 1, b"hel"),
+            frame(false, 0, b"lo w"),
+            frame(true, 9, b"ping"),
+            frame(true, 0, b"orld"),
+            frame(false, 2, &[1, 2]),
+            frame(true, 0, &[3]),
+            frame(true, 1, b"whole"),
+        ] {
+            s.write_all(&f).unwrap();
+            s.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s
+    });
+    let mut app = w.appliance(&format!(
+        "[[endpoint]]\nname = \"frag\"\nurl = \"ws://127.0.0.1:{port}/feed\"\npublish = true\n\
+         reconnect = {{ enabled = false }}\n"
+    ));
+    let sub = w.subscribe("hotwire/frag/in");
+    let got = receive(&sub, 3);
+    assert_eq!(
+        got,
+        [
+            (1, Kind::Text as u32, b"hello world".to_vec()),
+            (2, Kind::Binary as u32, vec![1, 2, 3]),
+            (3, Kind::Text as u32, b"whole".to_vec()),
+        ]
+    );
+    let text = w.wait_metric("hotwire_gateway_published_total", "frag", 3.0);
+    assert_eq!(gw(&text, "dropped", "frag"), 0.0);
+    stop(&mut app);
+    drop(peer.join().unwrap());
+}
+
 #[test]
 fn drop_newest_counts_every_sample_a_full_subscriber_missed() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,6 +357,49 @@ fn drop_newest_counts_every_sample_a_full_subscriber_missed() {
     );
     assert_eq!(gw(&text, "dropped", "feed"), 0.0);
     stop(&mut app);
+}
+
+#[test]
+fn drop_oldest_counts_every_sample_pushed_out_of_a_full_subscriber() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let w = World::new("o");
+    // A venue that sends 3,000 binary messages once told to (the subscriber is there first).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let (mut s, _) = listener.accept().unwrap();
+        util::ws_accept(&mut s);
+        wait.recv().unwrap();
+        let mut out = Vec::new();
+        for i in 0..3000u32 {
+            out.extend(frame(true, 2, &i.to_be_bytes()));
+        }
+        s.write_all(&out).unwrap();
+        s.flush().unwrap();
+        s
+    });
+    // The default `publish_overflow` is "drop_oldest".
+    let mut app = w.appliance(&format!(
+        "[[endpoint]]\nname = \"feed\"\nurl = \"ws://127.0.0.1:{port}/feed\"\npublish = true\n\
+         reconnect = {{ enabled = false }}\n"
+    ));
+    let sub = w.subscribe("hotwire/feed/in");
+    w.wait_metric("hotwire_endpoint_up", "feed", 1.0);
+    go.send(()).unwrap();
+    let text = w.wait_metric("hotwire_gateway_published_total", "feed", 3000.0);
+    // A subscriber that never read holds the newest 1,024 samples; each of the 1,976 older
+    // ones was pushed out of its queue and counted.
+    let got = receive(&sub, 1024);
+    let seqs: Vec<u64> = got.iter().map(|s| s.0).collect();
+    assert_eq!(seqs, (3000 - 1023..=3000).collect::<Vec<u64>>());
+    assert_eq!(got[0].2, (3000u32 - 1024).to_be_bytes());
+    assert!(sub.receive().unwrap().is_none());
+    assert_eq!(gw(&text, "subscriber_drops", "feed"), 1976.0);
+    assert_eq!(gw(&text, "dropped", "feed"), 0.0);
+    stop(&mut app);
+    drop(peer.join().unwrap());
 }
 
 #[test]

@@ -17,7 +17,7 @@ use crate::stream::record::RecordOptions;
 use crate::stream::record::Recorded;
 use crate::stream::tls::TlsConnector;
 use crate::stream::{Either, MaybeTls};
-use crate::ws::{ClientRequest, OpCode, Websocket, WsConfig, WsError, WsUrl};
+use crate::ws::{ClientRequest, Message, Websocket, WsConfig, WsError, WsUrl};
 
 /// The stream under the appliance's WebSocket: TCP (kernel or XDP, see [`BaseStream`]), TLS when
 /// `wss`, recorded when configured.
@@ -58,9 +58,6 @@ pub struct WsFeed {
     /// `publish = true`: every data message out, the strategies' messages in.
     #[cfg(feature = "gateway")]
     gateway: Option<crate::gateway::Gateway>,
-    /// The kind of the message being received (continuation frames take their first frame's).
-    #[cfg(feature = "gateway")]
-    message_kind: crate::gateway::Kind,
 }
 
 /// Why the appliance gave up a WebSocket connection that is still open: the venue went silent
@@ -162,8 +159,6 @@ impl WsFeed {
             shutting_down: false,
             #[cfg(feature = "gateway")]
             gateway: None,
-            #[cfg(feature = "gateway")]
-            message_kind: crate::gateway::Kind::Text,
         })
     }
 
@@ -297,40 +292,41 @@ impl<C> Endpoint<C> for WsFeed {
         if let Some(gw) = &mut self.gateway {
             crate::gateway::send::to_websocket(gw, ws)?;
         }
+        // Whole messages: a fragmented one is reassembled by the client (in a buffer it reuses),
+        // so the gateway publishes it as one sample and the statistics count it once.
         for _ in 0..crate::service::ws::FRAMES_PER_POLL {
-            let frame = match ws.receive() {
-                Ok(Some(frame)) => frame,
+            let message = match ws.receive_message() {
+                Ok(Some(message)) => message,
                 // With a gateway, every round polls: strategies' messages wait on the service.
                 #[cfg(feature = "gateway")]
                 Ok(None) if self.gateway.is_some() => return Ok(Flow::More),
                 Ok(None) => return Ok(Flow::Continue),
                 Err(e) => return Err(ended(ws, e)),
             };
-            match frame.opcode() {
-                OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                    let payload = frame.payload();
-                    #[cfg(feature = "gateway")]
-                    if let Some(gw) = &mut self.gateway {
-                        use crate::gateway::Kind;
-                        self.message_kind = match frame.opcode() {
-                            OpCode::Text => Kind::Text,
-                            OpCode::Binary => Kind::Binary,
-                            _ => self.message_kind,
-                        };
-                        gw.publish(self.message_kind, crate::gateway::realtime_ns(), payload);
-                    }
-                    self.on_data(payload);
-                    self.data_seen = true;
-                }
-                OpCode::Pong => {
+            let payload = match message {
+                Message::Text(text) => text.as_bytes(),
+                Message::Binary(bytes) => bytes,
+                Message::Pong(_) => {
                     if let Some(sent) = self.ping_sent.take() {
                         let ns = sent.elapsed().as_nanos() as u64;
                         self.round_trip.record_ns(ns);
                         self.counters.round_trip.record_ns(ns);
                     }
+                    continue;
                 }
-                _ => {}
+                Message::Ping(_) | Message::Close(_) => continue,
+            };
+            #[cfg(feature = "gateway")]
+            if let Some(gw) = &mut self.gateway {
+                use crate::gateway::Kind;
+                let kind = match message {
+                    Message::Text(_) => Kind::Text,
+                    _ => Kind::Binary,
+                };
+                gw.publish(kind, crate::gateway::realtime_ns(), payload);
             }
+            self.on_data(payload);
+            self.data_seen = true;
         }
         Ok(Flow::More)
     }

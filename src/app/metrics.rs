@@ -155,8 +155,8 @@ impl AppCollector {
             ),
             (
                 "gateway_subscriber_drops",
-                "Samples not delivered to a subscriber whose queue was full (per subscriber; \
-                 counted with publish_overflow = \"drop_newest\").",
+                "Samples a subscriber lost because its queue was full (per subscriber and \
+                 sample: the oldest pushed out, or the newest not delivered).",
                 |g| &g.subscriber_drops,
             ),
             (

@@ -282,8 +282,8 @@ pub enum LatencyMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PublishOverflow {
     /// `"drop_oldest"` (the default): the oldest queued sample makes room, so a subscriber back
-    /// from a stall reads fresh data; the drops show to it as gaps in `seq` (iceoryx2 gives the
-    /// publisher no count in this mode).
+    /// from a stall reads fresh data; the drops show to it as gaps in `seq` and each is counted
+    /// (`hotwire_gateway_subscriber_drops_total`).
     #[default]
     DropOldest,
     /// `"drop_newest"`: the new sample is not delivered to that subscriber, and each such drop

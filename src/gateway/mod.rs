@@ -9,9 +9,10 @@
 //! header [`HotwireHeader`], whose iceoryx2 type name is `HotwireHeader` in every language.
 //!
 //! The IO thread writes each message straight into a loaned sample: one copy, from the receive
-//! buffer into shared memory. The gateway allocates nothing per message; iceoryx2 0.10 itself
-//! allocates one small reference-counted handle per loan (`SampleMutUninit::new`), which
-//! `tests/gateway_alloc.rs` pins down (exactly one per message, none taking orders). The
+//! buffer into shared memory. Nothing is allocated per message: iceoryx2 0.10 wraps each loan in
+//! a reference-counted handle (`SampleMutUninit::new`), an `Rc::new` with `ipc::Service`, and the
+//! gateway's service variant ([`service::GatewayIpc`]) recycles those handles
+//! (`tests/gateway_alloc.rs`: none publishing, none taking orders). The
 //! publisher's shared memory is one static segment sized at startup from `publish_max_message`
 //! ([`PublishOptions`]); a longer message is not published but counted
 //! ([`GatewayCounters::oversized`], a gap in `seq`).
@@ -21,8 +22,9 @@
 //! [`PublishOptions::buffer`] samples. When its queue is full, by default
 //! (`publish_overflow = "drop_oldest"`, iceoryx2's safe overflow) the oldest queued sample makes
 //! room, so a subscriber back from a stall reads fresh data and sees the drops as gaps in `seq`;
-//! with `"drop_newest"` the new sample is not delivered to it and each drop is counted
-//! ([`GatewayCounters::subscriber_drops`]).
+//! with `"drop_newest"` the new sample is not delivered to it. Either way each drop is counted
+//! ([`GatewayCounters::subscriber_drops`]; under `"drop_oldest"` by the gateway's own iceoryx2
+//! service variant, [`service`], whose connection counts what safe overflow evicts).
 //!
 //! Strategies' messages are taken on the endpoint's IO thread while its session is up (a FIX
 //! session: logged on), unless the session has more than [`SEND_BACKLOG`] bytes it could not
@@ -42,6 +44,7 @@
 pub mod check;
 pub mod order;
 pub mod send;
+pub mod service;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +55,7 @@ use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::port::BackpressureAction;
 use iceoryx2::port::SendError;
 use iceoryx2::prelude::*;
+use service::GatewayIpc;
 
 /// The environment variable that sets the iceoryx2 shared-memory prefix (default `iox2_`):
 /// strategies must read the same one.
@@ -155,10 +159,11 @@ pub struct GatewayCounters {
     /// Messages the gateway could not publish (larger than the maximum, no sample to loan, a
     /// send error): each one is a gap in `seq`.
     pub dropped: AtomicU64,
-    /// Samples not delivered to one subscriber because its queue was full (one per subscriber
-    /// and sample), counted with `publish_overflow = "drop_newest"` only: with the default
-    /// `"drop_oldest"` iceoryx2 releases the overflowing sample without telling the publisher,
-    /// and the subscriber sees the drop as a gap in `seq`.
+    /// Samples a subscriber lost because its queue was full, one per subscriber and sample:
+    /// with `publish_overflow = "drop_oldest"` each queued sample a new one pushed out (counted
+    /// by the gateway's connection, [`service::take_evictions`]), with `"drop_newest"` each new
+    /// sample not delivered (counted by the backpressure handler). The subscriber sees the same
+    /// losses as gaps in `seq`.
     pub subscriber_drops: AtomicU64,
     /// Strategy messages written to the session.
     pub sent: AtomicU64,
@@ -339,10 +344,10 @@ pub struct Gateway {
     counters: Arc<GatewayCounters>,
     refusals: RefusalLog,
     down_since: Option<std::time::Instant>,
-    publisher: Publisher<ipc::Service, [u8], HotwireHeader>,
-    subscriber: Option<Subscriber<ipc::Service, [u8], HotwireHeader>>,
+    publisher: Publisher<GatewayIpc, [u8], HotwireHeader>,
+    subscriber: Option<Subscriber<GatewayIpc, [u8], HotwireHeader>>,
     // The ports keep their services alive; the node goes last.
-    _node: Node<ipc::Service>,
+    _node: service::GatewayNode,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -398,10 +403,13 @@ impl Gateway {
         let node = NodeBuilder::new()
             .config(config)
             .signal_handling_mode(SignalHandlingMode::Disabled)
-            .create::<ipc::Service>()
+            .create::<GatewayIpc>()
             .map_err(|e| iox("node for", &in_name, e))?;
+        // From here on, a failure still takes the node counter out of /dev/shm if alone.
+        let node = service::GatewayNode::new(node, config);
         let drop_oldest = options.overflow == PublishOverflow::DropOldest;
         let out = node
+            .get()
             .service_builder(&name_of(&in_name)?)
             .publish_subscribe::<[u8]>()
             .user_header::<HotwireHeader>()
@@ -437,6 +445,7 @@ impl Gateway {
         .map_err(|e| iox("publisher on", &in_name, e))?;
         let subscriber = if takes_orders {
             let send = node
+                .get()
                 .service_builder(&name_of(&send_name)?)
                 .publish_subscribe::<[u8]>()
                 .user_header::<HotwireHeader>()
@@ -520,6 +529,11 @@ impl Gateway {
             &self.counters.dropped
         };
         GatewayCounters::add(c, 1);
+        // `drop_oldest`: the samples this send pushed out of full subscriber queues.
+        let evicted = service::take_evictions();
+        if evicted > 0 {
+            GatewayCounters::add(&self.counters.subscriber_drops, evicted);
+        }
     }
 
     /// Hands the strategies' messages waiting on `.../send` to `f`, in arrival order, at most

@@ -8,8 +8,8 @@ pub(super) fn isolated(tag: &str) -> Config {
     config
 }
 
-/// Removes what a test's prefix left in /dev/shm (iceoryx2's per-prefix node counter stays by
-/// design; a test's prefix is never used again).
+/// Removes what a test's prefix left in /dev/shm (iceoryx2's per-prefix node counter stays when
+/// a strategy's `ipc::Service` node is the last to go; a test's prefix is never used again).
 fn remove_leftovers(tag: &str) {
     let prefix = format!("hwu{}{tag}_", std::process::id());
     for e in std::fs::read_dir("/dev/shm")
@@ -201,7 +201,26 @@ fn drop_oldest_keeps_the_freshest_and_the_subscriber_sees_the_gap() {
     assert_eq!(seqs.len(), 1024);
     assert_eq!(seqs[0], 11, "the 10 oldest made room");
     assert_eq!(*seqs.last().unwrap(), 1034);
-    drop((gw, sub, strategy));
+    assert_eq!(
+        load(&counters.subscriber_drops),
+        10,
+        "each eviction counted"
+    );
+    // A second subscriber: each full queue counts its own losses.
+    let late = open_in(&strategy, "hotwire/feed/in");
+    for _ in 0..1024 + 5 {
+        gw.publish(Kind::Text, 0, b"m");
+    }
+    assert_eq!(load(&counters.subscriber_drops), 10 + 5 + 5);
+    let mut n = 0;
+    while sub.receive().unwrap().is_some() {
+        n += 1;
+    }
+    while late.receive().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 2 * 1024);
+    drop((gw, sub, late, strategy));
     remove_leftovers("o");
 }
 
@@ -316,4 +335,54 @@ fn an_endpoint_name_that_makes_no_service_name_is_a_located_error() {
     // Without publish the name is not a service name: no such limit.
     let text = text.replace("publish = true\n", "");
     assert!(crate::config::Config::parse(&text, std::path::Path::new("g.toml")).is_ok());
+}
+
+/// The files of a test's prefix in /dev/shm.
+fn shm_of(tag: &str) -> Vec<String> {
+    let prefix = format!("hwu{}{tag}_", std::process::id());
+    std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn the_last_node_of_the_prefix_takes_the_node_counter_out_of_dev_shm() {
+    let config = isolated("n");
+    // `<prefix><hash of the root path>_node.0_10_0.global_mgmt`
+    let has_counter = || {
+        shm_of("n")
+            .iter()
+            .any(|n| n.ends_with("_node.0_10_0.global_mgmt"))
+    };
+    let opts = options(PublishOverflow::DropOldest);
+    let open = || {
+        let counters = Arc::new(GatewayCounters::default());
+        Gateway::open_with(&config, "feed", 0, &opts, true, counters).unwrap()
+    };
+    // Alone: a clean stop leaves nothing.
+    let gw = open();
+    assert!(has_counter(), "{:?}", shm_of("n"));
+    drop(gw);
+    assert_eq!(shm_of("n"), Vec::<String>::new());
+    // A strategy's node alive: the counter stays for it, and the gateway's restart uses it.
+    let strategy = node(&config);
+    let gw = open();
+    let sub = open_in(&strategy, "hotwire/feed/in");
+    drop(gw);
+    assert!(has_counter(), "{:?}", shm_of("n"));
+    let mut gw = open();
+    gw.publish(Kind::Text, 0, b"again");
+    assert_eq!(sub.receive().unwrap().unwrap().payload(), b"again");
+    // Two gateways (two endpoints): the first to go leaves it for the second.
+    drop((sub, strategy));
+    let counters = Arc::new(GatewayCounters::default());
+    let other = Gateway::open_with(&config, "orders", 1, &opts, true, counters).unwrap();
+    drop(gw);
+    assert!(has_counter(), "{:?}", shm_of("n"));
+    drop(other);
+    assert_eq!(shm_of("n"), Vec::<String>::new());
 }
