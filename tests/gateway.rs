@@ -417,6 +417,75 @@ fn a_killed_subscriber_restarted_picks_up_again() {
     assert_eq!(r["endpoints"][0]["reconnects"], 0, "{r}");
 }
 
+/// The series `name{endpoint="feed",...}` of a scrape of the appliance's metrics on `port`.
+fn scrape_metric(port: u16, name: &str) -> Option<f64> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let head = format!("{name}{{endpoint=\"feed\"");
+    text.lines()
+        .find(|l| l.starts_with(&head))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A strategy killed while its queue is full: iceoryx2 keeps a dead subscriber's queue connected
+/// until some node cleans up dead nodes, so each later sample would count as a drop, like a
+/// slow live strategy. The gateway cleans up (at most once a second, while queues overflow), and
+/// the count stops while the feed goes on.
+#[test]
+fn a_dead_subscriber_stops_counting_as_drops() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(w) = World::new("z") else { return };
+    let (ws, metrics) = (util::free_port(), util::free_port());
+    let _venue = w.venue(ws, None);
+    let toml = format!(
+        "{}\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n",
+        feed_toml(ws, "rate=5000&size=128")
+    );
+    let (mut app, _json) = w.appliance("dead", &toml, 30);
+    // Reads 10 messages, then sleeps: its 4,096-sample queue is full within a second.
+    let (mut stalled, _out) = w.strategy(&[
+        "--check-feed",
+        "--follow",
+        "30",
+        "--size",
+        "128",
+        "--pause-after",
+        "10",
+        "--pause",
+        "30",
+    ]);
+    let drops = || scrape_metric(metrics, "hotwire_gateway_subscriber_drops_total");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while drops().unwrap_or(0.0) < 100.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled queue never overflowed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(stalled.id() as libc::pid_t, libc::SIGKILL);
+    }
+    wait_exit(stalled.child(), Duration::from_secs(5));
+    // One check period, and margin for a loaded machine.
+    std::thread::sleep(Duration::from_millis(2500));
+    let published = || scrape_metric(metrics, "hotwire_gateway_published_total").unwrap();
+    let (d1, p1) = (drops().unwrap(), published());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (d2, p2) = (drops().unwrap(), published());
+    assert!(p2 > p1 + 1000.0, "the feed went on: {p1} then {p2}");
+    assert_eq!(d1, d2, "drops still counted for a dead subscriber");
+    assert!(stop(&mut app).success());
+}
+
 #[test]
 fn strategies_survive_an_appliance_restart_and_a_clean_stop_leaves_no_shared_memory() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

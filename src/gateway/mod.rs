@@ -346,9 +346,14 @@ pub struct Gateway {
     down_since: Option<std::time::Instant>,
     publisher: Publisher<GatewayIpc, [u8], HotwireHeader>,
     subscriber: Option<Subscriber<GatewayIpc, [u8], HotwireHeader>>,
+    /// When dead subscribers were last looked for ([`Gateway::reap_dead_subscribers`]).
+    last_reap: std::time::Instant,
     // The ports keep their services alive; the node goes last.
-    _node: service::GatewayNode,
+    node: service::GatewayNode,
 }
+
+/// How often, at most, a full subscriber queue makes the gateway look for dead subscribers.
+pub const DEAD_SUBSCRIBER_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -480,7 +485,8 @@ impl Gateway {
             down_since: Some(std::time::Instant::now()),
             publisher,
             subscriber,
-            _node: node,
+            last_reap: std::time::Instant::now(),
+            node,
         })
     }
 
@@ -523,16 +529,32 @@ impl Gateway {
             }
             Err(_) => false,
         };
+        // `drop_oldest`: the samples this send pushed out of full subscriber queues. Counted
+        // before `published`, so a reader that sees this message published sees its drops too.
+        let evicted = service::take_evictions();
+        if evicted > 0 {
+            GatewayCounters::add(&self.counters.subscriber_drops, evicted);
+            self.reap_dead_subscribers();
+        }
         let c = if sent {
             &self.counters.published
         } else {
             &self.counters.dropped
         };
         GatewayCounters::add(c, 1);
-        // `drop_oldest`: the samples this send pushed out of full subscriber queues.
-        let evicted = service::take_evictions();
-        if evicted > 0 {
-            GatewayCounters::add(&self.counters.subscriber_drops, evicted);
+    }
+
+    /// A subscriber's queue is full. If its process died, iceoryx2 keeps the queue connected
+    /// until some node cleans up dead nodes, and every later sample would count as a drop, as
+    /// if a live strategy were slow. So the gateway asks iceoryx2 to clean up, at most once per
+    /// [`DEAD_SUBSCRIBER_CHECK`] and only while queues overflow: it lists the prefix's nodes, a
+    /// slow path kept off every other message.
+    fn reap_dead_subscribers(&mut self) {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.last_reap) >= DEAD_SUBSCRIBER_CHECK {
+            self.last_reap = now;
+            let state = self.node.get().try_cleanup_dead_nodes();
+            log::debug!("gateway {}: dead nodes cleaned up: {state:?}", self.name);
         }
     }
 

@@ -1,5 +1,11 @@
 //! The gateway's own iceoryx2 service variant, [`GatewayIpc`]: iceoryx2's `ipc::Service` with two
-//! parts swapped through iceoryx2's public traits (no iceoryx2 code copied or forked).
+//! parts swapped through iceoryx2's traits (no iceoryx2 code copied or forked).
+//!
+//! Not all of that surface is promised: `service::internal::ServiceInternal` and
+//! `iceoryx2::testing::remove_global_mgmt_segment` are public but `#[doc(hidden)]`, and that
+//! `try_send` returning `Ok(Some(_))` means "one sample evicted" is how 0.10.0 behaves, not what
+//! its trait documents. The exact `=0.10.0` pins and the unit tests that count evictions and check
+//! the node counter's removal (`src/gateway/tests.rs`) are the gate for any iceoryx2 upgrade.
 //!
 //! - **No allocation per loan.** In iceoryx2 0.10 every loan wraps its chunk in a handle made
 //!   by the service's `ArcThreadSafetyPolicy` (`ChunkMutSharedState::new` in
@@ -623,6 +629,11 @@ pub fn remove_node_counter_if_alone(config: &iceoryx2::config::Config) -> bool {
     // from iceoryx2's docs (`iceoryx2/src/testing.rs`); the version is pinned exactly and
     // `the_last_node_of_the_prefix_takes_the_node_counter_out_of_dev_shm` checks it.
     // SAFETY: no node of the prefix is alive to use the segment (checked above); one created
-    // from now on creates it again.
+    // from now on creates it again. The check and the removal are not atomic: a node whose
+    // process is taking its id right now, not yet listed, can see the counter start again. That
+    // is harmless by iceoryx2's construction: the segment is only opened for the moment an id is
+    // generated and dropped right after (`unique_system_id.rs`), so nobody keeps using it, and an
+    // id also holds the process id and the creation time in ns, so a restarted counter cannot
+    // make two ids equal. Nodes of another user count as alive, so their counter stays.
     unsafe { iceoryx2::testing::remove_global_mgmt_segment::<GatewayIpc>(config) }.unwrap_or(false)
 }
