@@ -34,12 +34,18 @@ use super::{impl_mio_source, Stream};
 #[cfg(feature = "tls-openssl")]
 mod openssl_backend;
 #[cfg(feature = "tls-rustls")]
+mod records;
+#[cfg(feature = "tls-rustls")]
 mod rustls_backend;
+#[cfg(feature = "tls-rustls")]
+mod rustls_stream;
 
 #[cfg(feature = "tls-openssl")]
 pub use openssl_backend::OpensslStream;
 #[cfg(feature = "tls-rustls")]
-pub use rustls_backend::RustlsStream;
+pub use records::RecordError;
+#[cfg(feature = "tls-rustls")]
+pub use rustls_stream::RustlsStream;
 
 /// Which TLS implementation a connector uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -457,6 +463,11 @@ pub enum TlsError {
     /// Any other TLS protocol failure.
     #[error("TLS failure: {0}")]
     Protocol(String),
+    /// A record or post-handshake message refused by the rustls backend's record layer, or an
+    /// alert from the peer.
+    #[cfg(feature = "tls-rustls")]
+    #[error("TLS record layer: {0}")]
+    Record(#[from] RecordError),
 }
 
 impl TlsError {
