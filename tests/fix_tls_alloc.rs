@@ -23,9 +23,9 @@ use hotwire::fix::endpoint::{FixEndpoint, FixHandler, FixOutbox};
 use hotwire::fix::orders::{ExecReport, NewOrder, Side};
 use hotwire::fix::{Now, SessionConfig, Version};
 use hotwire::select::MioSelector;
-use hotwire::service::IntoIoService;
 use hotwire::service::Error;
 use hotwire::service::Flow;
+use hotwire::service::IntoIoService;
 use hotwire::stream::tls::{TlsBackend, TlsConfig};
 
 mod alloc_counter;
@@ -51,7 +51,9 @@ fn send_order(out: &mut FixOutbox<'_>, now: Now) -> Result<(), Error> {
         time_in_force: None,
         account: None,
     };
-    out.send(now, NewOrder::MSG_TYPE, |e| order.encode(e, version, now.utc))?;
+    out.send(now, NewOrder::MSG_TYPE, |e| {
+        order.encode(e, version, now.utc)
+    })?;
     Ok(())
 }
 

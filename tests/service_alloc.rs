@@ -249,7 +249,10 @@ fn sending_does_not_allocate_either() {
     };
     let rustls = echo_round_trips(&wss, Some(tls), n);
     eprintln!("rustls: {rustls} allocations for {n} round trips");
-    assert_eq!(rustls, 0, "rustls: {rustls} allocations for {n} round trips");
+    assert_eq!(
+        rustls, 0,
+        "rustls: {rustls} allocations for {n} round trips"
+    );
 }
 
 /// Answers every echo from inside `on_frame`, while the echoed frame is still borrowed: the

@@ -219,8 +219,11 @@ impl Direction {
                 out[end] = typ;
                 let (head, body) = out.split_at_mut(HEADER_LEN);
                 let nonce = Nonce::assume_unique_for_key(self.xor_nonce(seq));
-                self.key
-                    .seal_in_place_separate_tag(nonce, Aad::from(&*head), &mut body[..=payload.len()])
+                self.key.seal_in_place_separate_tag(
+                    nonce,
+                    Aad::from(&*head),
+                    &mut body[..=payload.len()],
+                )
             }
             Framing::Tls12Explicit | Framing::Tls12Xor => {
                 out[..HEADER_LEN].copy_from_slice(&header(typ, fragment_len));
@@ -307,7 +310,8 @@ impl Direction {
                 let seq = self.take_seq()?;
                 let nonce = if explicit > 0 {
                     let mut n = self.iv;
-                    n[NONCE_LEN - EXPLICIT_NONCE_LEN..].copy_from_slice(&body[..EXPLICIT_NONCE_LEN]);
+                    n[NONCE_LEN - EXPLICIT_NONCE_LEN..]
+                        .copy_from_slice(&body[..EXPLICIT_NONCE_LEN]);
                     n
                 } else {
                     self.xor_nonce(seq)
@@ -392,12 +396,18 @@ mod tests {
             let mut buf = vec![0u8; MAX_RECORD];
             for len in [0, 1, 15, 16, 17, 1000, MAX_PLAINTEXT] {
                 let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-                let n = tx.seal(content::APPLICATION_DATA, &payload, &mut buf).unwrap();
+                let n = tx
+                    .seal(content::APPLICATION_DATA, &payload, &mut buf)
+                    .unwrap();
                 assert_eq!(n, HEADER_LEN + len + tx.overhead());
                 assert_eq!(record_len(&buf[..n]), Ok(Some(n)));
                 let (typ, range) = rx.open(&mut buf[..n]).unwrap();
                 assert_eq!(typ, content::APPLICATION_DATA);
-                assert_eq!(&buf[range], &payload[..], "{version:?} suite {kind} len {len}");
+                assert_eq!(
+                    &buf[range],
+                    &payload[..],
+                    "{version:?} suite {kind} len {len}"
+                );
             }
         }
     }
@@ -412,7 +422,10 @@ mod tests {
                 let (_, mut rx) = pair(version, kind);
                 let mut record = sealed[..n].to_vec();
                 record[at] ^= 0x10;
-                assert!(rx.open(&mut record).is_err(), "{version:?} {kind} byte {at}");
+                assert!(
+                    rx.open(&mut record).is_err(),
+                    "{version:?} {kind} byte {at}"
+                );
             }
         }
     }
@@ -468,6 +481,9 @@ mod tests {
         let (typ, range) = rx.open(&mut buf[..n]).unwrap();
         assert_eq!((typ, &buf[range]), (content::APPLICATION_DATA, &b"hi"[..]));
         let n = tx.seal(0, &[0, 0, 0], &mut buf).unwrap();
-        assert_eq!(rx.open(&mut buf[..n]), Err(RecordError::UnexpectedMessage(0)));
+        assert_eq!(
+            rx.open(&mut buf[..n]),
+            Err(RecordError::UnexpectedMessage(0))
+        );
     }
 }

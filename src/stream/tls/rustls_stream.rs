@@ -418,10 +418,9 @@ impl<S: Stream> RustlsStream<S> {
             let n = (data.len() - taken)
                 .min(records::MAX_PLAINTEXT)
                 .min(room - overhead);
-            let len = t
-                .tx
-                .seal(typ, &data[taken..taken + n], &mut self.wbuf[self.wend..])
-                .map_err(record_failure)?;
+            let len =
+                t.tx.seal(typ, &data[taken..taken + n], &mut self.wbuf[self.wend..])
+                    .map_err(record_failure)?;
             self.wend += len;
             taken += n;
         }
@@ -567,9 +566,8 @@ impl<S: Stream> RustlsStream<S> {
                         .map_err(|_| RecordError::KeyUpdate)?;
                     t.rx = Direction::new(t.version, secrets, seq)?;
                     if requested {
-                        rotate_tx(t, &mut self.wbuf, &mut self.wend).map_err(|e| {
-                            records_error(&e).unwrap_or(RecordError::KeyUpdate)
-                        })?;
+                        rotate_tx(t, &mut self.wbuf, &mut self.wend)
+                            .map_err(|e| records_error(&e).unwrap_or(RecordError::KeyUpdate))?;
                     }
                 }
                 (Version::Tls12, HANDSHAKE_HELLO_REQUEST) if body.is_empty() => {
@@ -579,7 +577,8 @@ impl<S: Stream> RustlsStream<S> {
                         // No room to refuse politely: refuse by ending the session.
                         return Err(RecordError::UnexpectedMessage(typ));
                     }
-                    let n = t.tx.seal(content::ALERT, &alert, &mut self.wbuf[self.wend..])?;
+                    let n =
+                        t.tx.seal(content::ALERT, &alert, &mut self.wbuf[self.wend..])?;
                     self.wend += n;
                 }
                 _ => return Err(RecordError::UnexpectedMessage(typ)),
@@ -610,10 +609,9 @@ fn rotate_tx(t: &mut Traffic, wbuf: &mut [u8], wend: &mut usize) -> io::Result<(
         return Err(io::ErrorKind::WouldBlock.into());
     }
     let msg = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0];
-    let n = t
-        .tx
-        .seal(content::HANDSHAKE, &msg, &mut wbuf[*wend..])
-        .map_err(record_failure)?;
+    let n =
+        t.tx.seal(content::HANDSHAKE, &msg, &mut wbuf[*wend..])
+            .map_err(record_failure)?;
     *wend += n;
     let (seq, secrets) = t
         .kernel
