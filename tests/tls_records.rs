@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotwire::stream::tls::{tls_error, RecordError, TlsBackend, TlsConfig, TlsError, TlsStream};
+use hotwire::stream::tls::{tls_error, TlsRecordError, TlsBackend, TlsConfig, TlsError, TlsStream};
 use hotwire::stream::{read_timeout, wait_connected, write_all_timeout, IntoTls, Stream};
 use hotwire::stream::{TcpOptions, TcpStream};
 use util::{ChildGuard, TestPki};
@@ -369,7 +369,7 @@ fn a_tls12_renegotiation_request_is_refused_without_a_panic() {
     let outcome = read_timeout(&mut s, &mut buf, T);
     match outcome {
         Err(e) => {
-            let Some(TlsError::Record(RecordError::Alert(desc))) = tls_error(&e) else {
+            let Some(TlsError::Record(TlsRecordError::Alert(desc))) = tls_error(&e) else {
                 panic!("expected the peer's alert, got {e:?}");
             };
             assert_eq!(*desc, 40, "handshake_failure");
@@ -423,10 +423,10 @@ fn corrupted_and_oversized_records_are_typed_errors() {
     }
     let pki = TestPki::new();
     let cases = [
-        ("-tls1_3", FLIP_LAST_BYTE, RecordError::BadRecordMac),
-        ("-tls1_2", FLIP_LAST_BYTE, RecordError::BadRecordMac),
-        ("-tls1_3", OVERSIZED_HEADER, RecordError::RecordOverflow),
-        ("-tls1_2", OVERSIZED_HEADER, RecordError::RecordOverflow),
+        ("-tls1_3", FLIP_LAST_BYTE, TlsRecordError::BadRecordMac),
+        ("-tls1_2", FLIP_LAST_BYTE, TlsRecordError::BadRecordMac),
+        ("-tls1_3", OVERSIZED_HEADER, TlsRecordError::RecordOverflow),
+        ("-tls1_2", OVERSIZED_HEADER, TlsRecordError::RecordOverflow),
     ];
     for (version, fault, want) in cases {
         for backend in [TlsBackend::Rustls, TlsBackend::Openssl] {

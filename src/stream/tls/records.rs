@@ -6,7 +6,7 @@
 //! over the traffic keys and sequence numbers; from then on every record is sealed and opened here,
 //! with no allocation.
 //!
-//! Every function takes untrusted bytes and returns a [`RecordError`], never panics.
+//! Every function takes untrusted bytes and returns a [`TlsRecordError`], never panics.
 
 use std::ops::Range;
 
@@ -39,7 +39,7 @@ pub(crate) mod content {
 /// [`TlsError::Record`](super::TlsError::Record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RecordError {
+pub enum TlsRecordError {
     /// A record failed authentication: corrupted, forged, or out of sequence (bad_record_mac).
     #[error("record authentication failed (bad_record_mac)")]
     BadRecordMac,
@@ -72,18 +72,18 @@ pub enum RecordError {
     KeyUpdate,
 }
 
-impl RecordError {
+impl TlsRecordError {
     /// The alert description sent to the peer before the session is dropped, if one fits.
     pub(crate) fn alert_description(self) -> Option<u8> {
         match self {
-            RecordError::BadRecordMac => Some(20),
-            RecordError::RecordOverflow => Some(22),
-            RecordError::Decode | RecordError::HandshakeTooLong => Some(50),
-            RecordError::UnexpectedMessage(_) => Some(10),
-            RecordError::SequenceExhausted
-            | RecordError::UnsupportedSuite
-            | RecordError::KeyUpdate => Some(80),
-            RecordError::Alert(_) => None,
+            TlsRecordError::BadRecordMac => Some(20),
+            TlsRecordError::RecordOverflow => Some(22),
+            TlsRecordError::Decode | TlsRecordError::HandshakeTooLong => Some(50),
+            TlsRecordError::UnexpectedMessage(_) => Some(10),
+            TlsRecordError::SequenceExhausted
+            | TlsRecordError::UnsupportedSuite
+            | TlsRecordError::KeyUpdate => Some(80),
+            TlsRecordError::Alert(_) => None,
         }
     }
 }
@@ -128,19 +128,19 @@ impl Direction {
         version: Version,
         secrets: ConnectionTrafficSecrets,
         seq: u64,
-    ) -> Result<Self, RecordError> {
+    ) -> Result<Self, TlsRecordError> {
         let (alg, key, iv) = match &secrets {
             ConnectionTrafficSecrets::Aes128Gcm { key, iv } => (&aead::AES_128_GCM, key, iv),
             ConnectionTrafficSecrets::Aes256Gcm { key, iv } => (&aead::AES_256_GCM, key, iv),
             ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv } => {
                 (&aead::CHACHA20_POLY1305, key, iv)
             }
-            _ => return Err(RecordError::UnsupportedSuite),
+            _ => return Err(TlsRecordError::UnsupportedSuite),
         };
         let iv: [u8; NONCE_LEN] = iv
             .as_ref()
             .try_into()
-            .map_err(|_| RecordError::UnsupportedSuite)?;
+            .map_err(|_| TlsRecordError::UnsupportedSuite)?;
         Self::from_parts(version, alg, key.as_ref(), iv, seq)
     }
 
@@ -150,13 +150,13 @@ impl Direction {
         key: &[u8],
         iv: [u8; NONCE_LEN],
         seq: u64,
-    ) -> Result<Self, RecordError> {
+    ) -> Result<Self, TlsRecordError> {
         let framing = match version {
             Version::Tls13 => Framing::Tls13,
             Version::Tls12 if alg == &aead::CHACHA20_POLY1305 => Framing::Tls12Xor,
             Version::Tls12 => Framing::Tls12Explicit,
         };
-        let key = UnboundKey::new(alg, key).map_err(|_| RecordError::UnsupportedSuite)?;
+        let key = UnboundKey::new(alg, key).map_err(|_| TlsRecordError::UnsupportedSuite)?;
         Ok(Direction {
             key: LessSafeKey::new(key),
             iv,
@@ -179,9 +179,9 @@ impl Direction {
         }
     }
 
-    fn take_seq(&mut self) -> Result<u64, RecordError> {
+    fn take_seq(&mut self) -> Result<u64, TlsRecordError> {
         let seq = self.seq;
-        self.seq = seq.checked_add(1).ok_or(RecordError::SequenceExhausted)?;
+        self.seq = seq.checked_add(1).ok_or(TlsRecordError::SequenceExhausted)?;
         Ok(seq)
     }
 
@@ -202,10 +202,10 @@ impl Direction {
         typ: u8,
         payload: &[u8],
         out: &mut [u8],
-    ) -> Result<usize, RecordError> {
+    ) -> Result<usize, TlsRecordError> {
         let total = HEADER_LEN + payload.len() + self.overhead();
         if payload.len() > MAX_PLAINTEXT || out.len() < total {
-            return Err(RecordError::RecordOverflow);
+            return Err(TlsRecordError::RecordOverflow);
         }
         let seq = self.take_seq()?;
         let fragment_len = (total - HEADER_LEN) as u16;
@@ -246,16 +246,16 @@ impl Direction {
                 )
             }
         }
-        .map_err(|_| RecordError::RecordOverflow)?;
+        .map_err(|_| TlsRecordError::RecordOverflow)?;
         out[tag_at..].copy_from_slice(tag.as_ref());
         Ok(total)
     }
 
     /// Opens the whole record `record` (header included, as measured by [`record_len`]) in place.
     /// Returns its content type and where its plaintext now lies within `record`.
-    pub(crate) fn open(&mut self, record: &mut [u8]) -> Result<(u8, Range<usize>), RecordError> {
+    pub(crate) fn open(&mut self, record: &mut [u8]) -> Result<(u8, Range<usize>), TlsRecordError> {
         if record.len() < HEADER_LEN {
-            return Err(RecordError::Decode);
+            return Err(TlsRecordError::Decode);
         }
         let outer = record[0];
         let (head, body) = record.split_at_mut(HEADER_LEN);
@@ -263,28 +263,28 @@ impl Direction {
         // of the AAD, so it is checked here.
         if head[1..3] != [3, 3] || usize::from(u16::from_be_bytes([head[3], head[4]])) != body.len()
         {
-            return Err(RecordError::Decode);
+            return Err(TlsRecordError::Decode);
         }
         match self.framing {
             Framing::Tls13 => {
                 if outer != content::APPLICATION_DATA {
-                    return Err(RecordError::UnexpectedMessage(outer));
+                    return Err(TlsRecordError::UnexpectedMessage(outer));
                 }
                 if body.len() < TAG_LEN + 1 {
-                    return Err(RecordError::Decode);
+                    return Err(TlsRecordError::Decode);
                 }
                 let seq = self.take_seq()?;
                 let nonce = Nonce::assume_unique_for_key(self.xor_nonce(seq));
                 let plain = self
                     .key
                     .open_in_place(nonce, Aad::from(&*head), body)
-                    .map_err(|_| RecordError::BadRecordMac)?;
+                    .map_err(|_| TlsRecordError::BadRecordMac)?;
                 // RFC 8446 §5.4: strip the zero padding; the last non-zero byte is the real type.
                 let Some(type_at) = plain.iter().rposition(|&b| b != 0) else {
-                    return Err(RecordError::UnexpectedMessage(0));
+                    return Err(TlsRecordError::UnexpectedMessage(0));
                 };
                 if type_at > MAX_PLAINTEXT {
-                    return Err(RecordError::RecordOverflow);
+                    return Err(TlsRecordError::RecordOverflow);
                 }
                 Ok((plain[type_at], HEADER_LEN..HEADER_LEN + type_at))
             }
@@ -293,7 +293,7 @@ impl Direction {
                     outer,
                     content::ALERT | content::HANDSHAKE | content::APPLICATION_DATA
                 ) {
-                    return Err(RecordError::UnexpectedMessage(outer));
+                    return Err(TlsRecordError::UnexpectedMessage(outer));
                 }
                 let explicit = if self.framing == Framing::Tls12Explicit {
                     EXPLICIT_NONCE_LEN
@@ -301,11 +301,11 @@ impl Direction {
                     0
                 };
                 if body.len() < explicit + TAG_LEN {
-                    return Err(RecordError::Decode);
+                    return Err(TlsRecordError::Decode);
                 }
                 let plain_len = body.len() - explicit - TAG_LEN;
                 if plain_len > MAX_PLAINTEXT {
-                    return Err(RecordError::RecordOverflow);
+                    return Err(TlsRecordError::RecordOverflow);
                 }
                 let seq = self.take_seq()?;
                 let nonce = if explicit > 0 {
@@ -323,7 +323,7 @@ impl Direction {
                         Aad::from(aad),
                         &mut body[explicit..],
                     )
-                    .map_err(|_| RecordError::BadRecordMac)?;
+                    .map_err(|_| TlsRecordError::BadRecordMac)?;
                 let start = HEADER_LEN + explicit;
                 Ok((outer, start..start + plain_len))
             }
@@ -349,16 +349,16 @@ fn tls12_aad(seq: u64, typ: u8, len: usize) -> [u8; 13] {
 
 /// The length of the whole record at the start of `buf` (header included): `Ok(None)` when the
 /// header or the body is not all there yet, an error when the header announces more than TLS allows.
-pub(crate) fn record_len(buf: &[u8]) -> Result<Option<usize>, RecordError> {
+pub(crate) fn record_len(buf: &[u8]) -> Result<Option<usize>, TlsRecordError> {
     let Some(&[_, major, _, hi, lo]) = buf.get(..HEADER_LEN) else {
         return Ok(None);
     };
     if major != 3 {
-        return Err(RecordError::Decode);
+        return Err(TlsRecordError::Decode);
     }
     let len = usize::from(u16::from_be_bytes([hi, lo]));
     if len > MAX_CIPHERTEXT {
-        return Err(RecordError::RecordOverflow);
+        return Err(TlsRecordError::RecordOverflow);
     }
     Ok((buf.len() >= HEADER_LEN + len).then_some(HEADER_LEN + len))
 }
@@ -437,7 +437,7 @@ mod tests {
         let mut b = [0u8; 64];
         let na = tx.seal(content::APPLICATION_DATA, b"one", &mut a).unwrap();
         let nb = tx.seal(content::APPLICATION_DATA, b"two", &mut b).unwrap();
-        assert_eq!(rx.open(&mut b[..nb]), Err(RecordError::BadRecordMac));
+        assert_eq!(rx.open(&mut b[..nb]), Err(TlsRecordError::BadRecordMac));
         let _ = na;
     }
 
@@ -445,10 +445,10 @@ mod tests {
     fn oversized_and_short_records_are_typed_errors() {
         assert_eq!(
             record_len(&[23, 3, 3, 0x41, 0x01]),
-            Err(RecordError::RecordOverflow)
+            Err(TlsRecordError::RecordOverflow)
         );
         assert_eq!(record_len(&[23, 3, 3, 0x41, 0x00]), Ok(None));
-        assert_eq!(record_len(&[23, 2, 3, 0, 0]), Err(RecordError::Decode));
+        assert_eq!(record_len(&[23, 2, 3, 0, 0]), Err(TlsRecordError::Decode));
         for (version, kind) in CASES {
             let (_, mut rx) = pair(version, kind);
             for len in 0..TAG_LEN + EXPLICIT_NONCE_LEN {
@@ -465,7 +465,7 @@ mod tests {
         let mut buf = [0u8; 64];
         assert_eq!(
             tx.seal(content::APPLICATION_DATA, b"x", &mut buf),
-            Err(RecordError::SequenceExhausted)
+            Err(TlsRecordError::SequenceExhausted)
         );
     }
 
@@ -483,7 +483,7 @@ mod tests {
         let n = tx.seal(0, &[0, 0, 0], &mut buf).unwrap();
         assert_eq!(
             rx.open(&mut buf[..n]),
-            Err(RecordError::UnexpectedMessage(0))
+            Err(TlsRecordError::UnexpectedMessage(0))
         );
     }
 }

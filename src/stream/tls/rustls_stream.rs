@@ -9,8 +9,8 @@
 //! After the handshake this type handles what a peer may send (RFC 8446 §4.6, RFC 5246 §7.4.1.1):
 //! NewSessionTicket (stored for resumption), KeyUpdate (keys changed, answered when the peer asks),
 //! a TLS 1.2 HelloRequest (refused with a `no_renegotiation` warning), close_notify (end of
-//! stream), any other alert (a typed [`RecordError::Alert`]), and every malformed record (a typed
-//! [`RecordError`], with the matching alert sent back). Every buffer is bounded.
+//! stream), any other alert (a typed [`TlsRecordError::Alert`]), and every malformed record (a typed
+//! [`TlsRecordError`], with the matching alert sent back). Every buffer is bounded.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use rustls::pki_types::ServerName;
 use rustls::unbuffered::{ConnectionState, EncodeError};
 use rustls::{ClientConfig, SupportedCipherSuite};
 
-use super::records::{self, content, Direction, RecordError, Version, HEADER_LEN, MAX_RECORD};
+use super::records::{self, content, Direction, TlsRecordError, Version, HEADER_LEN, MAX_RECORD};
 use super::rustls_backend::tls_failure;
 use super::{TlsError, TlsVersion};
 use crate::stream::{would_block, Stream};
@@ -90,7 +90,7 @@ pub struct RustlsStream<S> {
     suite: Option<SupportedCipherSuite>,
     peer_closed: bool,
     close_sent: bool,
-    failed: Option<RecordError>,
+    failed: Option<TlsRecordError>,
 }
 
 impl<S> std::fmt::Debug for RustlsStream<S> {
@@ -208,7 +208,7 @@ impl<S: Stream> RustlsStream<S> {
             self.rstart = 0;
         }
         if self.rend == self.rbuf.len() {
-            return Err(record_failure(RecordError::RecordOverflow));
+            return Err(record_failure(TlsRecordError::RecordOverflow));
         }
         loop {
             return match self.io.read(&mut self.rbuf[self.rend..]) {
@@ -346,11 +346,11 @@ impl<S: Stream> RustlsStream<S> {
         let (version, tls_version) = match conn.protocol_version() {
             Some(rustls::ProtocolVersion::TLSv1_2) => (Version::Tls12, TlsVersion::Tls12),
             Some(rustls::ProtocolVersion::TLSv1_3) => (Version::Tls13, TlsVersion::Tls13),
-            _ => return Err(record_failure(RecordError::UnsupportedSuite)),
+            _ => return Err(record_failure(TlsRecordError::UnsupportedSuite)),
         };
         let suite = conn
             .negotiated_cipher_suite()
-            .ok_or_else(|| record_failure(RecordError::UnsupportedSuite))?;
+            .ok_or_else(|| record_failure(TlsRecordError::UnsupportedSuite))?;
         self.alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
         self.version = Some(tls_version);
         self.suite = Some(suite);
@@ -436,7 +436,7 @@ impl<S: Stream> RustlsStream<S> {
     }
 
     /// Records `e` as the session's end, tells the peer (best effort) and returns it as an error.
-    fn fail(&mut self, e: RecordError) -> io::Error {
+    fn fail(&mut self, e: TlsRecordError) -> io::Error {
         if self.failed.is_none() {
             if let Some(desc) = e.alert_description() {
                 let _ = self.send_record(content::ALERT, &[ALERT_FATAL, desc]);
@@ -466,7 +466,7 @@ impl<S: Stream> RustlsStream<S> {
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                             return Err(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
-                                "peer closed the connection without a TLS close_notify",
+                                "peer closed connection without sending TLS close_notify",
                             ))
                         }
                         Err(e) => return Err(e),
@@ -486,7 +486,7 @@ impl<S: Stream> RustlsStream<S> {
                 content::APPLICATION_DATA => {
                     if !self.hs.is_empty() {
                         // RFC 8446 §5.1: handshake messages may not be interleaved with others.
-                        return Err(self.fail(RecordError::UnexpectedMessage(typ)));
+                        return Err(self.fail(TlsRecordError::UnexpectedMessage(typ)));
                     }
                     if !body.is_empty() {
                         self.plain = body;
@@ -495,7 +495,7 @@ impl<S: Stream> RustlsStream<S> {
                 }
                 content::ALERT => {
                     let &[level, desc] = &self.rbuf[body] else {
-                        return Err(self.fail(RecordError::Decode));
+                        return Err(self.fail(TlsRecordError::Decode));
                     };
                     match desc {
                         ALERT_CLOSE_NOTIFY => {
@@ -507,30 +507,30 @@ impl<S: Stream> RustlsStream<S> {
                         // makes every other alert fatal (RFC 8446 §6).
                         _ if level == ALERT_WARNING && t.version == Version::Tls12 => {}
                         _ => {
-                            self.failed = Some(RecordError::Alert(desc));
-                            return Err(record_failure(RecordError::Alert(desc)));
+                            self.failed = Some(TlsRecordError::Alert(desc));
+                            return Err(record_failure(TlsRecordError::Alert(desc)));
                         }
                     }
                 }
                 content::HANDSHAKE => {
                     if body.is_empty() {
-                        return Err(self.fail(RecordError::Decode));
+                        return Err(self.fail(TlsRecordError::Decode));
                     }
                     if self.hs.len() + body.len() > MAX_HANDSHAKE_MESSAGE {
-                        return Err(self.fail(RecordError::HandshakeTooLong));
+                        return Err(self.fail(TlsRecordError::HandshakeTooLong));
                     }
                     self.hs.extend_from_slice(&self.rbuf[body]);
                     if let Err(e) = self.handshake_messages() {
                         return Err(self.fail(e));
                     }
                 }
-                other => return Err(self.fail(RecordError::UnexpectedMessage(other))),
+                other => return Err(self.fail(TlsRecordError::UnexpectedMessage(other))),
             }
         }
     }
 
     /// Handles the complete post-handshake messages in `self.hs`, leaving a partial one there.
-    fn handshake_messages(&mut self) -> Result<(), RecordError> {
+    fn handshake_messages(&mut self) -> Result<(), TlsRecordError> {
         let Session::Traffic(t) = &mut self.session else {
             return Ok(());
         };
@@ -538,7 +538,7 @@ impl<S: Stream> RustlsStream<S> {
         while let Some(&[typ, a, b, c]) = self.hs.get(at..at + 4) {
             let len = u32::from_be_bytes([0, a, b, c]) as usize;
             if 4 + len > MAX_HANDSHAKE_MESSAGE {
-                return Err(RecordError::HandshakeTooLong);
+                return Err(TlsRecordError::HandshakeTooLong);
             }
             let Some(body) = self.hs.get(at + 4..at + 4 + len) else {
                 break;
@@ -548,26 +548,26 @@ impl<S: Stream> RustlsStream<S> {
                 (Version::Tls13, HANDSHAKE_NEW_SESSION_TICKET) => {
                     t.kernel
                         .handle_new_session_ticket(body)
-                        .map_err(|_| RecordError::Decode)?;
+                        .map_err(|_| TlsRecordError::Decode)?;
                 }
                 (Version::Tls13, HANDSHAKE_KEY_UPDATE) => {
                     let requested = match body {
                         [0] => false,
                         [1] => true,
-                        _ => return Err(RecordError::Decode),
+                        _ => return Err(TlsRecordError::Decode),
                     };
                     // RFC 8446 §5.1: a KeyUpdate must end its record.
                     if at != self.hs.len() {
-                        return Err(RecordError::UnexpectedMessage(typ));
+                        return Err(TlsRecordError::UnexpectedMessage(typ));
                     }
                     let (seq, secrets) = t
                         .kernel
                         .update_rx_secret()
-                        .map_err(|_| RecordError::KeyUpdate)?;
+                        .map_err(|_| TlsRecordError::KeyUpdate)?;
                     t.rx = Direction::new(t.version, secrets, seq)?;
                     if requested {
                         rotate_tx(t, &mut self.wbuf, &mut self.wend)
-                            .map_err(|e| records_error(&e).unwrap_or(RecordError::KeyUpdate))?;
+                            .map_err(|e| records_error(&e).unwrap_or(TlsRecordError::KeyUpdate))?;
                     }
                 }
                 (Version::Tls12, HANDSHAKE_HELLO_REQUEST) if body.is_empty() => {
@@ -575,13 +575,13 @@ impl<S: Stream> RustlsStream<S> {
                     let room = self.wbuf.len() - self.wend;
                     if room < MAX_RECORD {
                         // No room to refuse politely: refuse by ending the session.
-                        return Err(RecordError::UnexpectedMessage(typ));
+                        return Err(TlsRecordError::UnexpectedMessage(typ));
                     }
                     let n =
                         t.tx.seal(content::ALERT, &alert, &mut self.wbuf[self.wend..])?;
                     self.wend += n;
                 }
-                _ => return Err(RecordError::UnexpectedMessage(typ)),
+                _ => return Err(TlsRecordError::UnexpectedMessage(typ)),
             }
         }
         self.hs.drain(..at);
@@ -603,7 +603,7 @@ enum Next {
 /// (RFC 8446 §4.6.3). TLS 1.2 cannot change keys: its limit ends the session.
 fn rotate_tx(t: &mut Traffic, wbuf: &mut [u8], wend: &mut usize) -> io::Result<()> {
     if t.version != Version::Tls13 {
-        return Err(record_failure(RecordError::SequenceExhausted));
+        return Err(record_failure(TlsRecordError::SequenceExhausted));
     }
     if wbuf.len() - *wend < MAX_RECORD {
         return Err(io::ErrorKind::WouldBlock.into());
@@ -616,16 +616,16 @@ fn rotate_tx(t: &mut Traffic, wbuf: &mut [u8], wend: &mut usize) -> io::Result<(
     let (seq, secrets) = t
         .kernel
         .update_tx_secret()
-        .map_err(|_| record_failure(RecordError::KeyUpdate))?;
+        .map_err(|_| record_failure(TlsRecordError::KeyUpdate))?;
     t.tx = Direction::new(t.version, secrets, seq).map_err(record_failure)?;
     Ok(())
 }
 
-fn record_failure(e: RecordError) -> io::Error {
+fn record_failure(e: TlsRecordError) -> io::Error {
     TlsError::Record(e).into_io()
 }
 
-fn records_error(e: &io::Error) -> Option<RecordError> {
+fn records_error(e: &io::Error) -> Option<TlsRecordError> {
     match super::tls_error(e)? {
         TlsError::Record(r) => Some(*r),
         _ => None,
