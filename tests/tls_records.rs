@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotwire::stream::tls::{tls_error, TlsRecordError, TlsBackend, TlsConfig, TlsError, TlsStream};
+use hotwire::stream::tls::{tls_error, TlsBackend, TlsConfig, TlsError, TlsRecordError, TlsStream};
 use hotwire::stream::{read_timeout, wait_connected, write_all_timeout, IntoTls, Stream};
 use hotwire::stream::{TcpOptions, TcpStream};
 use util::{ChildGuard, TestPki};

@@ -181,7 +181,9 @@ impl Direction {
 
     fn take_seq(&mut self) -> Result<u64, TlsRecordError> {
         let seq = self.seq;
-        self.seq = seq.checked_add(1).ok_or(TlsRecordError::SequenceExhausted)?;
+        self.seq = seq
+            .checked_add(1)
+            .ok_or(TlsRecordError::SequenceExhausted)?;
         Ok(seq)
     }
 
