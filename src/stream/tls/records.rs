@@ -55,7 +55,7 @@ pub enum TlsRecordError {
     #[error("unexpected record or message type {0} after the handshake (unexpected_message)")]
     UnexpectedMessage(u8),
     /// The peer sent a fatal alert with this description (RFC 8446 §6).
-    #[error("the peer sent alert {0}")]
+    #[error("the peer sent alert {name:?} ({0})", name = alert_name(.0))]
     Alert(u8),
     /// A post-handshake handshake message was longer than the bound kept for it.
     #[error("post-handshake message too long")]
@@ -70,6 +70,11 @@ pub enum TlsRecordError {
     /// rustls could not derive the next traffic secret after a KeyUpdate.
     #[error("key update failed")]
     KeyUpdate,
+}
+
+/// The alert's name as RFC 8446 §6.2 gives it (`CertificateRequired`), for messages.
+fn alert_name(desc: &u8) -> rustls::AlertDescription {
+    rustls::AlertDescription::from(*desc)
 }
 
 impl TlsRecordError {
