@@ -1,9 +1,8 @@
 //! Requests queued from inside `HttpHandler::on_response` allocate nothing in steady state: an
 //! `HttpEndpoint` in an `IoService` against the embedded venue's HTTP API, whose handler answers
 //! each response with the next request (a GET, then a POST with a body and header fields, in
-//! turn) while the response still borrows the connection's buffer. Plain HTTP and HTTPS through
-//! OpenSSL: zero allocations per request after warm-up (rustls allocates per TLS record; see
-//! tests/service_alloc.rs).
+//! turn) while the response still borrows the connection's buffer. Plain HTTP, and HTTPS through
+//! OpenSSL and through rustls: zero allocations per request after warm-up.
 //!
 //! Allocations are counted per thread: only the thread running the service is measured, not the
 //! venue's.
@@ -156,4 +155,11 @@ fn requests_queued_from_on_response_do_not_allocate() {
         openssl, 0,
         "OpenSSL: {openssl} allocations for {n} requests"
     );
+    let tls = TlsConfig {
+        backend: TlsBackend::Rustls,
+        ..TlsConfig::with_ca_file(v.ca_pem.clone().unwrap())
+    };
+    let rustls = follow_ups(&https, Some(tls), n);
+    eprintln!("rustls: {rustls} allocations for {n} requests");
+    assert_eq!(rustls, 0, "rustls: {rustls} allocations for {n} requests");
 }

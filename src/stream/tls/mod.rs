@@ -13,16 +13,19 @@
 //!
 //! # Allocation
 //!
-//! The OpenSSL backend reads and writes in steady state without a heap allocation. rustls 0.23
-//! moves every decrypted TLS record into a new `Vec` before handing it out, and every encrypted
-//! record it queues into another, so the rustls backend allocates once per TLS record in each
-//! direction (see `tests/service_alloc.rs`). Pick OpenSSL where not a single allocation is
-//! acceptable.
+//! Neither backend allocates per message in steady state (`tests/service_alloc.rs`,
+//! `tests/http_handler_alloc.rs`, `tests/fix_tls_alloc.rs`). rustls 0.23 copies every record into a
+//! fresh `Vec`, in its unbuffered API too, so the rustls backend uses rustls for the handshake only
+//! (its unbuffered client, in the session's own buffers) and then takes the traffic keys, as kTLS
+//! does: application records are sealed and opened in place by the record layer of this module
+//! (AES-128/256-GCM and ChaCha20-Poly1305, TLS 1.2 and 1.3, over ring), while rustls keeps the key
+//! schedule for TLS 1.3 KeyUpdate and stores session tickets. Its failures are typed
+//! ([`TlsError::Record`]).
 //!
 //! # Early writes
 //!
-//! Bytes written before the handshake completes are queued in exactly one place per backend — rustls'
-//! own plaintext queue, or the pending buffer of [`OpensslStream`] — and sent, in order, as soon as the
+//! Bytes written before the handshake completes are queued in exactly one place per backend — the
+//! early-write buffer of [`RustlsStream`], or the pending buffer of [`OpensslStream`] — and sent, in order, as soon as the
 //! session is established. A write the queue cannot take returns `WouldBlock`.
 
 use std::io::{self, Read, Write};
@@ -34,12 +37,18 @@ use super::{impl_mio_source, Stream};
 #[cfg(feature = "tls-openssl")]
 mod openssl_backend;
 #[cfg(feature = "tls-rustls")]
+mod records;
+#[cfg(feature = "tls-rustls")]
 mod rustls_backend;
+#[cfg(feature = "tls-rustls")]
+mod rustls_stream;
 
 #[cfg(feature = "tls-openssl")]
 pub use openssl_backend::OpensslStream;
 #[cfg(feature = "tls-rustls")]
-pub use rustls_backend::RustlsStream;
+pub use records::TlsRecordError;
+#[cfg(feature = "tls-rustls")]
+pub use rustls_stream::RustlsStream;
 
 /// Which TLS implementation a connector uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -457,6 +466,11 @@ pub enum TlsError {
     /// Any other TLS protocol failure.
     #[error("TLS failure: {0}")]
     Protocol(String),
+    /// A record or post-handshake message refused by the rustls backend's record layer, or an
+    /// alert from the peer.
+    #[cfg(feature = "tls-rustls")]
+    #[error("TLS record layer: {0}")]
+    Record(#[from] TlsRecordError),
 }
 
 impl TlsError {
