@@ -31,8 +31,7 @@ fn venue() -> Venue {
         chaos_for: None,
         #[cfg(feature = "fix")]
         fix_log: None,
-        #[cfg(feature = "fix")]
-        spin: false,
+        ..VenueArgs::default()
     })
     .unwrap()
 }

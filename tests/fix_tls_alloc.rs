@@ -141,6 +141,7 @@ fn fix_orders_over_tls_do_not_allocate_with_either_backend() {
         chaos_every: 5.0,
         chaos_for: None,
         fix_log: None,
+        ..VenueArgs::default()
     })
     .unwrap();
     let n = 5_000;

@@ -138,8 +138,7 @@ fn requests_queued_from_on_response_do_not_allocate() {
         chaos_for: None,
         #[cfg(feature = "fix")]
         fix_log: None,
-        #[cfg(feature = "fix")]
-        spin: false,
+        ..VenueArgs::default()
     })
     .unwrap();
     let n = 5_000;

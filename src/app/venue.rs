@@ -104,6 +104,17 @@ pub struct VenueArgs {
     pub spin: bool,
 }
 
+impl Default for VenueArgs {
+    /// `hotwire venue` with no option: the command line's defaults.
+    fn default() -> Self {
+        use clap::{Args as _, FromArgMatches as _};
+        let matches = VenueArgs::augment_args(clap::Command::new("venue"))
+            .no_binary_name(true)
+            .get_matches_from(std::iter::empty::<&str>());
+        VenueArgs::from_arg_matches(&matches).expect("the defaults parse")
+    }
+}
+
 impl VenueArgs {
     /// `true` when any listener needs the TLS identity.
     fn any_tls(&self) -> bool {
