@@ -139,7 +139,11 @@ fn expect_echo<S: Stream>(ws: &mut Websocket<S>, expected: &[u8], is_text: bool)
         match ws.receive_message() {
             Ok(Some(Message::Text(t))) => {
                 assert!(is_text, "text echo for a binary message");
-                assert!(t.as_bytes() == expected, "text echo differs ({} bytes)", t.len());
+                assert!(
+                    t.as_bytes() == expected,
+                    "text echo differs ({} bytes)",
+                    t.len()
+                );
                 return;
             }
             Ok(Some(Message::Binary(b))) => {
@@ -151,7 +155,11 @@ fn expect_echo<S: Stream>(ws: &mut Websocket<S>, expected: &[u8], is_text: bool)
             Ok(None) => {}
             Err(e) => panic!("receive failed: {e}"),
         }
-        assert!(Instant::now() < deadline, "no echo of {} bytes", expected.len());
+        assert!(
+            Instant::now() < deadline,
+            "no echo of {} bytes",
+            expected.len()
+        );
         ws.wait(Duration::from_millis(if ws.queued() > 0 { 1 } else { 20 }));
     }
 }
@@ -221,7 +229,9 @@ fn without_an_offer_nothing_is_compressed() {
 
 /// The messages the server's `/burst` sends.
 fn burst_msg(i: usize) -> String {
-    let book: Vec<String> = (0..i % 300).map(|k| ((i * 7 + k) % 1000).to_string()).collect();
+    let book: Vec<String> = (0..i % 300)
+        .map(|k| ((i * 7 + k) % 1000).to_string())
+        .collect();
     format!(
         "{{\"seq\":{i},\"px\":\"{}.{:02}\",\"book\":[{}]}}",
         100 + i % 7,
@@ -251,7 +261,9 @@ fn batches_of_compressed_messages_are_byte_exact() {
                 let want = burst_msg(next);
                 match frame.opcode() {
                     OpCode::Text => assert_eq!(frame.text(), Some(want.as_str()), "message {next}"),
-                    OpCode::Binary => assert_eq!(frame.payload(), want.as_bytes(), "message {next}"),
+                    OpCode::Binary => {
+                        assert_eq!(frame.payload(), want.as_bytes(), "message {next}")
+                    }
                     op => panic!("unexpected {op:?}"),
                 }
                 next += 1;
@@ -330,7 +342,10 @@ fn answer_with(extensions: &'static str) -> (u16, std::thread::JoinHandle<()>) {
         let (mut s, _) = listener.accept().unwrap();
         let head = util::read_until(&mut s, b"\r\n\r\n");
         let text = String::from_utf8_lossy(&head).to_string();
-        assert!(text.contains("Sec-WebSocket-Extensions: permessage-deflate"), "{text}");
+        assert!(
+            text.contains("Sec-WebSocket-Extensions: permessage-deflate"),
+            "{text}"
+        );
         let key = text
             .lines()
             .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))

@@ -65,7 +65,12 @@ fn message(out: &mut String, i: usize, len: usize) {
     use std::fmt::Write as _;
     out.clear();
     while out.len() < len {
-        let _ = write!(out, "{{\"px\":{},\"q\":{}}},", (i * 7 + out.len()) % 997, i % 13);
+        let _ = write!(
+            out,
+            "{{\"px\":{},\"q\":{}}},",
+            (i * 7 + out.len()) % 997,
+            i % 13
+        );
     }
     out.truncate(len);
 }
@@ -130,7 +135,10 @@ fn compressed_messages_make_no_allocation_in_steady_state() {
             round_trip(&mut ws, &text, i % 3);
         }
         let made = allocs() - before;
-        assert_eq!(made, 0, "{made} allocations in 1500 round trips (no_takeover {no_takeover})");
+        assert_eq!(
+            made, 0,
+            "{made} allocations in 1500 round trips (no_takeover {no_takeover})"
+        );
 
         // A burst read in batches: many compressed messages per read.
         let mut ws = connect(port, "/burst", config(no_takeover));
@@ -153,6 +161,9 @@ fn compressed_messages_make_no_allocation_in_steady_state() {
         }
         assert_eq!(n, 20_000);
         let made = allocs() - before.unwrap();
-        assert_eq!(made, 0, "{made} allocations reading the burst (no_takeover {no_takeover})");
+        assert_eq!(
+            made, 0,
+            "{made} allocations reading the burst (no_takeover {no_takeover})"
+        );
     }
 }

@@ -145,9 +145,17 @@ fn session<S: Stream, W: std::io::Write>(
             Some(p) => eprintln!(
                 "permessage-deflate: client window {} bits{}, server window {} bits{}",
                 p.client_max_window_bits,
-                if p.client_no_context_takeover { ", no context takeover" } else { "" },
+                if p.client_no_context_takeover {
+                    ", no context takeover"
+                } else {
+                    ""
+                },
                 p.server_max_window_bits,
-                if p.server_no_context_takeover { ", no context takeover" } else { "" },
+                if p.server_no_context_takeover {
+                    ", no context takeover"
+                } else {
+                    ""
+                },
             ),
             None => eprintln!("permessage-deflate: declined by the server"),
         }

@@ -481,7 +481,9 @@ impl RawEndpoint {
             Some(w) if protocol != Protocol::WebSocket => {
                 return Err(loc.at(
                     w,
-                    format!("endpoint {name:?}: [endpoint.ws] on an endpoint that is not ws or wss"),
+                    format!(
+                        "endpoint {name:?}: [endpoint.ws] on an endpoint that is not ws or wss"
+                    ),
                 ))
             }
             Some(w) => w.get_ref().validate(loc, &name)?,

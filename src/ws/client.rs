@@ -299,7 +299,9 @@ impl<S: Stream> Websocket<S> {
                             cfg.write_buffer_size,
                         ));
                         core.dec.enable_deflate();
-                        let initial = cfg.read_buffer_size.clamp(4096, cfg.max_message_size.max(1));
+                        let initial = cfg
+                            .read_buffer_size
+                            .clamp(4096, cfg.max_message_size.max(1));
                         self.z.out.resize(initial, 0);
                     }
                     core.open = true;

@@ -368,9 +368,8 @@ impl Decoder {
         };
         // RFC 7692 §6: RSV1 marks the first frame of a compressed data message; on a control or
         // continuation frame, or without the extension, any RSV bit is an error.
-        let rsv1 = h.rsv == 0b100
-            && self.deflate
-            && matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let rsv1 =
+            h.rsv == 0b100 && self.deflate && matches!(h.opcode, OpCode::Text | OpCode::Binary);
         if h.rsv != 0 && !rsv1 {
             return Err(ProtocolError::ReservedBits.into());
         }

@@ -183,7 +183,9 @@ pub(crate) fn negotiate(
                 return Err(DeflateError::DuplicateParameter);
             }
         } else if lower("client_max_window_bits") || lower("server_max_window_bits") {
-            let bits = value.and_then(window_bits).ok_or(DeflateError::InvalidValue)?;
+            let bits = value
+                .and_then(window_bits)
+                .ok_or(DeflateError::InvalidValue)?;
             let slot = if lower("client_max_window_bits") {
                 &mut cbits
             } else {

@@ -82,7 +82,10 @@ fn valid_answers() {
         ..cfg()
     };
     let p = params("server_max_window_bits=10", &offer).unwrap();
-    assert_eq!((p.client_max_window_bits, p.server_max_window_bits), (11, 10));
+    assert_eq!(
+        (p.client_max_window_bits, p.server_max_window_bits),
+        (11, 10)
+    );
     // The offer's client_no_context_takeover holds even when the answer leaves it out.
     let offer = DeflateConfig {
         client_no_context_takeover: true,
@@ -127,12 +130,18 @@ fn invalid_answers() {
             answered: 11
         })
     );
-    assert_eq!(params("", &offer), Err(DeflateError::ServerParameterMissing));
+    assert_eq!(
+        params("", &offer),
+        Err(DeflateError::ServerParameterMissing)
+    );
     let offer = DeflateConfig {
         server_no_context_takeover: true,
         ..cfg()
     };
-    assert_eq!(params("", &offer), Err(DeflateError::ServerParameterMissing));
+    assert_eq!(
+        params("", &offer),
+        Err(DeflateError::ServerParameterMissing)
+    );
     let offer = DeflateConfig {
         client_max_window_bits: Some(10),
         ..cfg()
@@ -212,8 +221,16 @@ fn fragments_inflate_in_pieces() {
     let mut spill = Vec::new();
     let mut tail: &mut [u8] = &mut buf;
     let mut sp = Some(&mut spill);
-    let x = inf.inflate(&a, false, &mut tail, &mut sp).unwrap().data.to_vec();
-    let y = inf.inflate(&b, true, &mut tail, &mut sp).unwrap().data.to_vec();
+    let x = inf
+        .inflate(&a, false, &mut tail, &mut sp)
+        .unwrap()
+        .data
+        .to_vec();
+    let y = inf
+        .inflate(&b, true, &mut tail, &mut sp)
+        .unwrap()
+        .data
+        .to_vec();
     assert_eq!([x, y].concat(), msg);
 }
 
@@ -235,14 +252,21 @@ fn a_bomb_stops_at_the_limit() {
         matches!(e, WsError::Capacity(CapacityError::Message { max, .. }) if max == limit),
         "{e:?}"
     );
-    assert!(spill.capacity() <= limit + 1, "spill grew to {}", spill.capacity());
+    assert!(
+        spill.capacity() <= limit + 1,
+        "spill grew to {}",
+        spill.capacity()
+    );
 }
 
 #[test]
 fn corrupt_data_is_a_protocol_error() {
     let mut inf = Inflater::new(&both(false, false, 15), 1 << 20);
     let e = inflate_all(&mut inf, &[0xff, 0xff, 0xff, 0xff, 0x00], 1024).unwrap_err();
-    assert!(matches!(e, WsError::Protocol(ProtocolError::Deflate)), "{e:?}");
+    assert!(
+        matches!(e, WsError::Protocol(ProtocolError::Deflate)),
+        "{e:?}"
+    );
 }
 
 #[test]

@@ -324,7 +324,11 @@ impl<S: Stream> Core<S> {
             Ok(z) => z,
             Err(e) => return Err(self.fail(e)),
         };
-        let rsv = if opcode == OpCode::Continuation { 0 } else { 0b100 };
+        let rsv = if opcode == OpCode::Continuation {
+            0
+        } else {
+            0b100
+        };
         match fragment {
             Some(n) if n > 0 && z.len() > n => {
                 let mut chunks = z.chunks(n).peekable();

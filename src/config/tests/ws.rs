@@ -22,10 +22,8 @@ fn deflate_is_off_by_default_and_takes_its_keys() {
             server_max_window_bits: Some(10),
         })
     );
-    let c = parse(
-        "[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nws = { deflate = false }\n",
-    )
-    .unwrap();
+    let c = parse("[[endpoint]]\nname = \"a\"\nurl = \"ws://h:1/\"\nws = { deflate = false }\n")
+        .unwrap();
     assert_eq!(c.endpoints[0].ws_deflate, None);
 }
 
