@@ -142,15 +142,11 @@ pub(crate) fn case_count(base: &str) -> Result<u32, WsError> {
     }
 }
 
-/// Runs every case (in frame mode with `frames`), then `updateReports`. Returns the number of
-/// cases run.
-pub(crate) fn run(base: &str, agent: &str, frames: bool, verbose: bool) -> Result<u32, WsError> {
-    run_with(base, agent, frames, false, verbose)
-}
-
-/// [`run`], offering permessage-deflate with `deflate`: `client_max_window_bits` without a value
-/// and `client_no_context_takeover`, which Autobahn's cases read as "the client accepts a window
-/// and a takeover mode chosen by the server" (13.2, 13.5 and 13.6 decline an offer without it).
+/// Runs every case (in frame mode with `frames`), then `updateReports`; returns the number of
+/// cases run. With `deflate` the client offers permessage-deflate: `client_max_window_bits` without
+/// a value and `client_no_context_takeover`, which Autobahn's cases read as "the client accepts a
+/// window and a takeover mode chosen by the server" (13.2, 13.5 and 13.6 decline an offer without
+/// it).
 pub(crate) fn run_with(
     base: &str,
     agent: &str,
