@@ -2,32 +2,40 @@
 //! server to write its report.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [--agent NAME] [--frames]
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001 [--agent NAME] [--frames] [--deflate]
 //! ```
 //!
 //! Each case connects to `/runCase?case=N&agent=NAME` and echoes every message back until the
 //! connection closes; `/getCaseCount` and `/updateReports` frame the run. By default messages come
 //! from message mode (`receive_message`); `--frames` uses batches of frames (`read_batch`) and echoes
-//! each data frame as it is, fragments included.
+//! each data frame as it is, fragments included. `--deflate` offers permessage-deflate (RFC 7692),
+//! which cases 12.* and 13.* need.
 
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant};
 
 use hotwire::stream::{TcpOptions, TcpStream};
-use hotwire::ws::{IntoWebsocket, Message, OpCode, Websocket, WsError, WsUrl};
+use hotwire::ws::{
+    DeflateConfig, IntoWebsocket, Message, OpCode, Websocket, WsConfig, WsError, WsUrl,
+};
 
 /// How long one case may take (the 16 MiB cases of section 9 take a few seconds).
 const CASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Connects a client to `url` (blocking name resolution: this is a tool, not the hot path).
 pub(crate) fn connect(url: &str) -> Result<Websocket<TcpStream>, WsError> {
+    connect_with(url, WsConfig::default())
+}
+
+/// [`connect`] with explicit settings.
+pub(crate) fn connect_with(url: &str, config: WsConfig) -> Result<Websocket<TcpStream>, WsError> {
     let url = WsUrl::parse(url)?;
     let addr = (url.host(), url.port())
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "host not found"))?;
     let tcp = TcpStream::connect(addr, &TcpOptions::default())?;
-    let mut ws = tcp.into_websocket(url)?;
+    let mut ws = tcp.into_websocket_with(url, config)?;
     ws.wait_open(Duration::from_secs(10))?;
     Ok(ws)
 }
@@ -134,14 +142,31 @@ pub(crate) fn case_count(base: &str) -> Result<u32, WsError> {
     }
 }
 
-/// Runs every case (in frame mode with `frames`), then `updateReports`. Returns the number of
-/// cases run.
-pub(crate) fn run(base: &str, agent: &str, frames: bool, verbose: bool) -> Result<u32, WsError> {
+/// Runs every case (in frame mode with `frames`), then `updateReports`; returns the number of
+/// cases run. With `deflate` the client offers permessage-deflate: `client_max_window_bits` without
+/// a value and `client_no_context_takeover`, which Autobahn's cases read as "the client accepts a
+/// window and a takeover mode chosen by the server" (13.2, 13.5 and 13.6 decline an offer without
+/// it).
+pub(crate) fn run_with(
+    base: &str,
+    agent: &str,
+    frames: bool,
+    deflate: bool,
+    verbose: bool,
+) -> Result<u32, WsError> {
     let base = base.trim_end_matches('/');
+    let config = WsConfig {
+        deflate: deflate.then_some(DeflateConfig {
+            client_no_context_takeover: true,
+            ..DeflateConfig::default()
+        }),
+        ..WsConfig::default()
+    };
     let count = case_count(base)?;
     for case in 1..=count {
         let started = Instant::now();
-        let end = match connect(&format!("{base}/runCase?case={case}&agent={agent}")) {
+        let url = format!("{base}/runCase?case={case}&agent={agent}");
+        let end = match connect_with(&url, config.clone()) {
             Ok(mut ws) if frames => echo_frames_until_closed(&mut ws, CASE_TIMEOUT),
             Ok(mut ws) => echo_until_closed(&mut ws, CASE_TIMEOUT),
             Err(e) => e,
@@ -160,9 +185,11 @@ fn main() -> std::process::ExitCode {
     let mut base = None;
     let mut agent = "hotwire".to_string();
     let mut frames = false;
+    let mut deflate = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--frames" => frames = true,
+            "--deflate" => deflate = true,
             "--agent" => match args.next() {
                 Some(v) => agent = v,
                 None => {
@@ -172,13 +199,15 @@ fn main() -> std::process::ExitCode {
             },
             _ if base.is_none() => base = Some(a),
             _ => {
-                eprintln!("usage: autobahn_client ws://HOST:PORT [--agent NAME] [--frames]");
+                eprintln!(
+                    "usage: autobahn_client ws://HOST:PORT [--agent NAME] [--frames] [--deflate]"
+                );
                 return std::process::ExitCode::from(2);
             }
         }
     }
     let base = base.unwrap_or_else(|| "ws://127.0.0.1:9001".to_string());
-    match run(&base, &agent, frames, true) {
+    match run_with(&base, &agent, frames, deflate, true) {
         Ok(n) => {
             println!("ran {n} cases as agent {agent:?}; report requested");
             std::process::ExitCode::SUCCESS

@@ -25,6 +25,11 @@ mod ws_frame {
 }
 
 #[cfg(feature = "ws")]
+mod ws_inflate {
+    include!("../fuzz/bodies/ws_inflate.rs");
+}
+
+#[cfg(feature = "ws")]
 mod ws_handshake {
     include!("../fuzz/bodies/ws_handshake.rs");
 }
@@ -126,6 +131,12 @@ fn xdp_rx_seeds_with_random_flips() {
 #[test]
 fn ws_frame_corpus() {
     assert!(replay("ws_frame", ws_frame::run) >= 8);
+}
+
+#[cfg(feature = "ws")]
+#[test]
+fn ws_inflate_corpus() {
+    assert!(replay("ws_inflate", ws_inflate::run) >= 6);
 }
 
 #[cfg(feature = "ws")]

@@ -1,7 +1,8 @@
 //! The Autobahn WebSocket conformance cases 1.* to 10.*, served by kosoku, against hotwire's client.
 //!
 //! Passes only if every case's behaviour is OK, NON-STRICT or INFORMATIONAL (the field's counting
-//! rule) and no closing behaviour FAILED. Compression (12.*, 13.*) is out of scope and excluded.
+//! rule) and no closing behaviour FAILED. Compression (12.*, 13.*, permessage-deflate) runs with
+//! cases 1.* to 10.* when the client offers it.
 #![cfg(feature = "ws")]
 
 mod util;
@@ -16,16 +17,22 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn autobahn_cases_1_to_10_pass_in_message_mode() {
-    autobahn("hotwire", false);
+    autobahn("hotwire", false, false);
 }
 
 #[test]
 fn autobahn_cases_1_to_10_pass_in_frame_mode() {
-    autobahn("hotwire-frames", true);
+    autobahn("hotwire-frames", true, false);
 }
 
-/// Runs the suite against a fresh kosoku server as `agent` and checks the report.
-fn autobahn(agent: &str, frames: bool) {
+#[test]
+fn autobahn_cases_1_to_10_12_13_pass_with_deflate() {
+    autobahn("hotwire-deflate", false, true);
+}
+
+/// Runs the suite against a fresh kosoku server as `agent` and checks the report: cases 1.* to
+/// 10.*, plus 12.* and 13.* (permessage-deflate) with `deflate`.
+fn autobahn(agent: &str, frames: bool, deflate: bool) {
     let kosoku = util::venv_bin("kosoku");
     if !util::require_peer("kosoku", &kosoku) {
         return;
@@ -36,14 +43,19 @@ fn autobahn(agent: &str, frames: bool) {
         Command::new(kosoku)
             .args(["-m", "fuzzingserver", &format!("127.0.0.1:{port}"), "-o"])
             .arg(out.path())
-            .args(["-x", "12.*", "-x", "13.*"])
+            .args(if deflate {
+                &[][..]
+            } else {
+                &["-x", "12.*", "-x", "13.*"][..]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
     server.wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(20));
 
     let started = Instant::now();
-    let ran = autobahn_client::run(&format!("ws://127.0.0.1:{port}"), agent, frames, false)
+    let base = format!("ws://127.0.0.1:{port}");
+    let ran = autobahn_client::run_with(&base, agent, frames, deflate, false)
         .unwrap_or_else(|e| panic!("autobahn client failed: {e}"));
     assert!(ran >= 290, "only {ran} cases offered");
 
@@ -66,7 +78,7 @@ fn autobahn(agent: &str, frames: bool) {
         .iter()
         .filter(|(case, _)| {
             let major: u32 = case.split('.').next().unwrap().parse().unwrap();
-            (1..=10).contains(&major)
+            (1..=10).contains(&major) || (deflate && (12..=13).contains(&major))
         })
         .collect();
     let mut counts = BTreeMap::<&str, usize>::new();
@@ -84,8 +96,9 @@ fn autobahn(agent: &str, frames: bool) {
         in_scope.len(),
         started.elapsed()
     );
+    let want = if deflate { 290 + 216 } else { 290 };
     assert!(
-        in_scope.len() >= 290,
+        in_scope.len() >= want,
         "report covers only {} cases",
         in_scope.len()
     );

@@ -34,6 +34,8 @@ pub struct WsFeed {
     tls: Option<TlsConnector>,
     net: EndpointNet,
     send: Vec<String>,
+    /// The client settings (permessage-deflate from `[endpoint.ws]`).
+    ws_config: WsConfig,
     record: Option<PathBuf>,
     latency_mode: LatencyMode,
     policy: Policy,
@@ -139,6 +141,15 @@ impl WsFeed {
             tls,
             net,
             send: cfg.send.clone(),
+            ws_config: WsConfig {
+                deflate: cfg.ws_deflate.map(|d| crate::ws::DeflateConfig {
+                    client_no_context_takeover: d.client_no_context_takeover,
+                    server_no_context_takeover: d.server_no_context_takeover,
+                    client_max_window_bits: d.client_max_window_bits,
+                    server_max_window_bits: d.server_max_window_bits,
+                }),
+                ..WsConfig::default()
+            },
             record: cfg.record.clone(),
             latency_mode: cfg.latency,
             policy: crate::service::Policy {
@@ -278,7 +289,7 @@ impl<C> Endpoint<C> for WsFeed {
         let mut ws = Websocket::client(
             stream,
             ClientRequest::new(self.url.clone()),
-            WsConfig::default(),
+            self.ws_config.clone(),
         )?;
         // Subscriptions are queued now and leave right after the handshake.
         for msg in &self.send {

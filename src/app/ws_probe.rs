@@ -45,6 +45,10 @@ pub struct WsArgs {
     /// Give up when no message arrives for this many seconds (default: wait forever).
     #[arg(long, value_name = "SECS")]
     pub idle_timeout: Option<f64>,
+    /// Offer permessage-deflate (RFC 7692) with the default offer; the negotiated parameters are
+    /// printed once connected.
+    #[arg(long)]
+    pub deflate: bool,
     /// The network path (kernel TCP, or `--xdp IFACE --local-ip A.B.C.D/NN`).
     #[command(flatten)]
     pub net: super::probe_net::ProbeNet,
@@ -128,8 +132,34 @@ fn session<S: Stream, W: std::io::Write>(
     connect_timeout: Duration,
     out: &mut W,
 ) -> Result<(), String> {
-    let mut ws = stream.into_websocket(req).map_err(|e| e.to_string())?;
+    let config = crate::ws::WsConfig {
+        deflate: args.deflate.then(crate::ws::DeflateConfig::default),
+        ..crate::ws::WsConfig::default()
+    };
+    let mut ws = stream
+        .into_websocket_with(req, config)
+        .map_err(|e| e.to_string())?;
     ws.wait_open(connect_timeout).map_err(|e| e.to_string())?;
+    if args.deflate {
+        match ws.deflate() {
+            Some(p) => eprintln!(
+                "permessage-deflate: client window {} bits{}, server window {} bits{}",
+                p.client_max_window_bits,
+                if p.client_no_context_takeover {
+                    ", no context takeover"
+                } else {
+                    ""
+                },
+                p.server_max_window_bits,
+                if p.server_no_context_takeover {
+                    ", no context takeover"
+                } else {
+                    ""
+                },
+            ),
+            None => eprintln!("permessage-deflate: declined by the server"),
+        }
+    }
     for text in &args.send {
         ws.send_text(text).map_err(|e| e.to_string())?;
     }

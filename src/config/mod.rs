@@ -349,6 +349,22 @@ pub struct EndpointConfig {
     pub latency: LatencyMode,
     /// The protocol, from the URL scheme, with its own settings.
     pub kind: EndpointKind,
+    /// WebSocket: the permessage-deflate offer (`[endpoint.ws] deflate = true`; off by default).
+    pub ws_deflate: Option<WsDeflate>,
+}
+
+/// `[endpoint.ws]` with `deflate = true`: the permessage-deflate offer (RFC 7692 §7.1; see
+/// `ws::DeflateConfig`, which it becomes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WsDeflate {
+    /// `client_no_context_takeover`: reset the client's compressor after each message.
+    pub client_no_context_takeover: bool,
+    /// `server_no_context_takeover`: ask the server to reset its compressor after each message.
+    pub server_no_context_takeover: bool,
+    /// `client_max_window_bits` (9..=15; unset: the server may choose).
+    pub client_max_window_bits: Option<u8>,
+    /// `server_max_window_bits` (9..=15; unset: not offered).
+    pub server_max_window_bits: Option<u8>,
 }
 
 /// An endpoint's protocol and its settings.

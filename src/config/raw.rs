@@ -19,11 +19,13 @@ mod liveness;
 mod network;
 mod publish;
 mod threads;
+mod ws;
 
 use conn::{RawTcp, RawTls};
 use fix::RawFix;
 use network::RawNetwork;
 use threads::RawThread;
+use ws::RawWs;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +69,7 @@ struct RawEndpoint {
     publish_max_message: Option<Spanned<i64>>,
     publish_buffer: Option<Spanned<i64>>,
     publish_overflow: Option<Spanned<String>>,
+    ws: Option<Spanned<RawWs>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -473,7 +476,20 @@ impl RawEndpoint {
             &self.publish_buffer,
             &self.publish_overflow,
         )?;
+        let ws_deflate = match &self.ws {
+            None => None,
+            Some(w) if protocol != Protocol::WebSocket => {
+                return Err(loc.at(
+                    w,
+                    format!(
+                        "endpoint {name:?}: [endpoint.ws] on an endpoint that is not ws or wss"
+                    ),
+                ))
+            }
+            Some(w) => w.get_ref().validate(loc, &name)?,
+        };
         Ok(EndpointConfig {
+            ws_deflate,
             name,
             url,
             thread,

@@ -713,6 +713,7 @@ fn per_thread_xdp_mistakes_are_located() {
 }
 mod conn;
 mod publish;
+mod ws;
 const ONE_ENDPOINT: &str = "[[endpoint]]\nname = \"a\"\nurl = \"ws://localhost:9001/\"\n";
 
 #[test]

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::codec::{Frame, Short};
+use super::codec::{Frame, FrameInfo, Short};
+use super::error::{ProtocolError, WsError};
 use super::send::{Core, WsSender};
 use crate::stream::Stream;
 
@@ -18,6 +19,11 @@ pub struct Batch<'a, S: Stream> {
     pub(super) pos: &'a mut usize,
     pub(super) core: &'a mut Core<S>,
     pub(super) done: bool,
+    /// The free part of the buffer compressed messages are inflated into: each inflated message
+    /// of the batch takes its front (RFC 7692, permessage-deflate).
+    pub(super) z_tail: &'a mut [u8],
+    /// Where a message that does not fit the rest goes; the batch ends after it.
+    pub(super) z_spill: Option<&'a mut Vec<u8>>,
 }
 
 impl<S: Stream> Batch<'_, S> {
@@ -36,6 +42,22 @@ impl<S: Stream> Batch<'_, S> {
     /// ```
     pub fn sender(&mut self) -> WsSender<'_, S> {
         WsSender { core: self.core }
+    }
+}
+
+impl<'a, S: Stream> Batch<'a, S> {
+    /// Inflates the compressed frame `info` at the front of `data` into the free part of the
+    /// inflate buffer (or the spill buffer, which ends the batch after this frame).
+    fn inflate(&mut self, info: FrameInfo, data: &'a [u8]) -> Result<Frame<'a>, WsError> {
+        let payload = self.core.dec.accept_compressed(info, data);
+        let Some(st) = self.core.deflate.as_mut() else {
+            return Err(ProtocolError::ReservedBits.into());
+        };
+        let inflated =
+            st.inflater
+                .inflate(payload, info.fin(), &mut self.z_tail, &mut self.z_spill)?;
+        self.done |= inflated.spilled;
+        self.core.dec.inflated(info, inflated.data)
     }
 }
 
@@ -80,6 +102,9 @@ impl<'a, S: Stream> Iterator for Batch<'a, S> {
             Short::Other => {}
         }
         let step = match self.core.dec.poll(data) {
+            Ok(Some(info)) if info.compressed() => self
+                .inflate(info, data)
+                .map(|f| Some((f, info.total_len()))),
             Ok(Some(info)) => self
                 .core
                 .dec
@@ -93,7 +118,9 @@ impl<'a, S: Stream> Iterator for Batch<'a, S> {
                 *self.pos += n;
                 // A failed pong or close echo has already failed the connection: end the batch
                 // after this frame.
-                self.done = self.core.on_frame(&frame).is_err();
+                // (A frame inflated into the spill buffer has ended the batch already.)
+                let failed = self.core.on_frame(&frame).is_err();
+                self.done |= failed;
                 Some(frame)
             }
             Ok(None) => {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::batch::Batch;
 use super::codec::{Decoder, Frame, FrameInfo};
+use super::deflate::{DeflateConfig, DeflateParams, DeflateState, InflateBufs};
 use super::error::{HandshakeError, WsError};
 use super::frame::{CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use super::handshake::{self, ClientRequest};
@@ -35,6 +36,10 @@ pub struct WsConfig {
     pub mask: MaskMode,
     /// Split sent text and binary messages into frames of at most this many payload bytes.
     pub fragment_size: Option<usize>,
+    /// Offer permessage-deflate (RFC 7692) as this says (default: off). When the server accepts,
+    /// received compressed messages are inflated (`max_message_size` applies to the inflated
+    /// size) and sent data messages are compressed.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for WsConfig {
@@ -48,6 +53,7 @@ impl Default for WsConfig {
             auto_pong: true,
             mask: MaskMode::Random,
             fragment_size: None,
+            deflate: None,
         }
     }
 }
@@ -158,6 +164,8 @@ pub struct Websocket<S> {
     msg_text: bool,
     /// A recorded session played back: the response answered the live key, not ours.
     replay: bool,
+    /// Where compressed messages are inflated (empty unless permessage-deflate is on).
+    z: InflateBufs,
 }
 
 impl<S> fmt::Debug for Websocket<S> {
@@ -182,10 +190,13 @@ impl<S: Stream> Websocket<S> {
         config: WsConfig,
     ) -> Result<Websocket<S>, WsError> {
         request.validate()?;
+        if let Some(d) = &config.deflate {
+            d.validate()?;
+        }
         let mut rng = KeyGen::from_os();
         let key = handshake::generate_key(&mut rng);
         let mut req = Vec::with_capacity(256);
-        handshake::write_request(&request, &key, &mut req);
+        handshake::write_request(&request, &key, config.deflate.as_ref(), &mut req);
         let mut tx_buf = vec![0u8; config.write_buffer_size.max(req.len())];
         tx_buf[..req.len()].copy_from_slice(&req);
         let read_size = config.read_buffer_size.max(1024);
@@ -220,10 +231,12 @@ impl<S: Stream> Websocket<S> {
                 failed: None,
                 deferred: None,
                 subprotocol: None,
+                deflate: None,
             },
             msg: Vec::new(),
             msg_text: false,
             replay: false,
+            z: InflateBufs::default(),
         })
     }
 
@@ -272,10 +285,29 @@ impl<S: Stream> Websocket<S> {
                     core.accept = accept;
                 }
             }
-            match handshake::parse_response(&rx.buf[..rx.end], &core.accept, &core.offered) {
+            let offer = core.cfg.deflate.as_ref();
+            match handshake::parse_response_deflate(
+                &rx.buf[..rx.end],
+                &core.accept,
+                &core.offered,
+                offer,
+            ) {
                 Ok(Some(acc)) => {
                     rx.start = acc.head_len;
                     core.subprotocol = acc.subprotocol;
+                    if let Some(params) = acc.deflate {
+                        let cfg = &core.cfg;
+                        core.deflate = Some(DeflateState::new(
+                            params,
+                            cfg.max_message_size,
+                            cfg.write_buffer_size,
+                        ));
+                        core.dec.enable_deflate();
+                        let initial = cfg
+                            .read_buffer_size
+                            .clamp(4096, cfg.max_message_size.max(1));
+                        self.z.out.resize(initial, 0);
+                    }
                     core.open = true;
                     core.flush()?;
                     return Ok(true);
@@ -403,12 +435,15 @@ impl<S: Stream> Websocket<S> {
                 self.core.defer(e);
             }
         }
-        let Websocket { rx, core, .. } = self;
+        let Websocket { rx, core, z, .. } = self;
+        z.settle();
         Ok(Batch {
             buf: &rx.buf[..rx.end],
             pos: &mut rx.start,
             core,
             done: !open,
+            z_tail: &mut z.out[..],
+            z_spill: Some(&mut z.spill),
         })
     }
 
@@ -436,9 +471,10 @@ impl<S: Stream> Websocket<S> {
                 core,
                 msg,
                 msg_text,
+                z,
                 ..
             } = self;
-            let frame = match core.dec.accept(info, &rx.buf[rx.start..rx.end]) {
+            let frame = match accept_frame(core, z, info, &rx.buf[rx.start..rx.end]) {
                 Ok(f) => f,
                 Err(e) => return Err(core.fail(e)),
             };
@@ -462,8 +498,8 @@ impl<S: Stream> Websocket<S> {
                 Ok(Some(Message::Binary(&self.msg)))
             };
         };
-        let Websocket { rx, core, .. } = self;
-        let frame = match core.dec.accept(info, &rx.buf[rx.start..rx.end]) {
+        let Websocket { rx, core, z, .. } = self;
+        let frame = match accept_frame(core, z, info, &rx.buf[rx.start..rx.end]) {
             Ok(f) => f,
             Err(e) => return Err(core.fail(e)),
         };
@@ -584,9 +620,9 @@ impl<S: Stream> Websocket<S> {
         let Some(info) = self.next_info()? else {
             return Ok(None);
         };
-        let Websocket { rx, core, .. } = self;
+        let Websocket { rx, core, z, .. } = self;
         let data = &rx.buf[rx.start..rx.end];
-        let frame = match core.dec.accept(info, data) {
+        let frame = match accept_frame(core, z, info, data) {
             Ok(f) => f,
             Err(e) => return Err(core.fail(e)),
         };
@@ -601,6 +637,11 @@ impl<S: Stream> Websocket<S> {
             .subprotocol
             .and_then(|i| self.core.offered.get(i))
             .map(String::as_str)
+    }
+
+    /// The permessage-deflate parameters in force, once the server accepted the offer.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.core.deflate.as_ref().map(|d| &d.params)
     }
 
     /// The settings in use.
@@ -669,6 +710,32 @@ impl<S: Stream> Websocket<S> {
         }
         Ok(())
     }
+}
+
+/// Accepts the complete frame `info` at the front of `data`: a compressed one is inflated into
+/// `z` (one frame per call, so all of `z.out` is free), any other borrows `data`.
+#[inline]
+fn accept_frame<'a, S: Stream>(
+    core: &mut Core<S>,
+    z: &'a mut InflateBufs,
+    info: FrameInfo,
+    data: &'a [u8],
+) -> Result<Frame<'a>, WsError> {
+    if !info.compressed() {
+        return core.dec.accept(info, data);
+    }
+    z.settle();
+    let payload = core.dec.accept_compressed(info, data);
+    let Some(st) = core.deflate.as_mut() else {
+        return Err(super::ProtocolError::ReservedBits.into());
+    };
+    let InflateBufs { out, spill } = z;
+    let mut tail: &mut [u8] = out;
+    let mut spill = Some(spill);
+    let inflated = st
+        .inflater
+        .inflate(payload, info.fin(), &mut tail, &mut spill)?;
+    core.dec.inflated(info, inflated.data)
 }
 
 /// Registration with mio through the stream's descriptor, so a client can sit in a selector.

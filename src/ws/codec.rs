@@ -21,6 +21,9 @@ pub struct FrameInfo {
     fin: bool,
     header_len: u8,
     payload_len: usize,
+    /// A frame of a permessage-deflate compressed message (RFC 7692 §6): its payload must be
+    /// inflated (see [`Decoder::accept_compressed`]).
+    compressed: bool,
 }
 
 impl FrameInfo {
@@ -46,6 +49,13 @@ impl FrameInfo {
     #[inline]
     pub fn payload_len(&self) -> usize {
         self.payload_len
+    }
+
+    /// `true` for a frame of a compressed message (RSV1 on its first frame, RFC 7692 §6), which
+    /// only a decoder with permessage-deflate enabled returns.
+    #[inline]
+    pub fn compressed(&self) -> bool {
+        self.compressed
     }
 }
 
@@ -273,6 +283,12 @@ pub struct Decoder {
     short_max: u8,
     /// The same for frames with a 16-bit length.
     mid_max: u16,
+    /// permessage-deflate was negotiated: RSV1 marks a compressed message (RFC 7692 §6).
+    deflate: bool,
+    /// The fragmented message in progress is compressed.
+    compressed: bool,
+    /// The compressed message in progress is text (its inflated fragments are validated).
+    deflated_text: bool,
 }
 
 impl Decoder {
@@ -289,7 +305,17 @@ impl Decoder {
             want: 0,
             short_max: max_frame.min(max_message).min(125) as u8,
             mid_max: max_frame.min(max_message).min(0xFFFF) as u16,
+            deflate: false,
+            compressed: false,
+            deflated_text: false,
         }
+    }
+
+    /// Accepts RSV1 on the first frame of a text or binary message as the permessage-deflate
+    /// marker (RFC 7692 §6), once the extension was negotiated. Such frames come out of
+    /// [`poll`](Self::poll) with [`FrameInfo::compressed`] set.
+    pub fn enable_deflate(&mut self) {
+        self.deflate = true;
     }
 
     /// The total size (header + payload) of the incomplete frame at the front of the buffer, once
@@ -325,6 +351,7 @@ impl Decoder {
                     fin: true,
                     header_len: 2,
                     payload_len: b1 as usize,
+                    compressed: false,
                 }));
             }
         }
@@ -402,7 +429,11 @@ impl Decoder {
         let Some((h, header_len)) = FrameHeader::parse(data)? else {
             return Ok(None);
         };
-        if h.rsv != 0 {
+        // RFC 7692 §6: RSV1 marks the first frame of a compressed data message; on a control or
+        // continuation frame, or without the extension, any RSV bit is an error.
+        let rsv1 =
+            h.rsv == 0b100 && self.deflate && matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        if h.rsv != 0 && !rsv1 {
             return Err(ProtocolError::ReservedBits.into());
         }
         if h.mask.is_some() {
@@ -418,7 +449,7 @@ impl Decoder {
             }
             text = false;
         } else {
-            text = match (h.opcode, self.fragmented) {
+            let is_text = match (h.opcode, self.fragmented) {
                 (OpCode::Continuation, None) => {
                     return Err(ProtocolError::UnexpectedContinuation.into())
                 }
@@ -426,6 +457,8 @@ impl Decoder {
                 (_, Some(_)) => return Err(ProtocolError::ExpectedContinuation.into()),
                 (op, None) => op == OpCode::Text,
             };
+            // A compressed payload is validated once inflated.
+            text = is_text && !rsv1 && !(h.opcode == OpCode::Continuation && self.compressed);
             if h.payload_len > self.max_frame as u64 {
                 return Err(CapacityError::Frame {
                     len: h.payload_len,
@@ -464,6 +497,7 @@ impl Decoder {
             fin: h.fin,
             header_len: header_len as u8,
             payload_len,
+            compressed: rsv1 || (h.opcode == OpCode::Continuation && self.compressed),
         }))
     }
 
@@ -522,6 +556,60 @@ impl Decoder {
         Ok(Frame {
             opcode: info.opcode,
             fin,
+            data,
+        })
+    }
+
+    /// Accepts a compressed frame (`info.compressed()`) found by [`poll`](Self::poll) at the front
+    /// of `data`: updates the fragmentation state and returns its (still compressed) payload. Once
+    /// the caller has inflated it, [`inflated`](Self::inflated) validates the result and makes the
+    /// frame.
+    ///
+    /// # Panics
+    /// If `data` is shorter than `info.total_len()` (a caller bug: it is not what `poll` saw).
+    pub fn accept_compressed<'a>(&mut self, info: FrameInfo, data: &'a [u8]) -> &'a [u8] {
+        let payload = &data[info.header_len as usize..info.total_len()];
+        self.streamed = 0;
+        self.want = 0;
+        if info.opcode != OpCode::Continuation {
+            self.deflated_text = info.opcode == OpCode::Text;
+            if !info.fin {
+                self.fragmented = Some(info.opcode);
+                self.compressed = true;
+                self.message_len = payload.len() as u64;
+            }
+        } else if info.fin {
+            self.fragmented = None;
+            self.compressed = false;
+            self.message_len = 0;
+        } else {
+            self.message_len += payload.len() as u64;
+        }
+        payload
+    }
+
+    /// The frame for `info` (accepted with [`accept_compressed`](Self::accept_compressed)) with
+    /// its inflated payload `data`: a whole text message is validated as UTF-8 at once, the
+    /// fragments of one across fragment boundaries (RFC 6455 §8.1).
+    pub fn inflated<'a>(&mut self, info: FrameInfo, data: &'a [u8]) -> Result<Frame<'a>, WsError> {
+        let first = info.opcode != OpCode::Continuation;
+        let data = if !self.deflated_text {
+            Data::Bytes(data)
+        } else if first && info.fin {
+            Data::Text(text(data)?)
+        } else {
+            if first {
+                self.utf8.reset();
+            }
+            self.utf8.feed(data)?;
+            if info.fin {
+                self.utf8.finish()?;
+            }
+            Data::Bytes(data)
+        };
+        Ok(Frame {
+            opcode: info.opcode,
+            fin: info.fin,
             data,
         })
     }

@@ -98,6 +98,9 @@ pub enum ProtocolError {
     /// A close frame with a status code that must not appear on the wire (§7.4).
     #[error("invalid close code {0}")]
     InvalidCloseCode(u16),
+    /// A compressed message whose payload is not a valid deflate stream (RFC 7692 §7.2.2).
+    #[error("invalid compressed data")]
+    Deflate,
 }
 
 /// A configured size limit was exceeded.
@@ -144,6 +147,9 @@ pub enum HandshakeError {
     /// The server answered with an extension the client did not offer.
     #[error("server selected an extension that was not offered")]
     Extension,
+    /// The server's permessage-deflate answer does not fit the offer (RFC 7692 §7.1).
+    #[error("permessage-deflate: {0}")]
+    Deflate(#[from] super::deflate::DeflateError),
     /// The response is not valid HTTP/1.1.
     #[error("malformed HTTP response: {0}")]
     Malformed(&'static str),
@@ -176,4 +182,8 @@ pub enum UsageError {
     /// A request header name or value, origin or subprotocol with CR, LF or NUL in it.
     #[error("invalid character in a request header")]
     Header,
+    /// A permessage-deflate window size outside 9..=15 (8 is refused: zlib cannot compress raw
+    /// deflate with an 8-bit window).
+    #[error("permessage-deflate window bits {0} outside 9..=15")]
+    WindowBits(u8),
 }

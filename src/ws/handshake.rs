@@ -3,12 +3,13 @@
 //! [`ClientRequest`] describes what to ask for (URL, `Origin`, extra headers, subprotocols);
 //! [`write_request`] renders the GET request with a fresh 16-byte key; [`parse_response`] validates
 //! the server's answer with `httparse`: status 101, `Upgrade: websocket`, `Connection: Upgrade`,
-//! `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)), a subprotocol only from those offered and no
-//! extension (none is offered). Bytes after the response head belong to the first frames.
+//! `Sec-WebSocket-Accept` = base64(SHA-1(key + GUID)), a subprotocol only from those offered, and no
+//! extension but permessage-deflate when it was offered ([`parse_response_deflate`], RFC 7692 §7.1). Bytes after the response head belong to the first frames.
 
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
+use super::deflate::{self, DeflateConfig, DeflateError, DeflateParams};
 use super::error::{HandshakeError, UsageError};
 use super::mask::KeyGen;
 use super::url::WsUrl;
@@ -119,8 +120,14 @@ pub fn accept_value(key: &[u8]) -> AcceptValue {
     out
 }
 
-/// Appends the GET request for `req` with `key` to `out` (§4.1).
-pub(crate) fn write_request(req: &ClientRequest, key: &Key, out: &mut Vec<u8>) {
+/// Appends the GET request for `req` with `key` to `out` (§4.1), with the permessage-deflate
+/// offer when `deflate` is given.
+pub(crate) fn write_request(
+    req: &ClientRequest,
+    key: &Key,
+    deflate: Option<&DeflateConfig>,
+    out: &mut Vec<u8>,
+) {
     use std::io::Write as _;
     let url = &req.url;
     // Writing into a Vec cannot fail.
@@ -142,6 +149,9 @@ pub(crate) fn write_request(req: &ClientRequest, key: &Key, out: &mut Vec<u8>) {
             req.subprotocols.join(", ")
         );
     }
+    if let Some(d) = deflate {
+        d.write_offer(out);
+    }
     for (k, v) in &req.headers {
         let _ = write!(out, "{k}: {v}\r\n");
     }
@@ -155,6 +165,8 @@ pub struct Accepted {
     pub head_len: usize,
     /// Index (into the offered list) of the subprotocol the server chose.
     pub subprotocol: Option<usize>,
+    /// The permessage-deflate parameters, when it was offered and accepted.
+    pub deflate: Option<DeflateParams>,
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -193,13 +205,27 @@ pub(crate) fn response_accept(buf: &[u8]) -> Option<AcceptValue> {
     value.try_into().ok()
 }
 
-/// Parses and validates the response head at the front of `buf`.
+/// Parses and validates the response head at the front of `buf`, for a request that offered no
+/// extension.
 ///
 /// `Ok(None)` means the head is incomplete; the caller enforces its own size limit on that.
 pub fn parse_response(
     buf: &[u8],
     accept: &AcceptValue,
     offered: &[String],
+) -> Result<Option<Accepted>, HandshakeError> {
+    parse_response_deflate(buf, accept, offered, None)
+}
+
+/// As [`parse_response`], for a request that offered permessage-deflate as `deflate` says (none
+/// when `None`): an answer accepting it yields [`Accepted::deflate`]; an answer it does not fit
+/// fails with [`HandshakeError::Deflate`] (RFC 7692 §7.1), any other extension with
+/// [`HandshakeError::Extension`].
+pub fn parse_response_deflate(
+    buf: &[u8],
+    accept: &AcceptValue,
+    offered: &[String],
+    deflate: Option<&DeflateConfig>,
 ) -> Result<Option<Accepted>, HandshakeError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
@@ -213,6 +239,7 @@ pub fn parse_response(
     }
     let (mut upgrade, mut connection, mut accepted) = (false, false, false);
     let mut subprotocol = None;
+    let mut params = None;
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("upgrade") {
@@ -225,8 +252,18 @@ pub fn parse_response(
             }
             accepted = true;
         } else if name.eq_ignore_ascii_case("sec-websocket-extensions") {
-            if !h.value.trim_ascii().is_empty() {
-                return Err(HandshakeError::Extension);
+            for element in h.value.split(|&b| b == b',') {
+                if element.trim_ascii().is_empty() {
+                    continue;
+                }
+                let (ext, ext_params) = deflate::split_element(element);
+                let Some(cfg) = deflate.filter(|_| deflate::is_deflate(ext)) else {
+                    return Err(HandshakeError::Extension);
+                };
+                if params.is_some() {
+                    return Err(DeflateError::Duplicate.into());
+                }
+                params = Some(deflate::negotiate(ext_params, cfg, true)?);
             }
         } else if name.eq_ignore_ascii_case("sec-websocket-protocol") {
             let v = h.value.trim_ascii();
@@ -251,6 +288,7 @@ pub fn parse_response(
     Ok(Some(Accepted {
         head_len,
         subprotocol,
+        deflate: params,
     }))
 }
 
@@ -297,7 +335,7 @@ mod tests {
             .header("X-Api-Key", "k1");
         req.validate().unwrap();
         let mut out = Vec::new();
-        write_request(&req, RFC_KEY, &mut out);
+        write_request(&req, RFC_KEY, None, &mut out);
         let s = String::from_utf8(out).unwrap();
         assert!(
             s.starts_with("GET /chat?room=1 HTTP/1.1\r\nHost: [::1]:9001\r\n"),
@@ -353,7 +391,8 @@ mod tests {
             ok,
             Accepted {
                 head_len: head,
-                subprotocol: Some(1)
+                subprotocol: Some(1),
+                deflate: None,
             }
         );
         for i in 0..head {

@@ -9,6 +9,7 @@
 //! | `url` ([`WsUrl`]) | §3 `ws` / `wss` URIs |
 //! | `client` ([`Websocket`]) | §7 closing the connection (receive side), §5.4 reassembly |
 //! | `send` ([`WsSender`]) | §5.3 masking on send, §5.5.2–§5.5.3 ping / pong, §7.1.2 starting the close |
+//! | `deflate` ([`DeflateConfig`], [`DeflateParams`]) | RFC 7692 permessage-deflate: §7.1 negotiation, §7.2 compression |
 //!
 //! The codec is sans-IO: [`Decoder`] turns bytes into [`Frame`]s that borrow the caller's buffer.
 //! [`Websocket<S>`] puts it on any [`Stream`](crate::stream::Stream) — plain TCP, TLS, a recording —
@@ -39,6 +40,7 @@
 mod batch;
 pub(crate) mod client;
 pub(crate) mod codec;
+pub(crate) mod deflate;
 pub(crate) mod error;
 pub(crate) mod frame;
 pub(crate) mod handshake;
@@ -50,9 +52,12 @@ pub(crate) mod url;
 pub use batch::Batch;
 pub use client::{IntoWebsocket, Message, Websocket, WsConfig, WsState};
 pub use codec::{encode_frame, Decoder, Frame, FrameInfo};
+pub use deflate::{DeflateConfig, DeflateError, DeflateParams};
 pub use error::{CapacityError, HandshakeError, ProtocolError, UrlError, UsageError, WsError};
 pub use frame::{is_valid_close_code, CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
-pub use handshake::{accept_value, parse_response, AcceptValue, Accepted, ClientRequest};
+pub use handshake::{
+    accept_value, parse_response, parse_response_deflate, AcceptValue, Accepted, ClientRequest,
+};
 pub use mask::MaskMode;
 pub use send::WsSender;
 pub use url::{WsUrl, DEFAULT_MAX_URL_LEN};

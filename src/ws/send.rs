@@ -11,6 +11,7 @@ use std::fmt;
 use std::io;
 
 use super::codec::{Decoder, Frame};
+use super::deflate::DeflateState;
 use super::error::{UsageError, WsError};
 use super::frame::{is_valid_close_code, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use super::handshake::AcceptValue;
@@ -54,9 +55,22 @@ impl Tx {
     /// Queues one frame: header from a stack array, then the payload masked while it is copied.
     #[inline]
     pub(super) fn queue(&mut self, opcode: OpCode, fin: bool, payload: &[u8], key: [u8; 4]) {
+        self.queue_rsv(opcode, fin, 0, payload, key);
+    }
+
+    /// [`queue`](Self::queue) with RSV bits (RSV1, `0b100`, marks a compressed message).
+    #[inline]
+    pub(super) fn queue_rsv(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: &[u8],
+        key: [u8; 4],
+    ) {
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask: Some(key),
             payload_len: payload.len() as u64,
@@ -137,6 +151,17 @@ pub(super) struct Core<S> {
     pub(super) accept: AcceptValue,
     pub(super) offered: Vec<String>,
     pub(super) subprotocol: Option<usize>,
+    /// permessage-deflate, once negotiated (RFC 7692).
+    pub(super) deflate: Option<DeflateState>,
+}
+
+/// A masking key as `mode` says.
+#[inline]
+fn mask_key(mode: MaskMode, rng: &mut KeyGen) -> [u8; 4] {
+    match mode {
+        MaskMode::Random => rng.key(),
+        MaskMode::Zero => [0; 4],
+    }
 }
 
 impl<S: Stream> Core<S> {
@@ -189,10 +214,7 @@ impl<S: Stream> Core<S> {
 
     #[inline]
     pub(super) fn key(&mut self) -> [u8; 4] {
-        match self.cfg.mask {
-            MaskMode::Random => self.rng.key(),
-            MaskMode::Zero => [0; 4],
-        }
+        mask_key(self.cfg.mask, &mut self.rng)
     }
 
     #[inline]
@@ -244,13 +266,23 @@ impl<S: Stream> Core<S> {
         Ok(())
     }
 
-    /// Checks the state and fragmentation order for a frame the user sends.
+    /// Checks the state and fragmentation order for a frame the user sends, then sends it
+    /// (compressed when permessage-deflate is on and it is a data frame).
     pub(super) fn send_checked(
         &mut self,
         opcode: OpCode,
         fin: bool,
         payload: &[u8],
     ) -> Result<(), WsError> {
+        self.check_send(opcode, fin, payload)?;
+        if self.deflate.is_some() && !opcode.is_control() {
+            return self.send_deflated(opcode, fin, payload, None);
+        }
+        self.send_raw(opcode, fin, payload)
+    }
+
+    /// The checks of [`send_checked`](Self::send_checked); updates the fragmentation state.
+    fn check_send(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<(), WsError> {
         // Not `check`: an error a batch deferred is raised by the next receive, so replies to the
         // frames before it still go out first.
         if let Some(e) = &self.failed {
@@ -272,10 +304,65 @@ impl<S: Stream> Core<S> {
             }
             self.tx_fragmented = !fin;
         }
-        self.send_raw(opcode, fin, payload)
+        Ok(())
+    }
+
+    /// Compresses one data frame's payload (the whole message when `fin` and not a continuation)
+    /// into the compressor's buffer and queues it, RSV1 on the first frame of the message
+    /// (RFC 7692 §6); split into frames of at most `fragment` bytes when given.
+    fn send_deflated(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        fragment: Option<usize>,
+    ) -> Result<(), WsError> {
+        let Core {
+            tx,
+            deflate,
+            rng,
+            cfg,
+            ..
+        } = self;
+        let Some(st) = deflate.as_mut() else {
+            return Ok(());
+        };
+        let z = match st.deflater.compress(payload, fin) {
+            Ok(z) => z,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let rsv = if opcode == OpCode::Continuation {
+            0
+        } else {
+            0b100
+        };
+        match fragment {
+            Some(n) if n > 0 && z.len() > n => {
+                let mut chunks = z.chunks(n).peekable();
+                let (mut op, mut rsv) = (opcode, rsv);
+                while let Some(chunk) = chunks.next() {
+                    let key = mask_key(cfg.mask, rng);
+                    tx.queue_rsv(op, fin && chunks.peek().is_none(), rsv, chunk, key);
+                    (op, rsv) = (OpCode::Continuation, 0);
+                }
+            }
+            _ => {
+                let key = mask_key(cfg.mask, rng);
+                tx.queue_rsv(opcode, fin, rsv, z, key);
+            }
+        }
+        if self.open {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     pub(super) fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), WsError> {
+        if self.deflate.is_some() {
+            self.check_send(opcode, true, payload)?;
+            let fragment = self.cfg.fragment_size;
+            return self.send_deflated(opcode, true, payload, fragment);
+        }
         match self.cfg.fragment_size {
             Some(n) if n > 0 && payload.len() > n => {
                 let mut chunks = payload.chunks(n).peekable();
