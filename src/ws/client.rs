@@ -224,6 +224,7 @@ impl<S: Stream> Websocket<S> {
                 close_sent: false,
                 close_received: false,
                 tx_fragmented: false,
+                tx_compressed: false,
                 pong_slot: [0; MAX_CONTROL_PAYLOAD],
                 pong_len: None,
                 peer_close: [0; MAX_CONTROL_PAYLOAD],
@@ -305,7 +306,8 @@ impl<S: Stream> Websocket<S> {
                         core.dec.enable_deflate();
                         let initial = cfg
                             .read_buffer_size
-                            .clamp(4096, cfg.max_message_size.max(1));
+                            .min(cfg.max_message_size)
+                            .max(4096.min(cfg.max_message_size).max(1));
                         self.z.out.resize(initial, 0);
                     }
                     core.open = true;

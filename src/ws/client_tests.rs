@@ -755,3 +755,63 @@ fn read_pending_reports_a_buffered_complete_frame() {
     assert!(!ws.read_pending());
     assert!(ws.receive().unwrap().is_none());
 }
+
+#[test]
+fn a_message_begun_before_deflate_was_agreed_stays_uncompressed() {
+    // The first fragment is queued while the handshake runs (no deflate yet, no RSV1); its
+    // continuation, sent once the server agreed to deflate, must not be compressed.
+    let url = WsUrl::parse("ws://127.0.0.1:9001/").unwrap();
+    let config = WsConfig {
+        deflate: Some(crate::ws::DeflateConfig::default()),
+        ..WsConfig::default()
+    };
+    let mut ws = Mem::default().into_websocket_with(url, config).unwrap();
+    while !ws.get_ref().output.ends_with(b"\r\n\r\n") {
+        assert!(!ws.poll_handshake().unwrap());
+    }
+    ws.send_frame(OpCode::Text, false, b"abc").unwrap();
+    let mut resp = response_for(&ws.get_ref().output);
+    let at = resp.len() - 2;
+    resp.splice(
+        at..at,
+        b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+            .iter()
+            .copied(),
+    );
+    ws.get_mut().input.extend_from_slice(&resp);
+    assert!(ws.poll_handshake().unwrap());
+    assert!(ws.deflate().is_some(), "deflate agreed");
+    ws.send_frame(OpCode::Continuation, true, b"def").unwrap();
+    ws.send_frame(OpCode::Text, true, b"ghi").unwrap();
+    let frames = sent_frames(&ws.get_ref().output);
+    assert_eq!(frames[0], (OpCode::Text, false, b"abc".to_vec()));
+    assert_eq!(frames[1], (OpCode::Continuation, true, b"def".to_vec()));
+    // The next message is compressed.
+    assert_eq!(frames[2].0, OpCode::Text);
+    assert_ne!(frames[2].2, b"ghi");
+}
+
+#[test]
+fn deflate_with_a_message_limit_under_4_kib_opens() {
+    let url = WsUrl::parse("ws://127.0.0.1:9001/").unwrap();
+    let config = WsConfig {
+        deflate: Some(crate::ws::DeflateConfig::default()),
+        max_message_size: 1000,
+        ..WsConfig::default()
+    };
+    let mut ws = Mem::default().into_websocket_with(url, config).unwrap();
+    while !ws.get_ref().output.ends_with(b"\r\n\r\n") {
+        assert!(!ws.poll_handshake().unwrap());
+    }
+    let mut resp = response_for(&ws.get_ref().output);
+    let at = resp.len() - 2;
+    resp.splice(
+        at..at,
+        b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+            .iter()
+            .copied(),
+    );
+    ws.get_mut().input.extend_from_slice(&resp);
+    assert!(ws.poll_handshake().unwrap());
+    assert!(ws.deflate().is_some());
+}

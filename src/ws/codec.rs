@@ -11,7 +11,7 @@
 //! arrived since) at the front of its buffer; after `Ok(Some(info))`, the caller calls `accept` with
 //! the same bytes and then drops `info.total_len()` bytes from the front.
 
-use super::error::{CapacityError, ProtocolError, WsError};
+use super::error::{CapacityError, ProtocolError, UsageError, WsError};
 use super::frame::{CloseFrame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 
 /// A complete frame found by [`Decoder::poll`], not yet accepted.
@@ -509,6 +509,9 @@ impl Decoder {
     /// If `data` is shorter than `info.total_len()` (a caller bug: it is not what `poll` saw).
     #[inline]
     pub fn accept<'a>(&mut self, info: FrameInfo, data: &'a [u8]) -> Result<Frame<'a>, WsError> {
+        if info.compressed() || (self.compressed && info.opcode == OpCode::Continuation) {
+            return Err(UsageError::CompressedFrame.into());
+        }
         let payload = &data[info.header_len as usize..info.total_len()];
         let streamed = std::mem::take(&mut self.streamed).min(payload.len());
         self.want = 0;

@@ -292,6 +292,8 @@ pub(crate) struct Inflater {
     max_message: usize,
     /// Inflated bytes of the message in progress, earlier fragments.
     msg_len: usize,
+    /// A fragment of the current message has been inflated (the next frame continues it).
+    mid_message: bool,
     /// The stream ended (a block with BFINAL): start a new one with the next message.
     ended: bool,
 }
@@ -319,6 +321,7 @@ impl Inflater {
             reset_each: params.server_no_context_takeover,
             max_message,
             msg_len: 0,
+            mid_message: false,
             ended: false,
         }
     }
@@ -378,6 +381,18 @@ impl Inflater {
         tail: &mut &'a mut [u8],
         spill: &mut Option<&'a mut Vec<u8>>,
     ) -> Result<Inflated<'a>, WsError> {
+        if fin && payload.is_empty() && !self.mid_message {
+            // An empty message sent as an empty payload (some servers do): the tail alone is an
+            // unfinished stored block, which would leave the inflater mid-block for the next
+            // message under context takeover. Nothing to inflate.
+            let (data, rest) = std::mem::take(tail).split_at_mut(0);
+            *tail = rest;
+            self.end_frame(0, true);
+            return Ok(Inflated {
+                data,
+                spilled: false,
+            });
+        }
         let mut inputs: [&[u8]; 2] = [payload, if fin { &TAIL } else { &[] }];
         // One byte past the limit is room enough to see that a message exceeds it.
         let room = self.max_message.saturating_sub(self.msg_len);
@@ -426,6 +441,7 @@ impl Inflater {
     }
 
     fn end_frame(&mut self, n: usize, fin: bool) {
+        self.mid_message = !fin;
         if fin {
             self.msg_len = 0;
             if self.reset_each || self.ended {

@@ -186,4 +186,8 @@ pub enum UsageError {
     /// deflate with an 8-bit window).
     #[error("permessage-deflate window bits {0} outside 9..=15")]
     WindowBits(u8),
+    /// A frame of a compressed message given to [`Decoder::accept`](super::Decoder::accept):
+    /// such frames go through `accept_compressed` and `inflated`.
+    #[error("a compressed frame given to Decoder::accept (use accept_compressed and inflated)")]
+    CompressedFrame,
 }

@@ -138,6 +138,10 @@ pub(super) struct Core<S> {
     pub(super) close_received: bool,
     /// A fragmented message this side is sending.
     pub(super) tx_fragmented: bool,
+    /// Whether the data message being sent is compressed: decided by its first frame, so a
+    /// message begun before the handshake (uncompressed, no RSV1) is not continued compressed
+    /// once it completes.
+    pub(super) tx_compressed: bool,
     /// The pong for the latest ping, held while earlier bytes are still queued.
     pub(super) pong_slot: [u8; MAX_CONTROL_PAYLOAD],
     pub(super) pong_len: Option<u8>,
@@ -275,8 +279,13 @@ impl<S: Stream> Core<S> {
         payload: &[u8],
     ) -> Result<(), WsError> {
         self.check_send(opcode, fin, payload)?;
-        if self.deflate.is_some() && !opcode.is_control() {
-            return self.send_deflated(opcode, fin, payload, None);
+        if !opcode.is_control() {
+            if opcode != OpCode::Continuation {
+                self.tx_compressed = self.deflate.is_some();
+            }
+            if self.tx_compressed {
+                return self.send_deflated(opcode, fin, payload, None);
+            }
         }
         self.send_raw(opcode, fin, payload)
     }
