@@ -194,19 +194,23 @@ fn tungstenite_run(frames: &Arc<Vec<u8>>, count: usize, takeover: bool) -> Durat
             Err(e) => panic!("{e}"),
         };
         assert!(frame.header().rsv1);
-        let mut input = frame.into_payload().to_vec();
-        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
-        let mut out = Vec::with_capacity(input.len() * 4);
-        let mut used = 0;
-        loop {
-            let in0 = z.total_in();
-            z.decompress_vec(&input[used..], &mut out, FlushDecompress::Sync)
-                .unwrap();
-            used += (z.total_in() - in0) as usize;
-            if used == input.len() && out.len() < out.capacity() {
-                break;
+        // The payload, then the 4-byte tail, straight from tungstenite's frame (no copy); the
+        // output is the one owned buffer an owned message needs.
+        let payload = frame.into_payload();
+        let inputs: [&[u8]; 2] = [&payload[..], &[0, 0, 0xff, 0xff]];
+        let mut out = Vec::with_capacity(payload.len() * 4 + 64);
+        for input in inputs {
+            let mut used = 0;
+            loop {
+                let in0 = z.total_in();
+                z.decompress_vec(&input[used..], &mut out, FlushDecompress::Sync)
+                    .unwrap();
+                used += (z.total_in() - in0) as usize;
+                if used == input.len() && out.len() < out.capacity() {
+                    break;
+                }
+                out.reserve(out.capacity().max(1024));
             }
-            out.reserve(out.capacity().max(1024));
         }
         if !takeover {
             z.reset(false);
