@@ -4,10 +4,8 @@
 //! Without a TLS feature every endpoint still exists for plain URLs; a secure URL is refused when
 //! the endpoint is made, with [`Error::Io`] of kind `Unsupported`.
 
-use std::io;
-
-use super::Error;
-use crate::stream::Stream;
+#[cfg(any(feature = "ws", feature = "http", feature = "fix"))]
+use {super::Error, crate::stream::Stream, std::io};
 
 /// The stream under an endpoint's protocol: the dialer's stream `S`, or a TLS session over it.
 #[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
@@ -17,21 +15,33 @@ pub type Transport<S> = crate::stream::MaybeTls<S>;
 pub type Transport<S> = S;
 
 /// What an endpoint keeps to open TLS sessions.
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+#[cfg(all(
+    any(feature = "ws", feature = "http", feature = "fix"),
+    any(feature = "tls-rustls", feature = "tls-openssl")
+))]
 pub(crate) type Connector = crate::stream::tls::TlsConnector;
 /// No TLS backend: there is nothing to configure, and no value of this type exists.
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
+#[cfg(all(
+    any(feature = "ws", feature = "http", feature = "fix"),
+    not(any(feature = "tls-rustls", feature = "tls-openssl"))
+))]
 pub(crate) type Connector = std::convert::Infallible;
 
 /// The connector for a secure URL when the user gave none: the default configuration (built-in
 /// roots, verification on).
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+#[cfg(all(
+    any(feature = "ws", feature = "http", feature = "fix"),
+    any(feature = "tls-rustls", feature = "tls-openssl")
+))]
 pub(crate) fn default_connector(_scheme: &str) -> Result<Connector, Error> {
     Ok(crate::stream::tls::TlsConfig::default().build()?)
 }
 
 /// No TLS backend: a secure URL (`scheme`) cannot be served.
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
+#[cfg(all(
+    any(feature = "ws", feature = "http", feature = "fix"),
+    not(any(feature = "tls-rustls", feature = "tls-openssl"))
+))]
 pub(crate) fn default_connector(scheme: &str) -> Result<Connector, Error> {
     Err(Error::Io(io::Error::new(
         io::ErrorKind::Unsupported,
@@ -40,7 +50,10 @@ pub(crate) fn default_connector(scheme: &str) -> Result<Connector, Error> {
 }
 
 /// `stream` wrapped in a TLS session for `server_name` when `tls` is given, else plain.
-#[cfg(any(feature = "tls-rustls", feature = "tls-openssl"))]
+#[cfg(all(
+    any(feature = "ws", feature = "http", feature = "fix"),
+    any(feature = "tls-rustls", feature = "tls-openssl")
+))]
 pub(crate) fn wrap<S: Stream>(
     stream: S,
     tls: Option<&Connector>,
@@ -50,7 +63,10 @@ pub(crate) fn wrap<S: Stream>(
 }
 
 /// `stream` itself (no TLS backend, so no connector exists).
-#[cfg(not(any(feature = "tls-rustls", feature = "tls-openssl")))]
+#[cfg(all(
+    any(feature = "ws", feature = "http", feature = "fix"),
+    not(any(feature = "tls-rustls", feature = "tls-openssl"))
+))]
 pub(crate) fn wrap<S: Stream>(
     stream: S,
     tls: Option<&Connector>,
