@@ -508,7 +508,10 @@ mod tests {
                 .seal(content::APPLICATION_DATA, &content, &mut buf)
                 .unwrap();
             let (typ, range) = rx.open(&mut buf[..n]).unwrap();
-            assert_eq!((typ, range.len()), (content::APPLICATION_DATA, MAX_PLAINTEXT));
+            assert_eq!(
+                (typ, range.len()),
+                (content::APPLICATION_DATA, MAX_PLAINTEXT)
+            );
             // ...and one byte of padding more, sealed by hand as a peer that pads past the limit
             // would: short content, long padding.
             let mut inner = vec![0u8; MAX_PLAINTEXT + 2];

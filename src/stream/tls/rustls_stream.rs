@@ -10,7 +10,14 @@
 //! NewSessionTicket (stored for resumption), KeyUpdate (keys changed, answered when the peer asks),
 //! a TLS 1.2 HelloRequest (refused with a `no_renegotiation` warning), close_notify (end of
 //! stream), any other alert (a typed [`TlsRecordError::Alert`]), and every malformed record (a typed
-//! [`TlsRecordError`], with the matching alert sent back). Every buffer is bounded.
+//! [`TlsRecordError`], with the matching alert sent back). Every buffer is bounded. Answers to a
+//! KeyUpdate or HelloRequest are owed, not urgent (RFC 8446 §4.6.3): sealed as soon as the write
+//! buffer has room, always before our next application record, never after our close_notify.
+//!
+//! A TLS 1.3 sending key changes (with our own KeyUpdate) when it reaches the suite's record limit.
+//! A TLS 1.2 key cannot: a few records short of the limit the session queues close_notify and fails
+//! with [`TlsRecordError::SequenceExhausted`]. A `max_fragment_size` set by a config hook bounds
+//! every application record as it would in rustls; 0-RTT data is never sent.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
