@@ -502,7 +502,14 @@ impl<S: Stream> RustlsStream<S> {
                     n => Ok(n),
                 }
             }
-            Some(Stop::Fail(e)) => Err(self.fail(e)),
+            Some(Stop::Fail(e)) => {
+                let err = self.fail(e);
+                // Bytes already sealed stay reported; the next call returns the failure.
+                match taken {
+                    0 => Err(err),
+                    n => Ok(n),
+                }
+            }
         }
     }
 
@@ -862,6 +869,9 @@ impl<S: Stream> Write for RustlsStream<S> {
         if !self.early_out.is_empty() {
             // Bytes queued during the handshake go first.
             self.flush()?;
+        }
+        if let Some(e) = self.failed {
+            return Err(record_failure(e));
         }
         if self.close_sent {
             return Err(io::Error::new(

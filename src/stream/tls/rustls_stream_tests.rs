@@ -285,7 +285,7 @@ fn a_hello_request_is_refused_once_there_is_room() {
     let data = pattern(200_000);
     let taken = p.fill(&data);
     // rustls has no way to send a HelloRequest: take the server's keys and seal one as it would.
-    let server = std::mem::replace(&mut p.server, None).unwrap();
+    let server = p.server.take().unwrap();
     let secrets = server.dangerous_extract_secrets().unwrap();
     let mut server_tx = Direction::new(Version::Tls12, secrets.tx.1, secrets.tx.0).unwrap();
     let mut server_rx = Direction::new(Version::Tls12, secrets.rx.1, secrets.rx.0).unwrap();
@@ -354,7 +354,17 @@ fn the_tls12_record_limit_ends_the_session_with_close_notify() {
         ),
         "{err}"
     );
-    assert!(p.client.write(b"def").is_err(), "the session stays failed");
+    let again = p
+        .client
+        .write(b"def")
+        .expect_err("the session stays failed");
+    assert!(
+        matches!(
+            tls_error(&again),
+            Some(TlsError::Record(TlsRecordError::SequenceExhausted))
+        ),
+        "{again}"
+    );
     p.client
         .shutdown_write()
         .expect("close_notify was sealed in the margin");
