@@ -521,8 +521,9 @@ impl<S: Stream> RustlsStream<S> {
         }
     }
 
-    /// Seals one whole control record (alert) under the current key, ahead of nothing we owe, or
-    /// fails (`WouldBlock` when the buffer has no room even after writing what it can).
+    /// Seals one whole alert record under the current key, without first sealing what the peer is
+    /// owed (an alert needs no KeyUpdate before it), or fails: `WouldBlock` when the buffer has no
+    /// room even after writing what it can; on TLS 1.2, past the key's hard limit.
     fn seal_control(&mut self, typ: u8, payload: &[u8]) -> io::Result<()> {
         self.compact_wbuf();
         let Session::Traffic(t) = &self.session else {
