@@ -1,6 +1,7 @@
 //! The rustls backend's own record layer (`stream::tls::records`) against `openssl s_server`: every
 //! cipher suite rustls negotiates here, TLS 1.2 and 1.3, byte-exact both ways with small and large
-//! data; KeyUpdate from the server (with and without update_requested) while data flows;
+//! data; KeyUpdate from the server (with and without update_requested, ours answering each request
+//! as s_server's message trace shows) while data flows;
 //! close_notify both ways, and a close without it reported as truncation; a TLS 1.2 renegotiation request; corrupted and oversized records
 //! (through a byte-flipping TCP proxy) surfacing as typed errors.
 #![cfg(all(feature = "tls-rustls", feature = "tls-openssl"))]
@@ -190,7 +191,7 @@ struct Interactive {
 impl Interactive {
     fn start(pki: &TestPki, extra: &[&str]) -> Interactive {
         let port = util::free_port();
-        let mut cmd = Command::new("openssl");
+        let mut cmd = Command::new(util::system_bin("openssl"));
         cmd.args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
             .arg("-cert")
             .arg(&pki.server_cert)
@@ -243,8 +244,15 @@ impl Interactive {
     }
 
     fn printed(&self, what: &str) -> bool {
+        self.count(what) > 0
+    }
+
+    /// How many times `what` appears in what it printed.
+    fn count(&self, what: &str) -> usize {
         let out = self.stdout.lock().unwrap();
-        out.windows(what.len()).any(|w| w == what.as_bytes())
+        out.windows(what.len())
+            .filter(|w| *w == what.as_bytes())
+            .count()
     }
 
     fn wait_for(&self, what: &str) {
@@ -262,9 +270,11 @@ fn key_updates_from_the_server_mid_stream_with_and_without_request() {
         return;
     }
     let pki = TestPki::new();
-    let mut server = Interactive::start(&pki, &["-tls1_3"]);
+    // `-msg` prints every message it receives, our KeyUpdates with their bytes among them.
+    let mut server = Interactive::start(&pki, &["-tls1_3", "-msg"]);
     let mut s = connect(server.port, TlsBackend::Rustls, &pki);
     let bulk = lines(1_000, 64, 3);
+    let mut requested = 0;
     // A KeyUpdate is only sent once the server has the client's Finished: one line each way first.
     write_all_timeout(&mut s, b"client ready\n", T).unwrap();
     server.wait_for("client ready\n");
@@ -273,6 +283,7 @@ fn key_updates_from_the_server_mid_stream_with_and_without_request() {
     for round in 0..6 {
         // `k`: the server changes its sending key; `K`: it also asks us to change ours.
         server.command(if round % 2 == 0 { "k\n" } else { "K\n" });
+        requested += round % 2;
         // s_server drops whatever else came in the same read of its stdin as a command, and its
         // report of the command sits in a block-buffered pipe: give it time to read the command
         // alone.
@@ -288,6 +299,13 @@ fn key_updates_from_the_server_mid_stream_with_and_without_request() {
         let marker = format!("client round {round} done\n");
         write_all_timeout(&mut s, marker.as_bytes(), T).unwrap();
         server.wait_for(&marker);
+        // Our KeyUpdate (update_not_requested: 18 00 00 01 00) answered each `K`, and only those:
+        // OpenSSL does not wait for it, so only its trace tells.
+        assert_eq!(
+            server.count("<<< TLS 1.3, Handshake [length 0005], KeyUpdate"),
+            requested,
+            "round {round}: our KeyUpdates as s_server received them"
+        );
     }
     assert!(!server.printed("ERROR"), "s_server reported an error");
     // `Q` closes the TCP connection without a close_notify (OpenSSL 3.0): a truncation, which

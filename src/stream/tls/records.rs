@@ -43,8 +43,8 @@ pub enum TlsRecordError {
     /// A record failed authentication: corrupted, forged, or out of sequence (bad_record_mac).
     #[error("record authentication failed (bad_record_mac)")]
     BadRecordMac,
-    /// A record announced more than 2^14 + 256 bytes, or decrypted to more than 2^14
-    /// (record_overflow).
+    /// A record announced more than 2^14 + 256 bytes, or decrypted to more than 2^14 (TLS 1.3: an
+    /// inner plaintext, padding included, of more than 2^14 + 1) (record_overflow).
     #[error("record larger than TLS allows (record_overflow)")]
     RecordOverflow,
     /// A record or post-handshake message was malformed (decode_error).
@@ -286,13 +286,15 @@ impl Direction {
                     .key
                     .open_in_place(nonce, Aad::from(&*head), body)
                     .map_err(|_| TlsRecordError::BadRecordMac)?;
+                // RFC 8446 §5.4: the inner plaintext (content, type and padding) is at most
+                // 2^14 + 1 bytes.
+                if plain.len() > MAX_PLAINTEXT + 1 {
+                    return Err(TlsRecordError::RecordOverflow);
+                }
                 // RFC 8446 §5.4: strip the zero padding; the last non-zero byte is the real type.
                 let Some(type_at) = plain.iter().rposition(|&b| b != 0) else {
                     return Err(TlsRecordError::UnexpectedMessage(0));
                 };
-                if type_at > MAX_PLAINTEXT {
-                    return Err(TlsRecordError::RecordOverflow);
-                }
                 Ok((plain[type_at], HEADER_LEN..HEADER_LEN + type_at))
             }
             Framing::Tls12Explicit | Framing::Tls12Xor => {
@@ -492,5 +494,48 @@ mod tests {
             rx.open(&mut buf[..n]),
             Err(TlsRecordError::UnexpectedMessage(0))
         );
+    }
+
+    #[test]
+    fn tls13_inner_plaintext_over_the_limit_is_an_overflow_even_if_padding() {
+        for kind in 0..3 {
+            let (mut tx, mut rx) = pair(Version::Tls13, kind);
+            // The largest inner plaintext allowed: 2^14 bytes of content and the type, no
+            // padding...
+            let mut buf = vec![0u8; MAX_RECORD];
+            let content = vec![b'x'; MAX_PLAINTEXT];
+            let n = tx
+                .seal(content::APPLICATION_DATA, &content, &mut buf)
+                .unwrap();
+            let (typ, range) = rx.open(&mut buf[..n]).unwrap();
+            assert_eq!(
+                (typ, range.len()),
+                (content::APPLICATION_DATA, MAX_PLAINTEXT)
+            );
+            // ...and one byte of padding more, sealed by hand as a peer that pads past the limit
+            // would: short content, long padding.
+            let mut inner = vec![0u8; MAX_PLAINTEXT + 2];
+            inner[..2].copy_from_slice(b"hi");
+            inner[2] = content::APPLICATION_DATA;
+            let len = inner.len() + TAG_LEN;
+            let mut record = header(content::APPLICATION_DATA, len as u16).to_vec();
+            let seq = tx.take_seq().unwrap();
+            let tag = tx
+                .key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(tx.xor_nonce(seq)),
+                    Aad::from(&record[..]),
+                    &mut inner,
+                )
+                .unwrap();
+            record.extend_from_slice(&inner);
+            record.extend_from_slice(tag.as_ref());
+            assert_eq!(record_len(&record), Ok(Some(record.len())));
+            assert_eq!(
+                rx.open(&mut record),
+                Err(TlsRecordError::RecordOverflow),
+                "suite {kind}"
+            );
+        }
     }
 }

@@ -49,9 +49,12 @@ pub(super) fn build(cfg: &TlsConfig) -> io::Result<Arc<ClientConfig>> {
     if let Some(hook) = &cfg.rustls_hook {
         hook.apply(&mut config, "rustls")?;
     }
-    // Not a setting: after the handshake the records are sealed and opened by `records`, with the
-    // keys rustls hands over, so a hook cannot turn this off.
+    // Not settings: after the handshake the records are sealed and opened by `records`, with the
+    // keys rustls hands over, so a hook cannot turn this off; and the session never sends 0-RTT
+    // data (rustls would seal it itself, outside `records`, and it can be replayed), so a hook
+    // cannot turn that on. A hook's `max_fragment_size` is honoured by the sealer.
     config.enable_secret_extraction = true;
+    config.enable_early_data = false;
     Ok(Arc::new(config))
 }
 

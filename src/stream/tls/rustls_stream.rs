@@ -10,7 +10,14 @@
 //! NewSessionTicket (stored for resumption), KeyUpdate (keys changed, answered when the peer asks),
 //! a TLS 1.2 HelloRequest (refused with a `no_renegotiation` warning), close_notify (end of
 //! stream), any other alert (a typed [`TlsRecordError::Alert`]), and every malformed record (a typed
-//! [`TlsRecordError`], with the matching alert sent back). Every buffer is bounded.
+//! [`TlsRecordError`], with the matching alert sent back). Every buffer is bounded. Answers to a
+//! KeyUpdate or HelloRequest are owed, not urgent (RFC 8446 §4.6.3): sealed as soon as the write
+//! buffer has room, always before our next application record, never after our close_notify.
+//!
+//! A TLS 1.3 sending key changes (with our own KeyUpdate) when it reaches the suite's record limit.
+//! A TLS 1.2 key cannot: a few records short of the limit the session queues close_notify and fails
+//! with [`TlsRecordError::SequenceExhausted`]. A `max_fragment_size` set by a config hook bounds
+//! every application record as it would in rustls; 0-RTT data is never sent.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -33,6 +40,8 @@ const READ_BUF: usize = (1 << 16) + 2 * (MAX_RECORD + 2048);
 const WRITE_BUF: usize = 4 * MAX_RECORD;
 /// The bound on plaintext written before the handshake completes (as rustls' own default).
 const EARLY_LIMIT: usize = 64 * 1024;
+/// Records kept in reserve below a TLS 1.2 key's limit for the alerts that end the session.
+const LIMIT_MARGIN: u64 = 8;
 /// The bound on one post-handshake handshake message (a NewSessionTicket with a large ticket).
 const MAX_HANDSHAKE_MESSAGE: usize = 4 + (1 << 16) + 512;
 
@@ -60,6 +69,12 @@ struct Traffic {
     rx: Direction,
     /// Records sent under one key before it must change (the suite's confidentiality limit).
     tx_limit: u64,
+    /// How many times our sending key changed (KeyUpdates we sent).
+    tx_generation: u64,
+    /// The peer asked for our KeyUpdate (TLS 1.3), not yet sent.
+    key_update_owed: bool,
+    /// The peer sent a HelloRequest (TLS 1.2), not yet refused.
+    refusal_owed: bool,
 }
 
 /// A rustls client session over `S`.
@@ -91,6 +106,9 @@ pub struct RustlsStream<S> {
     peer_closed: bool,
     close_sent: bool,
     failed: Option<TlsRecordError>,
+    /// The largest plaintext per application record: 2^14, or less by the config's
+    /// `max_fragment_size`.
+    max_plain: usize,
 }
 
 impl<S> std::fmt::Debug for RustlsStream<S> {
@@ -110,6 +128,12 @@ impl<S: Stream> RustlsStream<S> {
                 format!("invalid TLS server name {server_name:?}"),
             )
         })?;
+        // rustls counts the 5-byte header in `max_fragment_size` and checks its range in `new`.
+        let max_plain = config
+            .max_fragment_size
+            .map_or(records::MAX_PLAINTEXT, |m| {
+                m.saturating_sub(HEADER_LEN).min(records::MAX_PLAINTEXT)
+            });
         let conn = UnbufferedClientConnection::new(config, name)
             .map_err(|e| TlsError::Protocol(e.to_string()).into_io())?;
         Ok(RustlsStream {
@@ -132,6 +156,7 @@ impl<S: Stream> RustlsStream<S> {
             peer_closed: false,
             close_sent: false,
             failed: None,
+            max_plain,
         })
     }
 
@@ -174,7 +199,7 @@ impl<S: Stream> RustlsStream<S> {
 
     fn queue_close_notify(&mut self) -> io::Result<()> {
         if !self.close_sent {
-            self.send_record(content::ALERT, &[ALERT_WARNING, ALERT_CLOSE_NOTIFY])?;
+            self.seal_control(content::ALERT, &[ALERT_WARNING, ALERT_CLOSE_NOTIFY])?;
             self.close_sent = true;
         }
         Ok(())
@@ -372,6 +397,9 @@ impl<S: Stream> RustlsStream<S> {
             tx,
             rx,
             tx_limit,
+            tx_generation: 0,
+            key_update_owed: false,
+            refusal_owed: false,
         }));
         self.push_early().map(|_| ())
     }
@@ -381,7 +409,7 @@ impl<S: Stream> RustlsStream<S> {
     fn push_early(&mut self) -> io::Result<bool> {
         while !self.early_out.is_empty() {
             let early = std::mem::take(&mut self.early_out);
-            let sealed = self.seal_some(content::APPLICATION_DATA, &early);
+            let sealed = self.seal_some(&early);
             self.early_out = early;
             self.early_out.drain(..sealed?);
             if !self.push_tls()? {
@@ -391,24 +419,46 @@ impl<S: Stream> RustlsStream<S> {
         self.push_tls()
     }
 
-    /// Seals as much of `data` as fits in the write buffer, in records of at most 2^14 bytes.
-    /// Returns how many bytes were taken (0 when the buffer is full).
-    fn seal_some(&mut self, typ: u8, data: &[u8]) -> io::Result<usize> {
-        if let Some(e) = self.failed {
-            return Err(record_failure(e));
-        }
-        let Session::Traffic(t) = &mut self.session else {
-            return Err(io::ErrorKind::NotConnected.into());
-        };
+    /// Moves unsent records to the front of the write buffer when less than a record's room is left.
+    fn compact_wbuf(&mut self) {
         if self.wstart > 0 && self.wbuf.len() - self.wend < MAX_RECORD {
             self.wbuf.copy_within(self.wstart..self.wend, 0);
             self.wend -= self.wstart;
             self.wstart = 0;
         }
+    }
+
+    /// Seals as much of the application data `data` as fits in the write buffer, in records of at
+    /// most 2^14 bytes (or the configured `max_fragment_size`), each preceded by what we owe the
+    /// peer (see [`settle`]). Returns how many bytes were taken: 0 when nothing fits, and never an
+    /// error once some bytes are sealed, so that the caller never writes them twice. At the TLS 1.2
+    /// record limit it queues close_notify and fails the session with
+    /// [`TlsRecordError::SequenceExhausted`].
+    fn seal_some(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(e) = self.failed {
+            return Err(record_failure(e));
+        }
+        self.compact_wbuf();
+        let Session::Traffic(t) = &mut self.session else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
         let mut taken = 0;
+        let mut stop = None;
         while taken < data.len() {
-            if t.tx.seq() >= t.tx_limit {
-                rotate_tx(t, &mut self.wbuf, &mut self.wend)?;
+            if t.version == Version::Tls12 && t.tx.seq() >= t.tx_limit.saturating_sub(LIMIT_MARGIN)
+            {
+                // The key is worn out and TLS 1.2 cannot change it: end the session in order while
+                // the margin still allows a close_notify.
+                stop = Some(Stop::WornOut);
+                break;
+            }
+            match settle(t, &mut self.wbuf, &mut self.wend, self.close_sent) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    stop = Some(Stop::Fail(e));
+                    break;
+                }
             }
             let room = self.wbuf.len() - self.wend;
             let overhead = HEADER_LEN + t.tx.overhead();
@@ -416,30 +466,110 @@ impl<S: Stream> RustlsStream<S> {
                 break;
             }
             let n = (data.len() - taken)
-                .min(records::MAX_PLAINTEXT)
+                .min(self.max_plain)
                 .min(room - overhead);
-            let len =
-                t.tx.seal(typ, &data[taken..taken + n], &mut self.wbuf[self.wend..])
-                    .map_err(record_failure)?;
-            self.wend += len;
-            taken += n;
+            let sealed = t.tx.seal(
+                content::APPLICATION_DATA,
+                &data[taken..taken + n],
+                &mut self.wbuf[self.wend..],
+            );
+            match sealed {
+                Ok(len) => {
+                    self.wend += len;
+                    taken += n;
+                }
+                Err(e) => {
+                    stop = Some(Stop::Fail(e));
+                    break;
+                }
+            }
         }
-        Ok(taken)
+        match stop {
+            None => Ok(taken),
+            Some(Stop::WornOut) => {
+                let alert = [ALERT_WARNING, ALERT_CLOSE_NOTIFY];
+                match self.seal_control(content::ALERT, &alert) {
+                    Ok(()) => {
+                        self.close_sent = true;
+                        self.failed = Some(TlsRecordError::SequenceExhausted);
+                    }
+                    // No room for the close_notify yet: nothing more is sealed until there is.
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e),
+                }
+                match taken {
+                    0 => Err(self.seal_refusal()),
+                    n => Ok(n),
+                }
+            }
+            Some(Stop::Fail(e)) => {
+                let err = self.fail(e);
+                // Bytes already sealed stay reported; the next call returns the failure.
+                match taken {
+                    0 => Err(err),
+                    n => Ok(n),
+                }
+            }
+        }
     }
 
-    /// Seals one whole control record (alert, KeyUpdate) or fails.
-    fn send_record(&mut self, typ: u8, payload: &[u8]) -> io::Result<()> {
-        if self.wbuf.len() - self.wend < MAX_RECORD && !self.push_tls()? {
+    /// Why [`seal_some`](Self::seal_some) took nothing: the session's failure, or a full buffer.
+    fn seal_refusal(&self) -> io::Error {
+        match self.failed {
+            Some(e) => record_failure(e),
+            None => io::ErrorKind::WouldBlock.into(),
+        }
+    }
+
+    /// Seals one whole alert record under the current key, without first sealing what the peer is
+    /// owed (an alert needs no KeyUpdate before it), or fails: `WouldBlock` when the buffer has no
+    /// room even after writing what it can; on TLS 1.2, past the key's hard limit.
+    fn seal_control(&mut self, typ: u8, payload: &[u8]) -> io::Result<()> {
+        self.compact_wbuf();
+        let Session::Traffic(t) = &self.session else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if self.wbuf.len() - self.wend < HEADER_LEN + payload.len() + t.tx.overhead()
+            && !self.push_tls()?
+        {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        self.seal_some(typ, payload).map(|_| ())
+        self.compact_wbuf();
+        let Session::Traffic(t) = &mut self.session else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if t.version == Version::Tls12 && t.tx.seq() >= t.tx_limit {
+            return Err(record_failure(TlsRecordError::SequenceExhausted));
+        }
+        let n =
+            t.tx.seal(typ, payload, &mut self.wbuf[self.wend..])
+                .map_err(record_failure)?;
+        self.wend += n;
+        Ok(())
     }
 
-    /// Records `e` as the session's end, tells the peer (best effort) and returns it as an error.
+    /// Seals what the peer is owed (an answer to its KeyUpdate or HelloRequest) and writes what it
+    /// can; nothing after our close_notify or once the session failed.
+    fn send_owed(&mut self) -> io::Result<()> {
+        if self.close_sent || self.failed.is_some() {
+            return Ok(());
+        }
+        self.compact_wbuf();
+        let Session::Traffic(t) = &mut self.session else {
+            return Ok(());
+        };
+        if let Err(e) = settle(t, &mut self.wbuf, &mut self.wend, self.close_sent) {
+            return Err(self.fail(e));
+        }
+        self.push_tls().map(|_| ())
+    }
+
+    /// Records `e` as the session's end, tells the peer (best effort, never after our
+    /// close_notify) and returns it as an error.
     fn fail(&mut self, e: TlsRecordError) -> io::Error {
         if self.failed.is_none() {
-            if let Some(desc) = e.alert_description() {
-                let _ = self.send_record(content::ALERT, &[ALERT_FATAL, desc]);
+            if let Some(desc) = e.alert_description().filter(|_| !self.close_sent) {
+                let _ = self.seal_control(content::ALERT, &[ALERT_FATAL, desc]);
                 let _ = self.push_tls();
             }
             self.failed = Some(e);
@@ -458,8 +588,9 @@ impl<S: Stream> RustlsStream<S> {
             let len = match records::record_len(avail) {
                 Ok(Some(len)) => len,
                 Ok(None) => {
-                    // Answers to KeyUpdate and HelloRequest go out before we wait.
-                    self.push_tls()?;
+                    // Answers to KeyUpdate and HelloRequest go out before we wait, if they fit
+                    // (else before our next record).
+                    self.send_owed()?;
                     match self.pull_tls() {
                         Ok(true) => continue,
                         Ok(false) => return Err(io::ErrorKind::WouldBlock.into()),
@@ -565,21 +696,12 @@ impl<S: Stream> RustlsStream<S> {
                         .update_rx_secret()
                         .map_err(|_| TlsRecordError::KeyUpdate)?;
                     t.rx = Direction::new(t.version, secrets, seq)?;
-                    if requested {
-                        rotate_tx(t, &mut self.wbuf, &mut self.wend)
-                            .map_err(|e| records_error(&e).unwrap_or(TlsRecordError::KeyUpdate))?;
-                    }
+                    // RFC 8446 §4.6.3: our own KeyUpdate is owed before our next application
+                    // record, not at once; `settle` sends it.
+                    t.key_update_owed |= requested;
                 }
                 (Version::Tls12, HANDSHAKE_HELLO_REQUEST) if body.is_empty() => {
-                    let alert = [ALERT_WARNING, ALERT_NO_RENEGOTIATION];
-                    let room = self.wbuf.len() - self.wend;
-                    if room < MAX_RECORD {
-                        // No room to refuse politely: refuse by ending the session.
-                        return Err(TlsRecordError::UnexpectedMessage(typ));
-                    }
-                    let n =
-                        t.tx.seal(content::ALERT, &alert, &mut self.wbuf[self.wend..])?;
-                    self.wend += n;
+                    t.refusal_owed = true;
                 }
                 _ => return Err(TlsRecordError::UnexpectedMessage(typ)),
             }
@@ -599,37 +721,54 @@ enum Next {
     Fail(rustls::Error),
 }
 
-/// Sends a KeyUpdate (update_not_requested) under the current key, then moves to the next one
-/// (RFC 8446 §4.6.3). TLS 1.2 cannot change keys: its limit ends the session.
-fn rotate_tx(t: &mut Traffic, wbuf: &mut [u8], wend: &mut usize) -> io::Result<()> {
-    if t.version != Version::Tls13 {
-        return Err(record_failure(TlsRecordError::SequenceExhausted));
+/// Seals what the peer is owed before our next record, oldest first: the `no_renegotiation`
+/// refusal of a TLS 1.2 HelloRequest, then on TLS 1.3 a KeyUpdate (update_not_requested) under the
+/// current key followed by the move to the next one (RFC 8446 §4.6.3), when the peer asked for it or
+/// the key reached the suite's limit. Nothing after our close_notify. `Ok(false)` when the buffer
+/// has no room for them yet: nothing may be sealed before they are.
+fn settle(
+    t: &mut Traffic,
+    wbuf: &mut [u8],
+    wend: &mut usize,
+    close_sent: bool,
+) -> Result<bool, TlsRecordError> {
+    if close_sent {
+        return Ok(true);
     }
-    if wbuf.len() - *wend < MAX_RECORD {
-        return Err(io::ErrorKind::WouldBlock.into());
+    if t.refusal_owed {
+        let alert = [ALERT_WARNING, ALERT_NO_RENEGOTIATION];
+        if wbuf.len() - *wend < HEADER_LEN + alert.len() + t.tx.overhead() {
+            return Ok(false);
+        }
+        *wend += t.tx.seal(content::ALERT, &alert, &mut wbuf[*wend..])?;
+        t.refusal_owed = false;
     }
-    let msg = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0];
-    let n =
-        t.tx.seal(content::HANDSHAKE, &msg, &mut wbuf[*wend..])
-            .map_err(record_failure)?;
-    *wend += n;
-    let (seq, secrets) = t
-        .kernel
-        .update_tx_secret()
-        .map_err(|_| record_failure(TlsRecordError::KeyUpdate))?;
-    t.tx = Direction::new(t.version, secrets, seq).map_err(record_failure)?;
-    Ok(())
+    if t.version == Version::Tls13 && (t.key_update_owed || t.tx.seq() >= t.tx_limit) {
+        let msg = [HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0];
+        if wbuf.len() - *wend < HEADER_LEN + msg.len() + t.tx.overhead() {
+            return Ok(false);
+        }
+        *wend += t.tx.seal(content::HANDSHAKE, &msg, &mut wbuf[*wend..])?;
+        let (seq, secrets) = t
+            .kernel
+            .update_tx_secret()
+            .map_err(|_| TlsRecordError::KeyUpdate)?;
+        t.tx = Direction::new(t.version, secrets, seq)?;
+        t.tx_generation += 1;
+        t.key_update_owed = false;
+    }
+    Ok(true)
+}
+
+/// Why [`RustlsStream::seal_some`] stopped early.
+enum Stop {
+    /// The TLS 1.2 key reached its limit less the margin kept for alerts.
+    WornOut,
+    Fail(TlsRecordError),
 }
 
 fn record_failure(e: TlsRecordError) -> io::Error {
     TlsError::Record(e).into_io()
-}
-
-fn records_error(e: &io::Error) -> Option<TlsRecordError> {
-    match super::tls_error(e)? {
-        TlsError::Record(r) => Some(*r),
-        _ => None,
-    }
 }
 
 impl<S: Stream> Stream for RustlsStream<S> {
@@ -732,6 +871,9 @@ impl<S: Stream> Write for RustlsStream<S> {
             // Bytes queued during the handshake go first.
             self.flush()?;
         }
+        if let Some(e) = self.failed {
+            return Err(record_failure(e));
+        }
         if self.close_sent {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -739,10 +881,10 @@ impl<S: Stream> Write for RustlsStream<S> {
             ));
         }
         self.push_tls()?;
-        let n = self.seal_some(content::APPLICATION_DATA, buf)?;
+        let n = self.seal_some(buf)?;
         self.push_tls()?;
         if n == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
+            return Err(self.seal_refusal());
         }
         Ok(n)
     }
@@ -754,6 +896,14 @@ impl<S: Stream> Write for RustlsStream<S> {
         if !self.push_early()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
+        self.send_owed()?;
+        if !self.push_tls()? {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         self.io.flush()
     }
 }
+
+#[cfg(test)]
+#[path = "rustls_stream_tests.rs"]
+mod tests;
