@@ -113,6 +113,7 @@ fn main() {
         chaos_for: None,
         #[cfg(feature = "fix")]
         fix_log: None,
+        deflate: false,
     })
     .unwrap();
     println!("64-byte WebSocket round trips to the venue's echo on loopback, {n} per client");

@@ -139,6 +139,7 @@ fn requests_queued_from_on_response_do_not_allocate() {
         chaos_for: None,
         #[cfg(feature = "fix")]
         fix_log: None,
+        deflate: false,
     })
     .unwrap();
     let n = 5_000;

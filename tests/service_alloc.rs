@@ -117,6 +117,7 @@ fn venue() -> Venue {
         chaos_for: None,
         #[cfg(feature = "fix")]
         fix_log: None,
+        deflate: false,
     })
     .unwrap()
 }
