@@ -1,8 +1,9 @@
 //! The venue's compressed feed (permessage-deflate, RFC 7692, server side): hotwire's client reads
 //! it in both context-takeover modes and two window sizes, every message parsed and in sequence,
 //! with the venue's counters showing the bytes really shrank; the Python `websockets` client reads
-//! it too, as a peer independent of both, byte-exact; a client that sends compressed data on the
-//! feed gets a close 1002.
+//! it too, as a peer independent of both, byte-exact; `hotwire ws --deflate` reads
+//! `hotwire venue --deflate` (the two flags, end to end); a client that sends compressed data on
+//! the feed gets a close 1002.
 #![cfg(all(feature = "ws", feature = "venue"))]
 
 mod util;
@@ -290,4 +291,45 @@ fn compressed_data_sent_to_the_feed_gets_close_1002() {
     };
     assert!(out.starts_with("EXT 1 False 15"), "{out}");
     assert_eq!(out.lines().last(), Some("CLOSE 1002"), "{out}");
+}
+
+#[test]
+fn hotwire_ws_deflate_reads_hotwire_venue_deflate() {
+    const COUNT: u64 = 500;
+    let bin = env!("CARGO_BIN_EXE_hotwire");
+    let port = util::free_port();
+    let mut venue = util::ChildGuard::spawn(
+        Command::new(bin)
+            .args([
+                "venue",
+                "--deflate",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null()),
+    );
+    venue.wait_port(([127, 0, 0, 1], port).into(), Duration::from_secs(20));
+    let out = Command::new(bin)
+        .args([
+            "ws",
+            "--deflate",
+            "--idle-timeout",
+            "20",
+            &format!("ws://127.0.0.1:{port}/feed?rate=50000&size=200&count={COUNT}"),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hotwire ws failed: {stderr}");
+    assert!(
+        stderr.contains("permessage-deflate: client window 15 bits, server window 15 bits"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut seq = 0;
+    for line in stdout.lines() {
+        seq += 1;
+        check(line, seq, 200);
+    }
+    assert_eq!(seq, COUNT);
 }
