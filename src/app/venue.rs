@@ -8,7 +8,7 @@
 //!   Every message carries its sequence number and its send time in nanoseconds since the UNIX epoch:
 //!   `{"seq":1,"ts":1732480000123456789,"sym":"HWX","px":101.25,"qty":3,"pad":"…"}`.
 //!   With `--deflate` (or `deflate=1` in the query), a client offering permessage-deflate
-//!   (RFC 7692) gets the feed compressed ([`super::venue_deflate`]).
+//!   (RFC 7692) gets the feed compressed (`venue_deflate`).
 //! - `GET /echo` — every data message is sent back as it came.
 //! - `GET /ping?every=MS&deadline=MS` — an application-level heartbeat both ways
 //!   ([`super::venue_ping`]): the venue's `{"op":"ping","id":N}` must be answered within the
