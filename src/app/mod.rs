@@ -28,6 +28,8 @@ pub mod stats;
 pub mod venue;
 #[cfg(feature = "venue")]
 pub mod venue_chaos;
+#[cfg(feature = "venue")]
+pub(crate) mod venue_deflate;
 #[cfg(all(feature = "venue", feature = "fix"))]
 pub(crate) mod venue_fix;
 #[cfg(all(feature = "venue", feature = "fix"))]

@@ -7,6 +7,8 @@
 //!   1000), each about `S` bytes (default 128), `N` of them then a normal close (default: forever).
 //!   Every message carries its sequence number and its send time in nanoseconds since the UNIX epoch:
 //!   `{"seq":1,"ts":1732480000123456789,"sym":"HWX","px":101.25,"qty":3,"pad":"…"}`.
+//!   With `--deflate` (or `deflate=1` in the query), a client offering permessage-deflate
+//!   (RFC 7692) gets the feed compressed (`venue_deflate`).
 //! - `GET /echo` — every data message is sent back as it came.
 //! - `GET /ping?every=MS&deadline=MS` — an application-level heartbeat both ways
 //!   ([`super::venue_ping`]): the venue's `{"op":"ping","id":N}` must be answered within the
@@ -28,11 +30,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tungstenite::error::ProtocolError;
 use tungstenite::handshake::server::{Request, Response};
-use tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+use tungstenite::http::HeaderValue;
+use tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
+use tungstenite::protocol::frame::{Frame, FrameHeader};
+use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
 use super::venue_chaos::{Chaos, ChaosCounts, ConnChaos, Verdict};
+use super::venue_deflate::{self, Agreed, FeedDeflater};
 use super::venue_tls::{ClientAuth, Socket};
 
 /// Venue options (`hotwire venue --help`).
@@ -102,6 +109,10 @@ pub struct VenueArgs {
     #[cfg(feature = "fix")]
     #[arg(long)]
     pub spin: bool,
+    /// Compress the feed (permessage-deflate, RFC 7692) for clients that offer it; a `deflate=1`
+    /// query parameter on `/feed` turns it on for one connection.
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 impl Default for VenueArgs {
@@ -160,6 +171,12 @@ pub struct VenueStats {
     pub feed_messages: AtomicU64,
     /// Echo messages returned.
     pub echoed: AtomicU64,
+    /// Feed messages sent compressed (permessage-deflate).
+    pub deflated_messages: AtomicU64,
+    /// The bytes of those messages before compression.
+    pub deflate_in_bytes: AtomicU64,
+    /// The payload bytes of those messages on the wire, after compression.
+    pub deflate_out_bytes: AtomicU64,
 }
 
 impl Venue {
@@ -170,6 +187,7 @@ impl Venue {
         let defaults = FeedDefaults {
             rate: args.rate.max(1),
             size: args.size,
+            deflate: args.deflate,
         };
         let chaos = match args.chaos {
             None => None,
@@ -406,6 +424,8 @@ const MAX_MESSAGE_SIZE: usize = 1 << 20;
 struct FeedDefaults {
     rate: u64,
     size: usize,
+    /// `--deflate`: compress the feed for clients that offer permessage-deflate.
+    deflate: bool,
 }
 
 /// What every WebSocket connection thread shares.
@@ -452,11 +472,13 @@ fn spawn_acceptor(
     Ok(())
 }
 
-/// The request's path and query, captured during the WebSocket handshake.
+/// The request's path and query, captured during the WebSocket handshake, and the
+/// permessage-deflate parameters agreed (the feed only).
 #[derive(Default)]
 struct Target {
     path: String,
     query: String,
+    deflate: Option<Agreed>,
 }
 
 fn serve(
@@ -482,14 +504,34 @@ fn session<S: Socket>(sock: S, defaults: FeedDefaults, shared: &Shared) -> io::R
     let (stop, stats) = (&*shared.stop, &*shared.stats);
     let mut chaos = ConnChaos::new(shared.chaos.as_ref());
     let mut target = Target::default();
-    let mut ws = tungstenite::accept_hdr(sock, |req: &Request, resp: Response| {
+    let mut ws = tungstenite::accept_hdr(sock, |req: &Request, mut resp: Response| {
         target.path = req.uri().path().to_owned();
         target.query = req.uri().query().unwrap_or("").to_owned();
+        let wanted = defaults.deflate || query_param::<u8>(&target.query, "deflate") == Some(1);
+        if wanted && target.path == "/feed" {
+            target.deflate = venue_deflate::accept_offer(req.headers());
+            if let Some(agreed) = &target.deflate {
+                // The answer is plain ASCII built by the venue, so it is always a valid value.
+                if let Ok(v) = HeaderValue::from_str(&agreed.answer()) {
+                    resp.headers_mut().insert("Sec-WebSocket-Extensions", v);
+                }
+            }
+        }
         Ok(resp)
     })
     .map_err(|e| io::Error::other(format!("handshake: {e}")))?;
     match target.path.as_str() {
-        "/feed" => feed(&mut ws, &target.query, defaults, stop, stats, &mut chaos),
+        "/feed" => {
+            let deflater = target.deflate.as_ref().map(FeedDeflater::new);
+            feed(
+                &mut ws,
+                &target.query,
+                defaults,
+                deflater,
+                shared,
+                &mut chaos,
+            )
+        }
         "/echo" => echo(&mut ws, stop, stats, &mut chaos),
         "/ping" => super::venue_ping::ping(&mut ws, &target.query, stop, stats),
         other => {
@@ -538,10 +580,11 @@ fn feed<S: Socket>(
     ws: &mut WebSocket<S>,
     query: &str,
     defaults: FeedDefaults,
-    stop: &AtomicBool,
-    stats: &VenueStats,
+    mut deflater: Option<FeedDeflater>,
+    shared: &Shared,
     chaos: &mut ConnChaos,
 ) -> io::Result<()> {
+    let (stop, stats) = (&*shared.stop, &*shared.stats);
     // Bounded, so no client can make the venue allocate or loop without limit.
     let rate: u64 = query_param(query, "rate")
         .unwrap_or(defaults.rate)
@@ -592,7 +635,31 @@ fn feed<S: Socket>(
         while seq < due {
             seq += 1;
             feed_message(&mut text, seq, size);
-            ws.write(Message::text(text.as_str()))
+            let msg = match deflater.as_mut() {
+                None => Message::text(text.as_str()),
+                Some(d) => {
+                    let payload = d.compress(text.as_bytes())?;
+                    stats.deflated_messages.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .deflate_in_bytes
+                        .fetch_add(text.len() as u64, Ordering::Relaxed);
+                    stats
+                        .deflate_out_bytes
+                        .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    // One final frame with RSV1: a compressed text message (RFC 7692 §6).
+                    let header = FrameHeader {
+                        is_final: true,
+                        rsv1: true,
+                        opcode: OpCode::Data(OpData::Text),
+                        ..FrameHeader::default()
+                    };
+                    Message::Frame(Frame::from_payload(
+                        header,
+                        tungstenite::Bytes::copy_from_slice(payload),
+                    ))
+                }
+            };
+            ws.write(msg)
                 .map_err(|e| io::Error::other(format!("feed write: {e}")))?;
             stats.feed_messages.fetch_add(1, Ordering::Relaxed);
             sent = true;
@@ -604,6 +671,16 @@ fn feed<S: Socket>(
         match ws.read() {
             Ok(Message::Close(_)) => return finish_close(ws),
             Ok(_) => {}
+            // tungstenite refuses RSV1 (it knows no extension): a client that negotiated
+            // permessage-deflate may send compressed data, which the feed does not read. Close
+            // with 1002 rather than drop the connection.
+            Err(tungstenite::Error::Protocol(ProtocolError::NonZeroReservedBits)) => {
+                let _ = ws.close(Some(CloseFrame {
+                    code: CloseCode::Protocol,
+                    reason: "the feed reads no compressed data".into(),
+                }));
+                return finish_close(ws);
+            }
             Err(e) => {
                 if read_error(e, "feed")? {
                     return Ok(());
