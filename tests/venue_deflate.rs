@@ -19,25 +19,11 @@ use hotwire::ws::{DeflateConfig, IntoWebsocket, Message, Websocket, WsConfig, Ws
 fn venue(deflate: bool) -> Venue {
     Venue::start(&VenueArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
-        tls: false,
         tls_listen: "127.0.0.1:0".parse().unwrap(),
-        cert_dir: None,
         rate: 1000,
         size: 128,
-        http_listen: None,
-        #[cfg(feature = "fix")]
-        fix_listen: None,
-        https_listen: None,
-        #[cfg(feature = "fix")]
-        fixs_listen: None,
-        client_ca: None,
-        require_client_cert: false,
-        chaos: None,
-        chaos_every: 5.0,
-        chaos_for: None,
-        #[cfg(feature = "fix")]
-        fix_log: None,
         deflate,
+        ..VenueArgs::default()
     })
     .unwrap()
 }
