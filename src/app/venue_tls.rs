@@ -222,6 +222,7 @@ impl Conn {
 impl Conn {
     /// `true` when TLS holds decrypted bytes (or a pending error) that a read returns without
     /// touching the socket.
+    #[cfg(feature = "fix")]
     pub(crate) fn has_plaintext(&mut self) -> bool {
         match self {
             Conn::Plain(_) => false,
